@@ -1,0 +1,160 @@
+//! [`Error`]: one error type for the whole crate. Each variant says what went wrong and, where
+//! there is one, what to do about it.
+
+use std::path::PathBuf;
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in Geyser. Bad input and peer failures come back as one of
+/// these, never as a panic.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The device, driver or platform lacks something the operation needs.
+    #[error("unsupported: {feature}: {reason}")]
+    Unsupported {
+        /// What is missing (an extension, a handle type, a format/usage combination).
+        feature: String,
+        /// Why, and what to try instead.
+        reason: String,
+    },
+
+    /// A descriptor failed validation before any GPU call.
+    #[error("invalid texture descriptor{}: {reason}", label.as_ref().map(|l| format!(" `{l}`")).unwrap_or_default())]
+    InvalidDescriptor {
+        /// The descriptor's label, if any.
+        label: Option<String>,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// An argument other than a descriptor is wrong.
+    #[error("invalid {what}: {reason}")]
+    InvalidArgument {
+        /// Which argument.
+        what: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The importer's descriptor differs from the one the texture was exported with.
+    #[error("descriptor mismatch on import: {field} is {got} but the texture was exported with {expected}; import with the exporter's descriptor")]
+    DescriptorMismatch {
+        /// The first field that differs.
+        field: &'static str,
+        /// The exporter's value.
+        expected: String,
+        /// The importer's value.
+        got: String,
+    },
+
+    /// The export comes from a device or driver this device cannot import from.
+    #[error("device mismatch: {reason} (exported by device {exporter}, importing on {importer}); opaque handles only work on the same GPU and driver")]
+    DeviceMismatch {
+        /// Exporting device/driver UUIDs.
+        exporter: String,
+        /// Importing device/driver UUIDs.
+        importer: String,
+        /// Which UUID differs.
+        reason: String,
+    },
+
+    /// An export handle this manager does not know (never issued, already released, or from
+    /// another manager).
+    #[error("unknown texture handle: {handle} {reason}")]
+    UnknownHandle {
+        /// The handle.
+        handle: crate::common::ApiTextureHandle,
+        /// Why it is unknown.
+        reason: &'static str,
+    },
+
+    /// A texture from another backend or manager was passed in.
+    #[error("wrong texture: {0}")]
+    WrongTexture(String),
+
+    /// No device matches the selection.
+    #[error("no device matches `{request}`; devices present: {}", if available.is_empty() { "none".to_string() } else { available.join("; ") })]
+    NoDevice {
+        /// The selection (`GEYSER_DEVICE` or an explicit one).
+        request: String,
+        /// The devices that are there, one line each.
+        available: Vec<String>,
+    },
+
+    /// The Vulkan loader or driver could not be loaded.
+    #[error("cannot load Vulkan: {0}; install the Vulkan loader and a driver (on Debian/Ubuntu: bash scripts/ensure-vulkan.sh)")]
+    Loader(String),
+
+    /// A Vulkan call failed.
+    #[cfg(feature = "vulkan")]
+    #[error("Vulkan call {call} failed: {result}")]
+    Vulkan {
+        /// The Vulkan function that failed.
+        call: &'static str,
+        /// Its result code.
+        result: ash::vk::Result,
+    },
+
+    /// The peer process closed the connection or died.
+    #[error("peer gone: {0}")]
+    PeerGone(String),
+
+    /// The peer sent something that breaks the wire protocol; the connection is closed.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+
+    /// The peer speaks another protocol version.
+    #[error("protocol version mismatch: peer speaks version {peer}, we speak {ours}; run the same Geyser version on both sides")]
+    VersionMismatch {
+        /// The peer's version.
+        peer: u32,
+        /// Ours.
+        ours: u32,
+    },
+
+    /// No producer listens at this endpoint.
+    #[error("no producer at {}: start the producer first, or check the name and $XDG_RUNTIME_DIR", path.display())]
+    NotFound {
+        /// The socket path that was tried.
+        path: PathBuf,
+    },
+
+    /// A live producer already owns this endpoint.
+    #[error("endpoint {} is in use by a running producer; pick another name or stop that producer", path.display())]
+    AddressInUse {
+        /// The socket path.
+        path: PathBuf,
+    },
+
+    /// The peer is not allowed (other user, failed credential check).
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+
+    /// An operation did not finish in time.
+    #[error("timed out: {0}")]
+    Timeout(String),
+
+    /// An OS call failed.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+#[cfg(feature = "vulkan")]
+impl Error {
+    /// Wraps a failed Vulkan call.
+    pub fn vk(call: &'static str) -> impl FnOnce(ash::vk::Result) -> Error {
+        move |result| Error::Vulkan { call, result }
+    }
+}
+
+impl Error {
+    /// Shorthand for [`Error::Unsupported`].
+    pub fn unsupported(feature: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Unsupported {
+            feature: feature.into(),
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,401 @@
+//! Texture formats, described once in [`FORMAT_TABLE`]: every API's value for a format
+//! (Vulkan, wgpu, Metal, DRM fourcc) and its block layout are columns of one row.
+
+use serde::{Deserialize, Serialize};
+
+/// Which parts of a texel a format stores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum FormatAspect {
+    /// Colour channels only.
+    Color,
+    /// Depth only.
+    Depth,
+    /// Stencil only.
+    Stencil,
+    /// Depth and stencil, copied as two separate aspects.
+    DepthStencil,
+}
+
+impl FormatAspect {
+    /// Whether the format has a depth component.
+    pub fn has_depth(self) -> bool {
+        matches!(self, Self::Depth | Self::DepthStencil)
+    }
+
+    /// Whether the format has a stencil component.
+    pub fn has_stencil(self) -> bool {
+        matches!(self, Self::Stencil | Self::DepthStencil)
+    }
+}
+
+/// One row of the format table: what a [`TextureFormat`] is called in every API we speak.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FormatInfo {
+    /// The format this row describes.
+    pub format: TextureFormat,
+    /// `VkFormat` raw value (`ash::vk::Format::from_raw`).
+    pub vk_format: i32,
+    /// Name of the matching `wgpu::TextureFormat` variant, when wgpu has one.
+    pub wgpu_name: Option<&'static str>,
+    /// `MTLPixelFormat` raw value, when Metal has one.
+    pub mtl_pixel_format: Option<u64>,
+    /// DRM fourcc code (`drm_fourcc::DrmFourcc`), for DMA-BUF sharing, when one exists.
+    pub drm_fourcc: Option<drm_fourcc::DrmFourcc>,
+    /// Bytes per block (a block is one texel for every format in the table).
+    pub block_bytes: u32,
+    /// Block width and height in texels.
+    pub block_size: (u32, u32),
+    /// Colour, depth and/or stencil.
+    pub aspect: FormatAspect,
+    /// Whether reads and writes convert between sRGB and linear.
+    pub srgb: bool,
+}
+
+macro_rules! format_table {
+    ($(
+        $(#[$doc:meta])*
+        $name:ident => vk $vk:ident, wgpu $wgpu:tt, mtl $mtl:tt, drm $drm:tt,
+            bytes $bytes:literal, $aspect:ident, srgb $srgb:literal;
+    )*) => {
+        /// A texture format that Geyser can share. Each variant is one row of [`FORMAT_TABLE`].
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[non_exhaustive]
+        pub enum TextureFormat {
+            $($(#[$doc])* $name,)*
+        }
+
+        /// Every format Geyser knows, with its value in each API. The only place formats are
+        /// mapped: backends read their column from here.
+        pub const FORMAT_TABLE: &[FormatInfo] = &[$(
+            FormatInfo {
+                format: TextureFormat::$name,
+                vk_format: format_table!(@vk $vk),
+                wgpu_name: format_table!(@opt_str $wgpu),
+                mtl_pixel_format: format_table!(@opt $mtl),
+                drm_fourcc: format_table!(@drm $drm),
+                block_bytes: $bytes,
+                block_size: (1, 1),
+                aspect: FormatAspect::$aspect,
+                srgb: $srgb,
+            },
+        )*];
+    };
+    (@vk $vk:ident) => { vk_raw::$vk };
+    (@opt_str -) => { None };
+    (@opt_str $v:ident) => { Some(stringify!($v)) };
+    (@opt -) => { None };
+    (@opt $v:literal) => { Some($v) };
+    (@drm -) => { None };
+    (@drm $v:ident) => { Some(drm_fourcc::DrmFourcc::$v) };
+}
+
+/// Raw `VkFormat` values (from the Vulkan registry), so that this table does not need the
+/// `vulkan` feature. The Vulkan backend turns them into `ash::vk::Format` and a unit test checks
+/// them against ash's constants.
+#[allow(non_upper_case_globals, missing_docs)]
+mod vk_raw {
+    pub const R8_UNORM: i32 = 9;
+    pub const R8_UINT: i32 = 13;
+    pub const R8G8_UNORM: i32 = 16;
+    pub const R8G8B8A8_UNORM: i32 = 37;
+    pub const R8G8B8A8_SNORM: i32 = 38;
+    pub const R8G8B8A8_UINT: i32 = 41;
+    pub const R8G8B8A8_SRGB: i32 = 43;
+    pub const B8G8R8A8_UNORM: i32 = 44;
+    pub const B8G8R8A8_SRGB: i32 = 50;
+    pub const A2B10G10R10_UNORM_PACK32: i32 = 64;
+    pub const R16_UNORM: i32 = 70;
+    pub const R16_UINT: i32 = 74;
+    pub const R16_SFLOAT: i32 = 76;
+    pub const R16G16_UNORM: i32 = 77;
+    pub const R16G16_SFLOAT: i32 = 83;
+    pub const R16G16B16A16_UNORM: i32 = 91;
+    pub const R16G16B16A16_UINT: i32 = 95;
+    pub const R16G16B16A16_SFLOAT: i32 = 97;
+    pub const R32_UINT: i32 = 98;
+    pub const R32_SFLOAT: i32 = 100;
+    pub const R32G32_SFLOAT: i32 = 103;
+    pub const R32G32B32A32_UINT: i32 = 107;
+    pub const R32G32B32A32_SFLOAT: i32 = 109;
+    pub const B10G11R11_UFLOAT_PACK32: i32 = 122;
+    pub const D16_UNORM: i32 = 124;
+    pub const D32_SFLOAT: i32 = 126;
+    pub const D24_UNORM_S8_UINT: i32 = 129;
+    pub const D32_SFLOAT_S8_UINT: i32 = 130;
+}
+
+format_table! {
+    /// 8-bit normalized RGBA (`VK_FORMAT_R8G8B8A8_UNORM`).
+    Rgba8Unorm => vk R8G8B8A8_UNORM, wgpu Rgba8Unorm, mtl 70, drm Abgr8888, bytes 4, Color, srgb false;
+    /// 8-bit RGBA with sRGB encoding.
+    Rgba8UnormSrgb => vk R8G8B8A8_SRGB, wgpu Rgba8UnormSrgb, mtl 71, drm Abgr8888, bytes 4, Color, srgb true;
+    /// 8-bit signed normalized RGBA.
+    Rgba8Snorm => vk R8G8B8A8_SNORM, wgpu Rgba8Snorm, mtl 72, drm -, bytes 4, Color, srgb false;
+    /// 8-bit unsigned integer RGBA.
+    Rgba8Uint => vk R8G8B8A8_UINT, wgpu Rgba8Uint, mtl 73, drm -, bytes 4, Color, srgb false;
+    /// 8-bit normalized BGRA, the usual swapchain and video layout.
+    Bgra8Unorm => vk B8G8R8A8_UNORM, wgpu Bgra8Unorm, mtl 80, drm Argb8888, bytes 4, Color, srgb false;
+    /// 8-bit BGRA with sRGB encoding.
+    Bgra8UnormSrgb => vk B8G8R8A8_SRGB, wgpu Bgra8UnormSrgb, mtl 81, drm Argb8888, bytes 4, Color, srgb true;
+    /// One 8-bit normalized channel.
+    R8Unorm => vk R8_UNORM, wgpu R8Unorm, mtl 10, drm R8, bytes 1, Color, srgb false;
+    /// One 8-bit unsigned integer channel.
+    R8Uint => vk R8_UINT, wgpu R8Uint, mtl 13, drm -, bytes 1, Color, srgb false;
+    /// Two 8-bit normalized channels.
+    Rg8Unorm => vk R8G8_UNORM, wgpu Rg8Unorm, mtl 30, drm Gr88, bytes 2, Color, srgb false;
+    /// One 16-bit normalized channel.
+    R16Unorm => vk R16_UNORM, wgpu R16Unorm, mtl 20, drm R16, bytes 2, Color, srgb false;
+    /// One 16-bit unsigned integer channel.
+    R16Uint => vk R16_UINT, wgpu R16Uint, mtl 23, drm -, bytes 2, Color, srgb false;
+    /// One 16-bit float channel.
+    R16Float => vk R16_SFLOAT, wgpu R16Float, mtl 25, drm -, bytes 2, Color, srgb false;
+    /// Two 16-bit normalized channels.
+    Rg16Unorm => vk R16G16_UNORM, wgpu Rg16Unorm, mtl 60, drm Gr1616, bytes 4, Color, srgb false;
+    /// Two 16-bit float channels.
+    Rg16Float => vk R16G16_SFLOAT, wgpu Rg16Float, mtl 65, drm -, bytes 4, Color, srgb false;
+    /// 16-bit normalized RGBA.
+    Rgba16Unorm => vk R16G16B16A16_UNORM, wgpu Rgba16Unorm, mtl 110, drm -, bytes 8, Color, srgb false;
+    /// 16-bit unsigned integer RGBA.
+    Rgba16Uint => vk R16G16B16A16_UINT, wgpu Rgba16Uint, mtl 113, drm -, bytes 8, Color, srgb false;
+    /// 16-bit float RGBA, the common HDR format.
+    Rgba16Float => vk R16G16B16A16_SFLOAT, wgpu Rgba16Float, mtl 115, drm Abgr16161616f, bytes 8, Color, srgb false;
+    /// One 32-bit unsigned integer channel.
+    R32Uint => vk R32_UINT, wgpu R32Uint, mtl 53, drm -, bytes 4, Color, srgb false;
+    /// One 32-bit float channel.
+    R32Float => vk R32_SFLOAT, wgpu R32Float, mtl 55, drm -, bytes 4, Color, srgb false;
+    /// Two 32-bit float channels.
+    Rg32Float => vk R32G32_SFLOAT, wgpu Rg32Float, mtl 105, drm -, bytes 8, Color, srgb false;
+    /// 32-bit float RGBA.
+    Rgba32Float => vk R32G32B32A32_SFLOAT, wgpu Rgba32Float, mtl 125, drm -, bytes 16, Color, srgb false;
+    /// 32-bit unsigned integer RGBA.
+    Rgba32Uint => vk R32G32B32A32_UINT, wgpu Rgba32Uint, mtl 123, drm -, bytes 16, Color, srgb false;
+    /// 10-bit RGB with 2-bit alpha, packed in 32 bits (`A2B10G10R10_UNORM_PACK32`).
+    Rgb10a2Unorm => vk A2B10G10R10_UNORM_PACK32, wgpu Rgb10a2Unorm, mtl 90, drm Abgr2101010, bytes 4, Color, srgb false;
+    /// Packed unsigned floats, 11/11/10 bits (`B10G11R11_UFLOAT_PACK32`).
+    Rg11b10Float => vk B10G11R11_UFLOAT_PACK32, wgpu Rg11b10Ufloat, mtl 92, drm -, bytes 4, Color, srgb false;
+    /// 16-bit normalized depth.
+    Depth16Unorm => vk D16_UNORM, wgpu Depth16Unorm, mtl 250, drm -, bytes 2, Depth, srgb false;
+    /// 24-bit normalized depth with 8-bit stencil (wgpu's `Depth24PlusStencil8` where it maps to
+    /// this Vulkan format).
+    Depth24UnormStencil8 => vk D24_UNORM_S8_UINT, wgpu Depth24PlusStencil8, mtl 255, drm -, bytes 4, DepthStencil, srgb false;
+    /// 32-bit float depth.
+    Depth32Float => vk D32_SFLOAT, wgpu Depth32Float, mtl 252, drm -, bytes 4, Depth, srgb false;
+    /// 32-bit float depth with 8-bit stencil.
+    Depth32FloatStencil8 => vk D32_SFLOAT_S8_UINT, wgpu Depth32FloatStencil8, mtl 260, drm -, bytes 8, DepthStencil, srgb false;
+}
+
+impl TextureFormat {
+    /// All formats, in table order.
+    pub fn all() -> impl ExactSizeIterator<Item = TextureFormat> {
+        FORMAT_TABLE.iter().map(|row| row.format)
+    }
+
+    /// This format's row of [`FORMAT_TABLE`].
+    pub fn info(self) -> &'static FormatInfo {
+        // The table is generated from the enum in declaration order, so the discriminant is
+        // the row index; `table_rows_follow_enum_order` pins it.
+        &FORMAT_TABLE[self as usize]
+    }
+
+    /// Bytes of one texel (all table formats have 1x1 blocks). For depth/stencil formats this
+    /// is the in-memory size; copies move each aspect separately (see [`Self::aspect_copy_bytes`]).
+    pub fn block_bytes(self) -> u32 {
+        self.info().block_bytes
+    }
+
+    /// Colour, depth and/or stencil.
+    pub fn aspect(self) -> FormatAspect {
+        self.info().aspect
+    }
+
+    /// Whether the format is sRGB-encoded.
+    pub fn is_srgb(self) -> bool {
+        self.info().srgb
+    }
+
+    /// Whether the format holds depth and/or stencil rather than colour.
+    pub fn is_depth_stencil(self) -> bool {
+        !matches!(self.aspect(), FormatAspect::Color)
+    }
+
+    /// Bytes per texel in a buffer when one aspect is copied to or from it, as Vulkan lays it
+    /// out (`vkCmdCopyImageToBuffer`): depth of D24 takes 4 bytes, stencil always 1.
+    pub fn aspect_copy_bytes(self, aspect: crate::common::TextureAspect) -> u32 {
+        use crate::common::TextureAspect;
+        match (self, aspect) {
+            (_, TextureAspect::Stencil) => 1,
+            (Self::Depth16Unorm, _) => 2,
+            (Self::Depth24UnormStencil8 | Self::Depth32Float | Self::Depth32FloatStencil8, _) => 4,
+            (f, _) => f.block_bytes(),
+        }
+    }
+
+    /// The format with this raw `VkFormat` value, if it is in the table.
+    pub fn from_vk_raw(raw: i32) -> Option<Self> {
+        FORMAT_TABLE
+            .iter()
+            .find(|r| r.vk_format == raw)
+            .map(|r| r.format)
+    }
+
+    /// The format whose wgpu variant has this name, if any.
+    pub fn from_wgpu_name(name: &str) -> Option<Self> {
+        FORMAT_TABLE
+            .iter()
+            .find(|r| r.wgpu_name == Some(name))
+            .map(|r| r.format)
+    }
+
+    /// The format with this `MTLPixelFormat` value, if any.
+    pub fn from_mtl_pixel_format(raw: u64) -> Option<Self> {
+        FORMAT_TABLE
+            .iter()
+            .find(|r| r.mtl_pixel_format == Some(raw))
+            .map(|r| r.format)
+    }
+
+    /// The linear (non-sRGB) format with this DRM fourcc, if any.
+    pub fn from_drm_fourcc(code: drm_fourcc::DrmFourcc) -> Option<Self> {
+        FORMAT_TABLE
+            .iter()
+            .find(|r| r.drm_fourcc == Some(code) && !r.srgb)
+            .map(|r| r.format)
+    }
+
+    /// Short lowercase name as accepted by [`std::str::FromStr`] (`rgba8unorm`).
+    pub fn name(self) -> String {
+        format!("{self:?}").to_ascii_lowercase()
+    }
+}
+
+impl std::fmt::Display for TextureFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
+    }
+}
+
+impl std::str::FromStr for TextureFormat {
+    type Err = crate::Error;
+
+    /// Parses a format name case-insensitively, ignoring `-` and `_` (`rgba8unorm`,
+    /// `Rgba8Unorm`, `rgba8-unorm`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let want: String = s
+            .chars()
+            .filter(|c| *c != '-' && *c != '_')
+            .collect::<String>()
+            .to_ascii_lowercase();
+        TextureFormat::all()
+            .find(|f| f.name() == want)
+            .ok_or_else(|| crate::Error::InvalidArgument {
+                what: "texture format",
+                reason: format!(
+                    "unknown format `{s}`; known: {}",
+                    TextureFormat::all()
+                        .map(|f| f.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_rows_follow_enum_order() {
+        for (i, row) in FORMAT_TABLE.iter().enumerate() {
+            assert_eq!(row.format as usize, i, "{:?}", row.format);
+            assert_eq!(row.format.info(), row);
+        }
+    }
+
+    #[test]
+    fn table_has_the_seed_formats() {
+        assert!(
+            FORMAT_TABLE.len() >= 21,
+            "only {} formats",
+            FORMAT_TABLE.len()
+        );
+    }
+
+    #[test]
+    fn vk_values_are_unique_and_round_trip() {
+        for row in FORMAT_TABLE {
+            assert_eq!(TextureFormat::from_vk_raw(row.vk_format), Some(row.format));
+            if let Some(mtl) = row.mtl_pixel_format {
+                assert_eq!(TextureFormat::from_mtl_pixel_format(mtl), Some(row.format));
+            }
+            if let Some(name) = row.wgpu_name {
+                assert_eq!(TextureFormat::from_wgpu_name(name), Some(row.format));
+            }
+        }
+    }
+
+    #[test]
+    fn names_parse_back() {
+        for f in TextureFormat::all() {
+            assert_eq!(f.name().parse::<TextureFormat>().unwrap(), f);
+        }
+        assert_eq!(
+            "rgba8-unorm".parse::<TextureFormat>().unwrap(),
+            TextureFormat::Rgba8Unorm
+        );
+        assert!("rgba9".parse::<TextureFormat>().is_err());
+    }
+
+    #[test]
+    fn drm_fourcc_prefers_linear() {
+        use drm_fourcc::DrmFourcc;
+        assert_eq!(
+            TextureFormat::from_drm_fourcc(DrmFourcc::Abgr8888),
+            Some(TextureFormat::Rgba8Unorm)
+        );
+        assert_eq!(
+            TextureFormat::from_drm_fourcc(DrmFourcc::Argb8888),
+            Some(TextureFormat::Bgra8Unorm)
+        );
+    }
+
+    #[cfg(feature = "vulkan")]
+    #[test]
+    fn raw_vk_values_match_ash() {
+        use ash::vk::Format as F;
+        let expect = [
+            (TextureFormat::Rgba8Unorm, F::R8G8B8A8_UNORM),
+            (TextureFormat::Rgba8UnormSrgb, F::R8G8B8A8_SRGB),
+            (TextureFormat::Rgba8Snorm, F::R8G8B8A8_SNORM),
+            (TextureFormat::Rgba8Uint, F::R8G8B8A8_UINT),
+            (TextureFormat::Bgra8Unorm, F::B8G8R8A8_UNORM),
+            (TextureFormat::Bgra8UnormSrgb, F::B8G8R8A8_SRGB),
+            (TextureFormat::R8Unorm, F::R8_UNORM),
+            (TextureFormat::R8Uint, F::R8_UINT),
+            (TextureFormat::Rg8Unorm, F::R8G8_UNORM),
+            (TextureFormat::R16Unorm, F::R16_UNORM),
+            (TextureFormat::R16Uint, F::R16_UINT),
+            (TextureFormat::R16Float, F::R16_SFLOAT),
+            (TextureFormat::Rg16Unorm, F::R16G16_UNORM),
+            (TextureFormat::Rg16Float, F::R16G16_SFLOAT),
+            (TextureFormat::Rgba16Unorm, F::R16G16B16A16_UNORM),
+            (TextureFormat::Rgba16Uint, F::R16G16B16A16_UINT),
+            (TextureFormat::Rgba16Float, F::R16G16B16A16_SFLOAT),
+            (TextureFormat::R32Uint, F::R32_UINT),
+            (TextureFormat::R32Float, F::R32_SFLOAT),
+            (TextureFormat::Rg32Float, F::R32G32_SFLOAT),
+            (TextureFormat::Rgba32Float, F::R32G32B32A32_SFLOAT),
+            (TextureFormat::Rgba32Uint, F::R32G32B32A32_UINT),
+            (TextureFormat::Rgb10a2Unorm, F::A2B10G10R10_UNORM_PACK32),
+            (TextureFormat::Rg11b10Float, F::B10G11R11_UFLOAT_PACK32),
+            (TextureFormat::Depth16Unorm, F::D16_UNORM),
+            (TextureFormat::Depth24UnormStencil8, F::D24_UNORM_S8_UINT),
+            (TextureFormat::Depth32Float, F::D32_SFLOAT),
+            (TextureFormat::Depth32FloatStencil8, F::D32_SFLOAT_S8_UINT),
+        ];
+        assert_eq!(expect.len(), FORMAT_TABLE.len());
+        for (f, vk) in expect {
+            assert_eq!(f.info().vk_format, vk.as_raw(), "{f:?}");
+        }
+    }
+}

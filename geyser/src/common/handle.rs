@@ -1,0 +1,135 @@
+//! Handles to exported textures: [`ApiTextureHandle`], a `Copy` token into a manager's table of
+//! exports, and [`ExportedTexture`], the owned, transferable form (OS handle plus everything an
+//! importer must check).
+
+use serde::{Deserialize, Serialize};
+
+use super::{TextureDescriptor, TextureExtent};
+
+/// A `Copy` token naming one export in the table of the manager that made it. Closing the
+/// export (and its OS handle) is [`crate::TextureShareManager::release_texture_handle`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ApiTextureHandle {
+    /// Which manager issued it (unique per process).
+    pub manager: u32,
+    /// The export's number in that manager.
+    pub id: u64,
+}
+
+impl std::fmt::Display for ApiTextureHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "handle {}.{}", self.manager, self.id)
+    }
+}
+
+/// The kind of OS handle that carries a texture's memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ExternalHandleType {
+    /// Vulkan opaque FD: same driver and device on both sides, any tiling.
+    OpaqueFd,
+    /// Linux DMA-BUF: crosses drivers and APIs; needs a DRM format modifier or linear layout.
+    DmaBuf,
+    /// Windows NT handle (`OPAQUE_WIN32`).
+    OpaqueWin32,
+}
+
+/// How the texels are laid out in memory. Both sides must agree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum MemoryLayout {
+    /// Driver-private tiling (`VK_IMAGE_TILING_OPTIMAL`): only the same driver can read it.
+    Optimal,
+    /// Row-major.
+    Linear,
+    /// A DRM format modifier, for DMA-BUF.
+    DrmModifier(u64),
+}
+
+/// Everything about an export except the OS handle: what an importer checks before touching
+/// the handle. Travels over IPC as is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportInfo {
+    /// The texture's descriptor.
+    pub descriptor: TextureDescriptor,
+    /// Its dimensions beyond width and height.
+    pub extent: TextureExtent,
+    /// Kind of OS handle.
+    pub handle_type: ExternalHandleType,
+    /// Memory layout of the texels.
+    pub layout: MemoryLayout,
+    /// Size of the exported allocation in bytes (`VkMemoryAllocateInfo::allocationSize`).
+    pub allocation_size: u64,
+    /// Memory type index on the exporting device (opaque handles must be imported with it).
+    pub memory_type_index: u32,
+    /// Whether the allocation is dedicated to the image (imports must be dedicated too).
+    pub dedicated: bool,
+    /// `VkPhysicalDeviceIDProperties::deviceUUID` of the exporter.
+    pub device_uuid: [u8; 16],
+    /// `VkPhysicalDeviceIDProperties::driverUUID` of the exporter.
+    pub driver_uuid: [u8; 16],
+}
+
+/// An exported texture that owns its OS handle: hand it to another context or process, and
+/// import it there. Dropping it closes the handle (the texture itself lives on in its owner).
+#[derive(Debug)]
+pub struct ExportedTexture {
+    /// What the importer checks.
+    pub info: ExportInfo,
+    /// The OS handle carrying the memory.
+    #[cfg(unix)]
+    pub fd: std::os::fd::OwnedFd,
+    /// The OS handle carrying the memory.
+    #[cfg(windows)]
+    pub handle: std::os::windows::io::OwnedHandle,
+}
+
+#[cfg(unix)]
+impl ExportedTexture {
+    /// Duplicates the export (a new FD for the same memory), e.g. to import it twice.
+    pub fn try_clone(&self) -> std::io::Result<Self> {
+        Ok(Self {
+            info: self.info.clone(),
+            fd: self.fd.try_clone()?,
+        })
+    }
+}
+
+/// Formats a UUID as lowercase hex in the usual 8-4-4-4-12 groups.
+pub fn uuid_string(uuid: &[u8; 16]) -> String {
+    let hex: String = uuid.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// Parses a UUID written as 32 hex digits, with or without dashes.
+pub fn parse_uuid(s: &str) -> Option<[u8; 16]> {
+    let hex: String = s.chars().filter(|c| *c != '-').collect();
+    if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuid_round_trips() {
+        let u: [u8; 16] = std::array::from_fn(|i| (i * 17) as u8);
+        let s = uuid_string(&u);
+        assert_eq!(s.len(), 36);
+        assert_eq!(parse_uuid(&s), Some(u));
+        assert_eq!(parse_uuid(&s.replace('-', "")), Some(u));
+        assert_eq!(parse_uuid("xyz"), None);
+    }
+}

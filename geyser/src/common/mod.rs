@@ -1,0 +1,52 @@
+//! Types every backend shares: formats, usages, descriptors, handles, errors. No GPU code.
+
+mod descriptor;
+mod error;
+mod format;
+mod handle;
+mod usage;
+
+pub use descriptor::{TextureDescriptor, TextureDimension, TextureExtent, MAX_DIMENSION};
+pub use error::{Error, Result};
+pub use format::{FormatAspect, FormatInfo, TextureFormat, FORMAT_TABLE};
+pub use handle::{
+    parse_uuid, uuid_string, ApiTextureHandle, ExportInfo, ExportedTexture, ExternalHandleType,
+    MemoryLayout,
+};
+pub use usage::{usage_bits, usages_from_bits, usages_from_bits_checked, TextureUsage};
+
+use serde::{Deserialize, Serialize};
+
+/// One aspect of a texture, for copies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TextureAspect {
+    /// The colour texels.
+    Color,
+    /// The depth component.
+    Depth,
+    /// The stencil component.
+    Stencil,
+}
+
+impl TextureAspect {
+    /// The aspects a format has, in copy order.
+    pub fn all_of(format: TextureFormat) -> &'static [TextureAspect] {
+        match format.aspect() {
+            FormatAspect::Color => &[TextureAspect::Color],
+            FormatAspect::Depth => &[TextureAspect::Depth],
+            FormatAspect::Stencil => &[TextureAspect::Stencil],
+            FormatAspect::DepthStencil => &[TextureAspect::Depth, TextureAspect::Stencil],
+        }
+    }
+}
+
+/// Which API a texture object belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Backend {
+    /// Vulkan (ash).
+    Vulkan,
+    /// wgpu / WebGPU.
+    WebGpu,
+    /// Metal.
+    Metal,
+}
