@@ -1,1 +1,23 @@
-//! Vulkan backend (ash).
+//! Vulkan backend (ash): exportable images with dedicated external memory, export as opaque
+//! FDs, import into other `VkDevice`s on the same GPU and driver, capability queries.
+//!
+//! Every shared texture is in [`SHARED_LAYOUT`] and owned by `VK_QUEUE_FAMILY_EXTERNAL`
+//! between accesses: a user acquires it with [`VulkanTexture::begin_access_barrier`], works,
+//! and releases it with [`VulkanTexture::end_access_barrier`], whatever context, process or
+//! API used it before.
+
+mod caps;
+mod context;
+mod image;
+mod manager;
+mod memory;
+mod transfer;
+
+pub use caps::{enumerate_devices, DeviceCaps, DeviceIdentity, FormatCaps, FormatShareSupport, SyncExportCaps};
+pub use context::{validation_error_count, validation_messages, ContextOptions, DeviceSelector, Validation};
+pub use image::{live_objects, vk_aspect, vk_full_aspect, vk_usage, LiveObjects, VulkanTexture, SHARED_LAYOUT};
+pub use manager::VulkanTextureShareManager;
+pub use transfer::aspect_size;
+
+/// The ash crate Geyser is built against, so applications use the same version.
+pub use ash;

@@ -1,0 +1,428 @@
+//! What a device can share: external memory handle types, which formats can be created
+//! exportable for which usages, exportable semaphores and fences, timeline support.
+
+use std::ffi::CString;
+
+use ash::vk;
+use serde::Serialize;
+
+use super::image;
+use crate::common::{uuid_string, ExternalHandleType, TextureFormat, TextureUsage, FORMAT_TABLE};
+use crate::{Error, Result};
+
+/// Who a device is: the facts used to select it and to check that two sides can share.
+#[derive(Clone, Debug, Serialize)]
+pub struct DeviceIdentity {
+    /// Position in `vkEnumeratePhysicalDevices` order.
+    pub index: usize,
+    /// `deviceName`.
+    pub name: String,
+    /// Discrete, integrated, virtual, CPU or other.
+    pub device_type: String,
+    /// Supported Vulkan version, `major.minor.patch`.
+    pub api_version: String,
+    /// `driverName` (Vulkan 1.2), e.g. `llvmpipe` or `NVIDIA`.
+    pub driver_name: String,
+    /// `driverInfo`: the driver's version string.
+    pub driver_info: String,
+    /// PCI vendor ID.
+    pub vendor_id: u32,
+    /// PCI device ID.
+    pub device_id: u32,
+    /// `deviceUUID`.
+    #[serde(serialize_with = "ser_uuid")]
+    pub device_uuid: [u8; 16],
+    /// `driverUUID`.
+    #[serde(serialize_with = "ser_uuid")]
+    pub driver_uuid: [u8; 16],
+    /// PCI address `dddd:bb:dd.f`, when the device reports one (`VK_EXT_pci_bus_info`).
+    pub pci_bus: Option<String>,
+    #[serde(skip)]
+    pub(crate) physical: vk::PhysicalDevice,
+    #[serde(skip)]
+    pub(crate) raw_type: vk::PhysicalDeviceType,
+}
+
+fn ser_uuid<S: serde::Serializer>(u: &[u8; 16], s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&uuid_string(u))
+}
+
+impl DeviceIdentity {
+    /// One line for lists and error messages.
+    pub fn summary(&self) -> String {
+        format!(
+            "[{}] {} ({}, driver {}, uuid {})",
+            self.index,
+            self.name,
+            self.device_type,
+            self.driver_name,
+            uuid_string(&self.device_uuid)
+        )
+    }
+
+    pub(crate) fn type_rank(&self) -> u8 {
+        match self.raw_type {
+            vk::PhysicalDeviceType::DISCRETE_GPU => 0,
+            vk::PhysicalDeviceType::INTEGRATED_GPU => 1,
+            vk::PhysicalDeviceType::VIRTUAL_GPU => 2,
+            vk::PhysicalDeviceType::CPU => 3,
+            _ => 4,
+        }
+    }
+}
+
+/// Whether a format can be shared with one handle type, and for which usages.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct FormatShareSupport {
+    /// Usages for which the format can be created exportable and imported again (each tested
+    /// alone, optimal tiling, 2D).
+    pub usages: Vec<TextureUsage>,
+    /// Whether the driver requires a dedicated allocation (Geyser always uses one).
+    pub dedicated_only: bool,
+    /// Why no usage is supported, when none is.
+    pub reason: Option<String>,
+}
+
+impl FormatShareSupport {
+    /// Whether every usage in `usages` is supported.
+    pub fn supports(&self, usages: &[TextureUsage]) -> bool {
+        usages.iter().all(|u| self.usages.contains(u))
+    }
+}
+
+/// Sharing support of one format.
+#[derive(Clone, Debug, Serialize)]
+pub struct FormatCaps {
+    /// The format.
+    pub format: TextureFormat,
+    /// With opaque FDs (same device and driver).
+    pub opaque_fd: FormatShareSupport,
+    /// With DMA-BUF (where the device has `VK_EXT_external_memory_dma_buf`).
+    pub dma_buf: Option<FormatShareSupport>,
+}
+
+/// Export/import support for one semaphore or fence handle type.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SyncExportCaps {
+    /// Opaque FD export and import.
+    pub opaque_fd: bool,
+    /// Sync FD (a Linux sync_file) export and import.
+    pub sync_fd: bool,
+}
+
+impl SyncExportCaps {
+    /// Whether any handle type is exportable.
+    pub fn any(&self) -> bool {
+        self.opaque_fd || self.sync_fd
+    }
+}
+
+/// Everything Geyser needs to know about a device before sharing with it; what `geyser info`
+/// prints.
+#[derive(Clone, Debug, Serialize)]
+pub struct DeviceCaps {
+    /// Who the device is.
+    pub identity: DeviceIdentity,
+    /// External memory handle types the device's extensions offer.
+    pub memory_handle_types: Vec<ExternalHandleType>,
+    /// `VK_EXT_image_drm_format_modifier` is present.
+    pub drm_format_modifiers: bool,
+    /// `VK_EXT_external_memory_host` is present (host memory imported as device memory).
+    pub external_memory_host: bool,
+    /// Timeline semaphores (Vulkan 1.2 feature).
+    pub timeline_semaphores: bool,
+    /// Binary semaphore export (needs `VK_KHR_external_semaphore_fd`).
+    pub binary_semaphore_export: SyncExportCaps,
+    /// Timeline semaphore export.
+    pub timeline_semaphore_export: SyncExportCaps,
+    /// Fence export (needs `VK_KHR_external_fence_fd`).
+    pub fence_export: SyncExportCaps,
+    /// Largest 2D image side.
+    pub max_image_dimension_2d: u32,
+    /// Per format support.
+    pub formats: Vec<FormatCaps>,
+}
+
+impl DeviceCaps {
+    /// Support of one format.
+    pub fn format(&self, format: TextureFormat) -> Option<&FormatCaps> {
+        self.formats.iter().find(|f| f.format == format)
+    }
+}
+
+pub(crate) fn device_extensions(instance: &ash::Instance, physical: vk::PhysicalDevice) -> Result<Vec<CString>> {
+    // SAFETY: `physical` was enumerated from `instance`.
+    let exts = unsafe { instance.enumerate_device_extension_properties(physical) }
+        .map_err(Error::vk("vkEnumerateDeviceExtensionProperties"))?;
+    Ok(exts
+        .iter()
+        .filter_map(|e| e.extension_name_as_c_str().ok().map(|c| c.to_owned()))
+        .collect())
+}
+
+fn version_string(v: u32) -> String {
+    format!("{}.{}.{}", vk::api_version_major(v), vk::api_version_minor(v), vk::api_version_patch(v))
+}
+
+/// Identity of one physical device.
+pub(crate) fn identity(instance: &ash::Instance, physical: vk::PhysicalDevice, index: usize) -> Result<DeviceIdentity> {
+    let exts = device_extensions(instance, physical)?;
+    let has_pci = exts.iter().any(|e| e.as_c_str() == ash::ext::pci_bus_info::NAME);
+    let mut id = vk::PhysicalDeviceIDProperties::default();
+    let mut driver = vk::PhysicalDeviceDriverProperties::default();
+    let mut pci = vk::PhysicalDevicePCIBusInfoPropertiesEXT::default();
+    // SAFETY: `physical` belongs to `instance`.
+    let base = unsafe { instance.get_physical_device_properties(physical) };
+    let mut props2 = vk::PhysicalDeviceProperties2::default().push_next(&mut id);
+    if base.api_version >= vk::API_VERSION_1_2 {
+        props2 = props2.push_next(&mut driver);
+    }
+    if has_pci {
+        props2 = props2.push_next(&mut pci);
+    }
+    // SAFETY: the chain holds only structs the device supports (checked above).
+    unsafe { instance.get_physical_device_properties2(physical, &mut props2) };
+    let props = props2.properties;
+    let name = props.device_name_as_c_str().map(|c| c.to_string_lossy().into_owned()).unwrap_or_default();
+    let (driver_name, driver_info) = if base.api_version >= vk::API_VERSION_1_2 {
+        (
+            driver.driver_name_as_c_str().map(|c| c.to_string_lossy().into_owned()).unwrap_or_default(),
+            driver.driver_info_as_c_str().map(|c| c.to_string_lossy().into_owned()).unwrap_or_default(),
+        )
+    } else {
+        (String::from("unknown"), version_string(props.driver_version))
+    };
+    Ok(DeviceIdentity {
+        index,
+        name,
+        device_type: match props.device_type {
+            vk::PhysicalDeviceType::DISCRETE_GPU => "discrete GPU",
+            vk::PhysicalDeviceType::INTEGRATED_GPU => "integrated GPU",
+            vk::PhysicalDeviceType::VIRTUAL_GPU => "virtual GPU",
+            vk::PhysicalDeviceType::CPU => "CPU",
+            _ => "other",
+        }
+        .to_string(),
+        api_version: version_string(props.api_version),
+        driver_name,
+        driver_info,
+        vendor_id: props.vendor_id,
+        device_id: props.device_id,
+        device_uuid: id.device_uuid,
+        driver_uuid: id.driver_uuid,
+        pci_bus: has_pci.then(|| {
+            format!("{:04x}:{:02x}:{:02x}.{:x}", pci.pci_domain, pci.pci_bus, pci.pci_device, pci.pci_function)
+        }),
+        physical,
+        raw_type: props.device_type,
+    })
+}
+
+/// Identities of all physical devices, in enumeration order.
+pub(crate) fn enumerate_identities(instance: &ash::Instance) -> Result<Vec<DeviceIdentity>> {
+    // SAFETY: `instance` is live.
+    let physicals = unsafe { instance.enumerate_physical_devices() }.map_err(Error::vk("vkEnumeratePhysicalDevices"))?;
+    physicals.into_iter().enumerate().map(|(i, p)| identity(instance, p, i)).collect()
+}
+
+/// Whether `format` can be created exportable and importable with `handle_type` for exactly
+/// these `usage` flags. `Ok(None)` with the reason when not; `Ok(Some(dedicated_only))` when so.
+pub(crate) fn external_image_support(
+    instance: &ash::Instance,
+    physical: vk::PhysicalDevice,
+    info: &image::ImageParams,
+    handle_type: vk::ExternalMemoryHandleTypeFlags,
+) -> Result<std::result::Result<bool, String>> {
+    let mut external_info = vk::PhysicalDeviceExternalImageFormatInfo::default().handle_type(handle_type);
+    let format_info = vk::PhysicalDeviceImageFormatInfo2::default()
+        .format(info.format)
+        .ty(info.image_type)
+        .tiling(vk::ImageTiling::OPTIMAL)
+        .usage(info.usage)
+        .flags(info.flags)
+        .push_next(&mut external_info);
+    let mut external_props = vk::ExternalImageFormatProperties::default();
+    let mut props = vk::ImageFormatProperties2::default().push_next(&mut external_props);
+    // SAFETY: valid chained structs; `physical` belongs to `instance`.
+    let r = unsafe { instance.get_physical_device_image_format_properties2(physical, &format_info, &mut props) };
+    match r {
+        Ok(()) => {}
+        Err(vk::Result::ERROR_FORMAT_NOT_SUPPORTED) => {
+            return Ok(Err("the driver does not support this format/usage combination as an external image".into()))
+        }
+        Err(e) => return Err(Error::vk("vkGetPhysicalDeviceImageFormatProperties2")(e)),
+    }
+    let limits = props.image_format_properties;
+    if limits.max_extent.width < info.extent.width
+        || limits.max_extent.height < info.extent.height
+        || limits.max_extent.depth < info.extent.depth
+        || limits.max_array_layers < info.array_layers
+        || limits.max_mip_levels < info.mip_levels
+        || !limits.sample_counts.contains(info.samples)
+    {
+        return Ok(Err(format!(
+            "exceeds the device's limits for this format (max extent {}x{}x{}, {} layers, {} mips, samples {:?})",
+            limits.max_extent.width,
+            limits.max_extent.height,
+            limits.max_extent.depth,
+            limits.max_array_layers,
+            limits.max_mip_levels,
+            limits.sample_counts
+        )));
+    }
+    let features = external_props.external_memory_properties.external_memory_features;
+    let needed = vk::ExternalMemoryFeatureFlags::EXPORTABLE | vk::ExternalMemoryFeatureFlags::IMPORTABLE;
+    if !features.contains(needed) {
+        return Ok(Err(format!("external memory features are {features:?}, need EXPORTABLE | IMPORTABLE")));
+    }
+    Ok(Ok(features.contains(vk::ExternalMemoryFeatureFlags::DEDICATED_ONLY)))
+}
+
+fn format_support(
+    instance: &ash::Instance,
+    physical: vk::PhysicalDevice,
+    format: TextureFormat,
+    handle_type: vk::ExternalMemoryHandleTypeFlags,
+) -> Result<FormatShareSupport> {
+    let mut out = FormatShareSupport::default();
+    let mut reasons = Vec::new();
+    for usage in TextureUsage::ALL {
+        let desc = crate::common::TextureDescriptor::new(64, 64, format, &[usage]);
+        let params = image::ImageParams::new(&desc, &Default::default());
+        match external_image_support(instance, physical, &params, handle_type)? {
+            Ok(dedicated) => {
+                out.usages.push(usage);
+                out.dedicated_only |= dedicated;
+            }
+            Err(reason) => reasons.push(format!("{usage:?}: {reason}")),
+        }
+    }
+    if out.usages.is_empty() {
+        out.reason = reasons.into_iter().next();
+    }
+    Ok(out)
+}
+
+fn sync_caps(
+    instance: &ash::Instance,
+    physical: vk::PhysicalDevice,
+    has_extension: bool,
+    timeline: Option<bool>,
+) -> SyncExportCaps {
+    if !has_extension {
+        return SyncExportCaps::default();
+    }
+    let query = |handle: vk::ExternalSemaphoreHandleTypeFlags| -> bool {
+        let needed = vk::ExternalSemaphoreFeatureFlags::EXPORTABLE | vk::ExternalSemaphoreFeatureFlags::IMPORTABLE;
+        let mut type_info = vk::SemaphoreTypeCreateInfo::default().semaphore_type(vk::SemaphoreType::TIMELINE);
+        let mut info = vk::PhysicalDeviceExternalSemaphoreInfo::default().handle_type(handle);
+        if timeline == Some(true) {
+            info = info.push_next(&mut type_info);
+        }
+        let mut props = vk::ExternalSemaphoreProperties::default();
+        // SAFETY: valid structs; `physical` belongs to `instance`.
+        unsafe { instance.get_physical_device_external_semaphore_properties(physical, &info, &mut props) };
+        props.external_semaphore_features.contains(needed)
+    };
+    SyncExportCaps {
+        opaque_fd: query(vk::ExternalSemaphoreHandleTypeFlags::OPAQUE_FD),
+        // Timelines cannot be sync FDs.
+        sync_fd: timeline != Some(true) && query(vk::ExternalSemaphoreHandleTypeFlags::SYNC_FD),
+    }
+}
+
+fn fence_caps(instance: &ash::Instance, physical: vk::PhysicalDevice, has_extension: bool) -> SyncExportCaps {
+    if !has_extension {
+        return SyncExportCaps::default();
+    }
+    let query = |handle: vk::ExternalFenceHandleTypeFlags| -> bool {
+        let needed = vk::ExternalFenceFeatureFlags::EXPORTABLE | vk::ExternalFenceFeatureFlags::IMPORTABLE;
+        let info = vk::PhysicalDeviceExternalFenceInfo::default().handle_type(handle);
+        let mut props = vk::ExternalFenceProperties::default();
+        // SAFETY: valid structs; `physical` belongs to `instance`.
+        unsafe { instance.get_physical_device_external_fence_properties(physical, &info, &mut props) };
+        props.external_fence_features.contains(needed)
+    };
+    SyncExportCaps {
+        opaque_fd: query(vk::ExternalFenceHandleTypeFlags::OPAQUE_FD),
+        sync_fd: query(vk::ExternalFenceHandleTypeFlags::SYNC_FD),
+    }
+}
+
+/// Queries everything in [`DeviceCaps`] for one device.
+pub(crate) fn query(instance: &ash::Instance, identity: &DeviceIdentity) -> Result<DeviceCaps> {
+    let physical = identity.physical;
+    let exts = device_extensions(instance, physical)?;
+    let has = |name: &std::ffi::CStr| exts.iter().any(|e| e.as_c_str() == name);
+    let mut memory_handle_types = Vec::new();
+    if has(ash::khr::external_memory_fd::NAME) {
+        memory_handle_types.push(ExternalHandleType::OpaqueFd);
+    }
+    let dma_buf = has(ash::ext::external_memory_dma_buf::NAME);
+    if dma_buf {
+        memory_handle_types.push(ExternalHandleType::DmaBuf);
+    }
+    // SAFETY: `physical` belongs to `instance`.
+    let props = unsafe { instance.get_physical_device_properties(physical) };
+    let mut features12 = vk::PhysicalDeviceVulkan12Features::default();
+    let mut features2 = vk::PhysicalDeviceFeatures2::default().push_next(&mut features12);
+    let timeline_semaphores = props.api_version >= vk::API_VERSION_1_2 && {
+        // SAFETY: Vulkan 1.2 structs on a 1.2 device.
+        unsafe { instance.get_physical_device_features2(physical, &mut features2) };
+        features12.timeline_semaphore == vk::TRUE
+    };
+    let sem_ext = has(ash::khr::external_semaphore_fd::NAME);
+    let mut formats = Vec::with_capacity(FORMAT_TABLE.len());
+    for row in FORMAT_TABLE {
+        let opaque_fd = if has(ash::khr::external_memory_fd::NAME) {
+            format_support(instance, physical, row.format, vk::ExternalMemoryHandleTypeFlags::OPAQUE_FD)?
+        } else {
+            FormatShareSupport { reason: Some("VK_KHR_external_memory_fd is missing".into()), ..Default::default() }
+        };
+        let dma = if dma_buf {
+            Some(format_support(instance, physical, row.format, vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT)?)
+        } else {
+            None
+        };
+        formats.push(FormatCaps { format: row.format, opaque_fd, dma_buf: dma });
+    }
+    Ok(DeviceCaps {
+        identity: identity.clone(),
+        memory_handle_types,
+        drm_format_modifiers: has(ash::ext::image_drm_format_modifier::NAME),
+        external_memory_host: has(ash::ext::external_memory_host::NAME),
+        timeline_semaphores,
+        binary_semaphore_export: sync_caps(instance, physical, sem_ext, Some(false)),
+        timeline_semaphore_export: if timeline_semaphores {
+            sync_caps(instance, physical, sem_ext, Some(true))
+        } else {
+            SyncExportCaps::default()
+        },
+        fence_export: fence_caps(instance, physical, has(ash::khr::external_fence_fd::NAME)),
+        max_image_dimension_2d: props.limits.max_image_dimension2_d,
+        formats,
+    })
+}
+
+/// Capabilities of every Vulkan device on this machine, in enumeration order. Creates a
+/// temporary instance (no device).
+pub fn enumerate_devices() -> Result<Vec<DeviceCaps>> {
+    // SAFETY: loading the system's Vulkan loader.
+    let entry = unsafe { ash::Entry::load() }.map_err(|e| Error::Loader(e.to_string()))?;
+    // SAFETY: `entry` is loaded.
+    let version = unsafe { entry.try_enumerate_instance_version() }
+        .map_err(Error::vk("vkEnumerateInstanceVersion"))?
+        .unwrap_or(vk::API_VERSION_1_0)
+        .min(vk::API_VERSION_1_3);
+    if version < vk::API_VERSION_1_1 {
+        return Err(Error::unsupported("Vulkan 1.1", "the Vulkan loader is older than 1.1"));
+    }
+    let app = vk::ApplicationInfo::default().application_name(c"geyser-info").api_version(version);
+    let info = vk::InstanceCreateInfo::default().application_info(&app);
+    // SAFETY: valid create info pointing at locals.
+    let instance = unsafe { entry.create_instance(&info, None) }.map_err(Error::vk("vkCreateInstance"))?;
+    let result = enumerate_identities(&instance).and_then(|ids| ids.iter().map(|id| query(&instance, id)).collect());
+    // SAFETY: no child objects were created.
+    unsafe { instance.destroy_instance(None) };
+    result
+}

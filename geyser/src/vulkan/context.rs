@@ -1,0 +1,546 @@
+//! The Vulkan device a manager works on: either the caller's (borrowed, never destroyed) or one
+//! Geyser creates with the extensions sharing needs, chosen by [`DeviceSelector`].
+
+use std::ffi::{c_char, c_void, CStr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use ash::vk;
+
+use super::caps::{self, DeviceIdentity};
+use crate::common::{parse_uuid, uuid_string};
+use crate::{Error, Result};
+
+/// Whether to enable `VK_LAYER_KHRONOS_validation` on an instance Geyser creates.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Validation {
+    /// No validation layer.
+    Off,
+    /// Enable it when installed; continue without it (with a warning) otherwise.
+    #[default]
+    IfAvailable,
+    /// Enable it, or fail with [`Error::Unsupported`] when it is not installed.
+    Required,
+}
+
+impl Validation {
+    /// From `GEYSER_VALIDATION`: `1`/`on`/`required` → Required, `auto` → IfAvailable,
+    /// unset or anything else → Off.
+    pub fn from_env() -> Self {
+        match std::env::var("GEYSER_VALIDATION").as_deref() {
+            Ok("1" | "on" | "required" | "true") => Validation::Required,
+            Ok("auto") => Validation::IfAvailable,
+            _ => Validation::Off,
+        }
+    }
+}
+
+/// Which physical device to use.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum DeviceSelector {
+    /// The first discrete GPU, else integrated, else virtual, else CPU (lavapipe).
+    #[default]
+    Best,
+    /// By position in `vkEnumeratePhysicalDevices` order (as `geyser info` lists them).
+    Index(usize),
+    /// By `deviceUUID`.
+    Uuid([u8; 16]),
+    /// By PCI address `domain:bus:device.function` (needs `VK_EXT_pci_bus_info`).
+    PciBus(String),
+    /// By case-insensitive substring of the device name.
+    Name(String),
+}
+
+impl DeviceSelector {
+    /// Parses `GEYSER_DEVICE`-style text: a number is an index, 32 hex digits (dashes allowed)
+    /// a UUID, `pci:0000:01:00.0` a PCI address, anything else a name substring.
+    pub fn parse(s: &str) -> Self {
+        let s = s.trim();
+        if let Ok(i) = s.parse::<usize>() {
+            DeviceSelector::Index(i)
+        } else if let Some(uuid) = parse_uuid(s) {
+            DeviceSelector::Uuid(uuid)
+        } else if let Some(pci) = s.strip_prefix("pci:") {
+            DeviceSelector::PciBus(pci.to_ascii_lowercase())
+        } else if s.is_empty() {
+            DeviceSelector::Best
+        } else {
+            DeviceSelector::Name(s.to_string())
+        }
+    }
+
+    /// The selector named by `GEYSER_DEVICE`, or [`DeviceSelector::Best`] when it is unset.
+    pub fn from_env() -> Self {
+        std::env::var("GEYSER_DEVICE").map(|s| Self::parse(&s)).unwrap_or_default()
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            DeviceSelector::Best => "best device".into(),
+            DeviceSelector::Index(i) => format!("index {i}"),
+            DeviceSelector::Uuid(u) => format!("uuid {}", uuid_string(u)),
+            DeviceSelector::PciBus(p) => format!("pci {p}"),
+            DeviceSelector::Name(n) => format!("name containing `{n}`"),
+        }
+    }
+
+    /// Picks a device from `devices` (in enumeration order).
+    pub fn select<'a>(&self, devices: &'a [DeviceIdentity]) -> Result<&'a DeviceIdentity> {
+        let found = match self {
+            DeviceSelector::Best => devices.iter().min_by_key(|d| d.type_rank()),
+            DeviceSelector::Index(i) => devices.get(*i),
+            DeviceSelector::Uuid(u) => devices.iter().find(|d| &d.device_uuid == u),
+            DeviceSelector::PciBus(p) => devices.iter().find(|d| d.pci_bus.as_deref() == Some(p.as_str())),
+            DeviceSelector::Name(n) => {
+                let n = n.to_lowercase();
+                devices.iter().find(|d| d.name.to_lowercase().contains(&n))
+            }
+        };
+        found.ok_or_else(|| Error::NoDevice {
+            request: self.describe(),
+            available: devices.iter().map(|d| d.summary()).collect(),
+        })
+    }
+}
+
+/// How to create Geyser's own Vulkan instance and device.
+#[derive(Clone, Debug, Default)]
+pub struct ContextOptions {
+    /// Which device.
+    pub device: DeviceSelector,
+    /// Validation layer policy.
+    pub validation: Validation,
+}
+
+impl ContextOptions {
+    /// `GEYSER_DEVICE` and `GEYSER_VALIDATION` from the environment.
+    pub fn from_env() -> Self {
+        Self { device: DeviceSelector::from_env(), validation: Validation::from_env() }
+    }
+}
+
+static VALIDATION_ERRORS: AtomicUsize = AtomicUsize::new(0);
+static VALIDATION_MESSAGES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Number of validation-layer errors reported by any instance Geyser created in this process.
+/// Tests assert it stays 0.
+pub fn validation_error_count() -> usize {
+    VALIDATION_ERRORS.load(Ordering::SeqCst)
+}
+
+/// The first validation error messages (at most 32), for test failure output.
+pub fn validation_messages() -> Vec<String> {
+    VALIDATION_MESSAGES.lock().map(|m| m.clone()).unwrap_or_default()
+}
+
+unsafe extern "system" fn debug_callback(
+    severity: vk::DebugUtilsMessageSeverityFlagsEXT,
+    kind: vk::DebugUtilsMessageTypeFlagsEXT,
+    data: *const vk::DebugUtilsMessengerCallbackDataEXT<'_>,
+    _user: *mut c_void,
+) -> vk::Bool32 {
+    // SAFETY: the layer passes a valid callback-data pointer for the duration of the call;
+    // `p_message` is a NUL-terminated string or null.
+    let message = unsafe {
+        data.as_ref()
+            .and_then(|d| (!d.p_message.is_null()).then(|| CStr::from_ptr(d.p_message)))
+            .map(|m| m.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    if severity.contains(vk::DebugUtilsMessageSeverityFlagsEXT::ERROR) {
+        VALIDATION_ERRORS.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut m) = VALIDATION_MESSAGES.lock() {
+            if m.len() < 32 {
+                m.push(message.clone());
+            }
+        }
+        tracing::error!(target: "geyser::vulkan::validation", ?kind, "{message}");
+    } else if severity.contains(vk::DebugUtilsMessageSeverityFlagsEXT::WARNING) {
+        tracing::warn!(target: "geyser::vulkan::validation", ?kind, "{message}");
+    } else {
+        tracing::debug!(target: "geyser::vulkan::validation", ?kind, "{message}");
+    }
+    vk::FALSE
+}
+
+/// The queue and the command buffer Geyser's own synchronous operations use, behind one lock.
+pub(crate) struct QueueState {
+    pub(crate) queue: vk::Queue,
+    pub(crate) pool: vk::CommandPool,
+    pub(crate) cmd: vk::CommandBuffer,
+    pub(crate) fence: vk::Fence,
+}
+
+/// Objects Geyser created and so destroys (in this order: device, messenger, instance).
+struct Owned {
+    _entry: ash::Entry,
+    debug_utils: Option<(ash::ext::debug_utils::Instance, vk::DebugUtilsMessengerEXT)>,
+}
+
+/// One Vulkan device as Geyser uses it; shared by the manager and every texture made on it, so
+/// the device outlives all its textures.
+pub(crate) struct DeviceShared {
+    pub(crate) instance: ash::Instance,
+    pub(crate) device: ash::Device,
+    pub(crate) physical: vk::PhysicalDevice,
+    pub(crate) queue_family: u32,
+    pub(crate) identity: DeviceIdentity,
+    pub(crate) memory_properties: vk::PhysicalDeviceMemoryProperties,
+    pub(crate) external_memory_fd: ash::khr::external_memory_fd::Device,
+    queue: Mutex<QueueState>,
+    owned: Option<Owned>,
+}
+
+impl std::fmt::Debug for DeviceShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceShared")
+            .field("device", &self.identity.name)
+            .field("queue_family", &self.queue_family)
+            .field("owned", &self.owned.is_some())
+            .finish()
+    }
+}
+
+impl DeviceShared {
+    /// Wraps the caller's device. Checks that `VK_KHR_external_memory_fd` is enabled on it.
+    pub(crate) fn borrowed(
+        instance: ash::Instance,
+        device: ash::Device,
+        physical: vk::PhysicalDevice,
+        queue_family: u32,
+    ) -> Result<Self> {
+        // SAFETY: `device` is a live device created from `instance`; looking up a command
+        // pointer has no other requirement. A null result means the extension is not enabled.
+        let get_fd = unsafe { instance.get_device_proc_addr(device.handle(), c"vkGetMemoryFdKHR".as_ptr()) };
+        if get_fd.is_none() {
+            return Err(Error::unsupported(
+                "VK_KHR_external_memory_fd",
+                "the device was created without VK_KHR_external_memory_fd; enable it (and VK_KHR_external_memory) in VkDeviceCreateInfo",
+            ));
+        }
+        Self::finish(instance, device, physical, queue_family, None)
+    }
+
+    /// Creates Geyser's own instance and device.
+    pub(crate) fn create(options: &ContextOptions) -> Result<Self> {
+        // SAFETY: loading the Vulkan loader library runs its initialisers; we rely on the
+        // system's loader being a conforming one.
+        let entry = unsafe { ash::Entry::load() }.map_err(|e| Error::Loader(e.to_string()))?;
+        // SAFETY: `entry` is a loaded Vulkan entry point table.
+        let instance_version = unsafe { entry.try_enumerate_instance_version() }
+            .map_err(Error::vk("vkEnumerateInstanceVersion"))?
+            .unwrap_or(vk::API_VERSION_1_0);
+        if instance_version < vk::API_VERSION_1_1 {
+            return Err(Error::unsupported("Vulkan 1.1", "the Vulkan loader is older than 1.1"));
+        }
+        let api_version = instance_version.min(vk::API_VERSION_1_3);
+
+        // SAFETY: as above.
+        let layers = unsafe { entry.enumerate_instance_layer_properties() }
+            .map_err(Error::vk("vkEnumerateInstanceLayerProperties"))?;
+        let has_validation = layers
+            .iter()
+            .any(|l| l.layer_name_as_c_str().ok() == Some(c"VK_LAYER_KHRONOS_validation"));
+        let validation = match options.validation {
+            Validation::Off => false,
+            Validation::IfAvailable if !has_validation => {
+                tracing::warn!("VK_LAYER_KHRONOS_validation is not installed; continuing without it");
+                false
+            }
+            Validation::Required if !has_validation => {
+                return Err(Error::unsupported(
+                    "VK_LAYER_KHRONOS_validation",
+                    "validation was required but the layer is not installed (Debian/Ubuntu: apt-get install vulkan-validationlayers)",
+                ))
+            }
+            _ => true,
+        };
+
+        let app_info = vk::ApplicationInfo::default()
+            .application_name(c"geyser")
+            .engine_name(c"geyser")
+            .api_version(api_version);
+        let layer_names: Vec<*const c_char> =
+            if validation { vec![c"VK_LAYER_KHRONOS_validation".as_ptr()] } else { vec![] };
+        let ext_names: Vec<*const c_char> =
+            if validation { vec![ash::ext::debug_utils::NAME.as_ptr()] } else { vec![] };
+        let mut messenger_info = vk::DebugUtilsMessengerCreateInfoEXT::default()
+            .message_severity(
+                vk::DebugUtilsMessageSeverityFlagsEXT::ERROR | vk::DebugUtilsMessageSeverityFlagsEXT::WARNING,
+            )
+            .message_type(
+                vk::DebugUtilsMessageTypeFlagsEXT::VALIDATION
+                    | vk::DebugUtilsMessageTypeFlagsEXT::GENERAL
+                    | vk::DebugUtilsMessageTypeFlagsEXT::PERFORMANCE,
+            )
+            .pfn_user_callback(Some(debug_callback));
+        let mut create_info = vk::InstanceCreateInfo::default()
+            .application_info(&app_info)
+            .enabled_layer_names(&layer_names)
+            .enabled_extension_names(&ext_names);
+        if validation {
+            // Also catches messages from vkCreateInstance/vkDestroyInstance themselves.
+            create_info = create_info.push_next(&mut messenger_info);
+        }
+        // SAFETY: every pointer in `create_info` points into locals that outlive the call.
+        let instance = unsafe { entry.create_instance(&create_info, None) }
+            .map_err(Error::vk("vkCreateInstance"))?;
+        let instance = InstanceGuard(Some(instance));
+
+        let debug_utils = if validation {
+            let du = ash::ext::debug_utils::Instance::new(&entry, instance.get());
+            // SAFETY: the instance was created with VK_EXT_debug_utils enabled.
+            let messenger = unsafe { du.create_debug_utils_messenger(&messenger_info, None) }
+                .map_err(Error::vk("vkCreateDebugUtilsMessengerEXT"))?;
+            Some((du, messenger))
+        } else {
+            None
+        };
+        let mut owned = Owned { _entry: entry, debug_utils };
+        let instance = instance.into_inner();
+        match Self::create_device(&instance, options, api_version) {
+            Ok((device, physical, queue_family)) => {
+                Self::finish(instance, device, physical, queue_family, Some(owned))
+            }
+            Err(e) => {
+                destroy_owned(&instance, &mut owned);
+                Err(e)
+            }
+        }
+    }
+
+    fn create_device(
+        instance: &ash::Instance,
+        options: &ContextOptions,
+        api_version: u32,
+    ) -> Result<(ash::Device, vk::PhysicalDevice, u32)> {
+        let devices = caps::enumerate_identities(instance)?;
+        let chosen = options.device.select(&devices)?;
+        let physical = chosen.physical;
+        tracing::info!(device = %chosen.name, driver = %chosen.driver_name, "using Vulkan device");
+
+        // SAFETY: `physical` was enumerated from `instance`.
+        let families = unsafe { instance.get_physical_device_queue_family_properties(physical) };
+        let queue_family = families
+            .iter()
+            .position(|f| f.queue_flags.contains(vk::QueueFlags::GRAPHICS | vk::QueueFlags::COMPUTE))
+            .or_else(|| families.iter().position(|f| f.queue_flags.contains(vk::QueueFlags::COMPUTE)))
+            .ok_or_else(|| Error::unsupported("compute queue", format!("{} has no compute queue", chosen.name)))?
+            as u32;
+
+        let available = caps::device_extensions(instance, physical)?;
+        let required = [ash::khr::external_memory_fd::NAME];
+        for ext in required {
+            if !available.iter().any(|e| e.as_c_str() == ext) {
+                return Err(Error::unsupported(
+                    ext.to_string_lossy(),
+                    format!("{} does not offer {}, which every share needs", chosen.name, ext.to_string_lossy()),
+                ));
+            }
+        }
+        let optional = [
+            ash::ext::external_memory_dma_buf::NAME,
+            ash::ext::image_drm_format_modifier::NAME,
+            ash::khr::external_semaphore_fd::NAME,
+            ash::khr::external_fence_fd::NAME,
+            ash::ext::external_memory_host::NAME,
+            ash::ext::queue_family_foreign::NAME,
+        ];
+        let mut enabled: Vec<*const c_char> = required.iter().map(|e| e.as_ptr()).collect();
+        for ext in optional {
+            if available.iter().any(|e| e.as_c_str() == ext) {
+                enabled.push(ext.as_ptr());
+            }
+        }
+        // SAFETY: as above.
+        let props = unsafe { instance.get_physical_device_properties(physical) };
+        let device_api = props.api_version.min(api_version);
+        let mut features12 = vk::PhysicalDeviceVulkan12Features::default();
+        let mut features2 = vk::PhysicalDeviceFeatures2::default().push_next(&mut features12);
+        if device_api >= vk::API_VERSION_1_2 {
+            // SAFETY: as above; the chain holds only structs from Vulkan 1.2.
+            unsafe { instance.get_physical_device_features2(physical, &mut features2) };
+        }
+        let timeline = device_api >= vk::API_VERSION_1_2 && features12.timeline_semaphore == vk::TRUE;
+        let mut enable12 = vk::PhysicalDeviceVulkan12Features::default().timeline_semaphore(timeline);
+
+        let priorities = [1.0f32];
+        let queue_infos = [vk::DeviceQueueCreateInfo::default()
+            .queue_family_index(queue_family)
+            .queue_priorities(&priorities)];
+        let mut create_info = vk::DeviceCreateInfo::default()
+            .queue_create_infos(&queue_infos)
+            .enabled_extension_names(&enabled);
+        if device_api >= vk::API_VERSION_1_2 {
+            create_info = create_info.push_next(&mut enable12);
+        }
+        // SAFETY: all pointers point into locals that outlive the call; the extensions were
+        // checked to be available.
+        let device = unsafe { instance.create_device(physical, &create_info, None) }
+            .map_err(Error::vk("vkCreateDevice"))?;
+        Ok((device, physical, queue_family))
+    }
+
+    fn finish(
+        instance: ash::Instance,
+        device: ash::Device,
+        physical: vk::PhysicalDevice,
+        queue_family: u32,
+        mut owned: Option<Owned>,
+    ) -> Result<Self> {
+        let cleanup = |owned: &mut Option<Owned>| {
+            if let Some(o) = owned.as_mut() {
+                // SAFETY: on this error path nothing else has used the device we created.
+                unsafe { device.destroy_device(None) };
+                destroy_owned(&instance, o);
+            }
+        };
+        let identity = match caps::identity(&instance, physical, 0) {
+            Ok(id) => id,
+            Err(e) => {
+                cleanup(&mut owned);
+                return Err(e);
+            }
+        };
+        let queue = match create_queue_state(&device, queue_family) {
+            Ok(q) => q,
+            Err(e) => {
+                cleanup(&mut owned);
+                return Err(e);
+            }
+        };
+        // SAFETY: `physical` belongs to `instance`.
+        let memory_properties = unsafe { instance.get_physical_device_memory_properties(physical) };
+        let external_memory_fd = ash::khr::external_memory_fd::Device::new(&instance, &device);
+        Ok(Self {
+            instance,
+            device,
+            physical,
+            queue_family,
+            identity,
+            memory_properties,
+            external_memory_fd,
+            queue: Mutex::new(queue),
+            owned,
+        })
+    }
+
+    /// Locks the queue for a submission. Poisoning is ignored: the state is plain handles.
+    pub(crate) fn lock_queue(&self) -> MutexGuard<'_, QueueState> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits until the queue has finished all work submitted to it.
+    pub(crate) fn wait_queue_idle(&self) -> Result<()> {
+        let q = self.lock_queue();
+        // SAFETY: the queue is externally synchronized by the lock we hold.
+        unsafe { self.device.queue_wait_idle(q.queue) }.map_err(Error::vk("vkQueueWaitIdle"))
+    }
+
+    /// Whether Geyser created (and so will destroy) this device.
+    pub(crate) fn is_owned(&self) -> bool {
+        self.owned.is_some()
+    }
+}
+
+fn create_queue_state(device: &ash::Device, queue_family: u32) -> Result<QueueState> {
+    // SAFETY: `queue_family` was used to create the device with one queue.
+    let queue = unsafe { device.get_device_queue(queue_family, 0) };
+    let pool_info = vk::CommandPoolCreateInfo::default()
+        .queue_family_index(queue_family)
+        .flags(vk::CommandPoolCreateFlags::RESET_COMMAND_BUFFER);
+    // SAFETY: valid create info for a live device.
+    let pool = unsafe { device.create_command_pool(&pool_info, None) }.map_err(Error::vk("vkCreateCommandPool"))?;
+    let alloc = vk::CommandBufferAllocateInfo::default()
+        .command_pool(pool)
+        .level(vk::CommandBufferLevel::PRIMARY)
+        .command_buffer_count(1);
+    // SAFETY: `pool` was just created on this device.
+    let cmd = match unsafe { device.allocate_command_buffers(&alloc) } {
+        Ok(c) => c[0],
+        Err(e) => {
+            // SAFETY: the pool is unused.
+            unsafe { device.destroy_command_pool(pool, None) };
+            return Err(Error::vk("vkAllocateCommandBuffers")(e));
+        }
+    };
+    // SAFETY: valid create info.
+    let fence = match unsafe { device.create_fence(&vk::FenceCreateInfo::default(), None) } {
+        Ok(f) => f,
+        Err(e) => {
+            // SAFETY: the pool and its buffer are unused.
+            unsafe { device.destroy_command_pool(pool, None) };
+            return Err(Error::vk("vkCreateFence")(e));
+        }
+    };
+    Ok(QueueState { queue, pool, cmd, fence })
+}
+
+fn destroy_owned(instance: &ash::Instance, owned: &mut Owned) {
+    if let Some((du, messenger)) = owned.debug_utils.take() {
+        // SAFETY: the messenger was created from this instance and is destroyed once.
+        unsafe { du.destroy_debug_utils_messenger(messenger, None) };
+    }
+    // SAFETY: every child object of the instance has been destroyed by now.
+    unsafe { instance.destroy_instance(None) };
+}
+
+/// Destroys an instance on early return from [`DeviceShared::create`].
+struct InstanceGuard(Option<ash::Instance>);
+
+impl InstanceGuard {
+    fn get(&self) -> &ash::Instance {
+        self.0.as_ref().expect("instance taken")
+    }
+    fn into_inner(mut self) -> ash::Instance {
+        self.0.take().expect("instance taken")
+    }
+}
+
+impl Drop for InstanceGuard {
+    fn drop(&mut self) {
+        if let Some(instance) = self.0.take() {
+            // SAFETY: reached only on an error path before any child object outlived it.
+            unsafe { instance.destroy_instance(None) };
+        }
+    }
+}
+
+impl Drop for DeviceShared {
+    fn drop(&mut self) {
+        let q = self.queue.get_mut().unwrap_or_else(|p| p.into_inner());
+        // SAFETY: every texture holds an Arc to this struct, so none is alive now; waiting for
+        // the queue makes our command buffer and fence idle before they are destroyed.
+        unsafe {
+            let _ = self.device.queue_wait_idle(q.queue);
+            self.device.destroy_fence(q.fence, None);
+            self.device.destroy_command_pool(q.pool, None);
+        }
+        if let Some(mut owned) = self.owned.take() {
+            // SAFETY: we created the device and instance; all their children are gone.
+            unsafe {
+                let _ = self.device.device_wait_idle();
+                self.device.destroy_device(None);
+            }
+            destroy_owned(&self.instance, &mut owned);
+        }
+    }
+}
+
+/// Keeps the [`Arc`] type visible for the rest of the backend.
+pub(crate) type SharedDevice = Arc<DeviceShared>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selector_parses_each_key() {
+        assert_eq!(DeviceSelector::parse("1"), DeviceSelector::Index(1));
+        assert_eq!(DeviceSelector::parse("pci:0000:01:00.0"), DeviceSelector::PciBus("0000:01:00.0".into()));
+        assert_eq!(DeviceSelector::parse("llvmpipe"), DeviceSelector::Name("llvmpipe".into()));
+        let u = "00112233-4455-6677-8899-aabbccddeeff";
+        assert!(matches!(DeviceSelector::parse(u), DeviceSelector::Uuid(_)));
+        assert_eq!(DeviceSelector::parse(""), DeviceSelector::Best);
+    }
+}

@@ -1,0 +1,302 @@
+//! Shareable images: the create parameters both sides derive from a descriptor, and
+//! [`VulkanTexture`], a reference-counted image + dedicated memory destroyed exactly once.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use ash::vk;
+
+use super::context::SharedDevice;
+use crate::common::{
+    Backend, ExportInfo, TextureAspect, TextureDescriptor, TextureDimension, TextureExtent, TextureUsage,
+};
+use crate::{Error, Result, SharedTexture};
+
+/// The `VkImageCreateInfo` fields a descriptor determines. Exporter and importer compute them
+/// the same way, which is what makes an import alias the exporter's texels correctly.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ImageParams {
+    pub format: vk::Format,
+    pub image_type: vk::ImageType,
+    pub extent: vk::Extent3D,
+    pub array_layers: u32,
+    pub mip_levels: u32,
+    pub samples: vk::SampleCountFlags,
+    pub usage: vk::ImageUsageFlags,
+    pub flags: vk::ImageCreateFlags,
+}
+
+/// Vulkan usage flags for a descriptor's usages.
+pub fn vk_usage(desc: &TextureDescriptor) -> vk::ImageUsageFlags {
+    desc.usage.iter().fold(vk::ImageUsageFlags::empty(), |acc, u| {
+        acc | match u {
+            TextureUsage::CopySrc => vk::ImageUsageFlags::TRANSFER_SRC,
+            TextureUsage::CopyDst => vk::ImageUsageFlags::TRANSFER_DST,
+            TextureUsage::TextureBinding => vk::ImageUsageFlags::SAMPLED,
+            TextureUsage::StorageBinding => vk::ImageUsageFlags::STORAGE,
+            TextureUsage::RenderAttachment if desc.format.is_depth_stencil() => {
+                vk::ImageUsageFlags::DEPTH_STENCIL_ATTACHMENT
+            }
+            TextureUsage::RenderAttachment => vk::ImageUsageFlags::COLOR_ATTACHMENT,
+        }
+    })
+}
+
+/// The Vulkan aspect flags of a copy aspect.
+pub fn vk_aspect(aspect: TextureAspect) -> vk::ImageAspectFlags {
+    match aspect {
+        TextureAspect::Color => vk::ImageAspectFlags::COLOR,
+        TextureAspect::Depth => vk::ImageAspectFlags::DEPTH,
+        TextureAspect::Stencil => vk::ImageAspectFlags::STENCIL,
+    }
+}
+
+/// All aspects of a format, for barriers.
+pub fn vk_full_aspect(format: crate::common::TextureFormat) -> vk::ImageAspectFlags {
+    TextureAspect::all_of(format).iter().fold(vk::ImageAspectFlags::empty(), |acc, a| acc | vk_aspect(*a))
+}
+
+impl ImageParams {
+    pub(crate) fn new(desc: &TextureDescriptor, extent: &TextureExtent) -> Self {
+        let layers = extent.depth_or_array_layers;
+        let (image_type, depth, array_layers, flags) = match extent.dimension {
+            TextureDimension::D2 => (vk::ImageType::TYPE_2D, 1, layers, vk::ImageCreateFlags::empty()),
+            TextureDimension::D3 => (vk::ImageType::TYPE_3D, layers, 1, vk::ImageCreateFlags::empty()),
+            TextureDimension::Cube => (vk::ImageType::TYPE_2D, 1, layers, vk::ImageCreateFlags::CUBE_COMPATIBLE),
+        };
+        Self {
+            format: vk::Format::from_raw(desc.format.info().vk_format),
+            image_type,
+            extent: vk::Extent3D { width: desc.width, height: desc.height, depth },
+            array_layers,
+            mip_levels: extent.mip_level_count,
+            samples: vk::SampleCountFlags::from_raw(extent.sample_count),
+            usage: vk_usage(desc),
+            flags,
+        }
+    }
+
+    /// Creates the image with external-memory info for `handle_type` chained.
+    pub(crate) fn create_image(
+        &self,
+        device: &ash::Device,
+        handle_type: vk::ExternalMemoryHandleTypeFlags,
+    ) -> Result<vk::Image> {
+        let mut external = vk::ExternalMemoryImageCreateInfo::default().handle_types(handle_type);
+        let info = vk::ImageCreateInfo::default()
+            .flags(self.flags)
+            .image_type(self.image_type)
+            .format(self.format)
+            .extent(self.extent)
+            .mip_levels(self.mip_levels)
+            .array_layers(self.array_layers)
+            .samples(self.samples)
+            .tiling(vk::ImageTiling::OPTIMAL)
+            .usage(self.usage)
+            .sharing_mode(vk::SharingMode::EXCLUSIVE)
+            .initial_layout(vk::ImageLayout::UNDEFINED)
+            .push_next(&mut external);
+        // SAFETY: the parameters were checked against the device's external image format
+        // properties by the caller; the chain points at a local that outlives the call.
+        let image = unsafe { device.create_image(&info, None) }.map_err(Error::vk("vkCreateImage"))?;
+        LIVE_IMAGES.fetch_add(1, Ordering::Relaxed);
+        Ok(image)
+    }
+}
+
+pub(crate) static LIVE_IMAGES: AtomicUsize = AtomicUsize::new(0);
+pub(crate) static LIVE_MEMORIES: AtomicUsize = AtomicUsize::new(0);
+pub(crate) static LIVE_TEXTURES: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts of Vulkan objects Geyser's wrappers hold right now in this process (for leak tests
+/// and soak runs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LiveObjects {
+    /// `VkImage`s.
+    pub images: usize,
+    /// `VkDeviceMemory` allocations.
+    pub memories: usize,
+    /// Texture objects.
+    pub textures: usize,
+}
+
+/// Current [`LiveObjects`].
+pub fn live_objects() -> LiveObjects {
+    LiveObjects {
+        images: LIVE_IMAGES.load(Ordering::Relaxed),
+        memories: LIVE_MEMORIES.load(Ordering::Relaxed),
+        textures: LIVE_TEXTURES.load(Ordering::Relaxed),
+    }
+}
+
+pub(crate) struct TextureInner {
+    pub(crate) dev: SharedDevice,
+    pub(crate) image: vk::Image,
+    pub(crate) memory: vk::DeviceMemory,
+    pub(crate) params: ImageParams,
+    pub(crate) info: ExportInfo,
+    pub(crate) imported: bool,
+    /// Whether the texels hold data (a write happened here or the texture was imported).
+    pub(crate) initialized: AtomicBool,
+}
+
+impl Drop for TextureInner {
+    fn drop(&mut self) {
+        // The manager's queue is the only one Geyser submits to; waiting for it makes every
+        // Geyser submission that used this image complete. Work the application submitted on
+        // its own queues must be finished by the application before the last handle drops.
+        if let Err(e) = self.dev.wait_queue_idle() {
+            tracing::warn!("vkQueueWaitIdle before destroying a texture failed: {e}");
+        }
+        // SAFETY: the image and memory were created on this device, are owned by this struct
+        // alone, and no Geyser submission uses them any more (see above).
+        unsafe {
+            self.dev.device.destroy_image(self.image, None);
+            self.dev.device.free_memory(self.memory, None);
+        }
+        LIVE_IMAGES.fetch_sub(1, Ordering::Relaxed);
+        LIVE_MEMORIES.fetch_sub(1, Ordering::Relaxed);
+        LIVE_TEXTURES.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A shareable Vulkan image with its dedicated memory. Cloning is cheap (reference counted);
+/// the image and memory are destroyed once, when the last clone drops, after Geyser's queue
+/// has finished with them.
+#[derive(Clone)]
+pub struct VulkanTexture {
+    pub(crate) inner: Arc<TextureInner>,
+}
+
+impl std::fmt::Debug for VulkanTexture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VulkanTexture")
+            .field("label", &self.inner.info.descriptor.label)
+            .field("image", &self.inner.image)
+            .field("format", &self.inner.info.descriptor.format)
+            .field("extent", &(self.inner.info.descriptor.width, self.inner.info.descriptor.height))
+            .field("imported", &self.inner.imported)
+            .finish()
+    }
+}
+
+impl VulkanTexture {
+    /// The `VkImage`. Valid while this texture (or a clone) lives.
+    pub fn image(&self) -> vk::Image {
+        self.inner.image
+    }
+
+    /// The dedicated `VkDeviceMemory` bound to the image.
+    pub fn memory(&self) -> vk::DeviceMemory {
+        self.inner.memory
+    }
+
+    /// The `VkFormat`.
+    pub fn vk_format(&self) -> vk::Format {
+        self.inner.params.format
+    }
+
+    /// The `VkImageUsageFlags` the image was created with.
+    pub fn vk_usage(&self) -> vk::ImageUsageFlags {
+        self.inner.params.usage
+    }
+
+    /// All aspects of the image's format.
+    pub fn vk_aspect(&self) -> vk::ImageAspectFlags {
+        vk_full_aspect(self.inner.info.descriptor.format)
+    }
+
+    /// What an importer needs to know besides the OS handle.
+    pub fn export_info(&self) -> &ExportInfo {
+        &self.inner.info
+    }
+
+    /// Whether the texels hold data: the texture was imported, or written through Geyser, or
+    /// marked with [`Self::mark_initialized`].
+    pub fn is_initialized(&self) -> bool {
+        self.inner.initialized.load(Ordering::Acquire)
+    }
+
+    /// Records that the application wrote the texture (so the next access keeps its contents).
+    pub fn mark_initialized(&self) {
+        self.inner.initialized.store(true, Ordering::Release);
+    }
+
+    /// The full subresource range (all mips, layers and aspects).
+    pub fn subresource_range(&self) -> vk::ImageSubresourceRange {
+        vk::ImageSubresourceRange {
+            aspect_mask: self.vk_aspect(),
+            base_mip_level: 0,
+            level_count: self.inner.params.mip_levels,
+            base_array_layer: 0,
+            layer_count: self.inner.params.array_layers,
+        }
+    }
+
+    /// The barrier that begins an access on queue family `queue_family`: acquires the image
+    /// from `VK_QUEUE_FAMILY_EXTERNAL` in [`SHARED_LAYOUT`] and moves it to `new_layout`.
+    /// With `initialized = false` the old contents are discarded (layout `UNDEFINED`, no
+    /// ownership transfer), which is also what the very first access of a new texture does.
+    /// Set `dst_access_mask` on the result for the access that follows.
+    pub fn begin_access_barrier(
+        &self,
+        queue_family: u32,
+        initialized: bool,
+        new_layout: vk::ImageLayout,
+    ) -> vk::ImageMemoryBarrier<'static> {
+        let (old_layout, src, dst) = if initialized {
+            (SHARED_LAYOUT, vk::QUEUE_FAMILY_EXTERNAL, queue_family)
+        } else {
+            (vk::ImageLayout::UNDEFINED, vk::QUEUE_FAMILY_IGNORED, vk::QUEUE_FAMILY_IGNORED)
+        };
+        vk::ImageMemoryBarrier::default()
+            .image(self.image())
+            .subresource_range(self.subresource_range())
+            .old_layout(old_layout)
+            .new_layout(new_layout)
+            .src_queue_family_index(src)
+            .dst_queue_family_index(dst)
+            .src_access_mask(vk::AccessFlags::empty())
+    }
+
+    /// The barrier that ends an access: moves the image from `old_layout` to
+    /// [`SHARED_LAYOUT`] and releases it to `VK_QUEUE_FAMILY_EXTERNAL`, so the next user (any
+    /// context, process or API) can acquire it. Set `src_access_mask` on the result for the
+    /// access that precedes it.
+    pub fn end_access_barrier(&self, queue_family: u32, old_layout: vk::ImageLayout) -> vk::ImageMemoryBarrier<'static> {
+        vk::ImageMemoryBarrier::default()
+            .image(self.image())
+            .subresource_range(self.subresource_range())
+            .old_layout(old_layout)
+            .new_layout(SHARED_LAYOUT)
+            .src_queue_family_index(queue_family)
+            .dst_queue_family_index(vk::QUEUE_FAMILY_EXTERNAL)
+            .dst_access_mask(vk::AccessFlags::empty())
+    }
+}
+
+/// The layout a shared texture is in between accesses, when it is owned by
+/// `VK_QUEUE_FAMILY_EXTERNAL`. Every Geyser side releases into and acquires from this layout.
+pub const SHARED_LAYOUT: vk::ImageLayout = vk::ImageLayout::GENERAL;
+
+impl SharedTexture for VulkanTexture {
+    fn descriptor(&self) -> &TextureDescriptor {
+        &self.inner.info.descriptor
+    }
+
+    fn extent(&self) -> &TextureExtent {
+        &self.inner.info.extent
+    }
+
+    fn backend(&self) -> Backend {
+        Backend::Vulkan
+    }
+
+    fn is_imported(&self) -> bool {
+        self.inner.imported
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}

@@ -1,0 +1,251 @@
+//! External memory: dedicated exportable allocations, export as an opaque FD, and import of an
+//! [`ExportedTexture`] into another device context, with every object freed on error paths.
+
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use ash::vk;
+
+use super::context::SharedDevice;
+use super::image::{ImageParams, TextureInner, VulkanTexture, LIVE_IMAGES, LIVE_MEMORIES, LIVE_TEXTURES};
+use crate::common::{
+    uuid_string, ExportInfo, ExportedTexture, ExternalHandleType, MemoryLayout, TextureDescriptor, TextureExtent,
+};
+use crate::{Error, Result};
+
+fn vk_handle_type(t: ExternalHandleType) -> Result<vk::ExternalMemoryHandleTypeFlags> {
+    match t {
+        ExternalHandleType::OpaqueFd => Ok(vk::ExternalMemoryHandleTypeFlags::OPAQUE_FD),
+        other => Err(Error::unsupported(
+            format!("{other:?} external memory"),
+            "this build shares textures through opaque FDs only (DMA-BUF with DRM format modifiers and Win32 handles are planned)",
+        )),
+    }
+}
+
+/// Destroys an image (and memory) unless disarmed: keeps error paths leak-free.
+struct Partial<'a> {
+    device: &'a ash::Device,
+    image: vk::Image,
+    memory: vk::DeviceMemory,
+}
+
+impl Drop for Partial<'_> {
+    fn drop(&mut self) {
+        // SAFETY: both handles were created on `device`, are unused by any submission (the
+        // texture was never returned) and are destroyed only here.
+        unsafe {
+            if self.memory != vk::DeviceMemory::null() {
+                self.device.free_memory(self.memory, None);
+                LIVE_MEMORIES.fetch_sub(1, Ordering::Relaxed);
+            }
+            if self.image != vk::Image::null() {
+                self.device.destroy_image(self.image, None);
+                LIVE_IMAGES.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl Partial<'_> {
+    fn disarm(mut self) -> (vk::Image, vk::DeviceMemory) {
+        let out = (self.image, self.memory);
+        self.image = vk::Image::null();
+        self.memory = vk::DeviceMemory::null();
+        out
+    }
+}
+
+/// Memory requirements with the dedicated-allocation query chained.
+fn requirements(device: &ash::Device, image: vk::Image) -> (vk::MemoryRequirements, bool) {
+    let mut dedicated = vk::MemoryDedicatedRequirements::default();
+    let mut reqs = vk::MemoryRequirements2::default().push_next(&mut dedicated);
+    let info = vk::ImageMemoryRequirementsInfo2::default().image(image);
+    // SAFETY: `image` is a live image of `device`.
+    unsafe { device.get_image_memory_requirements2(&info, &mut reqs) };
+    (reqs.memory_requirements, dedicated.requires_dedicated_allocation == vk::TRUE)
+}
+
+fn memory_type(dev: &SharedDevice, type_bits: u32) -> Option<u32> {
+    let props = &dev.memory_properties;
+    let candidates = (0..props.memory_type_count).filter(|i| type_bits & (1 << i) != 0);
+    let device_local = |i: &u32| {
+        props.memory_types[*i as usize].property_flags.contains(vk::MemoryPropertyFlags::DEVICE_LOCAL)
+    };
+    candidates.clone().find(device_local).or_else(|| candidates.clone().next())
+}
+
+fn finish(
+    dev: &SharedDevice,
+    partial: Partial<'_>,
+    params: ImageParams,
+    info: ExportInfo,
+    imported: bool,
+) -> Result<VulkanTexture> {
+    // SAFETY: image and memory are live objects of this device; the memory was allocated
+    // for this image (dedicated) with a size covering its requirements.
+    unsafe { dev.device.bind_image_memory(partial.image, partial.memory, 0) }.map_err(Error::vk("vkBindImageMemory"))?;
+    let (image, memory) = partial.disarm();
+    LIVE_TEXTURES.fetch_add(1, Ordering::Relaxed);
+    Ok(VulkanTexture {
+        inner: Arc::new(TextureInner {
+            dev: dev.clone(),
+            image,
+            memory,
+            params,
+            info,
+            imported,
+            initialized: AtomicBool::new(imported),
+        }),
+    })
+}
+
+/// Creates an image and a dedicated allocation it can export with `handle_type`.
+pub(crate) fn create_exportable(
+    dev: &SharedDevice,
+    desc: &TextureDescriptor,
+    extent: &TextureExtent,
+    handle_type: ExternalHandleType,
+) -> Result<VulkanTexture> {
+    let vk_type = vk_handle_type(handle_type)?;
+    let params = ImageParams::new(desc, extent);
+    let device = &dev.device;
+    let mut partial = Partial { device, image: params.create_image(device, vk_type)?, memory: vk::DeviceMemory::null() };
+    let (reqs, _) = requirements(device, partial.image);
+    let type_index = memory_type(dev, reqs.memory_type_bits)
+        .ok_or_else(|| Error::unsupported("memory type", "no memory type fits the image"))?;
+    let mut export = vk::ExportMemoryAllocateInfo::default().handle_types(vk_type);
+    let mut dedicated = vk::MemoryDedicatedAllocateInfo::default().image(partial.image);
+    let alloc = vk::MemoryAllocateInfo::default()
+        .allocation_size(reqs.size)
+        .memory_type_index(type_index)
+        .push_next(&mut export)
+        .push_next(&mut dedicated);
+    // SAFETY: valid chain pointing at locals; the image is live.
+    partial.memory = unsafe { device.allocate_memory(&alloc, None) }.map_err(Error::vk("vkAllocateMemory"))?;
+    LIVE_MEMORIES.fetch_add(1, Ordering::Relaxed);
+    let info = ExportInfo {
+        descriptor: desc.clone(),
+        extent: *extent,
+        handle_type,
+        layout: MemoryLayout::Optimal,
+        allocation_size: reqs.size,
+        memory_type_index: type_index,
+        dedicated: true,
+        device_uuid: dev.identity.device_uuid,
+        driver_uuid: dev.identity.driver_uuid,
+    };
+    finish(dev, partial, params, info, false)
+}
+
+/// Exports a texture's memory as a new OS handle.
+pub(crate) fn export(texture: &VulkanTexture) -> Result<ExportedTexture> {
+    let inner = &texture.inner;
+    let vk_type = vk_handle_type(inner.info.handle_type)?;
+    let info = vk::MemoryGetFdInfoKHR::default().memory(inner.memory).handle_type(vk_type);
+    // SAFETY: the memory was allocated exportable with this handle type.
+    let raw = unsafe { inner.dev.external_memory_fd.get_memory_fd(&info) }.map_err(Error::vk("vkGetMemoryFdKHR"))?;
+    if raw < 0 {
+        return Err(Error::Vulkan { call: "vkGetMemoryFdKHR", result: vk::Result::ERROR_INVALID_EXTERNAL_HANDLE });
+    }
+    // SAFETY: vkGetMemoryFdKHR returns a new file descriptor that the caller owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    Ok(ExportedTexture { info: inner.info.clone(), fd })
+}
+
+/// Checks what can be checked of an export before any Vulkan call.
+pub(crate) fn check_importable(dev: &SharedDevice, info: &ExportInfo, desc: Option<&TextureDescriptor>) -> Result<()> {
+    if let Some(desc) = desc {
+        desc.check_matches(&info.descriptor)?;
+    }
+    info.descriptor.validate_with(&info.extent)?;
+    let ours = &dev.identity;
+    if info.handle_type == ExternalHandleType::OpaqueFd
+        && (info.device_uuid != ours.device_uuid || info.driver_uuid != ours.driver_uuid)
+    {
+        let which = if info.device_uuid != ours.device_uuid { "deviceUUID differs" } else { "driverUUID differs" };
+        return Err(Error::DeviceMismatch {
+            exporter: format!("{}/{}", uuid_string(&info.device_uuid), uuid_string(&info.driver_uuid)),
+            importer: format!("{}/{}", uuid_string(&ours.device_uuid), uuid_string(&ours.driver_uuid)),
+            reason: which.into(),
+        });
+    }
+    if info.layout != MemoryLayout::Optimal {
+        return Err(Error::unsupported(format!("{:?} layout", info.layout), "only optimal tiling is imported in this build"));
+    }
+    if !info.dedicated {
+        return Err(Error::InvalidArgument {
+            what: "exported texture",
+            reason: "the export is not a dedicated allocation; Geyser imports dedicated allocations only".into(),
+        });
+    }
+    if info.memory_type_index >= dev.memory_properties.memory_type_count {
+        return Err(Error::InvalidArgument {
+            what: "exported texture",
+            reason: format!(
+                "memory type {} does not exist on this device ({} types)",
+                info.memory_type_index, dev.memory_properties.memory_type_count
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Imports an export into this device as a new image aliasing the exporter's memory. The FD
+/// is consumed: Vulkan owns it after a successful import, and it is closed on failure.
+pub(crate) fn import(
+    dev: &SharedDevice,
+    exported: ExportedTexture,
+    desc: Option<&TextureDescriptor>,
+) -> Result<VulkanTexture> {
+    let ExportedTexture { info, fd } = exported;
+    check_importable(dev, &info, desc)?;
+    let vk_type = vk_handle_type(info.handle_type)?;
+    let params = ImageParams::new(&info.descriptor, &info.extent);
+    super::manager::check_format_support(dev, &params, vk_type, &info.descriptor)?;
+    let device = &dev.device;
+    let mut partial = Partial { device, image: params.create_image(device, vk_type)?, memory: vk::DeviceMemory::null() };
+    let (reqs, _) = requirements(device, partial.image);
+    if reqs.size > info.allocation_size {
+        return Err(Error::InvalidArgument {
+            what: "exported texture",
+            reason: format!(
+                "the export claims {} bytes but this image needs {}; the descriptor does not describe that memory",
+                info.allocation_size, reqs.size
+            ),
+        });
+    }
+    if reqs.memory_type_bits & (1 << info.memory_type_index) == 0 {
+        return Err(Error::InvalidArgument {
+            what: "exported texture",
+            reason: format!(
+                "memory type {} is not allowed for this image (allowed bits {:#b})",
+                info.memory_type_index, reqs.memory_type_bits
+            ),
+        });
+    }
+    // Vulkan takes ownership of the FD only when the import succeeds.
+    let raw = fd.into_raw_fd();
+    let mut import_info = vk::ImportMemoryFdInfoKHR::default().handle_type(vk_type).fd(raw);
+    let mut dedicated = vk::MemoryDedicatedAllocateInfo::default().image(partial.image);
+    let alloc = vk::MemoryAllocateInfo::default()
+        .allocation_size(info.allocation_size)
+        .memory_type_index(info.memory_type_index)
+        .push_next(&mut import_info)
+        .push_next(&mut dedicated);
+    // SAFETY: valid chain pointing at locals; `raw` is an FD we own, of the declared handle
+    // type, for memory made on a device with the same UUIDs (checked above).
+    match unsafe { device.allocate_memory(&alloc, None) } {
+        Ok(memory) => {
+            partial.memory = memory;
+            LIVE_MEMORIES.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(e) => {
+            // SAFETY: the failed import did not take ownership of `raw`, which we still own.
+            drop(unsafe { OwnedFd::from_raw_fd(raw) });
+            return Err(Error::vk("vkAllocateMemory (import)")(e));
+        }
+    }
+    finish(dev, partial, params, info, true)
+}

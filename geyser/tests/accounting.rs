@@ -1,0 +1,80 @@
+//! FD and Vulkan object accounting: create/export/import/drop cycles, also concurrent ones,
+//! leave nothing open. In a test binary of their own, serialized by a lock, so that no other
+//! test opens FDs or objects meanwhile.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use common::{assert_validation_clean, manager, pattern};
+use geyser::common::{TextureAspect, TextureDescriptor, TextureFormat, TextureUsage};
+use geyser::vulkan::{aspect_size, live_objects};
+use geyser::TextureShareManager;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const COPY: [TextureUsage; 3] = [TextureUsage::CopySrc, TextureUsage::CopyDst, TextureUsage::TextureBinding];
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").expect("/proc/self/fd").count()
+}
+
+#[test]
+fn hundred_create_export_import_drop_cycles_leave_fd_count_flat() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let a = manager();
+    let b = manager();
+    let desc = TextureDescriptor::new(64, 64, TextureFormat::Rgba8Unorm, &[TextureUsage::TextureBinding, TextureUsage::CopySrc]);
+    // Warm up once: drivers open files lazily on first use.
+    {
+        let t = a.create_texture(&desc).unwrap();
+        let _ = b.import(a.export(&t).unwrap()).unwrap();
+    }
+    let (fds, objects) = (open_fds(), live_objects());
+    for _ in 0..100 {
+        let t = a.create_shareable_texture(&desc).unwrap();
+        let h = a.export_texture(t.as_ref()).unwrap();
+        let same_ctx = a.import_texture(h, &desc).unwrap();
+        let other_ctx = b.import_with(a.exported(h).unwrap(), &desc).unwrap();
+        a.release_texture_handle(h).unwrap();
+        drop((t, same_ctx, other_ctx));
+    }
+    // Error paths close what they were given too.
+    for _ in 0..10 {
+        let t = a.create_texture(&desc).unwrap();
+        let wrong = TextureDescriptor { width: 65, ..desc.clone() };
+        assert!(b.import_with(a.export(&t).unwrap(), &wrong).is_err());
+    }
+    assert_eq!(open_fds(), fds, "open FDs before/after 100 cycles");
+    assert_eq!(live_objects(), objects);
+    assert_validation_clean();
+}
+
+#[test]
+fn eight_threads_create_export_import_and_drop_concurrently() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let a = Arc::new(manager());
+    let b = Arc::new(manager());
+    let (fds, before) = (open_fds(), live_objects());
+    std::thread::scope(|s| {
+        for thread in 0..8u32 {
+            let (a, b) = (a.clone(), b.clone());
+            s.spawn(move || {
+                for i in 0..6u32 {
+                    let desc = TextureDescriptor::new(16 + thread, 16 + i, TextureFormat::Rgba8Unorm, &COPY);
+                    let t = a.create_texture(&desc).unwrap();
+                    let data = pattern(desc.format, TextureAspect::Color, aspect_size(&t, TextureAspect::Color) as usize, thread * 100 + i);
+                    a.write_texture(&t, TextureAspect::Color, &data).unwrap();
+                    let h = a.export_texture(&t).unwrap();
+                    let imported = b.import_with(a.exported(h).unwrap(), &desc).unwrap();
+                    a.release_texture_handle(h).unwrap();
+                    assert_eq!(b.read_texture(&imported, TextureAspect::Color).unwrap(), data);
+                }
+            });
+        }
+    });
+    assert_eq!(live_objects(), before);
+    assert_eq!(open_fds(), fds);
+    assert_eq!(a.open_handles(), 0);
+    assert_validation_clean();
+}
