@@ -13,10 +13,16 @@ use geyser::TextureShareManager;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-const COPY: [TextureUsage; 3] = [TextureUsage::CopySrc, TextureUsage::CopyDst, TextureUsage::TextureBinding];
+const COPY: [TextureUsage; 3] = [
+    TextureUsage::CopySrc,
+    TextureUsage::CopyDst,
+    TextureUsage::TextureBinding,
+];
 
 fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").expect("/proc/self/fd").count()
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .count()
 }
 
 #[test]
@@ -24,7 +30,12 @@ fn hundred_create_export_import_drop_cycles_leave_fd_count_flat() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let a = manager();
     let b = manager();
-    let desc = TextureDescriptor::new(64, 64, TextureFormat::Rgba8Unorm, &[TextureUsage::TextureBinding, TextureUsage::CopySrc]);
+    let desc = TextureDescriptor::new(
+        64,
+        64,
+        TextureFormat::Rgba8Unorm,
+        &[TextureUsage::TextureBinding, TextureUsage::CopySrc],
+    );
     // Warm up once: drivers open files lazily on first use.
     {
         let t = a.create_texture(&desc).unwrap();
@@ -42,7 +53,10 @@ fn hundred_create_export_import_drop_cycles_leave_fd_count_flat() {
     // Error paths close what they were given too.
     for _ in 0..10 {
         let t = a.create_texture(&desc).unwrap();
-        let wrong = TextureDescriptor { width: 65, ..desc.clone() };
+        let wrong = TextureDescriptor {
+            width: 65,
+            ..desc.clone()
+        };
         assert!(b.import_with(a.export(&t).unwrap(), &wrong).is_err());
     }
     assert_eq!(open_fds(), fds, "open FDs before/after 100 cycles");
@@ -61,14 +75,27 @@ fn eight_threads_create_export_import_and_drop_concurrently() {
             let (a, b) = (a.clone(), b.clone());
             s.spawn(move || {
                 for i in 0..6u32 {
-                    let desc = TextureDescriptor::new(16 + thread, 16 + i, TextureFormat::Rgba8Unorm, &COPY);
+                    let desc = TextureDescriptor::new(
+                        16 + thread,
+                        16 + i,
+                        TextureFormat::Rgba8Unorm,
+                        &COPY,
+                    );
                     let t = a.create_texture(&desc).unwrap();
-                    let data = pattern(desc.format, TextureAspect::Color, aspect_size(&t, TextureAspect::Color) as usize, thread * 100 + i);
+                    let data = pattern(
+                        desc.format,
+                        TextureAspect::Color,
+                        aspect_size(&t, TextureAspect::Color) as usize,
+                        thread * 100 + i,
+                    );
                     a.write_texture(&t, TextureAspect::Color, &data).unwrap();
                     let h = a.export_texture(&t).unwrap();
                     let imported = b.import_with(a.exported(h).unwrap(), &desc).unwrap();
                     a.release_texture_handle(h).unwrap();
-                    assert_eq!(b.read_texture(&imported, TextureAspect::Color).unwrap(), data);
+                    assert_eq!(
+                        b.read_texture(&imported, TextureAspect::Color).unwrap(),
+                        data
+                    );
                 }
             });
         }

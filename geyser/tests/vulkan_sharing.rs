@@ -10,14 +10,27 @@ use geyser::common::{
 use geyser::vulkan::{aspect_size, VulkanTextureShareManager};
 use geyser::{Error, SharedTexture, TextureShareManager};
 
-const COPY: [TextureUsage; 3] = [TextureUsage::CopySrc, TextureUsage::CopyDst, TextureUsage::TextureBinding];
+const COPY: [TextureUsage; 3] = [
+    TextureUsage::CopySrc,
+    TextureUsage::CopyDst,
+    TextureUsage::TextureBinding,
+];
 
-fn round_trip(a: &VulkanTextureShareManager, b: &VulkanTextureShareManager, format: TextureFormat) -> geyser::Result<()> {
+fn round_trip(
+    a: &VulkanTextureShareManager,
+    b: &VulkanTextureShareManager,
+    format: TextureFormat,
+) -> geyser::Result<()> {
     let desc = TextureDescriptor::new(61, 37, format, &COPY).with_label(format!("rt-{format}"));
     let texture = a.create_texture(&desc)?;
     let mut written = Vec::new();
     for (i, aspect) in TextureAspect::all_of(format).iter().enumerate() {
-        let data = pattern(format, *aspect, aspect_size(&texture, *aspect) as usize, 11 + i as u32);
+        let data = pattern(
+            format,
+            *aspect,
+            aspect_size(&texture, *aspect) as usize,
+            11 + i as u32,
+        );
         a.write_texture(&texture, *aspect, &data)?;
         written.push((*aspect, data));
     }
@@ -25,14 +38,20 @@ fn round_trip(a: &VulkanTextureShareManager, b: &VulkanTextureShareManager, form
     assert!(imported.is_imported());
     for (aspect, want) in &written {
         let got = b.read_texture(&imported, *aspect)?;
-        assert!(same_texels(format, *aspect, want, &got), "{format} {aspect:?}: texels differ after import");
+        assert!(
+            same_texels(format, *aspect, want, &got),
+            "{format} {aspect:?}: texels differ after import"
+        );
     }
     // And back: context B writes, context A sees it.
     let aspect = TextureAspect::all_of(format)[0];
     let data = pattern(format, aspect, aspect_size(&imported, aspect) as usize, 99);
     b.write_texture(&imported, aspect, &data)?;
     let got = a.read_texture(&texture, aspect)?;
-    assert!(same_texels(format, aspect, &data, &got), "{format} {aspect:?}: write from B not seen in A");
+    assert!(
+        same_texels(format, aspect, &data, &got),
+        "{format} {aspect:?}: write from B not seen in A"
+    );
     Ok(())
 }
 
@@ -48,20 +67,38 @@ fn every_format_round_trips_between_two_contexts_or_is_unsupported() {
             Err(Error::Unsupported { feature, reason }) => {
                 // The capability query must agree that these usages are not exportable.
                 let support = &caps.format(format).unwrap().opaque_fd;
-                assert!(!support.supports(&COPY), "{format}: caps claim support but creation said: {reason}");
+                assert!(
+                    !support.supports(&COPY),
+                    "{format}: caps claim support but creation said: {reason}"
+                );
                 unsupported.push(format!("{format}: {feature}: {reason}"));
             }
             Err(e) => panic!("{format}: {e}"),
         }
     }
-    println!("round trip on {}: {} formats tested, {} passed:", a.identity().name, TextureFormat::all().len(), tested.len());
-    println!("  passed: {}", tested.iter().map(|f| f.to_string()).collect::<Vec<_>>().join(", "));
+    println!(
+        "round trip on {}: {} formats tested, {} passed:",
+        a.identity().name,
+        TextureFormat::all().len(),
+        tested.len()
+    );
+    println!(
+        "  passed: {}",
+        tested
+            .iter()
+            .map(|f| f.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     println!("  unsupported ({}):", unsupported.len());
     for u in &unsupported {
         println!("    {u}");
     }
     assert!(TextureFormat::all().len() >= 21);
-    assert!(tested.contains(&TextureFormat::Rgba8Unorm), "RGBA8 must be shareable on any Vulkan device");
+    assert!(
+        tested.contains(&TextureFormat::Rgba8Unorm),
+        "RGBA8 must be shareable on any Vulkan device"
+    );
     assert_validation_clean();
 }
 
@@ -72,7 +109,12 @@ fn seed_api_shares_through_handles_in_one_manager() {
         width: 64,
         height: 32,
         format: TextureFormat::Rgba8Unorm,
-        usage: vec![TextureUsage::RenderAttachment, TextureUsage::TextureBinding, TextureUsage::CopySrc, TextureUsage::CopyDst],
+        usage: vec![
+            TextureUsage::RenderAttachment,
+            TextureUsage::TextureBinding,
+            TextureUsage::CopySrc,
+            TextureUsage::CopyDst,
+        ],
         label: Some("MyTexture".to_string()),
     };
     let texture = m.create_shareable_texture(&desc).unwrap();
@@ -82,10 +124,21 @@ fn seed_api_shares_through_handles_in_one_manager() {
     assert_eq!(m.open_handles(), 0);
     // The import outlives the released handle and aliases the original's memory.
     let (t, i) = (
-        texture.as_any().downcast_ref::<geyser::vulkan::VulkanTexture>().unwrap(),
-        imported.as_any().downcast_ref::<geyser::vulkan::VulkanTexture>().unwrap(),
+        texture
+            .as_any()
+            .downcast_ref::<geyser::vulkan::VulkanTexture>()
+            .unwrap(),
+        imported
+            .as_any()
+            .downcast_ref::<geyser::vulkan::VulkanTexture>()
+            .unwrap(),
     );
-    let data = pattern(desc.format, TextureAspect::Color, aspect_size(t, TextureAspect::Color) as usize, 5);
+    let data = pattern(
+        desc.format,
+        TextureAspect::Color,
+        aspect_size(t, TextureAspect::Color) as usize,
+        5,
+    );
     m.write_texture(t, TextureAspect::Color, &data).unwrap();
     assert_eq!(m.read_texture(i, TextureAspect::Color).unwrap(), data);
     assert_validation_clean();
@@ -97,9 +150,27 @@ fn mismatched_descriptor_on_import_is_rejected() {
     let desc = TextureDescriptor::new(32, 32, TextureFormat::Rgba8Unorm, &COPY);
     let t = a.create_texture(&desc).unwrap();
     let cases: [(&str, TextureDescriptor); 3] = [
-        ("extent", TextureDescriptor { width: 33, ..desc.clone() }),
-        ("format", TextureDescriptor { format: TextureFormat::Bgra8Unorm, ..desc.clone() }),
-        ("usage", TextureDescriptor { usage: vec![TextureUsage::CopySrc], ..desc.clone() }),
+        (
+            "extent",
+            TextureDescriptor {
+                width: 33,
+                ..desc.clone()
+            },
+        ),
+        (
+            "format",
+            TextureDescriptor {
+                format: TextureFormat::Bgra8Unorm,
+                ..desc.clone()
+            },
+        ),
+        (
+            "usage",
+            TextureDescriptor {
+                usage: vec![TextureUsage::CopySrc],
+                ..desc.clone()
+            },
+        ),
     ];
     for (field, wrong) in cases {
         match a.import_with(a.export(&t).unwrap(), &wrong) {
@@ -109,8 +180,14 @@ fn mismatched_descriptor_on_import_is_rejected() {
     }
     // Through the trait too.
     let h = a.export_texture(&t).unwrap();
-    let wrong = TextureDescriptor { height: 31, ..desc.clone() };
-    assert!(matches!(a.import_texture(h, &wrong), Err(Error::DescriptorMismatch { .. })));
+    let wrong = TextureDescriptor {
+        height: 31,
+        ..desc.clone()
+    };
+    assert!(matches!(
+        a.import_texture(h, &wrong),
+        Err(Error::DescriptorMismatch { .. })
+    ));
     a.release_texture_handle(h).unwrap();
     assert_validation_clean();
 }
@@ -121,7 +198,9 @@ fn bad_extents_fail_before_any_vulkan_call() {
     for (w, h) in [(0, 16), (16, 0), (MAX_DIMENSION + 1, 16)] {
         let desc = TextureDescriptor::new(w, h, TextureFormat::Rgba8Unorm, &COPY);
         match a.create_texture(&desc) {
-            Err(Error::InvalidDescriptor { reason, .. }) => assert!(reason.contains("extent"), "{reason}"),
+            Err(Error::InvalidDescriptor { reason, .. }) => {
+                assert!(reason.contains("extent"), "{reason}")
+            }
             other => panic!("{w}x{h}: expected InvalidDescriptor, got {other:?}"),
         }
     }
@@ -129,7 +208,10 @@ fn bad_extents_fail_before_any_vulkan_call() {
     let max = a.caps().unwrap().max_image_dimension_2d;
     if max < MAX_DIMENSION {
         let desc = TextureDescriptor::new(max + 1, 16, TextureFormat::Rgba8Unorm, &COPY);
-        assert!(matches!(a.create_texture(&desc), Err(Error::Unsupported { .. })));
+        assert!(matches!(
+            a.create_texture(&desc),
+            Err(Error::Unsupported { .. })
+        ));
     }
     assert_validation_clean();
 }
@@ -141,14 +223,32 @@ fn unknown_and_foreign_handles_are_errors_not_panics() {
     let desc = TextureDescriptor::new(8, 8, TextureFormat::Rgba8Unorm, &COPY);
     let t = a.create_shareable_texture(&desc).unwrap();
     let h = a.export_texture(t.as_ref()).unwrap();
-    assert!(matches!(b.release_texture_handle(h), Err(Error::UnknownHandle { .. })));
-    assert!(matches!(b.import_texture(h, &desc), Err(Error::UnknownHandle { .. })));
+    assert!(matches!(
+        b.release_texture_handle(h),
+        Err(Error::UnknownHandle { .. })
+    ));
+    assert!(matches!(
+        b.import_texture(h, &desc),
+        Err(Error::UnknownHandle { .. })
+    ));
     a.release_texture_handle(h).unwrap();
-    assert!(matches!(a.release_texture_handle(h), Err(Error::UnknownHandle { .. })));
-    let never = ApiTextureHandle { manager: h.manager, id: 9999 };
-    assert!(matches!(a.import_texture(never, &desc), Err(Error::UnknownHandle { .. })));
+    assert!(matches!(
+        a.release_texture_handle(h),
+        Err(Error::UnknownHandle { .. })
+    ));
+    let never = ApiTextureHandle {
+        manager: h.manager,
+        id: 9999,
+    };
+    assert!(matches!(
+        a.import_texture(never, &desc),
+        Err(Error::UnknownHandle { .. })
+    ));
     // A texture of another context cannot be exported through this one.
-    assert!(matches!(b.export_texture(t.as_ref()), Err(Error::WrongTexture(_))));
+    assert!(matches!(
+        b.export_texture(t.as_ref()),
+        Err(Error::WrongTexture(_))
+    ));
     assert_validation_clean();
 }
 

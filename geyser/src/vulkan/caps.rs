@@ -150,7 +150,10 @@ impl DeviceCaps {
     }
 }
 
-pub(crate) fn device_extensions(instance: &ash::Instance, physical: vk::PhysicalDevice) -> Result<Vec<CString>> {
+pub(crate) fn device_extensions(
+    instance: &ash::Instance,
+    physical: vk::PhysicalDevice,
+) -> Result<Vec<CString>> {
     // SAFETY: `physical` was enumerated from `instance`.
     let exts = unsafe { instance.enumerate_device_extension_properties(physical) }
         .map_err(Error::vk("vkEnumerateDeviceExtensionProperties"))?;
@@ -161,13 +164,24 @@ pub(crate) fn device_extensions(instance: &ash::Instance, physical: vk::Physical
 }
 
 fn version_string(v: u32) -> String {
-    format!("{}.{}.{}", vk::api_version_major(v), vk::api_version_minor(v), vk::api_version_patch(v))
+    format!(
+        "{}.{}.{}",
+        vk::api_version_major(v),
+        vk::api_version_minor(v),
+        vk::api_version_patch(v)
+    )
 }
 
 /// Identity of one physical device.
-pub(crate) fn identity(instance: &ash::Instance, physical: vk::PhysicalDevice, index: usize) -> Result<DeviceIdentity> {
+pub(crate) fn identity(
+    instance: &ash::Instance,
+    physical: vk::PhysicalDevice,
+    index: usize,
+) -> Result<DeviceIdentity> {
     let exts = device_extensions(instance, physical)?;
-    let has_pci = exts.iter().any(|e| e.as_c_str() == ash::ext::pci_bus_info::NAME);
+    let has_pci = exts
+        .iter()
+        .any(|e| e.as_c_str() == ash::ext::pci_bus_info::NAME);
     let mut id = vk::PhysicalDeviceIDProperties::default();
     let mut driver = vk::PhysicalDeviceDriverProperties::default();
     let mut pci = vk::PhysicalDevicePCIBusInfoPropertiesEXT::default();
@@ -183,14 +197,26 @@ pub(crate) fn identity(instance: &ash::Instance, physical: vk::PhysicalDevice, i
     // SAFETY: the chain holds only structs the device supports (checked above).
     unsafe { instance.get_physical_device_properties2(physical, &mut props2) };
     let props = props2.properties;
-    let name = props.device_name_as_c_str().map(|c| c.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = props
+        .device_name_as_c_str()
+        .map(|c| c.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let (driver_name, driver_info) = if base.api_version >= vk::API_VERSION_1_2 {
         (
-            driver.driver_name_as_c_str().map(|c| c.to_string_lossy().into_owned()).unwrap_or_default(),
-            driver.driver_info_as_c_str().map(|c| c.to_string_lossy().into_owned()).unwrap_or_default(),
+            driver
+                .driver_name_as_c_str()
+                .map(|c| c.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            driver
+                .driver_info_as_c_str()
+                .map(|c| c.to_string_lossy().into_owned())
+                .unwrap_or_default(),
         )
     } else {
-        (String::from("unknown"), version_string(props.driver_version))
+        (
+            String::from("unknown"),
+            version_string(props.driver_version),
+        )
     };
     Ok(DeviceIdentity {
         index,
@@ -211,7 +237,10 @@ pub(crate) fn identity(instance: &ash::Instance, physical: vk::PhysicalDevice, i
         device_uuid: id.device_uuid,
         driver_uuid: id.driver_uuid,
         pci_bus: has_pci.then(|| {
-            format!("{:04x}:{:02x}:{:02x}.{:x}", pci.pci_domain, pci.pci_bus, pci.pci_device, pci.pci_function)
+            format!(
+                "{:04x}:{:02x}:{:02x}.{:x}",
+                pci.pci_domain, pci.pci_bus, pci.pci_device, pci.pci_function
+            )
         }),
         physical,
         raw_type: props.device_type,
@@ -221,8 +250,13 @@ pub(crate) fn identity(instance: &ash::Instance, physical: vk::PhysicalDevice, i
 /// Identities of all physical devices, in enumeration order.
 pub(crate) fn enumerate_identities(instance: &ash::Instance) -> Result<Vec<DeviceIdentity>> {
     // SAFETY: `instance` is live.
-    let physicals = unsafe { instance.enumerate_physical_devices() }.map_err(Error::vk("vkEnumeratePhysicalDevices"))?;
-    physicals.into_iter().enumerate().map(|(i, p)| identity(instance, p, i)).collect()
+    let physicals = unsafe { instance.enumerate_physical_devices() }
+        .map_err(Error::vk("vkEnumeratePhysicalDevices"))?;
+    physicals
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| identity(instance, p, i))
+        .collect()
 }
 
 /// Whether `format` can be created exportable and importable with `handle_type` for exactly
@@ -233,7 +267,8 @@ pub(crate) fn external_image_support(
     info: &image::ImageParams,
     handle_type: vk::ExternalMemoryHandleTypeFlags,
 ) -> Result<std::result::Result<bool, String>> {
-    let mut external_info = vk::PhysicalDeviceExternalImageFormatInfo::default().handle_type(handle_type);
+    let mut external_info =
+        vk::PhysicalDeviceExternalImageFormatInfo::default().handle_type(handle_type);
     let format_info = vk::PhysicalDeviceImageFormatInfo2::default()
         .format(info.format)
         .ty(info.image_type)
@@ -244,11 +279,16 @@ pub(crate) fn external_image_support(
     let mut external_props = vk::ExternalImageFormatProperties::default();
     let mut props = vk::ImageFormatProperties2::default().push_next(&mut external_props);
     // SAFETY: valid chained structs; `physical` belongs to `instance`.
-    let r = unsafe { instance.get_physical_device_image_format_properties2(physical, &format_info, &mut props) };
+    let r = unsafe {
+        instance.get_physical_device_image_format_properties2(physical, &format_info, &mut props)
+    };
     match r {
         Ok(()) => {}
         Err(vk::Result::ERROR_FORMAT_NOT_SUPPORTED) => {
-            return Ok(Err("the driver does not support this format/usage combination as an external image".into()))
+            return Ok(Err(
+                "the driver does not support this format/usage combination as an external image"
+                    .into(),
+            ))
         }
         Err(e) => return Err(Error::vk("vkGetPhysicalDeviceImageFormatProperties2")(e)),
     }
@@ -270,12 +310,19 @@ pub(crate) fn external_image_support(
             limits.sample_counts
         )));
     }
-    let features = external_props.external_memory_properties.external_memory_features;
-    let needed = vk::ExternalMemoryFeatureFlags::EXPORTABLE | vk::ExternalMemoryFeatureFlags::IMPORTABLE;
+    let features = external_props
+        .external_memory_properties
+        .external_memory_features;
+    let needed =
+        vk::ExternalMemoryFeatureFlags::EXPORTABLE | vk::ExternalMemoryFeatureFlags::IMPORTABLE;
     if !features.contains(needed) {
-        return Ok(Err(format!("external memory features are {features:?}, need EXPORTABLE | IMPORTABLE")));
+        return Ok(Err(format!(
+            "external memory features are {features:?}, need EXPORTABLE | IMPORTABLE"
+        )));
     }
-    Ok(Ok(features.contains(vk::ExternalMemoryFeatureFlags::DEDICATED_ONLY)))
+    Ok(Ok(
+        features.contains(vk::ExternalMemoryFeatureFlags::DEDICATED_ONLY)
+    ))
 }
 
 fn format_support(
@@ -313,15 +360,19 @@ fn sync_caps(
         return SyncExportCaps::default();
     }
     let query = |handle: vk::ExternalSemaphoreHandleTypeFlags| -> bool {
-        let needed = vk::ExternalSemaphoreFeatureFlags::EXPORTABLE | vk::ExternalSemaphoreFeatureFlags::IMPORTABLE;
-        let mut type_info = vk::SemaphoreTypeCreateInfo::default().semaphore_type(vk::SemaphoreType::TIMELINE);
+        let needed = vk::ExternalSemaphoreFeatureFlags::EXPORTABLE
+            | vk::ExternalSemaphoreFeatureFlags::IMPORTABLE;
+        let mut type_info =
+            vk::SemaphoreTypeCreateInfo::default().semaphore_type(vk::SemaphoreType::TIMELINE);
         let mut info = vk::PhysicalDeviceExternalSemaphoreInfo::default().handle_type(handle);
         if timeline == Some(true) {
             info = info.push_next(&mut type_info);
         }
         let mut props = vk::ExternalSemaphoreProperties::default();
         // SAFETY: valid structs; `physical` belongs to `instance`.
-        unsafe { instance.get_physical_device_external_semaphore_properties(physical, &info, &mut props) };
+        unsafe {
+            instance.get_physical_device_external_semaphore_properties(physical, &info, &mut props)
+        };
         props.external_semaphore_features.contains(needed)
     };
     SyncExportCaps {
@@ -331,16 +382,23 @@ fn sync_caps(
     }
 }
 
-fn fence_caps(instance: &ash::Instance, physical: vk::PhysicalDevice, has_extension: bool) -> SyncExportCaps {
+fn fence_caps(
+    instance: &ash::Instance,
+    physical: vk::PhysicalDevice,
+    has_extension: bool,
+) -> SyncExportCaps {
     if !has_extension {
         return SyncExportCaps::default();
     }
     let query = |handle: vk::ExternalFenceHandleTypeFlags| -> bool {
-        let needed = vk::ExternalFenceFeatureFlags::EXPORTABLE | vk::ExternalFenceFeatureFlags::IMPORTABLE;
+        let needed =
+            vk::ExternalFenceFeatureFlags::EXPORTABLE | vk::ExternalFenceFeatureFlags::IMPORTABLE;
         let info = vk::PhysicalDeviceExternalFenceInfo::default().handle_type(handle);
         let mut props = vk::ExternalFenceProperties::default();
         // SAFETY: valid structs; `physical` belongs to `instance`.
-        unsafe { instance.get_physical_device_external_fence_properties(physical, &info, &mut props) };
+        unsafe {
+            instance.get_physical_device_external_fence_properties(physical, &info, &mut props)
+        };
         props.external_fence_features.contains(needed)
     };
     SyncExportCaps {
@@ -375,16 +433,33 @@ pub(crate) fn query(instance: &ash::Instance, identity: &DeviceIdentity) -> Resu
     let mut formats = Vec::with_capacity(FORMAT_TABLE.len());
     for row in FORMAT_TABLE {
         let opaque_fd = if has(ash::khr::external_memory_fd::NAME) {
-            format_support(instance, physical, row.format, vk::ExternalMemoryHandleTypeFlags::OPAQUE_FD)?
+            format_support(
+                instance,
+                physical,
+                row.format,
+                vk::ExternalMemoryHandleTypeFlags::OPAQUE_FD,
+            )?
         } else {
-            FormatShareSupport { reason: Some("VK_KHR_external_memory_fd is missing".into()), ..Default::default() }
+            FormatShareSupport {
+                reason: Some("VK_KHR_external_memory_fd is missing".into()),
+                ..Default::default()
+            }
         };
         let dma = if dma_buf {
-            Some(format_support(instance, physical, row.format, vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT)?)
+            Some(format_support(
+                instance,
+                physical,
+                row.format,
+                vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT,
+            )?)
         } else {
             None
         };
-        formats.push(FormatCaps { format: row.format, opaque_fd, dma_buf: dma });
+        formats.push(FormatCaps {
+            format: row.format,
+            opaque_fd,
+            dma_buf: dma,
+        });
     }
     Ok(DeviceCaps {
         identity: identity.clone(),
@@ -415,13 +490,20 @@ pub fn enumerate_devices() -> Result<Vec<DeviceCaps>> {
         .unwrap_or(vk::API_VERSION_1_0)
         .min(vk::API_VERSION_1_3);
     if version < vk::API_VERSION_1_1 {
-        return Err(Error::unsupported("Vulkan 1.1", "the Vulkan loader is older than 1.1"));
+        return Err(Error::unsupported(
+            "Vulkan 1.1",
+            "the Vulkan loader is older than 1.1",
+        ));
     }
-    let app = vk::ApplicationInfo::default().application_name(c"geyser-info").api_version(version);
+    let app = vk::ApplicationInfo::default()
+        .application_name(c"geyser-info")
+        .api_version(version);
     let info = vk::InstanceCreateInfo::default().application_info(&app);
     // SAFETY: valid create info pointing at locals.
-    let instance = unsafe { entry.create_instance(&info, None) }.map_err(Error::vk("vkCreateInstance"))?;
-    let result = enumerate_identities(&instance).and_then(|ids| ids.iter().map(|id| query(&instance, id)).collect());
+    let instance =
+        unsafe { entry.create_instance(&info, None) }.map_err(Error::vk("vkCreateInstance"))?;
+    let result = enumerate_identities(&instance)
+        .and_then(|ids| ids.iter().map(|id| query(&instance, id)).collect());
     // SAFETY: no child objects were created.
     unsafe { instance.destroy_instance(None) };
     result

@@ -71,7 +71,9 @@ impl DeviceSelector {
 
     /// The selector named by `GEYSER_DEVICE`, or [`DeviceSelector::Best`] when it is unset.
     pub fn from_env() -> Self {
-        std::env::var("GEYSER_DEVICE").map(|s| Self::parse(&s)).unwrap_or_default()
+        std::env::var("GEYSER_DEVICE")
+            .map(|s| Self::parse(&s))
+            .unwrap_or_default()
     }
 
     fn describe(&self) -> String {
@@ -90,7 +92,9 @@ impl DeviceSelector {
             DeviceSelector::Best => devices.iter().min_by_key(|d| d.type_rank()),
             DeviceSelector::Index(i) => devices.get(*i),
             DeviceSelector::Uuid(u) => devices.iter().find(|d| &d.device_uuid == u),
-            DeviceSelector::PciBus(p) => devices.iter().find(|d| d.pci_bus.as_deref() == Some(p.as_str())),
+            DeviceSelector::PciBus(p) => devices
+                .iter()
+                .find(|d| d.pci_bus.as_deref() == Some(p.as_str())),
             DeviceSelector::Name(n) => {
                 let n = n.to_lowercase();
                 devices.iter().find(|d| d.name.to_lowercase().contains(&n))
@@ -115,7 +119,10 @@ pub struct ContextOptions {
 impl ContextOptions {
     /// `GEYSER_DEVICE` and `GEYSER_VALIDATION` from the environment.
     pub fn from_env() -> Self {
-        Self { device: DeviceSelector::from_env(), validation: Validation::from_env() }
+        Self {
+            device: DeviceSelector::from_env(),
+            validation: Validation::from_env(),
+        }
     }
 }
 
@@ -130,7 +137,10 @@ pub fn validation_error_count() -> usize {
 
 /// The first validation error messages (at most 32), for test failure output.
 pub fn validation_messages() -> Vec<String> {
-    VALIDATION_MESSAGES.lock().map(|m| m.clone()).unwrap_or_default()
+    VALIDATION_MESSAGES
+        .lock()
+        .map(|m| m.clone())
+        .unwrap_or_default()
 }
 
 unsafe extern "system" fn debug_callback(
@@ -211,7 +221,8 @@ impl DeviceShared {
     ) -> Result<Self> {
         // SAFETY: `device` is a live device created from `instance`; looking up a command
         // pointer has no other requirement. A null result means the extension is not enabled.
-        let get_fd = unsafe { instance.get_device_proc_addr(device.handle(), c"vkGetMemoryFdKHR".as_ptr()) };
+        let get_fd =
+            unsafe { instance.get_device_proc_addr(device.handle(), c"vkGetMemoryFdKHR".as_ptr()) };
         if get_fd.is_none() {
             return Err(Error::unsupported(
                 "VK_KHR_external_memory_fd",
@@ -231,7 +242,10 @@ impl DeviceShared {
             .map_err(Error::vk("vkEnumerateInstanceVersion"))?
             .unwrap_or(vk::API_VERSION_1_0);
         if instance_version < vk::API_VERSION_1_1 {
-            return Err(Error::unsupported("Vulkan 1.1", "the Vulkan loader is older than 1.1"));
+            return Err(Error::unsupported(
+                "Vulkan 1.1",
+                "the Vulkan loader is older than 1.1",
+            ));
         }
         let api_version = instance_version.min(vk::API_VERSION_1_3);
 
@@ -260,13 +274,20 @@ impl DeviceShared {
             .application_name(c"geyser")
             .engine_name(c"geyser")
             .api_version(api_version);
-        let layer_names: Vec<*const c_char> =
-            if validation { vec![c"VK_LAYER_KHRONOS_validation".as_ptr()] } else { vec![] };
-        let ext_names: Vec<*const c_char> =
-            if validation { vec![ash::ext::debug_utils::NAME.as_ptr()] } else { vec![] };
+        let layer_names: Vec<*const c_char> = if validation {
+            vec![c"VK_LAYER_KHRONOS_validation".as_ptr()]
+        } else {
+            vec![]
+        };
+        let ext_names: Vec<*const c_char> = if validation {
+            vec![ash::ext::debug_utils::NAME.as_ptr()]
+        } else {
+            vec![]
+        };
         let mut messenger_info = vk::DebugUtilsMessengerCreateInfoEXT::default()
             .message_severity(
-                vk::DebugUtilsMessageSeverityFlagsEXT::ERROR | vk::DebugUtilsMessageSeverityFlagsEXT::WARNING,
+                vk::DebugUtilsMessageSeverityFlagsEXT::ERROR
+                    | vk::DebugUtilsMessageSeverityFlagsEXT::WARNING,
             )
             .message_type(
                 vk::DebugUtilsMessageTypeFlagsEXT::VALIDATION
@@ -296,7 +317,10 @@ impl DeviceShared {
         } else {
             None
         };
-        let mut owned = Owned { _entry: entry, debug_utils };
+        let mut owned = Owned {
+            _entry: entry,
+            debug_utils,
+        };
         let instance = instance.into_inner();
         match Self::create_device(&instance, options, api_version) {
             Ok((device, physical, queue_family)) => {
@@ -323,10 +347,21 @@ impl DeviceShared {
         let families = unsafe { instance.get_physical_device_queue_family_properties(physical) };
         let queue_family = families
             .iter()
-            .position(|f| f.queue_flags.contains(vk::QueueFlags::GRAPHICS | vk::QueueFlags::COMPUTE))
-            .or_else(|| families.iter().position(|f| f.queue_flags.contains(vk::QueueFlags::COMPUTE)))
-            .ok_or_else(|| Error::unsupported("compute queue", format!("{} has no compute queue", chosen.name)))?
-            as u32;
+            .position(|f| {
+                f.queue_flags
+                    .contains(vk::QueueFlags::GRAPHICS | vk::QueueFlags::COMPUTE)
+            })
+            .or_else(|| {
+                families
+                    .iter()
+                    .position(|f| f.queue_flags.contains(vk::QueueFlags::COMPUTE))
+            })
+            .ok_or_else(|| {
+                Error::unsupported(
+                    "compute queue",
+                    format!("{} has no compute queue", chosen.name),
+                )
+            })? as u32;
 
         let available = caps::device_extensions(instance, physical)?;
         let required = [ash::khr::external_memory_fd::NAME];
@@ -334,7 +369,11 @@ impl DeviceShared {
             if !available.iter().any(|e| e.as_c_str() == ext) {
                 return Err(Error::unsupported(
                     ext.to_string_lossy(),
-                    format!("{} does not offer {}, which every share needs", chosen.name, ext.to_string_lossy()),
+                    format!(
+                        "{} does not offer {}, which every share needs",
+                        chosen.name,
+                        ext.to_string_lossy()
+                    ),
                 ));
             }
         }
@@ -361,8 +400,10 @@ impl DeviceShared {
             // SAFETY: as above; the chain holds only structs from Vulkan 1.2.
             unsafe { instance.get_physical_device_features2(physical, &mut features2) };
         }
-        let timeline = device_api >= vk::API_VERSION_1_2 && features12.timeline_semaphore == vk::TRUE;
-        let mut enable12 = vk::PhysicalDeviceVulkan12Features::default().timeline_semaphore(timeline);
+        let timeline =
+            device_api >= vk::API_VERSION_1_2 && features12.timeline_semaphore == vk::TRUE;
+        let mut enable12 =
+            vk::PhysicalDeviceVulkan12Features::default().timeline_semaphore(timeline);
 
         let priorities = [1.0f32];
         let queue_infos = [vk::DeviceQueueCreateInfo::default()
@@ -450,7 +491,8 @@ fn create_queue_state(device: &ash::Device, queue_family: u32) -> Result<QueueSt
         .queue_family_index(queue_family)
         .flags(vk::CommandPoolCreateFlags::RESET_COMMAND_BUFFER);
     // SAFETY: valid create info for a live device.
-    let pool = unsafe { device.create_command_pool(&pool_info, None) }.map_err(Error::vk("vkCreateCommandPool"))?;
+    let pool = unsafe { device.create_command_pool(&pool_info, None) }
+        .map_err(Error::vk("vkCreateCommandPool"))?;
     let alloc = vk::CommandBufferAllocateInfo::default()
         .command_pool(pool)
         .level(vk::CommandBufferLevel::PRIMARY)
@@ -473,7 +515,12 @@ fn create_queue_state(device: &ash::Device, queue_family: u32) -> Result<QueueSt
             return Err(Error::vk("vkCreateFence")(e));
         }
     };
-    Ok(QueueState { queue, pool, cmd, fence })
+    Ok(QueueState {
+        queue,
+        pool,
+        cmd,
+        fence,
+    })
 }
 
 fn destroy_owned(instance: &ash::Instance, owned: &mut Owned) {
@@ -537,8 +584,14 @@ mod tests {
     #[test]
     fn selector_parses_each_key() {
         assert_eq!(DeviceSelector::parse("1"), DeviceSelector::Index(1));
-        assert_eq!(DeviceSelector::parse("pci:0000:01:00.0"), DeviceSelector::PciBus("0000:01:00.0".into()));
-        assert_eq!(DeviceSelector::parse("llvmpipe"), DeviceSelector::Name("llvmpipe".into()));
+        assert_eq!(
+            DeviceSelector::parse("pci:0000:01:00.0"),
+            DeviceSelector::PciBus("0000:01:00.0".into())
+        );
+        assert_eq!(
+            DeviceSelector::parse("llvmpipe"),
+            DeviceSelector::Name("llvmpipe".into())
+        );
         let u = "00112233-4455-6677-8899-aabbccddeeff";
         assert!(matches!(DeviceSelector::parse(u), DeviceSelector::Uuid(_)));
         assert_eq!(DeviceSelector::parse(""), DeviceSelector::Best);

@@ -8,7 +8,8 @@ use ash::vk;
 
 use super::context::SharedDevice;
 use crate::common::{
-    Backend, ExportInfo, TextureAspect, TextureDescriptor, TextureDimension, TextureExtent, TextureUsage,
+    Backend, ExportInfo, TextureAspect, TextureDescriptor, TextureDimension, TextureExtent,
+    TextureUsage,
 };
 use crate::{Error, Result, SharedTexture};
 
@@ -28,18 +29,20 @@ pub(crate) struct ImageParams {
 
 /// Vulkan usage flags for a descriptor's usages.
 pub fn vk_usage(desc: &TextureDescriptor) -> vk::ImageUsageFlags {
-    desc.usage.iter().fold(vk::ImageUsageFlags::empty(), |acc, u| {
-        acc | match u {
-            TextureUsage::CopySrc => vk::ImageUsageFlags::TRANSFER_SRC,
-            TextureUsage::CopyDst => vk::ImageUsageFlags::TRANSFER_DST,
-            TextureUsage::TextureBinding => vk::ImageUsageFlags::SAMPLED,
-            TextureUsage::StorageBinding => vk::ImageUsageFlags::STORAGE,
-            TextureUsage::RenderAttachment if desc.format.is_depth_stencil() => {
-                vk::ImageUsageFlags::DEPTH_STENCIL_ATTACHMENT
+    desc.usage
+        .iter()
+        .fold(vk::ImageUsageFlags::empty(), |acc, u| {
+            acc | match u {
+                TextureUsage::CopySrc => vk::ImageUsageFlags::TRANSFER_SRC,
+                TextureUsage::CopyDst => vk::ImageUsageFlags::TRANSFER_DST,
+                TextureUsage::TextureBinding => vk::ImageUsageFlags::SAMPLED,
+                TextureUsage::StorageBinding => vk::ImageUsageFlags::STORAGE,
+                TextureUsage::RenderAttachment if desc.format.is_depth_stencil() => {
+                    vk::ImageUsageFlags::DEPTH_STENCIL_ATTACHMENT
+                }
+                TextureUsage::RenderAttachment => vk::ImageUsageFlags::COLOR_ATTACHMENT,
             }
-            TextureUsage::RenderAttachment => vk::ImageUsageFlags::COLOR_ATTACHMENT,
-        }
-    })
+        })
 }
 
 /// The Vulkan aspect flags of a copy aspect.
@@ -53,21 +56,42 @@ pub fn vk_aspect(aspect: TextureAspect) -> vk::ImageAspectFlags {
 
 /// All aspects of a format, for barriers.
 pub fn vk_full_aspect(format: crate::common::TextureFormat) -> vk::ImageAspectFlags {
-    TextureAspect::all_of(format).iter().fold(vk::ImageAspectFlags::empty(), |acc, a| acc | vk_aspect(*a))
+    TextureAspect::all_of(format)
+        .iter()
+        .fold(vk::ImageAspectFlags::empty(), |acc, a| acc | vk_aspect(*a))
 }
 
 impl ImageParams {
     pub(crate) fn new(desc: &TextureDescriptor, extent: &TextureExtent) -> Self {
         let layers = extent.depth_or_array_layers;
         let (image_type, depth, array_layers, flags) = match extent.dimension {
-            TextureDimension::D2 => (vk::ImageType::TYPE_2D, 1, layers, vk::ImageCreateFlags::empty()),
-            TextureDimension::D3 => (vk::ImageType::TYPE_3D, layers, 1, vk::ImageCreateFlags::empty()),
-            TextureDimension::Cube => (vk::ImageType::TYPE_2D, 1, layers, vk::ImageCreateFlags::CUBE_COMPATIBLE),
+            TextureDimension::D2 => (
+                vk::ImageType::TYPE_2D,
+                1,
+                layers,
+                vk::ImageCreateFlags::empty(),
+            ),
+            TextureDimension::D3 => (
+                vk::ImageType::TYPE_3D,
+                layers,
+                1,
+                vk::ImageCreateFlags::empty(),
+            ),
+            TextureDimension::Cube => (
+                vk::ImageType::TYPE_2D,
+                1,
+                layers,
+                vk::ImageCreateFlags::CUBE_COMPATIBLE,
+            ),
         };
         Self {
             format: vk::Format::from_raw(desc.format.info().vk_format),
             image_type,
-            extent: vk::Extent3D { width: desc.width, height: desc.height, depth },
+            extent: vk::Extent3D {
+                width: desc.width,
+                height: desc.height,
+                depth,
+            },
             array_layers,
             mip_levels: extent.mip_level_count,
             samples: vk::SampleCountFlags::from_raw(extent.sample_count),
@@ -98,7 +122,8 @@ impl ImageParams {
             .push_next(&mut external);
         // SAFETY: the parameters were checked against the device's external image format
         // properties by the caller; the chain points at a local that outlives the call.
-        let image = unsafe { device.create_image(&info, None) }.map_err(Error::vk("vkCreateImage"))?;
+        let image =
+            unsafe { device.create_image(&info, None) }.map_err(Error::vk("vkCreateImage"))?;
         LIVE_IMAGES.fetch_add(1, Ordering::Relaxed);
         Ok(image)
     }
@@ -174,7 +199,13 @@ impl std::fmt::Debug for VulkanTexture {
             .field("label", &self.inner.info.descriptor.label)
             .field("image", &self.inner.image)
             .field("format", &self.inner.info.descriptor.format)
-            .field("extent", &(self.inner.info.descriptor.width, self.inner.info.descriptor.height))
+            .field(
+                "extent",
+                &(
+                    self.inner.info.descriptor.width,
+                    self.inner.info.descriptor.height,
+                ),
+            )
             .field("imported", &self.inner.imported)
             .finish()
     }
@@ -247,7 +278,11 @@ impl VulkanTexture {
         let (old_layout, src, dst) = if initialized {
             (SHARED_LAYOUT, vk::QUEUE_FAMILY_EXTERNAL, queue_family)
         } else {
-            (vk::ImageLayout::UNDEFINED, vk::QUEUE_FAMILY_IGNORED, vk::QUEUE_FAMILY_IGNORED)
+            (
+                vk::ImageLayout::UNDEFINED,
+                vk::QUEUE_FAMILY_IGNORED,
+                vk::QUEUE_FAMILY_IGNORED,
+            )
         };
         vk::ImageMemoryBarrier::default()
             .image(self.image())
@@ -263,7 +298,11 @@ impl VulkanTexture {
     /// [`SHARED_LAYOUT`] and releases it to `VK_QUEUE_FAMILY_EXTERNAL`, so the next user (any
     /// context, process or API) can acquire it. Set `src_access_mask` on the result for the
     /// access that precedes it.
-    pub fn end_access_barrier(&self, queue_family: u32, old_layout: vk::ImageLayout) -> vk::ImageMemoryBarrier<'static> {
+    pub fn end_access_barrier(
+        &self,
+        queue_family: u32,
+        old_layout: vk::ImageLayout,
+    ) -> vk::ImageMemoryBarrier<'static> {
         vk::ImageMemoryBarrier::default()
             .image(self.image())
             .subresource_range(self.subresource_range())

@@ -56,7 +56,10 @@ pub(crate) fn check_format_support(
     match caps::external_image_support(&dev.instance, dev.physical, params, handle_type)? {
         Ok(_dedicated_only) => Ok(()),
         Err(reason) => Err(Error::unsupported(
-            format!("{} with usages {:?} as a shareable ({handle_type:?}) image", desc.format, desc.usage),
+            format!(
+                "{} with usages {:?} as a shareable ({handle_type:?}) image",
+                desc.format, desc.usage
+            ),
             format!("{reason} on {}", dev.identity.name),
         )),
     }
@@ -71,7 +74,12 @@ impl VulkanTextureShareManager {
         physical_device: vk::PhysicalDevice,
         queue_family: u32,
     ) -> Result<Self> {
-        Ok(Self::from_shared(DeviceShared::borrowed(instance, device, physical_device, queue_family)?))
+        Ok(Self::from_shared(DeviceShared::borrowed(
+            instance,
+            device,
+            physical_device,
+            queue_family,
+        )?))
     }
 
     /// Creates Geyser's own instance and device as `options` says.
@@ -153,11 +161,20 @@ impl VulkanTextureShareManager {
     /// Creates a texture with the given extent (layers, mips, 3D, cube) that can be exported.
     /// The descriptor is validated before any Vulkan call; the device's support for the format
     /// and usages as an external image is checked before the image is created.
-    pub fn create_texture_with(&self, desc: &TextureDescriptor, extent: &TextureExtent) -> Result<VulkanTexture> {
+    pub fn create_texture_with(
+        &self,
+        desc: &TextureDescriptor,
+        extent: &TextureExtent,
+    ) -> Result<VulkanTexture> {
         desc.validate_with(extent)?;
         let handle_type = ExternalHandleType::OpaqueFd;
         let params = ImageParams::new(desc, extent);
-        check_format_support(&self.dev, &params, vk::ExternalMemoryHandleTypeFlags::OPAQUE_FD, desc)?;
+        check_format_support(
+            &self.dev,
+            &params,
+            vk::ExternalMemoryHandleTypeFlags::OPAQUE_FD,
+            desc,
+        )?;
         memory::create_exportable(&self.dev, desc, extent, handle_type)
     }
 
@@ -175,7 +192,11 @@ impl VulkanTextureShareManager {
 
     /// Imports an export after checking that `desc` matches the one it was exported with
     /// ([`Error::DescriptorMismatch`] otherwise). Consumes the OS handle, also on error.
-    pub fn import_with(&self, exported: ExportedTexture, desc: &TextureDescriptor) -> Result<VulkanTexture> {
+    pub fn import_with(
+        &self,
+        exported: ExportedTexture,
+        desc: &TextureDescriptor,
+    ) -> Result<VulkanTexture> {
         memory::import(&self.dev, exported, Some(desc))
     }
 
@@ -184,9 +205,10 @@ impl VulkanTextureShareManager {
     pub fn exported(&self, handle: ApiTextureHandle) -> Result<ExportedTexture> {
         self.check_handle_owner(handle)?;
         let table = self.exports.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = table
-            .get(&handle.id)
-            .ok_or(Error::UnknownHandle { handle, reason: "was never issued or was already released" })?;
+        let entry = table.get(&handle.id).ok_or(Error::UnknownHandle {
+            handle,
+            reason: "was never issued or was already released",
+        })?;
         Ok(entry.try_clone()?)
     }
 
@@ -197,7 +219,10 @@ impl VulkanTextureShareManager {
 
     fn check_handle_owner(&self, handle: ApiTextureHandle) -> Result<()> {
         if handle.manager != self.id {
-            return Err(Error::UnknownHandle { handle, reason: "belongs to another manager" });
+            return Err(Error::UnknownHandle {
+                handle,
+                reason: "belongs to another manager",
+            });
         }
         Ok(())
     }
@@ -206,9 +231,16 @@ impl VulkanTextureShareManager {
         let tex = texture
             .as_any()
             .downcast_ref::<VulkanTexture>()
-            .ok_or_else(|| Error::WrongTexture(format!("{:?} texture given to the Vulkan manager", texture.backend())))?;
+            .ok_or_else(|| {
+                Error::WrongTexture(format!(
+                    "{:?} texture given to the Vulkan manager",
+                    texture.backend()
+                ))
+            })?;
         if !Arc::ptr_eq(&tex.inner.dev, &self.dev) {
-            return Err(Error::WrongTexture("the texture belongs to another device context".into()));
+            return Err(Error::WrongTexture(
+                "the texture belongs to another device context".into(),
+            ));
         }
         Ok(tex)
     }
@@ -222,25 +254,42 @@ impl TextureShareManager for VulkanTextureShareManager {
     fn export_texture(&self, texture: &dyn SharedTexture) -> Result<ApiTextureHandle> {
         let tex = self.downcast(texture)?;
         let exported = self.export(tex)?;
-        let handle = ApiTextureHandle { manager: self.id, id: self.next_handle.fetch_add(1, Ordering::Relaxed) };
-        self.exports.lock().unwrap_or_else(|p| p.into_inner()).insert(handle.id, exported);
+        let handle = ApiTextureHandle {
+            manager: self.id,
+            id: self.next_handle.fetch_add(1, Ordering::Relaxed),
+        };
+        self.exports
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(handle.id, exported);
         Ok(handle)
     }
 
-    fn import_texture(&self, handle: ApiTextureHandle, desc: &TextureDescriptor) -> Result<Box<dyn SharedTexture>> {
+    fn import_texture(
+        &self,
+        handle: ApiTextureHandle,
+        desc: &TextureDescriptor,
+    ) -> Result<Box<dyn SharedTexture>> {
         let exported = self.exported(handle)?;
         Ok(Box::new(self.import_with(exported, desc)?))
     }
 
     fn release_texture_handle(&self, handle: ApiTextureHandle) -> Result<()> {
         self.check_handle_owner(handle)?;
-        let removed = self.exports.lock().unwrap_or_else(|p| p.into_inner()).remove(&handle.id);
+        let removed = self
+            .exports
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&handle.id);
         match removed {
             Some(exported) => {
                 drop(exported); // closes the FD
                 Ok(())
             }
-            None => Err(Error::UnknownHandle { handle, reason: "was never issued or was already released" }),
+            None => Err(Error::UnknownHandle {
+                handle,
+                reason: "was never issued or was already released",
+            }),
         }
     }
 }
@@ -250,7 +299,10 @@ impl Drop for VulkanTextureShareManager {
         // Exports still in the table own FDs; dropping the table closes them.
         let n = self.exports.get_mut().map(|t| t.len()).unwrap_or(0);
         if n > 0 {
-            tracing::debug!("manager {} dropped with {n} unreleased export handles; closing them", self.id);
+            tracing::debug!(
+                "manager {} dropped with {n} unreleased export handles; closing them",
+                self.id
+            );
         }
     }
 }

@@ -8,9 +8,12 @@ use std::sync::Arc;
 use ash::vk;
 
 use super::context::SharedDevice;
-use super::image::{ImageParams, TextureInner, VulkanTexture, LIVE_IMAGES, LIVE_MEMORIES, LIVE_TEXTURES};
+use super::image::{
+    ImageParams, TextureInner, VulkanTexture, LIVE_IMAGES, LIVE_MEMORIES, LIVE_TEXTURES,
+};
 use crate::common::{
-    uuid_string, ExportInfo, ExportedTexture, ExternalHandleType, MemoryLayout, TextureDescriptor, TextureExtent,
+    uuid_string, ExportInfo, ExportedTexture, ExternalHandleType, MemoryLayout, TextureDescriptor,
+    TextureExtent,
 };
 use crate::{Error, Result};
 
@@ -64,16 +67,24 @@ fn requirements(device: &ash::Device, image: vk::Image) -> (vk::MemoryRequiremen
     let info = vk::ImageMemoryRequirementsInfo2::default().image(image);
     // SAFETY: `image` is a live image of `device`.
     unsafe { device.get_image_memory_requirements2(&info, &mut reqs) };
-    (reqs.memory_requirements, dedicated.requires_dedicated_allocation == vk::TRUE)
+    (
+        reqs.memory_requirements,
+        dedicated.requires_dedicated_allocation == vk::TRUE,
+    )
 }
 
 fn memory_type(dev: &SharedDevice, type_bits: u32) -> Option<u32> {
     let props = &dev.memory_properties;
     let candidates = (0..props.memory_type_count).filter(|i| type_bits & (1 << i) != 0);
     let device_local = |i: &u32| {
-        props.memory_types[*i as usize].property_flags.contains(vk::MemoryPropertyFlags::DEVICE_LOCAL)
+        props.memory_types[*i as usize]
+            .property_flags
+            .contains(vk::MemoryPropertyFlags::DEVICE_LOCAL)
     };
-    candidates.clone().find(device_local).or_else(|| candidates.clone().next())
+    candidates
+        .clone()
+        .find(device_local)
+        .or_else(|| candidates.clone().next())
 }
 
 fn finish(
@@ -85,7 +96,11 @@ fn finish(
 ) -> Result<VulkanTexture> {
     // SAFETY: image and memory are live objects of this device; the memory was allocated
     // for this image (dedicated) with a size covering its requirements.
-    unsafe { dev.device.bind_image_memory(partial.image, partial.memory, 0) }.map_err(Error::vk("vkBindImageMemory"))?;
+    unsafe {
+        dev.device
+            .bind_image_memory(partial.image, partial.memory, 0)
+    }
+    .map_err(Error::vk("vkBindImageMemory"))?;
     let (image, memory) = partial.disarm();
     LIVE_TEXTURES.fetch_add(1, Ordering::Relaxed);
     Ok(VulkanTexture {
@@ -111,7 +126,11 @@ pub(crate) fn create_exportable(
     let vk_type = vk_handle_type(handle_type)?;
     let params = ImageParams::new(desc, extent);
     let device = &dev.device;
-    let mut partial = Partial { device, image: params.create_image(device, vk_type)?, memory: vk::DeviceMemory::null() };
+    let mut partial = Partial {
+        device,
+        image: params.create_image(device, vk_type)?,
+        memory: vk::DeviceMemory::null(),
+    };
     let (reqs, _) = requirements(device, partial.image);
     let type_index = memory_type(dev, reqs.memory_type_bits)
         .ok_or_else(|| Error::unsupported("memory type", "no memory type fits the image"))?;
@@ -123,7 +142,8 @@ pub(crate) fn create_exportable(
         .push_next(&mut export)
         .push_next(&mut dedicated);
     // SAFETY: valid chain pointing at locals; the image is live.
-    partial.memory = unsafe { device.allocate_memory(&alloc, None) }.map_err(Error::vk("vkAllocateMemory"))?;
+    partial.memory =
+        unsafe { device.allocate_memory(&alloc, None) }.map_err(Error::vk("vkAllocateMemory"))?;
     LIVE_MEMORIES.fetch_add(1, Ordering::Relaxed);
     let info = ExportInfo {
         descriptor: desc.clone(),
@@ -143,19 +163,32 @@ pub(crate) fn create_exportable(
 pub(crate) fn export(texture: &VulkanTexture) -> Result<ExportedTexture> {
     let inner = &texture.inner;
     let vk_type = vk_handle_type(inner.info.handle_type)?;
-    let info = vk::MemoryGetFdInfoKHR::default().memory(inner.memory).handle_type(vk_type);
+    let info = vk::MemoryGetFdInfoKHR::default()
+        .memory(inner.memory)
+        .handle_type(vk_type);
     // SAFETY: the memory was allocated exportable with this handle type.
-    let raw = unsafe { inner.dev.external_memory_fd.get_memory_fd(&info) }.map_err(Error::vk("vkGetMemoryFdKHR"))?;
+    let raw = unsafe { inner.dev.external_memory_fd.get_memory_fd(&info) }
+        .map_err(Error::vk("vkGetMemoryFdKHR"))?;
     if raw < 0 {
-        return Err(Error::Vulkan { call: "vkGetMemoryFdKHR", result: vk::Result::ERROR_INVALID_EXTERNAL_HANDLE });
+        return Err(Error::Vulkan {
+            call: "vkGetMemoryFdKHR",
+            result: vk::Result::ERROR_INVALID_EXTERNAL_HANDLE,
+        });
     }
     // SAFETY: vkGetMemoryFdKHR returns a new file descriptor that the caller owns.
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    Ok(ExportedTexture { info: inner.info.clone(), fd })
+    Ok(ExportedTexture {
+        info: inner.info.clone(),
+        fd,
+    })
 }
 
 /// Checks what can be checked of an export before any Vulkan call.
-pub(crate) fn check_importable(dev: &SharedDevice, info: &ExportInfo, desc: Option<&TextureDescriptor>) -> Result<()> {
+pub(crate) fn check_importable(
+    dev: &SharedDevice,
+    info: &ExportInfo,
+    desc: Option<&TextureDescriptor>,
+) -> Result<()> {
     if let Some(desc) = desc {
         desc.check_matches(&info.descriptor)?;
     }
@@ -164,15 +197,30 @@ pub(crate) fn check_importable(dev: &SharedDevice, info: &ExportInfo, desc: Opti
     if info.handle_type == ExternalHandleType::OpaqueFd
         && (info.device_uuid != ours.device_uuid || info.driver_uuid != ours.driver_uuid)
     {
-        let which = if info.device_uuid != ours.device_uuid { "deviceUUID differs" } else { "driverUUID differs" };
+        let which = if info.device_uuid != ours.device_uuid {
+            "deviceUUID differs"
+        } else {
+            "driverUUID differs"
+        };
         return Err(Error::DeviceMismatch {
-            exporter: format!("{}/{}", uuid_string(&info.device_uuid), uuid_string(&info.driver_uuid)),
-            importer: format!("{}/{}", uuid_string(&ours.device_uuid), uuid_string(&ours.driver_uuid)),
+            exporter: format!(
+                "{}/{}",
+                uuid_string(&info.device_uuid),
+                uuid_string(&info.driver_uuid)
+            ),
+            importer: format!(
+                "{}/{}",
+                uuid_string(&ours.device_uuid),
+                uuid_string(&ours.driver_uuid)
+            ),
             reason: which.into(),
         });
     }
     if info.layout != MemoryLayout::Optimal {
-        return Err(Error::unsupported(format!("{:?} layout", info.layout), "only optimal tiling is imported in this build"));
+        return Err(Error::unsupported(
+            format!("{:?} layout", info.layout),
+            "only optimal tiling is imported in this build",
+        ));
     }
     if !info.dedicated {
         return Err(Error::InvalidArgument {
@@ -205,7 +253,11 @@ pub(crate) fn import(
     let params = ImageParams::new(&info.descriptor, &info.extent);
     super::manager::check_format_support(dev, &params, vk_type, &info.descriptor)?;
     let device = &dev.device;
-    let mut partial = Partial { device, image: params.create_image(device, vk_type)?, memory: vk::DeviceMemory::null() };
+    let mut partial = Partial {
+        device,
+        image: params.create_image(device, vk_type)?,
+        memory: vk::DeviceMemory::null(),
+    };
     let (reqs, _) = requirements(device, partial.image);
     if reqs.size > info.allocation_size {
         return Err(Error::InvalidArgument {
@@ -227,7 +279,9 @@ pub(crate) fn import(
     }
     // Vulkan takes ownership of the FD only when the import succeeds.
     let raw = fd.into_raw_fd();
-    let mut import_info = vk::ImportMemoryFdInfoKHR::default().handle_type(vk_type).fd(raw);
+    let mut import_info = vk::ImportMemoryFdInfoKHR::default()
+        .handle_type(vk_type)
+        .fd(raw);
     let mut dedicated = vk::MemoryDedicatedAllocateInfo::default().image(partial.image);
     let alloc = vk::MemoryAllocateInfo::default()
         .allocation_size(info.allocation_size)

@@ -13,9 +13,15 @@ mod manager;
 mod memory;
 mod transfer;
 
-pub use caps::{enumerate_devices, DeviceCaps, DeviceIdentity, FormatCaps, FormatShareSupport, SyncExportCaps};
-pub use context::{validation_error_count, validation_messages, ContextOptions, DeviceSelector, Validation};
-pub use image::{live_objects, vk_aspect, vk_full_aspect, vk_usage, LiveObjects, VulkanTexture, SHARED_LAYOUT};
+pub use caps::{
+    enumerate_devices, DeviceCaps, DeviceIdentity, FormatCaps, FormatShareSupport, SyncExportCaps,
+};
+pub use context::{
+    validation_error_count, validation_messages, ContextOptions, DeviceSelector, Validation,
+};
+pub use image::{
+    live_objects, vk_aspect, vk_full_aspect, vk_usage, LiveObjects, VulkanTexture, SHARED_LAYOUT,
+};
 pub use manager::VulkanTextureShareManager;
 pub use transfer::aspect_size;
 

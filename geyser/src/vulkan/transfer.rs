@@ -22,29 +22,55 @@ struct Staging<'a> {
 impl<'a> Staging<'a> {
     fn new(dev: &'a DeviceShared, size: u64, usage: vk::BufferUsageFlags) -> Result<Self> {
         let device = &dev.device;
-        let info = vk::BufferCreateInfo::default().size(size).usage(usage).sharing_mode(vk::SharingMode::EXCLUSIVE);
+        let info = vk::BufferCreateInfo::default()
+            .size(size)
+            .usage(usage)
+            .sharing_mode(vk::SharingMode::EXCLUSIVE);
         // SAFETY: valid create info on a live device.
-        let buffer = unsafe { device.create_buffer(&info, None) }.map_err(Error::vk("vkCreateBuffer"))?;
-        let mut staging = Staging { device, buffer, memory: vk::DeviceMemory::null(), size };
+        let buffer =
+            unsafe { device.create_buffer(&info, None) }.map_err(Error::vk("vkCreateBuffer"))?;
+        let mut staging = Staging {
+            device,
+            buffer,
+            memory: vk::DeviceMemory::null(),
+            size,
+        };
         // SAFETY: `buffer` is live.
         let reqs = unsafe { device.get_buffer_memory_requirements(buffer) };
         let wanted = vk::MemoryPropertyFlags::HOST_VISIBLE | vk::MemoryPropertyFlags::HOST_COHERENT;
         let props = &dev.memory_properties;
         let type_index = (0..props.memory_type_count)
-            .find(|i| reqs.memory_type_bits & (1 << i) != 0 && props.memory_types[*i as usize].property_flags.contains(wanted))
-            .ok_or_else(|| Error::unsupported("host-visible memory", "no host-visible coherent memory type for a staging buffer"))?;
-        let alloc = vk::MemoryAllocateInfo::default().allocation_size(reqs.size).memory_type_index(type_index);
+            .find(|i| {
+                reqs.memory_type_bits & (1 << i) != 0
+                    && props.memory_types[*i as usize]
+                        .property_flags
+                        .contains(wanted)
+            })
+            .ok_or_else(|| {
+                Error::unsupported(
+                    "host-visible memory",
+                    "no host-visible coherent memory type for a staging buffer",
+                )
+            })?;
+        let alloc = vk::MemoryAllocateInfo::default()
+            .allocation_size(reqs.size)
+            .memory_type_index(type_index);
         // SAFETY: valid allocate info.
-        staging.memory = unsafe { device.allocate_memory(&alloc, None) }.map_err(Error::vk("vkAllocateMemory"))?;
+        staging.memory = unsafe { device.allocate_memory(&alloc, None) }
+            .map_err(Error::vk("vkAllocateMemory"))?;
         // SAFETY: fresh buffer and memory of this device, memory large enough.
-        unsafe { device.bind_buffer_memory(buffer, staging.memory, 0) }.map_err(Error::vk("vkBindBufferMemory"))?;
+        unsafe { device.bind_buffer_memory(buffer, staging.memory, 0) }
+            .map_err(Error::vk("vkBindBufferMemory"))?;
         Ok(staging)
     }
 
     fn with_mapped<R>(&self, f: impl FnOnce(&mut [u8]) -> R) -> Result<R> {
         // SAFETY: host-visible memory, not mapped elsewhere, no GPU work in flight on it.
-        let ptr = unsafe { self.device.map_memory(self.memory, 0, self.size, vk::MemoryMapFlags::empty()) }
-            .map_err(Error::vk("vkMapMemory"))?;
+        let ptr = unsafe {
+            self.device
+                .map_memory(self.memory, 0, self.size, vk::MemoryMapFlags::empty())
+        }
+        .map_err(Error::vk("vkMapMemory"))?;
         // SAFETY: the mapping covers `size` bytes and lives until unmap below.
         let bytes = unsafe { std::slice::from_raw_parts_mut(ptr.cast::<u8>(), self.size as usize) };
         let r = f(bytes);
@@ -82,7 +108,10 @@ fn check_aspect(texture: &VulkanTexture, aspect: TextureAspect) -> Result<()> {
     if !TextureAspect::all_of(format).contains(&aspect) {
         return Err(Error::InvalidArgument {
             what: "aspect",
-            reason: format!("{format} has no {aspect:?} aspect (it has {:?})", TextureAspect::all_of(format)),
+            reason: format!(
+                "{format} has no {aspect:?} aspect (it has {:?})",
+                TextureAspect::all_of(format)
+            ),
         });
     }
     Ok(())
@@ -104,19 +133,35 @@ enum Direction {
 }
 
 /// Records acquire → copy → release on the manager's command buffer, submits, waits.
-fn copy(dev: &DeviceShared, texture: &VulkanTexture, aspect: TextureAspect, staging: &Staging<'_>, dir: Direction) -> Result<()> {
+fn copy(
+    dev: &DeviceShared,
+    texture: &VulkanTexture,
+    aspect: TextureAspect,
+    staging: &Staging<'_>,
+    dir: Direction,
+) -> Result<()> {
     let device = &dev.device;
     let family = dev.queue_family;
     let p = &texture.inner.params;
     let (layout, access) = match dir {
-        Direction::Upload => (vk::ImageLayout::TRANSFER_DST_OPTIMAL, vk::AccessFlags::TRANSFER_WRITE),
-        Direction::Download => (vk::ImageLayout::TRANSFER_SRC_OPTIMAL, vk::AccessFlags::TRANSFER_READ),
+        Direction::Upload => (
+            vk::ImageLayout::TRANSFER_DST_OPTIMAL,
+            vk::AccessFlags::TRANSFER_WRITE,
+        ),
+        Direction::Download => (
+            vk::ImageLayout::TRANSFER_SRC_OPTIMAL,
+            vk::AccessFlags::TRANSFER_READ,
+        ),
     };
     // An upload of every aspect could discard old contents, but a single-aspect upload of a
     // depth/stencil texture must keep the other aspect, so keep contents whenever there are any.
     let initialized = texture.is_initialized();
-    let acquire = texture.begin_access_barrier(family, initialized, layout).dst_access_mask(access);
-    let release = texture.end_access_barrier(family, layout).src_access_mask(access);
+    let acquire = texture
+        .begin_access_barrier(family, initialized, layout)
+        .dst_access_mask(access);
+    let release = texture
+        .end_access_barrier(family, layout)
+        .src_access_mask(access);
     let region = vk::BufferImageCopy::default()
         .image_subresource(vk::ImageSubresourceLayers {
             aspect_mask: vk_aspect(aspect),
@@ -127,12 +172,15 @@ fn copy(dev: &DeviceShared, texture: &VulkanTexture, aspect: TextureAspect, stag
         .image_extent(p.extent);
 
     let q = dev.lock_queue();
-    let begin = vk::CommandBufferBeginInfo::default().flags(vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT);
+    let begin =
+        vk::CommandBufferBeginInfo::default().flags(vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT);
     // SAFETY: the command buffer, fence and queue are used only under the queue lock we hold;
     // the previous use of the command buffer completed (we waited on its fence); all handles
     // recorded belong to this device and outlive the wait below.
     unsafe {
-        device.begin_command_buffer(q.cmd, &begin).map_err(Error::vk("vkBeginCommandBuffer"))?;
+        device
+            .begin_command_buffer(q.cmd, &begin)
+            .map_err(Error::vk("vkBeginCommandBuffer"))?;
         device.cmd_pipeline_barrier(
             q.cmd,
             vk::PipelineStageFlags::TOP_OF_PIPE,
@@ -143,8 +191,20 @@ fn copy(dev: &DeviceShared, texture: &VulkanTexture, aspect: TextureAspect, stag
             &[acquire],
         );
         match dir {
-            Direction::Upload => device.cmd_copy_buffer_to_image(q.cmd, staging.buffer, texture.image(), layout, &[region]),
-            Direction::Download => device.cmd_copy_image_to_buffer(q.cmd, texture.image(), layout, staging.buffer, &[region]),
+            Direction::Upload => device.cmd_copy_buffer_to_image(
+                q.cmd,
+                staging.buffer,
+                texture.image(),
+                layout,
+                &[region],
+            ),
+            Direction::Download => device.cmd_copy_image_to_buffer(
+                q.cmd,
+                texture.image(),
+                layout,
+                staging.buffer,
+                &[region],
+            ),
         }
         let host = vk::BufferMemoryBarrier::default()
             .buffer(staging.buffer)
@@ -166,13 +226,21 @@ fn copy(dev: &DeviceShared, texture: &VulkanTexture, aspect: TextureAspect, stag
             buffers,
             &[release],
         );
-        device.end_command_buffer(q.cmd).map_err(Error::vk("vkEndCommandBuffer"))?;
+        device
+            .end_command_buffer(q.cmd)
+            .map_err(Error::vk("vkEndCommandBuffer"))?;
         let cmds = [q.cmd];
         let submit = vk::SubmitInfo::default().command_buffers(&cmds);
-        device.queue_submit(q.queue, &[submit], q.fence).map_err(Error::vk("vkQueueSubmit"))?;
-        let waited = device.wait_for_fences(&[q.fence], true, u64::MAX).map_err(Error::vk("vkWaitForFences"));
+        device
+            .queue_submit(q.queue, &[submit], q.fence)
+            .map_err(Error::vk("vkQueueSubmit"))?;
+        let waited = device
+            .wait_for_fences(&[q.fence], true, u64::MAX)
+            .map_err(Error::vk("vkWaitForFences"));
         // Reset even after a failed wait so the next use starts from an unsignaled fence.
-        let reset = device.reset_fences(&[q.fence]).map_err(Error::vk("vkResetFences"));
+        let reset = device
+            .reset_fences(&[q.fence])
+            .map_err(Error::vk("vkResetFences"));
         waited?;
         reset?;
     }
@@ -184,7 +252,12 @@ impl VulkanTextureShareManager {
     /// Writes `data` (tightly packed rows of mip 0, all layers) into one aspect of `texture`,
     /// and releases the texture to `VK_QUEUE_FAMILY_EXTERNAL` for the next user. Blocks until
     /// the copy is done. Needs [`TextureUsage::CopyDst`].
-    pub fn write_texture(&self, texture: &VulkanTexture, aspect: TextureAspect, data: &[u8]) -> Result<()> {
+    pub fn write_texture(
+        &self,
+        texture: &VulkanTexture,
+        aspect: TextureAspect,
+        data: &[u8],
+    ) -> Result<()> {
         self.check_same_device(texture)?;
         check_aspect(texture, aspect)?;
         require_usage(texture, TextureUsage::CopyDst, "write_texture")?;
@@ -192,7 +265,10 @@ impl VulkanTextureShareManager {
         if data.len() as u64 != size {
             return Err(Error::InvalidArgument {
                 what: "texel data",
-                reason: format!("{} bytes given, {aspect:?} aspect of this texture takes {size}", data.len()),
+                reason: format!(
+                    "{} bytes given, {aspect:?} aspect of this texture takes {size}",
+                    data.len()
+                ),
             });
         }
         let staging = Staging::new(&self.dev, size, vk::BufferUsageFlags::TRANSFER_SRC)?;
@@ -216,7 +292,8 @@ impl VulkanTextureShareManager {
     fn check_same_device(&self, texture: &VulkanTexture) -> Result<()> {
         if !std::sync::Arc::ptr_eq(&texture.inner.dev, &self.dev) {
             return Err(Error::WrongTexture(
-                "the texture belongs to another device context; import it into this one first".into(),
+                "the texture belongs to another device context; import it into this one first"
+                    .into(),
             ));
         }
         Ok(())

@@ -1,0 +1,163 @@
+//! `geyser info`: one screen that tells what this machine can share.
+
+use geyser::common::{uuid_string, TextureUsage};
+use geyser::vulkan::{enumerate_devices, DeviceCaps, SyncExportCaps};
+
+fn usage_short(u: TextureUsage) -> &'static str {
+    match u {
+        TextureUsage::CopySrc => "src",
+        TextureUsage::CopyDst => "dst",
+        TextureUsage::TextureBinding => "sampled",
+        TextureUsage::StorageBinding => "storage",
+        TextureUsage::RenderAttachment => "attach",
+    }
+}
+
+fn sync_str(c: &SyncExportCaps) -> String {
+    let mut v = Vec::new();
+    if c.opaque_fd {
+        v.push("OPAQUE_FD");
+    }
+    if c.sync_fd {
+        v.push("SYNC_FD");
+    }
+    if v.is_empty() {
+        "none (host-synchronized fallback)".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+fn print_device(d: &DeviceCaps) {
+    let id = &d.identity;
+    println!("Device {}: {} ({})", id.index, id.name, id.device_type);
+    println!("  driver        {} — {}", id.driver_name, id.driver_info);
+    println!(
+        "  Vulkan        {}   vendor {:#06x} device {:#06x}",
+        id.api_version, id.vendor_id, id.device_id
+    );
+    println!("  device UUID   {}", uuid_string(&id.device_uuid));
+    println!("  driver UUID   {}", uuid_string(&id.driver_uuid));
+    if let Some(pci) = &id.pci_bus {
+        println!("  PCI           {pci}");
+    }
+    let mem: Vec<String> = d
+        .memory_handle_types
+        .iter()
+        .map(|t| format!("{t:?}"))
+        .collect();
+    println!(
+        "  memory export {}",
+        if mem.is_empty() {
+            "none".into()
+        } else {
+            mem.join(", ")
+        }
+    );
+    println!(
+        "  DRM modifiers {}   host memory import {}",
+        if d.drm_format_modifiers { "yes" } else { "no" },
+        if d.external_memory_host { "yes" } else { "no" }
+    );
+    println!(
+        "  binary semaphore export   {}",
+        sync_str(&d.binary_semaphore_export)
+    );
+    println!(
+        "  timeline semaphores       {}; export {}",
+        if d.timeline_semaphores { "yes" } else { "no" },
+        sync_str(&d.timeline_semaphore_export)
+    );
+    println!("  fence export              {}", sync_str(&d.fence_export));
+    println!("  max 2D image side         {}", d.max_image_dimension_2d);
+    println!();
+    let dma = d.formats.iter().any(|f| f.dma_buf.is_some());
+    println!(
+        "  {:<22} {:<36} {}",
+        "format",
+        "opaque FD: exportable usages",
+        if dma { "DMA-BUF (optimal tiling)" } else { "" }
+    );
+    for f in &d.formats {
+        let show = |s: &geyser::vulkan::FormatShareSupport| {
+            if s.usages.is_empty() {
+                "-".to_string()
+            } else {
+                let mut out = s
+                    .usages
+                    .iter()
+                    .map(|u| usage_short(*u))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                if s.dedicated_only {
+                    out.push_str(" (dedicated)");
+                }
+                out
+            }
+        };
+        let dma_col = f.dma_buf.as_ref().map(show).unwrap_or_default();
+        println!(
+            "  {:<22} {:<36} {}",
+            f.format.to_string(),
+            show(&f.opaque_fd),
+            dma_col
+        );
+    }
+    let shareable = d
+        .formats
+        .iter()
+        .filter(|f| !f.opaque_fd.usages.is_empty())
+        .count();
+    println!(
+        "  {shareable} of {} formats shareable through opaque FDs",
+        d.formats.len()
+    );
+}
+
+/// Runs `geyser info`.
+pub fn run(json: bool) -> Result<(), geyser::Error> {
+    let devices = enumerate_devices()?;
+    if json {
+        let s = serde_json::to_string_pretty(&devices).map_err(|e| geyser::Error::Io(e.into()))?;
+        println!("{s}");
+        return Ok(());
+    }
+    if devices.is_empty() {
+        println!("No Vulkan device found. On Debian/Ubuntu: sudo bash scripts/ensure-vulkan.sh");
+        return Ok(());
+    }
+    for (i, d) in devices.iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        print_device(d);
+    }
+    // Pairs that can share memory directly.
+    if devices.len() > 1 {
+        println!();
+        println!(
+            "Direct sharing between devices (opaque FD needs the same device and driver UUID):"
+        );
+        for a in &devices {
+            for b in devices
+                .iter()
+                .filter(|b| b.identity.index > a.identity.index)
+            {
+                let same = a.identity.device_uuid == b.identity.device_uuid
+                    && a.identity.driver_uuid == b.identity.driver_uuid;
+                let dma = a
+                    .memory_handle_types
+                    .contains(&geyser::common::ExternalHandleType::DmaBuf)
+                    && b.memory_handle_types
+                        .contains(&geyser::common::ExternalHandleType::DmaBuf);
+                let how = match (same, dma) {
+                    (true, _) => "opaque FD",
+                    (false, true) => "DMA-BUF (both sides offer it)",
+                    (false, false) => "no direct path",
+                };
+                println!("  {} <-> {}: {how}", a.identity.index, b.identity.index);
+            }
+        }
+    }
+    Ok(())
+}
