@@ -265,3 +265,43 @@ fn exports_from_another_device_are_refused() {
     assert!(matches!(a.import(e), Err(Error::InvalidArgument { .. })));
     assert_validation_clean();
 }
+
+#[test]
+fn gpu_pattern_written_in_one_context_is_probed_in_another() {
+    use geyser::vulkan::{PatternWriter, ProbeReader};
+    let a = manager();
+    let b = manager();
+    for format in [
+        TextureFormat::Rgba8Unorm,
+        TextureFormat::R8Unorm,
+        TextureFormat::Rgba16Float,
+        TextureFormat::Rgba32Float,
+    ] {
+        let desc = TextureDescriptor::new(67, 45, format, &COPY);
+        let t = a.create_texture(&desc).unwrap();
+        let imported = b.import(a.export(&t).unwrap()).unwrap();
+        let writer = PatternWriter::new(&a, desc.tight_size()).unwrap();
+        let reader = ProbeReader::new(&b).unwrap();
+        for frame in [0u64, 1, 2, 1_000_003] {
+            writer.write(&t, frame).unwrap();
+            assert!(
+                reader.check(&imported, frame).unwrap().ok(),
+                "{format} frame {frame}"
+            );
+            // The probe must be able to fail: the previous frame's word does not match.
+            assert!(
+                !reader.check(&imported, frame + 1).unwrap().ok(),
+                "{format} frame {frame} vs {}",
+                frame + 1
+            );
+        }
+        // Depth formats and missing usages are refused, not mis-written.
+        let no_copy = TextureDescriptor::new(8, 8, format, &[TextureUsage::TextureBinding]);
+        let t2 = a.create_texture(&no_copy).unwrap();
+        assert!(matches!(
+            writer.write(&t2, 0),
+            Err(Error::InvalidArgument { .. })
+        ));
+    }
+    assert_validation_clean();
+}

@@ -11,6 +11,7 @@ mod context;
 mod image;
 mod manager;
 mod memory;
+mod pattern;
 mod transfer;
 
 pub use caps::{
@@ -23,6 +24,7 @@ pub use image::{
     live_objects, vk_aspect, vk_full_aspect, vk_usage, LiveObjects, VulkanTexture, SHARED_LAYOUT,
 };
 pub use manager::VulkanTextureShareManager;
+pub use pattern::{expected_texel, frame_word, PatternWriter, ProbeReader, ProbeResult};
 pub use transfer::aspect_size;
 
 /// The ash crate Geyser is built against, so applications use the same version.

@@ -1,0 +1,507 @@
+//! Verifiable frames without the CPU touching texels: [`PatternWriter`] fills a texture on the
+//! GPU with a 32-bit word derived from the frame number, [`ProbeReader`] copies a few probe
+//! texels back and checks them. Used by the demo, examples and tests to prove frame content.
+
+use ash::vk;
+
+use super::context::{DeviceShared, SharedDevice};
+use super::image::VulkanTexture;
+use super::manager::VulkanTextureShareManager;
+use crate::common::{TextureAspect, TextureUsage};
+use crate::{Error, Result};
+
+/// The 32-bit word frame `frame` is filled with: a bijection of the frame number (mod 2^32),
+/// so two different frames never look alike.
+pub fn frame_word(frame: u64) -> u32 {
+    ((frame as u32) ^ 0x5eed_0000).wrapping_mul(0x9e37_79b1)
+}
+
+/// Bytes of the texel at linear texel index `index` when the texture is filled with `word`
+/// (the word's little-endian bytes repeat through the image's tightly packed bytes).
+pub fn expected_texel(word: u32, index: u64, texel_bytes: u32) -> impl Iterator<Item = u8> {
+    let bytes = word.to_le_bytes();
+    let start = index * u64::from(texel_bytes);
+    (start..start + u64::from(texel_bytes)).map(move |o| bytes[(o % 4) as usize])
+}
+
+/// Owns a command pool, one command buffer and a fence, and submits through the manager's
+/// queue lock.
+struct Submitter {
+    dev: SharedDevice,
+    pool: vk::CommandPool,
+    cmd: vk::CommandBuffer,
+    fence: vk::Fence,
+}
+
+impl Submitter {
+    fn new(dev: &SharedDevice) -> Result<Self> {
+        let device = &dev.device;
+        let info = vk::CommandPoolCreateInfo::default()
+            .queue_family_index(dev.queue_family)
+            .flags(vk::CommandPoolCreateFlags::RESET_COMMAND_BUFFER);
+        // SAFETY: valid create info on a live device.
+        let pool = unsafe { device.create_command_pool(&info, None) }
+            .map_err(Error::vk("vkCreateCommandPool"))?;
+        let mut s = Submitter {
+            dev: dev.clone(),
+            pool,
+            cmd: vk::CommandBuffer::null(),
+            fence: vk::Fence::null(),
+        };
+        let alloc = vk::CommandBufferAllocateInfo::default()
+            .command_pool(pool)
+            .level(vk::CommandBufferLevel::PRIMARY)
+            .command_buffer_count(1);
+        // SAFETY: `pool` is ours.
+        s.cmd = unsafe { device.allocate_command_buffers(&alloc) }
+            .map_err(Error::vk("vkAllocateCommandBuffers"))?[0];
+        // SAFETY: valid create info.
+        s.fence = unsafe { device.create_fence(&vk::FenceCreateInfo::default(), None) }
+            .map_err(Error::vk("vkCreateFence"))?;
+        Ok(s)
+    }
+
+    /// Records with `record`, submits, and waits for completion (the host-synchronized path).
+    fn run(&self, record: impl FnOnce(&ash::Device, vk::CommandBuffer)) -> Result<()> {
+        let device = &self.dev.device;
+        let begin = vk::CommandBufferBeginInfo::default()
+            .flags(vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT);
+        // SAFETY: the command buffer is ours and idle (every run waits for its fence before
+        // returning); `record` records commands on handles of this device.
+        unsafe {
+            device
+                .begin_command_buffer(self.cmd, &begin)
+                .map_err(Error::vk("vkBeginCommandBuffer"))?;
+            record(device, self.cmd);
+            device
+                .end_command_buffer(self.cmd)
+                .map_err(Error::vk("vkEndCommandBuffer"))?;
+        }
+        let cmds = [self.cmd];
+        let submit = vk::SubmitInfo::default().command_buffers(&cmds);
+        {
+            let q = self.dev.lock_queue();
+            // SAFETY: the queue is externally synchronized by the lock; the fence is unsignaled.
+            unsafe { device.queue_submit(q.queue, &[submit], self.fence) }
+                .map_err(Error::vk("vkQueueSubmit"))?;
+        }
+        // SAFETY: the fence belongs to this device.
+        let waited = unsafe { device.wait_for_fences(&[self.fence], true, u64::MAX) }
+            .map_err(Error::vk("vkWaitForFences"));
+        // SAFETY: as above; the fence is signaled or the device is lost.
+        let reset =
+            unsafe { device.reset_fences(&[self.fence]) }.map_err(Error::vk("vkResetFences"));
+        waited.and(reset)
+    }
+}
+
+impl Drop for Submitter {
+    fn drop(&mut self) {
+        // SAFETY: `run` always waits for its submission, so nothing of ours is in flight.
+        unsafe {
+            if self.fence != vk::Fence::null() {
+                self.dev.device.destroy_fence(self.fence, None);
+            }
+            self.dev.device.destroy_command_pool(self.pool, None);
+        }
+    }
+}
+
+/// A buffer with its own memory, destroyed on drop.
+struct Buffer {
+    dev: SharedDevice,
+    buffer: vk::Buffer,
+    memory: vk::DeviceMemory,
+    mapped: *mut u8,
+    size: u64,
+}
+
+// SAFETY: the mapped pointer is only dereferenced through `&self`/`&mut self` methods while the
+// memory is mapped; the Vulkan handles are plain identifiers.
+unsafe impl Send for Buffer {}
+// SAFETY: as above; readers only read the mapping after a fence wait.
+unsafe impl Sync for Buffer {}
+
+impl Buffer {
+    fn new(
+        dev: &DeviceShared,
+        shared: &SharedDevice,
+        size: u64,
+        usage: vk::BufferUsageFlags,
+        host: bool,
+    ) -> Result<Self> {
+        let device = &dev.device;
+        let info = vk::BufferCreateInfo::default()
+            .size(size)
+            .usage(usage)
+            .sharing_mode(vk::SharingMode::EXCLUSIVE);
+        // SAFETY: valid create info.
+        let buffer =
+            unsafe { device.create_buffer(&info, None) }.map_err(Error::vk("vkCreateBuffer"))?;
+        let mut b = Buffer {
+            dev: shared.clone(),
+            buffer,
+            memory: vk::DeviceMemory::null(),
+            mapped: std::ptr::null_mut(),
+            size,
+        };
+        // SAFETY: `buffer` is live.
+        let reqs = unsafe { device.get_buffer_memory_requirements(buffer) };
+        let wanted = if host {
+            vk::MemoryPropertyFlags::HOST_VISIBLE | vk::MemoryPropertyFlags::HOST_COHERENT
+        } else {
+            vk::MemoryPropertyFlags::DEVICE_LOCAL
+        };
+        let props = &dev.memory_properties;
+        let fits = |i: &u32| reqs.memory_type_bits & (1 << i) != 0;
+        let type_index = (0..props.memory_type_count)
+            .filter(fits)
+            .find(|i| {
+                props.memory_types[*i as usize]
+                    .property_flags
+                    .contains(wanted)
+            })
+            .or_else(|| {
+                if host {
+                    None
+                } else {
+                    (0..props.memory_type_count).find(fits)
+                }
+            })
+            .ok_or_else(|| {
+                Error::unsupported("buffer memory", format!("no {wanted:?} memory type"))
+            })?;
+        let alloc = vk::MemoryAllocateInfo::default()
+            .allocation_size(reqs.size)
+            .memory_type_index(type_index);
+        // SAFETY: valid allocate info.
+        b.memory = unsafe { device.allocate_memory(&alloc, None) }
+            .map_err(Error::vk("vkAllocateMemory"))?;
+        // SAFETY: fresh objects of this device; memory large enough.
+        unsafe { device.bind_buffer_memory(buffer, b.memory, 0) }
+            .map_err(Error::vk("vkBindBufferMemory"))?;
+        if host {
+            // SAFETY: host-visible memory mapped once for the buffer's lifetime.
+            b.mapped = unsafe { device.map_memory(b.memory, 0, size, vk::MemoryMapFlags::empty()) }
+                .map_err(Error::vk("vkMapMemory"))?
+                .cast();
+        }
+        Ok(b)
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: `mapped` covers `size` bytes for the buffer's lifetime (host buffers only).
+        unsafe { std::slice::from_raw_parts(self.mapped, self.size as usize) }
+    }
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        // SAFETY: owners wait for their submissions before dropping; the handles are ours.
+        unsafe {
+            self.dev.device.destroy_buffer(self.buffer, None);
+            if self.memory != vk::DeviceMemory::null() {
+                self.dev.device.free_memory(self.memory, None);
+            }
+        }
+    }
+}
+
+fn check_color(texture: &VulkanTexture, usage: TextureUsage, what: &str) -> Result<u32> {
+    let d = &texture.inner.info.descriptor;
+    if d.format.is_depth_stencil() {
+        return Err(Error::unsupported(
+            format!("{what} on {}", d.format),
+            "test patterns are written and probed on colour formats only",
+        ));
+    }
+    if !d.has_usage(usage) {
+        return Err(Error::InvalidArgument {
+            what: "texture usage",
+            reason: format!("{what} needs TextureUsage::{usage:?}"),
+        });
+    }
+    Ok(d.format.block_bytes())
+}
+
+/// Writes frame patterns into textures on the GPU: `vkCmdFillBuffer` of a device-local buffer
+/// with [`frame_word`], then a buffer→image copy. No CPU upload per frame.
+pub struct PatternWriter {
+    submit: Submitter,
+    buffer: Buffer,
+}
+
+impl PatternWriter {
+    /// A writer for textures of up to `max_bytes` (mip 0, one layer) on `manager`'s device.
+    pub fn new(manager: &VulkanTextureShareManager, max_bytes: u64) -> Result<Self> {
+        let dev = &manager.dev;
+        let size = max_bytes.div_ceil(4) * 4;
+        let buffer = Buffer::new(
+            dev,
+            dev,
+            size,
+            vk::BufferUsageFlags::TRANSFER_SRC | vk::BufferUsageFlags::TRANSFER_DST,
+            false,
+        )?;
+        Ok(Self {
+            submit: Submitter::new(dev)?,
+            buffer,
+        })
+    }
+
+    /// Fills `texture` with frame `frame`'s word and releases it to `VK_QUEUE_FAMILY_EXTERNAL`;
+    /// returns when the GPU has finished (host-synchronized). Needs `CopyDst`.
+    pub fn write(&self, texture: &VulkanTexture, frame: u64) -> Result<()> {
+        check_color(texture, TextureUsage::CopyDst, "PatternWriter::write")?;
+        let p = &texture.inner.params;
+        let bytes = super::transfer::aspect_size(texture, TextureAspect::Color);
+        if bytes > self.buffer.size {
+            return Err(Error::InvalidArgument {
+                what: "texture",
+                reason: format!(
+                    "{bytes} bytes exceed the writer's {} byte buffer",
+                    self.buffer.size
+                ),
+            });
+        }
+        let family = self.submit.dev.queue_family;
+        let layout = vk::ImageLayout::TRANSFER_DST_OPTIMAL;
+        // The whole image is overwritten: discard old contents.
+        let acquire = texture
+            .begin_access_barrier(family, false, layout)
+            .dst_access_mask(vk::AccessFlags::TRANSFER_WRITE);
+        let release = texture
+            .end_access_barrier(family, layout)
+            .src_access_mask(vk::AccessFlags::TRANSFER_WRITE);
+        let fill_done = vk::BufferMemoryBarrier::default()
+            .buffer(self.buffer.buffer)
+            .size(vk::WHOLE_SIZE)
+            .src_access_mask(vk::AccessFlags::TRANSFER_WRITE)
+            .dst_access_mask(vk::AccessFlags::TRANSFER_READ)
+            .src_queue_family_index(vk::QUEUE_FAMILY_IGNORED)
+            .dst_queue_family_index(vk::QUEUE_FAMILY_IGNORED);
+        let region = vk::BufferImageCopy::default()
+            .image_subresource(vk::ImageSubresourceLayers {
+                aspect_mask: vk::ImageAspectFlags::COLOR,
+                mip_level: 0,
+                base_array_layer: 0,
+                layer_count: p.array_layers,
+            })
+            .image_extent(p.extent);
+        let word = frame_word(frame);
+        let fill_size = bytes.div_ceil(4) * 4;
+        self.submit.run(|device, cmd| {
+            // SAFETY: recording on our command buffer; the image and buffer are live and large
+            // enough (checked above).
+            unsafe {
+                device.cmd_fill_buffer(cmd, self.buffer.buffer, 0, fill_size, word);
+                device.cmd_pipeline_barrier(
+                    cmd,
+                    vk::PipelineStageFlags::TRANSFER,
+                    vk::PipelineStageFlags::TRANSFER,
+                    vk::DependencyFlags::empty(),
+                    &[],
+                    &[fill_done],
+                    &[acquire],
+                );
+                device.cmd_copy_buffer_to_image(
+                    cmd,
+                    self.buffer.buffer,
+                    texture.image(),
+                    layout,
+                    &[region],
+                );
+                device.cmd_pipeline_barrier(
+                    cmd,
+                    vk::PipelineStageFlags::TRANSFER,
+                    vk::PipelineStageFlags::BOTTOM_OF_PIPE,
+                    vk::DependencyFlags::empty(),
+                    &[],
+                    &[],
+                    &[release],
+                );
+            }
+        })?;
+        texture.mark_initialized();
+        Ok(())
+    }
+}
+
+/// Checks frame patterns on the GPU side: copies [`ProbeReader::PROBES`] texels (corners,
+/// centre, two inner points) of a texture into a small host buffer and compares them with the
+/// frame's word.
+pub struct ProbeReader {
+    submit: Submitter,
+    buffer: Buffer,
+}
+
+/// Result of probing one frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProbeResult {
+    /// Probes that matched.
+    pub matched: usize,
+    /// Probes taken.
+    pub probes: usize,
+    /// The first 4 bytes of the first probe, for diagnostics.
+    pub first_word: u32,
+}
+
+impl ProbeResult {
+    /// Whether every probe matched.
+    pub fn ok(&self) -> bool {
+        self.matched == self.probes
+    }
+}
+
+impl ProbeReader {
+    /// Number of probe texels per frame.
+    pub const PROBES: usize = 7;
+
+    /// A reader on `manager`'s device.
+    pub fn new(manager: &VulkanTextureShareManager) -> Result<Self> {
+        let dev = &manager.dev;
+        let buffer = Buffer::new(
+            dev,
+            dev,
+            (Self::PROBES * 16) as u64,
+            vk::BufferUsageFlags::TRANSFER_DST,
+            true,
+        )?;
+        Ok(Self {
+            submit: Submitter::new(dev)?,
+            buffer,
+        })
+    }
+
+    fn points(w: u32, h: u32) -> [(u32, u32); Self::PROBES] {
+        [
+            (0, 0),
+            (w - 1, 0),
+            (0, h - 1),
+            (w - 1, h - 1),
+            (w / 2, h / 2),
+            (w / 3, h / 5),
+            (w * 4 / 5, h * 2 / 3),
+        ]
+    }
+
+    /// Probes `texture` (acquired from and released back to `VK_QUEUE_FAMILY_EXTERNAL`) and
+    /// compares with frame `frame`'s word. Returns when the GPU is done. Needs `CopySrc`.
+    pub fn check(&self, texture: &VulkanTexture, frame: u64) -> Result<ProbeResult> {
+        let bpp = check_color(texture, TextureUsage::CopySrc, "ProbeReader::check")?;
+        let d = &texture.inner.info.descriptor;
+        let (w, h) = (d.width, d.height);
+        let family = self.submit.dev.queue_family;
+        let layout = vk::ImageLayout::TRANSFER_SRC_OPTIMAL;
+        let acquire = texture
+            .begin_access_barrier(family, true, layout)
+            .dst_access_mask(vk::AccessFlags::TRANSFER_READ);
+        let release = texture
+            .end_access_barrier(family, layout)
+            .src_access_mask(vk::AccessFlags::TRANSFER_READ);
+        let points = Self::points(w, h);
+        let regions: [vk::BufferImageCopy; Self::PROBES] = std::array::from_fn(|i| {
+            vk::BufferImageCopy::default()
+                .buffer_offset((i * 16) as u64)
+                .image_subresource(vk::ImageSubresourceLayers {
+                    aspect_mask: vk::ImageAspectFlags::COLOR,
+                    mip_level: 0,
+                    base_array_layer: 0,
+                    layer_count: 1,
+                })
+                .image_offset(vk::Offset3D {
+                    x: points[i].0 as i32,
+                    y: points[i].1 as i32,
+                    z: 0,
+                })
+                .image_extent(vk::Extent3D {
+                    width: 1,
+                    height: 1,
+                    depth: 1,
+                })
+        });
+        let host = vk::BufferMemoryBarrier::default()
+            .buffer(self.buffer.buffer)
+            .size(vk::WHOLE_SIZE)
+            .src_access_mask(vk::AccessFlags::TRANSFER_WRITE)
+            .dst_access_mask(vk::AccessFlags::HOST_READ)
+            .src_queue_family_index(vk::QUEUE_FAMILY_IGNORED)
+            .dst_queue_family_index(vk::QUEUE_FAMILY_IGNORED);
+        self.submit.run(|device, cmd| {
+            // SAFETY: recording on our command buffer; probe points are inside the image and
+            // each region fits its 16-byte slot of the buffer (texels are at most 16 bytes).
+            unsafe {
+                device.cmd_pipeline_barrier(
+                    cmd,
+                    vk::PipelineStageFlags::TOP_OF_PIPE,
+                    vk::PipelineStageFlags::TRANSFER,
+                    vk::DependencyFlags::empty(),
+                    &[],
+                    &[],
+                    &[acquire],
+                );
+                device.cmd_copy_image_to_buffer(
+                    cmd,
+                    texture.image(),
+                    layout,
+                    self.buffer.buffer,
+                    &regions,
+                );
+                device.cmd_pipeline_barrier(
+                    cmd,
+                    vk::PipelineStageFlags::TRANSFER,
+                    vk::PipelineStageFlags::HOST | vk::PipelineStageFlags::BOTTOM_OF_PIPE,
+                    vk::DependencyFlags::empty(),
+                    &[],
+                    std::slice::from_ref(&host),
+                    &[release],
+                );
+            }
+        })?;
+        let word = frame_word(frame);
+        let bytes = self.buffer.bytes();
+        let mut matched = 0;
+        for (i, (x, y)) in points.iter().enumerate() {
+            let index = u64::from(*y) * u64::from(w) + u64::from(*x);
+            let got = &bytes[i * 16..i * 16 + bpp as usize];
+            if expected_texel(word, index, bpp).eq(got.iter().copied()) {
+                matched += 1;
+            }
+        }
+        let first_word = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        Ok(ProbeResult {
+            matched,
+            probes: Self::PROBES,
+            first_word,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_words_differ_between_frames() {
+        let words: std::collections::HashSet<u32> = (0..100_000).map(frame_word).collect();
+        assert_eq!(words.len(), 100_000);
+    }
+
+    #[test]
+    fn expected_texel_follows_the_repeating_word() {
+        let w = 0x4433_2211u32;
+        assert_eq!(
+            expected_texel(w, 0, 4).collect::<Vec<_>>(),
+            vec![0x11, 0x22, 0x33, 0x44]
+        );
+        assert_eq!(
+            expected_texel(w, 1, 2).collect::<Vec<_>>(),
+            vec![0x33, 0x44]
+        );
+        assert_eq!(expected_texel(w, 3, 1).collect::<Vec<_>>(), vec![0x44]);
+        assert_eq!(
+            expected_texel(w, 1, 8).collect::<Vec<_>>(),
+            vec![0x11, 0x22, 0x33, 0x44, 0x11, 0x22, 0x33, 0x44]
+        );
+    }
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every Geyser test on this machine, the way CI does: installs the Vulkan loader, Mesa's
+# lavapipe and the validation layers when missing (needs root or sudo; otherwise prints the
+# command), then runs the workspace tests with the Khronos validation layer on (any validation
+# error fails a test) and the README usage example.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/ensure-vulkan.sh
+command -v cargo >/dev/null || {
+  echo "geyser: cargo not found; install Rust (https://rustup.rs) and try again" >&2
+  exit 2
+}
+export GEYSER_VALIDATION=1
+# Several processes each create Vulkan devices; keep lavapipe from starting a thread per core
+# per device on small CI machines.
+export LP_NUM_THREADS=${LP_NUM_THREADS:-2}
+cargo test --workspace --all-targets
+cargo test --workspace --doc
+cargo run --quiet --example readme_usage
