@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Geyser's main job on this machine: shows what the GPU(s) can share, then streams verified
-# frames between processes. Installs the Vulkan loader and Mesa's lavapipe when missing (needs
-# root or sudo; otherwise prints the command). Extra arguments go to `geyser demo`.
+# Geyser's main job: shows what this machine's GPU(s) can share (`geyser info`), then runs
+# `geyser demo`: one producer process streams frames to K consumer processes through shared
+# textures, every delivered frame verified on the GPU. Installs the Vulkan loader and Mesa's
+# lavapipe when missing (root or sudo; otherwise prints the command). Arguments go to
+# `geyser demo` (see `geyser demo --help`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-vulkan.sh
@@ -9,6 +11,7 @@ command -v cargo >/dev/null || {
   echo "geyser: cargo not found; install Rust (https://rustup.rs) and try again" >&2
   exit 2
 }
-cargo build --quiet --release -p geyser-cli --example vulkan_to_vulkan
+cargo build --quiet --release -p geyser-cli
 target/release/geyser info
-target/release/examples/vulkan_to_vulkan
+echo
+target/release/geyser demo "$@"

@@ -3,13 +3,14 @@
 
 use clap::{Parser, Subcommand};
 
+mod demo;
 mod info;
 
 #[derive(Parser)]
 #[command(
     name = "geyser",
     version,
-    about = "Zero-copy GPU texture sharing: device info, cross-process demo, benchmarks"
+    about = "Zero-copy GPU texture sharing: device info, cross-process demo"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -24,6 +25,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Stream verified frames from one producer process to K consumer processes.
+    Demo(demo::DemoArgs),
+    /// (internal) The demo's producer process.
+    #[command(name = "__produce", hide = true)]
+    Produce(demo::DemoArgs),
+    /// (internal) A demo consumer process.
+    #[command(name = "__consume", hide = true)]
+    Consume(demo::DemoArgs),
 }
 
 fn main() {
@@ -36,10 +45,17 @@ fn main() {
         .try_init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Info { json } => info::run(json),
+        Command::Info { json } => info::run(json).map(|()| true),
+        Command::Demo(args) => demo::run(&args),
+        Command::Produce(args) => demo::produce(&args).map(|()| true),
+        Command::Consume(args) => demo::consume(&args).map(|()| true),
     };
-    if let Err(e) = result {
-        eprintln!("geyser: error: {e}");
-        std::process::exit(1);
+    match result {
+        Ok(true) => {}
+        Ok(false) => std::process::exit(1),
+        Err(e) => {
+            eprintln!("geyser: error: {e}");
+            std::process::exit(1);
+        }
     }
 }

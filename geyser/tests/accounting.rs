@@ -5,9 +5,13 @@
 mod common;
 
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use common::{assert_validation_clean, manager, pattern};
 use geyser::common::{TextureAspect, TextureDescriptor, TextureFormat, TextureUsage};
+use geyser::ipc::demo::demo_descriptor;
+use geyser::ipc::{Consumer, Producer, ProducerOptions};
+use geyser::vulkan::PatternWriter;
 use geyser::vulkan::{aspect_size, live_objects};
 use geyser::TextureShareManager;
 
@@ -103,5 +107,50 @@ fn eight_threads_create_export_import_and_drop_concurrently() {
     assert_eq!(live_objects(), before);
     assert_eq!(open_fds(), fds);
     assert_eq!(a.open_handles(), 0);
+    assert_validation_clean();
+}
+
+#[test]
+fn fifty_ipc_connect_disconnect_cycles_leave_fds_flat_on_both_sides() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    // Producer and consumers in this process: both sides' FDs are counted.
+    let name = format!("acct{}-cycles", std::process::id());
+    let m = Arc::new(manager());
+    let desc = demo_descriptor(32, 32, TextureFormat::Rgba8Unorm);
+    let producer = Producer::bind(
+        &name,
+        m.clone(),
+        &desc,
+        ProducerOptions {
+            slots: 3,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let writer = PatternWriter::new(&m, desc.tight_size()).unwrap();
+    let slot = producer.acquire(None).unwrap();
+    writer.write(&slot.texture, slot.frame).unwrap();
+    producer.present(slot).unwrap();
+    let cycle = || {
+        let mut c = Consumer::connect(&name, m.clone()).unwrap();
+        let f = c.next_frame(Some(Duration::from_secs(5))).unwrap();
+        assert_eq!(f.number(), 0);
+    };
+    cycle(); // warm-up
+    let wait_gone = || {
+        let t = Instant::now();
+        while producer.consumer_count() > 0 && t.elapsed() < Duration::from_secs(2) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    wait_gone();
+    let fds = open_fds();
+    let objects = geyser::vulkan::live_objects();
+    for _ in 0..50 {
+        cycle();
+    }
+    wait_gone();
+    assert_eq!(open_fds(), fds);
+    assert_eq!(geyser::vulkan::live_objects(), objects);
     assert_validation_clean();
 }

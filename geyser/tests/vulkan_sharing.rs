@@ -305,3 +305,34 @@ fn gpu_pattern_written_in_one_context_is_probed_in_another() {
     }
     assert_validation_clean();
 }
+
+#[test]
+fn pattern_writer_fills_every_texel_not_only_the_probes() {
+    use geyser::vulkan::{expected_texel, frame_word, PatternWriter};
+    let a = manager();
+    for (w, h, format) in [
+        (1920u32, 1080u32, TextureFormat::Rgba8Unorm),
+        (33, 17, TextureFormat::Rgba16Float),
+        (31, 7, TextureFormat::R8Unorm),
+    ] {
+        let desc = TextureDescriptor::new(w, h, format, &COPY);
+        let t = a.create_texture(&desc).unwrap();
+        let writer = PatternWriter::new(&a, desc.tight_size()).unwrap();
+        for frame in [5u64, 6] {
+            let start = std::time::Instant::now();
+            writer.write(&t, frame).unwrap();
+            let took = start.elapsed();
+            let bytes = a.read_texture(&t, TextureAspect::Color).unwrap();
+            let bpp = format.block_bytes();
+            let want: Vec<u8> = (0..u64::from(w) * u64::from(h))
+                .flat_map(|i| expected_texel(frame_word(frame), i, bpp))
+                .collect();
+            assert!(
+                bytes == want,
+                "{w}x{h} {format} frame {frame}: texels differ from the pattern"
+            );
+            println!("{w}x{h} {format}: pattern write {took:?}");
+        }
+    }
+    assert_validation_clean();
+}

@@ -1,0 +1,426 @@
+//! [`Consumer`]: connects to a producer's endpoint, imports its ring of textures once, and
+//! yields frames as guards that hand the slot back when dropped.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::endpoint::{Connection, PeerCredentials, PeerPolicy};
+use super::negotiate::{monotonic_ns, supported_sync_modes, unsupported_sync};
+use super::protocol::{Hello, Message, Role, SyncMode, MAX_SLOTS};
+use crate::common::{ExportedTexture, TextureDescriptor};
+use crate::vulkan::{VulkanTexture, VulkanTextureShareManager};
+use crate::{Error, Result};
+
+/// How a [`Consumer`] connects.
+#[derive(Clone, Debug)]
+pub struct ConsumerOptions {
+    /// Who the producer may be (default: same user).
+    pub peer_policy: PeerPolicy,
+    /// Longest wait for the producer's handshake.
+    pub handshake_timeout: Duration,
+    /// Name sent in Hello (shows in the producer's stats and logs).
+    pub name: String,
+    /// Force a synchronization mode; `None` takes the best both sides support.
+    pub sync: Option<SyncMode>,
+    /// Keep every queued frame instead of skipping to the newest: for producers in lossless
+    /// mode, which send every frame.
+    pub lossless: bool,
+}
+
+impl Default for ConsumerOptions {
+    fn default() -> Self {
+        Self {
+            peer_policy: PeerPolicy::default(),
+            handshake_timeout: Duration::from_secs(5),
+            name: format!("consumer-{}", std::process::id()),
+            sync: None,
+            lossless: false,
+        }
+    }
+}
+
+/// Counters of a consumer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConsumerCounters {
+    /// Frames handed to the application.
+    pub frames: u64,
+    /// Frames the producer presented that this consumer never saw (gaps in frame numbers).
+    pub skipped: u64,
+    /// Frames received but released unseen because a newer one was already queued.
+    pub superseded: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Ready {
+    slot: u32,
+    frame: u64,
+    present_ns: u64,
+    received_ns: u64,
+}
+
+/// The consuming end of a named endpoint.
+///
+/// ```no_run
+/// # use std::sync::Arc;
+/// # use geyser::ipc::Consumer;
+/// # use geyser::vulkan::{VulkanTextureShareManager, ProbeReader};
+/// # fn main() -> geyser::Result<()> {
+/// let manager = Arc::new(VulkanTextureShareManager::create_default()?);
+/// let mut consumer = Consumer::connect("camera", manager.clone())?;
+/// let probe = ProbeReader::new(&manager)?;
+/// loop {
+///     let frame = consumer.next_frame(None)?;          // Err(PeerGone) when the producer dies
+///     let ok = probe.check(frame.texture(), frame.number())?.ok(); // GPU work, waited for
+///     drop(frame);                                     // releases the slot to the producer
+/// #   let _ = ok;
+/// }
+/// # }
+/// ```
+pub struct Consumer {
+    conn: Connection,
+    textures: Vec<VulkanTexture>,
+    sync: SyncMode,
+    lossless: bool,
+    queue: VecDeque<Ready>,
+    last_frame: Option<u64>,
+    counters: ConsumerCounters,
+    producer: PeerCredentials,
+    producer_name: String,
+    broken: Option<String>,
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("producer", &self.producer_name)
+            .field("slots", &self.textures.len())
+            .field("sync", &self.sync)
+            .finish()
+    }
+}
+
+impl Consumer {
+    /// Connects to the producer at endpoint `name` with default options. Fails with
+    /// [`Error::NotFound`] (naming the socket path) when no producer listens there.
+    pub fn connect(name: &str, manager: Arc<VulkanTextureShareManager>) -> Result<Consumer> {
+        Self::connect_with(name, manager, ConsumerOptions::default())
+    }
+
+    /// Connects with explicit options: handshake, then imports the producer's ring once.
+    pub fn connect_with(
+        name: &str,
+        manager: Arc<VulkanTextureShareManager>,
+        options: ConsumerOptions,
+    ) -> Result<Consumer> {
+        let mut conn = Connection::connect(name)?;
+        let producer = conn.check_peer(&options.peer_policy)?;
+        let id = manager.identity();
+        let modes = supported_sync_modes(manager.caps()?);
+        let offer = match options.sync {
+            Some(forced) if !modes.contains(&forced) => {
+                return Err(unsupported_sync(forced, &id.name))
+            }
+            Some(forced) => vec![forced],
+            None => modes,
+        };
+        conn.send(
+            &Message::Hello(Hello::new(
+                Role::Consumer,
+                id.device_uuid,
+                id.driver_uuid,
+                offer,
+                options.name.clone(),
+            )),
+            &[],
+        )?;
+        let deadline = Instant::now() + options.handshake_timeout;
+        let left = || deadline.saturating_duration_since(Instant::now());
+        let hello = match conn.recv(Some(left()))? {
+            (Message::Hello(h), _) if h.role == Role::Producer => h,
+            (Message::Reject { reason }, _) => {
+                return Err(Error::PermissionDenied(format!(
+                    "producer refused: {reason}"
+                )))
+            }
+            (other, _) => {
+                return Err(Error::Protocol(format!(
+                    "expected the producer's Hello, got {}",
+                    other.kind()
+                )))
+            }
+        };
+        let (sync, infos, fds) = match conn.recv(Some(left()))? {
+            (Message::PoolSetup { sync, slots, .. }, fds) => (sync, slots, fds),
+            (Message::Reject { reason }, _) => {
+                return Err(Error::PermissionDenied(format!(
+                    "producer refused: {reason}"
+                )))
+            }
+            (other, _) => {
+                return Err(Error::Protocol(format!(
+                    "expected PoolSetup, got {}",
+                    other.kind()
+                )))
+            }
+        };
+        if infos.len() != fds.len() || infos.is_empty() || infos.len() > MAX_SLOTS {
+            return Err(Error::Protocol(format!(
+                "PoolSetup with {} slots and {} FDs",
+                infos.len(),
+                fds.len()
+            )));
+        }
+        let first: &TextureDescriptor = &infos[0].descriptor;
+        if infos
+            .iter()
+            .any(|i| i.descriptor.check_matches(first).is_err() || i.extent != infos[0].extent)
+        {
+            return Err(Error::Protocol(
+                "PoolSetup slots have different descriptors".into(),
+            ));
+        }
+        let mut textures = Vec::with_capacity(infos.len());
+        for (info, fd) in infos.into_iter().zip(fds) {
+            // Import checks device/driver UUIDs, sizes and memory types; the FD is consumed.
+            textures.push(manager.import(ExportedTexture { info, fd })?);
+        }
+        tracing::info!(producer = %hello.name, pid = producer.pid, slots = textures.len(), ?sync, "connected");
+        Ok(Consumer {
+            conn,
+            textures,
+            sync,
+            lossless: options.lossless,
+            queue: VecDeque::with_capacity(MAX_SLOTS),
+            last_frame: None,
+            counters: ConsumerCounters::default(),
+            producer,
+            producer_name: hello.name,
+            broken: None,
+        })
+    }
+
+    /// The imported ring. Each texture stays valid while this consumer (or a clone of the
+    /// texture) lives, also after the producer is gone.
+    pub fn textures(&self) -> &[VulkanTexture] {
+        &self.textures
+    }
+
+    /// The descriptor of the frames.
+    pub fn descriptor(&self) -> &TextureDescriptor {
+        &self.textures[0].export_info().descriptor
+    }
+
+    /// The synchronization mode negotiated with the producer.
+    pub fn sync_mode(&self) -> SyncMode {
+        self.sync
+    }
+
+    /// The producer's process credentials.
+    pub fn producer(&self) -> PeerCredentials {
+        self.producer
+    }
+
+    /// Frame counters.
+    pub fn counters(&self) -> ConsumerCounters {
+        self.counters
+    }
+
+    fn fail(&mut self, e: Error) -> Error {
+        self.broken = Some(e.to_string());
+        e
+    }
+
+    fn take_message(&mut self, msg: Message, fds: Vec<std::os::fd::OwnedFd>) -> Result<()> {
+        if !fds.is_empty() {
+            return Err(Error::Protocol(format!(
+                "{} unexpected file descriptors with {}",
+                fds.len(),
+                msg.kind()
+            )));
+        }
+        match msg {
+            Message::FrameReady {
+                slot,
+                frame,
+                present_ns,
+            } => {
+                if slot as usize >= self.textures.len() {
+                    return Err(Error::Protocol(format!(
+                        "frame in slot {slot}, ring has {}",
+                        self.textures.len()
+                    )));
+                }
+                let newest = self.queue.back().map(|r| r.frame).or(self.last_frame);
+                if newest.is_some_and(|n| frame <= n) {
+                    return Err(Error::Protocol(format!(
+                        "frame numbers went backwards: {frame} after {newest:?}"
+                    )));
+                }
+                if self.queue.len() >= MAX_SLOTS {
+                    return Err(Error::Protocol(
+                        "producer sent more frames than the ring has slots".into(),
+                    ));
+                }
+                self.queue.push_back(Ready {
+                    slot,
+                    frame,
+                    present_ns,
+                    received_ns: monotonic_ns(),
+                });
+                Ok(())
+            }
+            Message::Bye { reason } => Err(Error::PeerGone(format!(
+                "producer closed the stream: {reason}"
+            ))),
+            other => Err(Error::Protocol(format!(
+                "unexpected {} from the producer",
+                other.kind()
+            ))),
+        }
+    }
+
+    fn release(&mut self, slot: u32, frame: u64) -> Result<()> {
+        self.conn.send(&Message::FrameReleased { slot, frame }, &[])
+    }
+
+    /// Waits for the next frame (at most `timeout`; forever with `None`). In the default
+    /// (lossy) mode, frames queued behind a newer one are released unseen and the newest is
+    /// returned. Errors: [`Error::PeerGone`] when the producer exits or dies,
+    /// [`Error::Timeout`], [`Error::Protocol`] when it breaks the protocol (the consumer is
+    /// unusable afterwards).
+    pub fn next_frame(&mut self, timeout: Option<Duration>) -> Result<Frame<'_>> {
+        if let Some(why) = &self.broken {
+            return Err(Error::PeerGone(format!("connection already failed: {why}")));
+        }
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            // Take everything already queued in the socket, without blocking.
+            loop {
+                match self.conn.try_recv() {
+                    Ok(Some((msg, fds))) => {
+                        if let Err(e) = self.take_message(msg, fds) {
+                            return Err(self.fail(e));
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        // Frames already queued are still delivered before the error.
+                        if self.queue.is_empty() {
+                            return Err(self.fail(e));
+                        }
+                        self.broken = Some(e.to_string());
+                        break;
+                    }
+                }
+            }
+            if !self.lossless {
+                while self.queue.len() > 1 {
+                    let old = self.queue.pop_front().expect("len > 1");
+                    self.counters.superseded += 1;
+                    if let Err(e) = self.release(old.slot, old.frame) {
+                        return Err(self.fail(e));
+                    }
+                }
+            }
+            if let Some(ready) = self.queue.pop_front() {
+                if let Some(last) = self.last_frame {
+                    self.counters.skipped += ready.frame - last - 1;
+                }
+                self.last_frame = Some(ready.frame);
+                self.counters.frames += 1;
+                return Ok(Frame {
+                    consumer: self,
+                    ready,
+                    released: false,
+                });
+            }
+            if self.broken.is_some() {
+                return Err(Error::PeerGone("producer connection closed".into()));
+            }
+            let wait = match deadline {
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(Error::Timeout("no frame from the producer".into()));
+                    }
+                    Some(left)
+                }
+                None => None,
+            };
+            match self.conn.recv(wait) {
+                Ok((msg, fds)) => {
+                    if let Err(e) = self.take_message(msg, fds) {
+                        return Err(self.fail(e));
+                    }
+                }
+                Err(Error::Timeout(t)) => return Err(Error::Timeout(t)),
+                Err(e) => return Err(self.fail(e)),
+            }
+        }
+    }
+}
+
+/// One frame held by a consumer. The texture holds the frame's texels until the guard drops,
+/// which releases the slot to the producer: GPU work reading it must have finished by then
+/// (host-synchronized mode: wait for its fence first).
+pub struct Frame<'a> {
+    consumer: &'a mut Consumer,
+    ready: Ready,
+    released: bool,
+}
+
+impl std::fmt::Debug for Frame<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Frame")
+            .field("slot", &self.ready.slot)
+            .field("frame", &self.ready.frame)
+            .finish()
+    }
+}
+
+impl Frame<'_> {
+    /// The texture holding this frame.
+    pub fn texture(&self) -> &VulkanTexture {
+        &self.consumer.textures[self.ready.slot as usize]
+    }
+
+    /// The producer's frame number (0, 1, 2, … with gaps where frames were skipped).
+    pub fn number(&self) -> u64 {
+        self.ready.frame
+    }
+
+    /// The ring slot.
+    pub fn slot(&self) -> usize {
+        self.ready.slot as usize
+    }
+
+    /// `CLOCK_MONOTONIC` time at which the producer presented the frame.
+    pub fn present_ns(&self) -> u64 {
+        self.ready.present_ns
+    }
+
+    /// Handoff latency: from the producer's present to this consumer receiving the message
+    /// (host clocks; the GPU work was complete at present in host-synchronized mode).
+    pub fn latency(&self) -> Duration {
+        Duration::from_nanos(self.ready.received_ns.saturating_sub(self.ready.present_ns))
+    }
+
+    /// Releases the slot now, reporting a failure to reach the producer.
+    pub fn release(mut self) -> Result<()> {
+        self.released = true;
+        let (slot, frame) = (self.ready.slot, self.ready.frame);
+        self.consumer.release(slot, frame)
+    }
+}
+
+impl Drop for Frame<'_> {
+    fn drop(&mut self) {
+        if !self.released {
+            let (slot, frame) = (self.ready.slot, self.ready.frame);
+            if let Err(e) = self.consumer.release(slot, frame) {
+                tracing::debug!("releasing frame {frame}: {e}");
+            }
+        }
+    }
+}

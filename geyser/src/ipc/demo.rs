@@ -1,0 +1,259 @@
+//! Verifying producer and consumer loops: the producer fills each frame on the GPU with its
+//! frame number's pattern, the consumer probes every frame it receives on the GPU and counts
+//! corruption. Shared by `geyser demo`, the `ipc_producer`/`ipc_consumer` examples and tests.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::consumer::{Consumer, ConsumerOptions};
+use super::producer::{Producer, ProducerOptions};
+use super::protocol::SyncMode;
+use crate::common::{TextureDescriptor, TextureFormat, TextureUsage};
+use crate::vulkan::{PatternWriter, ProbeReader, VulkanTextureShareManager};
+use crate::{Error, Result};
+
+/// Usages the demo textures need: written by copy, probed by copy, and sampled by real users.
+pub const DEMO_USAGES: [TextureUsage; 3] = [
+    TextureUsage::CopyDst,
+    TextureUsage::CopySrc,
+    TextureUsage::TextureBinding,
+];
+
+/// The descriptor of demo frames.
+pub fn demo_descriptor(width: u32, height: u32, format: TextureFormat) -> TextureDescriptor {
+    TextureDescriptor::new(width, height, format, &DEMO_USAGES).with_label("geyser-demo")
+}
+
+/// What the producer loop does.
+#[derive(Clone, Debug)]
+pub struct ProduceConfig {
+    /// Endpoint name.
+    pub name: String,
+    /// Frame size and format.
+    pub descriptor: TextureDescriptor,
+    /// Frames to present (0: until `stop` returns true).
+    pub frames: u64,
+    /// Consumers to wait for before the first frame.
+    pub wait_consumers: usize,
+    /// Longest wait for them.
+    pub wait_timeout: Duration,
+    /// Producer options (ring size, lossless, sync).
+    pub options: ProducerOptions,
+    /// Pause after each frame (pacing), if any.
+    pub frame_interval: Option<Duration>,
+}
+
+/// What the producer loop measured.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ProduceReport {
+    /// Frames presented.
+    pub frames: u64,
+    /// Seconds from the first acquire to the last present.
+    pub seconds: f64,
+    /// Frames per second.
+    pub fps: f64,
+    /// Sync mode offered.
+    pub sync: String,
+    /// Consumers that connected over the run.
+    pub consumers_connected: u64,
+    /// Consumers dropped over the run.
+    pub consumers_dropped: u64,
+}
+
+/// Runs a pattern-writing producer: binds `config.name`, waits for consumers, presents
+/// `config.frames` frames (each filled on the GPU with its number's pattern), then shuts down
+/// (consumers get a clean end of stream). `progress` is called after each frame.
+pub fn run_producer(
+    manager: Arc<VulkanTextureShareManager>,
+    config: &ProduceConfig,
+    mut progress: impl FnMut(u64),
+) -> Result<ProduceReport> {
+    let producer = Producer::bind(
+        &config.name,
+        manager.clone(),
+        &config.descriptor,
+        config.options.clone(),
+    )?;
+    let writer = PatternWriter::new(&manager, config.descriptor.tight_size())?;
+    if config.wait_consumers > 0 {
+        producer.wait_for_consumers(config.wait_consumers, config.wait_timeout)?;
+    }
+    let start = Instant::now();
+    let mut presented = 0;
+    while config.frames == 0 || presented < config.frames {
+        let slot = producer.acquire(None)?;
+        writer.write(&slot.texture, slot.frame)?;
+        producer.present(slot)?;
+        presented += 1;
+        progress(presented);
+        if let Some(pause) = config.frame_interval {
+            std::thread::sleep(pause);
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let stats = producer.stats();
+    Ok(ProduceReport {
+        frames: presented,
+        seconds,
+        fps: presented as f64 / seconds.max(1e-9),
+        sync: format!("{:?}", producer.sync_mode()),
+        consumers_connected: stats.connected,
+        consumers_dropped: stats.dropped,
+    })
+}
+
+/// What the consumer loop measured.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ConsumeReport {
+    /// Frames received and probed.
+    pub frames: u64,
+    /// Frames whose probes did not match their number's pattern. Must be 0.
+    pub corrupted: u64,
+    /// Frames presented that this consumer never received (it was busy).
+    pub skipped: u64,
+    /// Frames received but superseded by a newer one before being looked at.
+    pub superseded: u64,
+    /// Seconds from the first frame to the last.
+    pub seconds: f64,
+    /// Frames per second.
+    pub fps: f64,
+    /// Handoff latency (producer present → consumer receive), median, microseconds.
+    pub latency_p50_us: f64,
+    /// 99th percentile, microseconds.
+    pub latency_p99_us: f64,
+    /// Negotiated sync mode.
+    pub sync: String,
+    /// Why the loop ended (`end of stream`, `producer gone: …`, `frame limit`).
+    pub end: String,
+    /// Whether the producer ended the stream cleanly (as opposed to dying).
+    pub clean_end: bool,
+}
+
+/// Percentile `p` (0..=100) of sorted microsecond samples.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+/// Connects to `name` and probes every frame until the producer ends the stream, dies, or
+/// `max_frames` (0 = no limit) frames were received. Corrupted frames are counted, not fatal.
+/// `progress` gets the report so far after each frame.
+pub fn run_consumer(
+    manager: Arc<VulkanTextureShareManager>,
+    name: &str,
+    options: ConsumerOptions,
+    max_frames: u64,
+    idle_timeout: Duration,
+    mut progress: impl FnMut(&ConsumeReport),
+) -> Result<ConsumeReport> {
+    let mut consumer = Consumer::connect_with(name, manager.clone(), options)?;
+    let probe = ProbeReader::new(&manager)?;
+    let mut report = ConsumeReport {
+        sync: format!("{:?}", consumer.sync_mode()),
+        ..Default::default()
+    };
+    let mut latencies: Vec<f64> = Vec::with_capacity(if max_frames > 0 {
+        max_frames as usize
+    } else {
+        4096
+    });
+    let mut first: Option<Instant> = None;
+    loop {
+        if max_frames > 0 && report.frames >= max_frames {
+            report.end = "frame limit".into();
+            report.clean_end = true;
+            break;
+        }
+        let frame = match consumer.next_frame(Some(idle_timeout)) {
+            Ok(f) => f,
+            Err(Error::PeerGone(why)) => {
+                report.clean_end = why.contains("closed the stream");
+                report.end = format!("producer gone: {why}");
+                break;
+            }
+            Err(e) => return Err(e),
+        };
+        first.get_or_insert_with(Instant::now);
+        latencies.push(frame.latency().as_secs_f64() * 1e6);
+        let result = probe.check(frame.texture(), frame.number())?;
+        if !result.ok() {
+            report.corrupted += 1;
+            tracing::error!(
+                frame = frame.number(),
+                slot = frame.slot(),
+                matched = result.matched,
+                "corrupted frame: probe word {:#010x}, expected {:#010x}",
+                result.first_word,
+                crate::vulkan::frame_word(frame.number())
+            );
+        }
+        drop(frame);
+        report.frames += 1;
+        let c = consumer.counters();
+        report.skipped = c.skipped;
+        report.superseded = c.superseded;
+        progress(&report);
+    }
+    let c = consumer.counters();
+    report.skipped = c.skipped;
+    report.superseded = c.superseded;
+    report.seconds = first.map(|f| f.elapsed().as_secs_f64()).unwrap_or(0.0);
+    report.fps = if report.seconds > 0.0 {
+        report.frames as f64 / report.seconds
+    } else {
+        0.0
+    };
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    report.latency_p50_us = percentile(&latencies, 50.0);
+    report.latency_p99_us = percentile(&latencies, 99.0);
+    Ok(report)
+}
+
+/// Parses `WxH`.
+pub fn parse_size(s: &str) -> Result<(u32, u32)> {
+    let bad = || Error::InvalidArgument {
+        what: "size",
+        reason: format!("`{s}` is not WIDTHxHEIGHT"),
+    };
+    let (w, h) = s.split_once(['x', 'X']).ok_or_else(bad)?;
+    Ok((
+        w.trim().parse().map_err(|_| bad())?,
+        h.trim().parse().map_err(|_| bad())?,
+    ))
+}
+
+/// Parses a sync mode name: `auto` (None), `host`, `binary`, `timeline`.
+pub fn parse_sync(s: &str) -> Result<Option<SyncMode>> {
+    match s.to_ascii_lowercase().as_str() {
+        "auto" => Ok(None),
+        "host" => Ok(Some(SyncMode::Host)),
+        "binary" => Ok(Some(SyncMode::BinarySemaphore)),
+        "timeline" => Ok(Some(SyncMode::Timeline)),
+        _ => Err(Error::InvalidArgument {
+            what: "sync mode",
+            reason: format!("`{s}`; use auto, host, binary or timeline"),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_and_parsers() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 50.0), 51.0);
+        assert_eq!(percentile(&v, 99.0), 99.0);
+        assert_eq!(percentile(&[], 50.0), 0.0);
+        assert_eq!(parse_size("1920x1080").unwrap(), (1920, 1080));
+        assert!(parse_size("1920").is_err());
+        assert_eq!(parse_sync("auto").unwrap(), None);
+        assert!(parse_sync("fast").is_err());
+    }
+}

@@ -1,0 +1,52 @@
+//! What both ends agree on at connection time: the synchronization mode (best first), and the
+//! shared clock frame messages are stamped with.
+
+use super::protocol::SyncMode;
+use crate::vulkan::DeviceCaps;
+use crate::Error;
+
+/// Sync modes this build can run on a device, best first. Exported-semaphore modes need the
+/// device to export them and are implemented by the GPU synchronization work; until then every
+/// device runs [`SyncMode::Host`], which is correct everywhere.
+pub fn supported_sync_modes(_caps: &DeviceCaps) -> Vec<SyncMode> {
+    vec![SyncMode::Host]
+}
+
+/// The first of `ours` (best first) that `theirs` also supports.
+pub fn negotiate_sync(ours: &[SyncMode], theirs: &[SyncMode]) -> Option<SyncMode> {
+    ours.iter().copied().find(|m| theirs.contains(m))
+}
+
+/// The error for a forced mode the device or build cannot run.
+pub fn unsupported_sync(mode: SyncMode, device: &str) -> Error {
+    let reason = match mode {
+        SyncMode::Host => "host synchronization is always available; this is a bug".to_string(),
+        SyncMode::Timeline | SyncMode::BinarySemaphore => format!(
+            "{device} cannot run {mode:?} sync: it needs exportable semaphores (VK_KHR_external_semaphore_fd \
+             with OPAQUE_FD/SYNC_FD export) and the semaphore IPC path; `geyser info` shows what the device exports"
+        ),
+    };
+    Error::unsupported(format!("{mode:?} synchronization"), reason)
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds: the same clock in every process of the machine, so a
+/// consumer can subtract a producer's timestamp.
+pub fn monotonic_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picks_the_best_common_mode() {
+        use SyncMode::*;
+        assert_eq!(
+            negotiate_sync(&[Timeline, BinarySemaphore, Host], &[Host, BinarySemaphore]),
+            Some(BinarySemaphore)
+        );
+        assert_eq!(negotiate_sync(&[Timeline], &[Host]), None);
+    }
+}

@@ -1,0 +1,776 @@
+//! [`Producer`]: owns a ring of shared textures, serves any number of consumers from a service
+//! thread, and hands each frame over with a few-byte message. A slow or dead consumer never
+//! stalls the producer or the other consumers.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rustix::event::{poll, PollFd, PollFlags};
+
+use super::endpoint::{Connection, Listener, PeerCredentials, PeerPolicy};
+use super::negotiate::{monotonic_ns, negotiate_sync, supported_sync_modes, unsupported_sync};
+use super::protocol::{Hello, Message, Role, SyncMode, MAX_SLOTS};
+use crate::common::{ExportedTexture, TextureDescriptor};
+use crate::vulkan::{VulkanTexture, VulkanTextureShareManager};
+use crate::{Error, Result};
+
+/// How a [`Producer`] behaves.
+#[derive(Clone, Debug)]
+pub struct ProducerOptions {
+    /// Textures in the ring (2..=16, default 3). The producer writes a slot no consumer holds.
+    pub slots: usize,
+    /// Most consumers served at once (default: `slots - 1`, which guarantees that the producer
+    /// always finds a free slot even if every consumer holds a frame). More are refused.
+    pub max_consumers: Option<usize>,
+    /// Every consumer gets every frame and the producer blocks until one is free (recording).
+    /// Default `false`: a busy consumer skips frames and gets the latest when it is ready.
+    pub lossless: bool,
+    /// Who may connect (default: same user).
+    pub peer_policy: PeerPolicy,
+    /// A consumer that connects and does not finish its handshake in this time is dropped.
+    pub handshake_timeout: Duration,
+    /// Force a synchronization mode; `None` picks the best both sides support.
+    pub sync: Option<SyncMode>,
+}
+
+impl Default for ProducerOptions {
+    fn default() -> Self {
+        Self {
+            slots: 3,
+            max_consumers: None,
+            lossless: false,
+            peer_policy: PeerPolicy::default(),
+            handshake_timeout: Duration::from_secs(2),
+            sync: None,
+        }
+    }
+}
+
+/// Counters of one consumer as the producer sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConsumerStats {
+    /// Connection id.
+    pub id: u64,
+    /// The consumer's name from its Hello.
+    pub name: String,
+    /// Its process id (from the socket's credentials).
+    pub pid: u32,
+    /// Frames sent to it.
+    pub delivered: u64,
+    /// Frames it missed because it still held an earlier one.
+    pub skipped: u64,
+}
+
+/// Counters of a producer.
+#[derive(Clone, Debug, Default)]
+pub struct ProducerStats {
+    /// Frames presented.
+    pub presented: u64,
+    /// Consumers that completed a handshake.
+    pub connected: u64,
+    /// Consumers dropped (disconnect, death, protocol error, handshake timeout).
+    pub dropped: u64,
+    /// Connections refused (credentials, version, device, limit).
+    pub refused: u64,
+    /// Per connected consumer.
+    pub consumers: Vec<ConsumerStats>,
+}
+
+enum Phase {
+    Handshake { deadline: Instant },
+    Active,
+}
+
+struct Peer {
+    id: u64,
+    conn: Connection,
+    creds: PeerCredentials,
+    phase: Phase,
+    name: String,
+    /// (slot, frame) sent and not yet released.
+    held: Vec<(u32, u64)>,
+    last_sent: Option<u64>,
+    delivered: u64,
+    skipped: u64,
+}
+
+struct State {
+    peers: Vec<Peer>,
+    writing: Option<usize>,
+    latest: Option<(u32, u64)>,
+    next_frame: u64,
+    next_peer: u64,
+    stats: ProducerStats,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    changed: Condvar,
+    stop: AtomicBool,
+    options: ProducerOptions,
+    max_consumers: usize,
+    hello: Hello,
+    sync_modes: Vec<SyncMode>,
+    exports: Vec<ExportedTexture>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A slot the producer may write now; hand it back with [`Producer::present`].
+#[derive(Debug)]
+pub struct WriteSlot {
+    /// Slot index in the ring.
+    pub index: usize,
+    /// The frame number it will carry when presented.
+    pub frame: u64,
+    /// The texture to write.
+    pub texture: VulkanTexture,
+}
+
+/// The producing end of a named endpoint.
+///
+/// ```no_run
+/// # use std::sync::Arc;
+/// # use geyser::ipc::{Producer, ProducerOptions};
+/// # use geyser::common::*;
+/// # use geyser::vulkan::{VulkanTextureShareManager, PatternWriter};
+/// # fn main() -> geyser::Result<()> {
+/// let manager = Arc::new(VulkanTextureShareManager::create_default()?);
+/// let desc = TextureDescriptor::new(1920, 1080, TextureFormat::Rgba8Unorm,
+///     &[TextureUsage::CopyDst, TextureUsage::CopySrc, TextureUsage::TextureBinding]);
+/// let producer = Producer::bind("camera", manager.clone(), &desc, ProducerOptions::default())?;
+/// let writer = PatternWriter::new(&manager, desc.tight_size())?;
+/// loop {
+///     let slot = producer.acquire(None)?;
+///     writer.write(&slot.texture, slot.frame)?; // GPU work, finished before present
+///     producer.present(slot)?;
+/// }
+/// # }
+/// ```
+pub struct Producer {
+    shared: Arc<Shared>,
+    textures: Vec<VulkanTexture>,
+    thread: Option<JoinHandle<()>>,
+    path: std::path::PathBuf,
+    sync: SyncMode,
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("path", &self.path)
+            .field("slots", &self.textures.len())
+            .finish()
+    }
+}
+
+impl Producer {
+    /// Creates the ring of `options.slots` textures on `manager`'s device, exports them once,
+    /// and listens on the endpoint `name`. Fails with [`Error::AddressInUse`] when a live
+    /// producer has the name (a stale socket of a dead one is replaced).
+    pub fn bind(
+        name: &str,
+        manager: Arc<VulkanTextureShareManager>,
+        desc: &TextureDescriptor,
+        options: ProducerOptions,
+    ) -> Result<Producer> {
+        if !(2..=MAX_SLOTS).contains(&options.slots) {
+            return Err(Error::InvalidArgument {
+                what: "slots",
+                reason: format!("{} slots; use 2..={MAX_SLOTS}", options.slots),
+            });
+        }
+        desc.validate()?;
+        let caps = manager.caps()?;
+        let sync_modes = supported_sync_modes(caps);
+        if let Some(forced) = options.sync {
+            if !sync_modes.contains(&forced) {
+                return Err(unsupported_sync(forced, &manager.identity().name));
+            }
+        }
+        let mut textures = Vec::with_capacity(options.slots);
+        let mut exports = Vec::with_capacity(options.slots);
+        for i in 0..options.slots {
+            let mut d = desc.clone();
+            d.label = Some(format!("{}[{i}]", desc.label.as_deref().unwrap_or(name)));
+            let t = manager.create_texture(&d)?;
+            exports.push(manager.export(&t)?);
+            textures.push(t);
+        }
+        let listener = Listener::bind(name)?;
+        let path = listener.path().to_path_buf();
+        let id = manager.identity();
+        let sync_offer = match options.sync {
+            Some(forced) => vec![forced],
+            None => sync_modes.clone(),
+        };
+        let hello = Hello::new(
+            Role::Producer,
+            id.device_uuid,
+            id.driver_uuid,
+            sync_offer.clone(),
+            name.to_string(),
+        );
+        let max_consumers = options.max_consumers.unwrap_or(options.slots - 1).max(1);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                peers: Vec::new(),
+                writing: None,
+                latest: None,
+                next_frame: 0,
+                next_peer: 1,
+                stats: ProducerStats::default(),
+            }),
+            changed: Condvar::new(),
+            stop: AtomicBool::new(false),
+            options,
+            max_consumers,
+            hello,
+            sync_modes: sync_offer,
+            exports,
+        });
+        let thread = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name(format!("geyser-producer-{name}"))
+                .spawn(move || service(&shared, listener))
+                .map_err(Error::Io)?
+        };
+        let sync = shared.sync_modes[0];
+        tracing::info!(path = %path.display(), slots = textures.len(), "producer listening");
+        Ok(Producer {
+            shared,
+            textures,
+            thread: Some(thread),
+            path,
+            sync,
+        })
+    }
+
+    /// The socket path consumers connect to.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// The ring's textures.
+    pub fn textures(&self) -> &[VulkanTexture] {
+        &self.textures
+    }
+
+    /// The best synchronization mode this producer offers (what consumers that support it
+    /// get).
+    pub fn sync_mode(&self) -> SyncMode {
+        self.sync
+    }
+
+    /// Number of consumers that completed their handshake and are connected.
+    pub fn consumer_count(&self) -> usize {
+        self.shared
+            .lock()
+            .peers
+            .iter()
+            .filter(|p| matches!(p.phase, Phase::Active))
+            .count()
+    }
+
+    /// Waits until at least `n` consumers are connected.
+    pub fn wait_for_consumers(&self, n: usize, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.shared.lock();
+        loop {
+            if state
+                .peers
+                .iter()
+                .filter(|p| matches!(p.phase, Phase::Active))
+                .count()
+                >= n
+            {
+                return Ok(());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Error::Timeout(format!("waiting for {n} consumers")));
+            }
+            state = self
+                .shared
+                .changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// Counters, with one entry per connected consumer.
+    pub fn stats(&self) -> ProducerStats {
+        let state = self.shared.lock();
+        let mut s = state.stats.clone();
+        s.consumers = state
+            .peers
+            .iter()
+            .filter(|p| matches!(p.phase, Phase::Active))
+            .map(|p| ConsumerStats {
+                id: p.id,
+                name: p.name.clone(),
+                pid: p.creds.pid,
+                delivered: p.delivered,
+                skipped: p.skipped,
+            })
+            .collect();
+        s
+    }
+
+    /// Waits for a slot that no consumer holds (at most `timeout`, forever with `None`) and
+    /// returns it for writing. In the default (lossy) mode with at most `max_consumers`
+    /// consumers one is always free or freed as soon as a consumer finishes its current frame.
+    pub fn acquire(&self, timeout: Option<Duration>) -> Result<WriteSlot> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut state = self.shared.lock();
+        if state.writing.is_some() {
+            return Err(Error::InvalidArgument {
+                what: "acquire",
+                reason: "a slot is already acquired; present it first".into(),
+            });
+        }
+        loop {
+            let held = |s: usize| {
+                state
+                    .peers
+                    .iter()
+                    .any(|p| p.held.iter().any(|(slot, _)| *slot as usize == s))
+            };
+            let latest = state.latest.map(|(s, _)| s as usize);
+            let free: Vec<usize> = (0..self.textures.len()).filter(|s| !held(*s)).collect();
+            // Prefer a slot that is not the latest frame, so a consumer that frees up now can
+            // still be given the latest.
+            let pick = free
+                .iter()
+                .copied()
+                .find(|s| Some(*s) != latest)
+                .or_else(|| free.first().copied());
+            if let Some(index) = pick {
+                if Some(index) == latest {
+                    state.latest = None;
+                }
+                state.writing = Some(index);
+                return Ok(WriteSlot {
+                    index,
+                    frame: state.next_frame,
+                    texture: self.textures[index].clone(),
+                });
+            }
+            let wait = match deadline {
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(Error::Timeout(
+                            "no free slot: every slot is held by a consumer".into(),
+                        ));
+                    }
+                    left
+                }
+                None => Duration::from_millis(100),
+            };
+            state = self
+                .shared
+                .changed
+                .wait_timeout(state, wait)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// Publishes a written slot to the consumers. The GPU work that wrote it must have
+    /// completed (host-synchronized mode: wait for its fence first). Returns the frame number.
+    pub fn present(&self, slot: WriteSlot) -> Result<u64> {
+        let mut state = self.shared.lock();
+        if state.writing != Some(slot.index) || state.next_frame != slot.frame {
+            return Err(Error::InvalidArgument {
+                what: "present",
+                reason: "this slot was not acquired from this producer".into(),
+            });
+        }
+        state.writing = None;
+        state.next_frame += 1;
+        state.stats.presented += 1;
+        let (index, frame) = (slot.index as u32, slot.frame);
+        state.latest = Some((index, frame));
+        let now = monotonic_ns();
+        let lossless = self.shared.options.lossless;
+        let mut dead = Vec::new();
+        for peer in state
+            .peers
+            .iter_mut()
+            .filter(|p| matches!(p.phase, Phase::Active))
+        {
+            if !lossless && !peer.held.is_empty() {
+                peer.skipped += 1;
+                continue;
+            }
+            match send_frame(peer, index, frame, now) {
+                Ok(()) => {}
+                Err(e) => dead.push((peer.id, e)),
+            }
+        }
+        for (id, e) in dead {
+            drop_peer(&mut state, id, &e);
+        }
+        drop(state);
+        self.shared.changed.notify_all();
+        Ok(frame)
+    }
+}
+
+fn send_frame(peer: &mut Peer, slot: u32, frame: u64, present_ns: u64) -> Result<()> {
+    peer.conn.send(
+        &Message::FrameReady {
+            slot,
+            frame,
+            present_ns,
+        },
+        &[],
+    )?;
+    peer.held.push((slot, frame));
+    peer.last_sent = Some(frame);
+    peer.delivered += 1;
+    Ok(())
+}
+
+fn drop_peer(state: &mut State, id: u64, why: &Error) {
+    if let Some(pos) = state.peers.iter().position(|p| p.id == id) {
+        let peer = state.peers.swap_remove(pos);
+        match why {
+            Error::PeerGone(_) => {
+                tracing::info!(consumer = peer.id, pid = peer.creds.pid, "consumer left")
+            }
+            e => tracing::warn!(
+                consumer = peer.id,
+                pid = peer.creds.pid,
+                "dropping consumer: {e}"
+            ),
+        }
+        if matches!(peer.phase, Phase::Active) {
+            state.stats.dropped += 1;
+        }
+    }
+}
+
+impl Drop for Producer {
+    /// Ends the stream cleanly: each consumer gets `Bye`, then the producer stops writing and
+    /// reads until the consumer closes (at most 500 ms in all), so no connection is reset with
+    /// a release still unread, which would make the consumer miss the `Bye`.
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let mut state = self.shared.lock();
+        let mut peers = std::mem::take(&mut state.peers);
+        drop(state);
+        for peer in peers.iter_mut() {
+            let _ = peer.conn.send(
+                &Message::Bye {
+                    reason: "producer shut down".into(),
+                },
+                &[],
+            );
+            let _ = rustix::net::shutdown(peer.conn.as_fd(), rustix::net::Shutdown::Write);
+        }
+        let deadline = Instant::now() + Duration::from_millis(500);
+        while !peers.is_empty() && Instant::now() < deadline {
+            peers.retain_mut(|p| loop {
+                match p.conn.try_recv() {
+                    Ok(Some(_)) => continue,
+                    Ok(None) => break true,
+                    Err(_) => break false, // closed by the consumer (or broken): done
+                }
+            });
+            if !peers.is_empty() {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    }
+}
+
+/// The service thread: accepts consumers, runs handshakes, takes releases.
+fn service(shared: &Shared, listener: Listener) {
+    const TICK: Duration = Duration::from_millis(50);
+    while !shared.stop.load(Ordering::SeqCst) {
+        // Snapshot the fds to poll; a consumer dropped meanwhile only causes a spurious wake.
+        let (ids, raw): (Vec<u64>, Vec<i32>) = {
+            let state = shared.lock();
+            state
+                .peers
+                .iter()
+                .map(|p| (p.id, p.conn.as_fd().as_raw_fd()))
+                .unzip()
+        };
+        let ready = {
+            // SAFETY: the raw fds were open when snapshotted and are only polled, never
+            // read or closed through these borrows; a concurrently closed one yields POLLNVAL
+            // or a spurious event, both handled by the non-blocking receive below.
+            let borrowed: Vec<BorrowedFd<'_>> = raw
+                .iter()
+                .map(|fd| unsafe { BorrowedFd::borrow_raw(*fd) })
+                .collect();
+            let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(borrowed.len() + 1);
+            fds.push(PollFd::new(&listener, PollFlags::IN));
+            for b in &borrowed {
+                fds.push(PollFd::new(b, PollFlags::IN));
+            }
+            let timeout = rustix::time::Timespec {
+                tv_sec: 0,
+                tv_nsec: TICK.as_nanos() as i64,
+            };
+            match poll(&mut fds, Some(&timeout)) {
+                Ok(_) => fds
+                    .iter()
+                    .map(|f| !f.revents().is_empty())
+                    .collect::<Vec<bool>>(),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => {
+                    tracing::error!("producer poll failed: {e}");
+                    std::thread::sleep(TICK);
+                    continue;
+                }
+            }
+        };
+        let mut changed = false;
+        if ready[0] {
+            changed |= accept_all(shared, &listener);
+        }
+        for (i, id) in ids.iter().enumerate() {
+            if ready[i + 1] {
+                changed |= serve_peer(shared, *id);
+            }
+        }
+        // Handshake deadlines.
+        {
+            let mut state = shared.lock();
+            let now = Instant::now();
+            let late: Vec<u64> = state
+                .peers
+                .iter()
+                .filter(|p| matches!(p.phase, Phase::Handshake { deadline } if deadline <= now))
+                .map(|p| p.id)
+                .collect();
+            for id in late {
+                drop_peer(
+                    &mut state,
+                    id,
+                    &Error::Timeout("no Hello within the handshake timeout".into()),
+                );
+                changed = true;
+            }
+        }
+        if changed {
+            shared.changed.notify_all();
+        }
+    }
+}
+
+fn accept_all(shared: &Shared, listener: &Listener) -> bool {
+    let mut changed = false;
+    loop {
+        let conn = match listener.accept(true) {
+            Ok(Some(c)) => c,
+            Ok(None) => return changed,
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                return changed;
+            }
+        };
+        let mut conn = conn;
+        let creds = match conn.check_peer(&shared.options.peer_policy) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("refusing connection: {e}");
+                let _ = conn.send(
+                    &Message::Reject {
+                        reason: e.to_string(),
+                    },
+                    &[],
+                );
+                shared.lock().stats.refused += 1;
+                continue;
+            }
+        };
+        let mut state = shared.lock();
+        if state.peers.len() >= shared.max_consumers {
+            let reason = format!(
+                "producer serves at most {} consumers (raise ProducerOptions::slots or max_consumers)",
+                shared.max_consumers
+            );
+            tracing::warn!(pid = creds.pid, "refusing consumer: {reason}");
+            let _ = conn.send(&Message::Reject { reason }, &[]);
+            state.stats.refused += 1;
+            continue;
+        }
+        let id = state.next_peer;
+        state.next_peer += 1;
+        state.peers.push(Peer {
+            id,
+            conn,
+            creds,
+            phase: Phase::Handshake {
+                deadline: Instant::now() + shared.options.handshake_timeout,
+            },
+            name: String::new(),
+            held: Vec::with_capacity(MAX_SLOTS),
+            last_sent: None,
+            delivered: 0,
+            skipped: 0,
+        });
+        changed = true;
+    }
+}
+
+/// Reads everything a peer has sent; drops it on any error. Returns whether state changed.
+fn serve_peer(shared: &Shared, id: u64) -> bool {
+    let mut state = shared.lock();
+    let mut changed = false;
+    loop {
+        let Some(peer) = state.peers.iter_mut().find(|p| p.id == id) else {
+            return changed;
+        };
+        let received = peer.conn.try_recv();
+        let result = match received {
+            Ok(None) => return changed,
+            Ok(Some((msg, fds))) => {
+                changed = true;
+                if !fds.is_empty() {
+                    // Consumers never send FDs; they are closed by dropping them.
+                    Err(Error::Protocol(format!(
+                        "consumer sent {} unexpected file descriptors",
+                        fds.len()
+                    )))
+                } else {
+                    handle(shared, &mut state, id, msg)
+                }
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            if let Some(peer) = state.peers.iter_mut().find(|p| p.id == id) {
+                if !matches!(e, Error::PeerGone(_)) {
+                    let _ = peer.conn.send(
+                        &Message::Bye {
+                            reason: e.to_string(),
+                        },
+                        &[],
+                    );
+                }
+            }
+            drop_peer(&mut state, id, &e);
+            return true;
+        }
+    }
+}
+
+fn handle(shared: &Shared, state: &mut State, id: u64, msg: Message) -> Result<()> {
+    let slots = shared.exports.len() as u32;
+    let lossless = shared.options.lossless;
+    let latest = state.latest;
+    let writing = state.writing;
+    let peer = state
+        .peers
+        .iter_mut()
+        .find(|p| p.id == id)
+        .ok_or_else(|| Error::PeerGone("gone".into()))?;
+    match (&peer.phase, msg) {
+        (Phase::Handshake { .. }, Message::Hello(hello)) => {
+            if hello.role != Role::Consumer {
+                return Err(Error::Protocol("a producer connected to a producer".into()));
+            }
+            let ours = &shared.hello;
+            if hello.device_uuid != ours.device_uuid || hello.driver_uuid != ours.driver_uuid {
+                let reason = "consumer runs on another GPU or driver; opaque-FD sharing needs the same device".to_string();
+                let _ = peer.conn.send(
+                    &Message::Reject {
+                        reason: reason.clone(),
+                    },
+                    &[],
+                );
+                return Err(Error::PermissionDenied(reason));
+            }
+            let Some(sync) = negotiate_sync(&shared.sync_modes, &hello.sync_modes) else {
+                let reason = format!(
+                    "no common sync mode: producer offers {:?}, consumer {:?}",
+                    shared.sync_modes, hello.sync_modes
+                );
+                let _ = peer.conn.send(
+                    &Message::Reject {
+                        reason: reason.clone(),
+                    },
+                    &[],
+                );
+                return Err(Error::Protocol(reason));
+            };
+            peer.conn.send(&Message::Hello(ours.clone()), &[])?;
+            let setup = Message::PoolSetup {
+                generation: 1,
+                sync,
+                slots: shared.exports.iter().map(|e| e.info.clone()).collect(),
+            };
+            let fds: Vec<BorrowedFd<'_>> = shared.exports.iter().map(|e| e.fd.as_fd()).collect();
+            peer.conn.send(&setup, &fds)?;
+            peer.name = hello.name;
+            peer.phase = Phase::Active;
+            state.stats.connected += 1;
+            tracing::info!(
+                consumer = id,
+                pid = peer.creds.pid,
+                ?sync,
+                "consumer connected"
+            );
+            // A new consumer starts with the current frame.
+            if let (false, Some((slot, frame))) = (lossless, latest) {
+                if writing != Some(slot as usize) {
+                    send_frame(peer, slot, frame, monotonic_ns())?;
+                }
+            }
+            Ok(())
+        }
+        (Phase::Active, Message::FrameReleased { slot, frame }) => {
+            if slot >= slots {
+                return Err(Error::Protocol(format!(
+                    "release of slot {slot}, ring has {slots}"
+                )));
+            }
+            let pos = peer
+                .held
+                .iter()
+                .position(|h| *h == (slot, frame))
+                .ok_or_else(|| {
+                    Error::Protocol(format!(
+                        "release of frame {frame} in slot {slot}, which it does not hold"
+                    ))
+                })?;
+            peer.held.swap_remove(pos);
+            // A lossy consumer that just finished gets the latest frame if it missed it.
+            if let (false, true, Some((slot, frame))) = (lossless, peer.held.is_empty(), latest) {
+                if peer.last_sent.is_none_or(|l| l < frame) && writing != Some(slot as usize) {
+                    send_frame(peer, slot, frame, monotonic_ns())?;
+                }
+            }
+            Ok(())
+        }
+        (_, Message::Bye { reason }) => {
+            Err(Error::PeerGone(format!("consumer said bye: {reason}")))
+        }
+        (Phase::Handshake { .. }, other) => Err(Error::Protocol(format!(
+            "expected Hello, got {}",
+            other.kind()
+        ))),
+        (Phase::Active, other) => Err(Error::Protocol(format!(
+            "unexpected {} from a consumer",
+            other.kind()
+        ))),
+    }
+}

@@ -1,0 +1,519 @@
+//! The wire protocol: versioned, length-prefixed postcard messages with hard size caps, and the
+//! checks every message from a peer passes before anything acts on it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::common::{usages_from_bits_checked, ExportInfo, TextureUsage};
+use crate::{Error, Result};
+
+/// The protocol version. Peers with another version are refused at Hello.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// First bytes of every Hello.
+pub const MAGIC: [u8; 4] = *b"GYSR";
+/// Largest frame (length prefix included) either side sends or accepts.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// Most file descriptors that travel with one message.
+pub const MAX_FDS_PER_MESSAGE: usize = 16;
+/// Most textures in a ring.
+pub const MAX_SLOTS: usize = 16;
+/// Longest string field (names, reasons, labels).
+pub const MAX_STRING: usize = 256;
+/// Bytes of the length prefix.
+pub const HEADER_BYTES: usize = 4;
+
+/// How the two sides synchronize GPU access to a shared texture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SyncMode {
+    /// Host-synchronized fallback: the producer waits for its GPU fence before `FrameReady`,
+    /// the consumer waits for its own before `FrameReleased`. Works on every device.
+    Host,
+    /// Exported binary semaphores (a sync FD per frame).
+    BinarySemaphore,
+    /// Exported timeline semaphores (exchanged once; values per frame).
+    Timeline,
+}
+
+/// Which end of a connection a peer is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    /// Owns the ring and presents frames.
+    Producer,
+    /// Imports the ring and reads frames.
+    Consumer,
+}
+
+/// First message in each direction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Always [`MAGIC`]; first, so any version can recognize a Geyser peer.
+    pub magic: [u8; 4],
+    /// [`PROTOCOL_VERSION`] of the sender; second, so any version can read it.
+    pub version: u32,
+    /// Producer or consumer.
+    pub role: Role,
+    /// Sender's process id (informational; credentials come from the socket).
+    pub pid: u32,
+    /// `deviceUUID` of the sender's GPU.
+    pub device_uuid: [u8; 16],
+    /// `driverUUID` of the sender's driver.
+    pub driver_uuid: [u8; 16],
+    /// Sync modes the sender supports, best first.
+    pub sync_modes: Vec<SyncMode>,
+    /// Endpoint or consumer name.
+    pub name: String,
+}
+
+impl Hello {
+    /// A Hello of this version and process.
+    pub fn new(
+        role: Role,
+        device_uuid: [u8; 16],
+        driver_uuid: [u8; 16],
+        sync_modes: Vec<SyncMode>,
+        name: String,
+    ) -> Self {
+        Hello {
+            magic: MAGIC,
+            version: PROTOCOL_VERSION,
+            role,
+            pid: std::process::id(),
+            device_uuid,
+            driver_uuid,
+            sync_modes,
+            name,
+        }
+    }
+}
+
+/// Everything that crosses the socket. `Hello` must stay variant 0.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// Handshake, both directions.
+    Hello(Hello),
+    /// The producer refuses the connection, and why.
+    Reject {
+        /// Why.
+        reason: String,
+    },
+    /// The ring, once per connection; one FD per slot travels with it, in order.
+    PoolSetup {
+        /// Bumped when the producer replaces its ring.
+        generation: u64,
+        /// The negotiated sync mode.
+        sync: SyncMode,
+        /// What each slot's FD holds.
+        slots: Vec<ExportInfo>,
+    },
+    /// Producer → consumer: `frame` is in `slot` and ready to read.
+    FrameReady {
+        /// Ring slot.
+        slot: u32,
+        /// Frame number.
+        frame: u64,
+        /// Producer's `CLOCK_MONOTONIC` at present, nanoseconds.
+        present_ns: u64,
+    },
+    /// Consumer → producer: done with `frame` in `slot`.
+    FrameReleased {
+        /// Ring slot.
+        slot: u32,
+        /// Frame number.
+        frame: u64,
+    },
+    /// Either side is closing the connection, and why.
+    Bye {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Message {
+    /// A short name for logs and errors.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Hello(_) => "Hello",
+            Message::Reject { .. } => "Reject",
+            Message::PoolSetup { .. } => "PoolSetup",
+            Message::FrameReady { .. } => "FrameReady",
+            Message::FrameReleased { .. } => "FrameReleased",
+            Message::Bye { .. } => "Bye",
+        }
+    }
+
+    /// File descriptors that must travel with this message.
+    pub fn expected_fds(&self) -> usize {
+        match self {
+            Message::PoolSetup { slots, .. } => slots.len(),
+            _ => 0,
+        }
+    }
+
+    /// Semantic checks on a decoded message: string lengths, counts, descriptors.
+    pub fn validate(&self) -> Result<()> {
+        let string = |what: &str, s: &str| {
+            if s.len() > MAX_STRING {
+                Err(Error::Protocol(format!(
+                    "{what} is {} bytes, limit {MAX_STRING}",
+                    s.len()
+                )))
+            } else {
+                Ok(())
+            }
+        };
+        match self {
+            Message::Hello(h) => {
+                if h.magic != MAGIC {
+                    return Err(Error::Protocol(format!(
+                        "not a Geyser peer (magic {:?})",
+                        h.magic
+                    )));
+                }
+                if h.version != PROTOCOL_VERSION {
+                    return Err(Error::VersionMismatch {
+                        peer: h.version,
+                        ours: PROTOCOL_VERSION,
+                    });
+                }
+                if h.sync_modes.is_empty() || h.sync_modes.len() > 8 {
+                    return Err(Error::Protocol(format!(
+                        "{} sync modes in Hello",
+                        h.sync_modes.len()
+                    )));
+                }
+                string("name", &h.name)
+            }
+            Message::Reject { reason } | Message::Bye { reason } => string("reason", reason),
+            Message::PoolSetup { slots, .. } => {
+                if slots.is_empty() || slots.len() > MAX_SLOTS {
+                    return Err(Error::Protocol(format!(
+                        "{} slots, allowed 1..={MAX_SLOTS}",
+                        slots.len()
+                    )));
+                }
+                for (i, info) in slots.iter().enumerate() {
+                    let d = &info.descriptor;
+                    if let Some(label) = &d.label {
+                        string("label", label)?;
+                    }
+                    let usage_bits = crate::common::usage_bits(&d.usage);
+                    if d.usage.len() > TextureUsage::ALL.len()
+                        || usages_from_bits_checked(usage_bits).is_none()
+                    {
+                        return Err(Error::Protocol(format!("slot {i}: bad usage list")));
+                    }
+                    d.validate_with(&info.extent)
+                        .map_err(|e| Error::Protocol(format!("slot {i}: {e}")))?;
+                    if info.allocation_size == 0 {
+                        return Err(Error::Protocol(format!("slot {i}: zero allocation size")));
+                    }
+                }
+                Ok(())
+            }
+            Message::FrameReady { slot, .. } | Message::FrameReleased { slot, .. } => {
+                if *slot as usize >= MAX_SLOTS {
+                    return Err(Error::Protocol(format!("slot {slot} out of range")));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Encodes `msg` as one frame into `out` (cleared first; its capacity is reused, so steady-state
+/// messages do not allocate).
+pub fn encode_into(msg: &Message, out: &mut Vec<u8>) -> Result<()> {
+    out.clear();
+    out.extend_from_slice(&[0; HEADER_BYTES]);
+    let out_taken = std::mem::take(out);
+    let mut encoded = postcard::to_extend(msg, out_taken)
+        .map_err(|e| Error::Protocol(format!("encode {}: {e}", msg.kind())))?;
+    let len = encoded.len() - HEADER_BYTES;
+    if encoded.len() > MAX_MESSAGE_BYTES {
+        *out = encoded;
+        return Err(Error::Protocol(format!(
+            "{} is {len} bytes, limit {MAX_MESSAGE_BYTES}",
+            msg.kind()
+        )));
+    }
+    encoded[..HEADER_BYTES].copy_from_slice(&(len as u32).to_le_bytes());
+    *out = encoded;
+    Ok(())
+}
+
+/// Decodes and validates one frame. Wrong length, trailing bytes, bad postcard, a Hello of
+/// another version, or a failed semantic check give an error; nothing here panics or
+/// allocates more than the frame's own size implies.
+pub fn decode(frame: &[u8]) -> Result<Message> {
+    if frame.len() < HEADER_BYTES {
+        return Err(Error::Protocol(format!(
+            "frame of {} bytes has no length prefix",
+            frame.len()
+        )));
+    }
+    if frame.len() > MAX_MESSAGE_BYTES {
+        return Err(Error::Protocol(format!(
+            "frame of {} bytes exceeds {MAX_MESSAGE_BYTES}",
+            frame.len()
+        )));
+    }
+    let (head, payload) = frame.split_at(HEADER_BYTES);
+    let declared = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    if declared != payload.len() {
+        return Err(Error::Protocol(format!(
+            "length prefix says {declared} bytes, frame has {}",
+            payload.len()
+        )));
+    }
+    let msg = match postcard::take_from_bytes::<Message>(payload) {
+        Ok((m, [])) => m,
+        Ok((_, rest)) => {
+            return Err(Error::Protocol(format!(
+                "{} trailing bytes after the message",
+                rest.len()
+            )))
+        }
+        Err(e) => {
+            // A Hello from another version may not parse as ours: report the version.
+            if let Some(v) = peek_hello_version(payload) {
+                if v != PROTOCOL_VERSION {
+                    return Err(Error::VersionMismatch {
+                        peer: v,
+                        ours: PROTOCOL_VERSION,
+                    });
+                }
+            }
+            return Err(Error::Protocol(format!("undecodable message: {e}")));
+        }
+    };
+    msg.validate()?;
+    Ok(msg)
+}
+
+/// The version field of a Hello payload (variant 0, magic, then a varint version), if the
+/// payload starts like one.
+pub fn peek_hello_version(payload: &[u8]) -> Option<u32> {
+    let rest = payload.strip_prefix(&[0u8])?.strip_prefix(&MAGIC[..])?;
+    postcard::take_from_bytes::<u32>(rest).ok().map(|(v, _)| v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::common::{
+        ExternalHandleType, MemoryLayout, TextureDescriptor, TextureExtent, TextureFormat,
+    };
+    use proptest::prelude::*;
+
+    fn info() -> ExportInfo {
+        ExportInfo {
+            descriptor: TextureDescriptor::new(
+                64,
+                32,
+                TextureFormat::Rgba8Unorm,
+                &[TextureUsage::CopySrc],
+            )
+            .with_label("t"),
+            extent: TextureExtent::default(),
+            handle_type: ExternalHandleType::OpaqueFd,
+            layout: MemoryLayout::Optimal,
+            allocation_size: 8192,
+            memory_type_index: 0,
+            dedicated: true,
+            device_uuid: [1; 16],
+            driver_uuid: [2; 16],
+        }
+    }
+
+    fn samples() -> Vec<Message> {
+        vec![
+            Message::Hello(Hello::new(
+                Role::Consumer,
+                [3; 16],
+                [4; 16],
+                vec![SyncMode::Host],
+                "c".into(),
+            )),
+            Message::Reject {
+                reason: "no".into(),
+            },
+            Message::PoolSetup {
+                generation: 1,
+                sync: SyncMode::Host,
+                slots: vec![info(), info()],
+            },
+            Message::FrameReady {
+                slot: 2,
+                frame: u64::MAX - 1,
+                present_ns: 123,
+            },
+            Message::FrameReleased { slot: 1, frame: 7 },
+            Message::Bye {
+                reason: "done".into(),
+            },
+        ]
+    }
+
+    fn enc(m: &Message) -> Vec<u8> {
+        let mut v = Vec::new();
+        encode_into(m, &mut v).unwrap();
+        v
+    }
+
+    #[test]
+    fn every_variant_round_trips() {
+        for m in samples() {
+            assert_eq!(decode(&enc(&m)).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn frame_messages_are_small_and_reuse_the_buffer() {
+        let mut buf = Vec::with_capacity(64);
+        encode_into(
+            &Message::FrameReady {
+                slot: 15,
+                frame: u64::MAX,
+                present_ns: u64::MAX,
+            },
+            &mut buf,
+        )
+        .unwrap();
+        assert!(buf.len() < 32, "{}", buf.len());
+        let cap = buf.capacity();
+        let ptr = buf.as_ptr();
+        encode_into(&Message::FrameReleased { slot: 1, frame: 99 }, &mut buf).unwrap();
+        assert_eq!(
+            (buf.capacity(), buf.as_ptr()),
+            (cap, ptr),
+            "no reallocation in steady state"
+        );
+    }
+
+    #[test]
+    fn truncated_wrong_length_and_trailing_bytes_are_rejected() {
+        let f = enc(&samples()[2]);
+        for cut in 0..f.len() {
+            assert!(decode(&f[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut long = f.clone();
+        long.push(0);
+        assert!(decode(&long).is_err());
+        let mut trailing = f.clone();
+        trailing.push(0);
+        let n = (trailing.len() - HEADER_BYTES) as u32;
+        trailing[..4].copy_from_slice(&n.to_le_bytes());
+        assert!(matches!(decode(&trailing), Err(Error::Protocol(_))));
+        let mut huge = f;
+        huge[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(decode(&huge).is_err());
+        assert!(decode(&vec![0; MAX_MESSAGE_BYTES + 1]).is_err());
+    }
+
+    #[test]
+    fn other_versions_and_strangers_are_named() {
+        let mut h = Hello::new(
+            Role::Producer,
+            [0; 16],
+            [0; 16],
+            vec![SyncMode::Host],
+            "p".into(),
+        );
+        h.version = 9;
+        assert!(matches!(
+            decode(&enc(&Message::Hello(h.clone()))),
+            Err(Error::VersionMismatch { peer: 9, ours: 1 })
+        ));
+        // A future Hello whose body we cannot parse still yields its version.
+        let mut future = vec![0u8];
+        future.extend_from_slice(&MAGIC);
+        future.push(2); // version 2 as varint
+        future.extend_from_slice(&[0xff; 5]);
+        let mut frame = (future.len() as u32).to_le_bytes().to_vec();
+        frame.extend_from_slice(&future);
+        assert!(matches!(
+            decode(&frame),
+            Err(Error::VersionMismatch { peer: 2, .. })
+        ));
+        h.version = PROTOCOL_VERSION;
+        h.magic = *b"HTTP";
+        assert!(matches!(
+            decode(&enc(&Message::Hello(h))),
+            Err(Error::Protocol(_))
+        ));
+    }
+
+    #[test]
+    fn out_of_range_fields_are_rejected() {
+        let bad = [
+            Message::FrameReady {
+                slot: MAX_SLOTS as u32,
+                frame: 0,
+                present_ns: 0,
+            },
+            Message::PoolSetup {
+                generation: 0,
+                sync: SyncMode::Host,
+                slots: vec![],
+            },
+            Message::PoolSetup {
+                generation: 0,
+                sync: SyncMode::Host,
+                slots: vec![info(); MAX_SLOTS + 1],
+            },
+            Message::Bye {
+                reason: "x".repeat(MAX_STRING + 1),
+            },
+            Message::PoolSetup {
+                generation: 0,
+                sync: SyncMode::Host,
+                slots: vec![ExportInfo {
+                    allocation_size: 0,
+                    ..info()
+                }],
+            },
+            Message::PoolSetup {
+                generation: 0,
+                sync: SyncMode::Host,
+                slots: vec![{
+                    let mut i = info();
+                    i.descriptor.width = 0;
+                    i
+                }],
+            },
+        ];
+        for m in bad {
+            assert!(matches!(decode(&enc(&m)), Err(Error::Protocol(_))), "{m:?}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 10_000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode(&bytes);
+            // Also with a consistent length prefix, so postcard sees the random payload.
+            let mut framed = (bytes.len() as u32).to_le_bytes().to_vec();
+            framed.extend_from_slice(&bytes);
+            let _ = decode(&framed);
+        }
+
+        #[test]
+        fn mutated_valid_messages_never_panic(which in 0usize..6, flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8), cut in any::<usize>()) {
+            let mut f = enc(&samples()[which]);
+            for (pos, val) in flips {
+                let i = pos % f.len();
+                f[i] ^= val;
+            }
+            let _ = decode(&f);
+            let _ = decode(&f[..cut % (f.len() + 1)]);
+            // Re-frame the mutated payload with a correct length.
+            let payload = f[HEADER_BYTES.min(f.len())..].to_vec();
+            let mut framed = (payload.len() as u32).to_le_bytes().to_vec();
+            framed.extend_from_slice(&payload);
+            if let Ok(m) = decode(&framed) {
+                prop_assert!(m.validate().is_ok());
+            }
+        }
+    }
+}

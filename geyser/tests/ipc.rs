@@ -1,0 +1,649 @@
+//! Cross-process sharing with real child processes: this test binary re-executes itself as a
+//! producer or consumer (`child_role_entry`, selected by `GT_ROLE`). Validation layers are on in
+//! every process; a child with a validation error exits with code 4.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::os::fd::AsFd;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{assert_validation_clean, manager};
+use geyser::common::TextureFormat;
+use geyser::ipc::demo::{
+    demo_descriptor, run_consumer, run_producer, ConsumeReport, ProduceConfig, ProduceReport,
+};
+use geyser::ipc::endpoint::{Connection, PeerPolicy};
+use geyser::ipc::protocol::{Hello, Message, Role, SyncMode, MAGIC, PROTOCOL_VERSION};
+use geyser::ipc::{Consumer, ConsumerOptions, Producer, ProducerOptions};
+use geyser::vulkan::{PatternWriter, ProbeReader};
+use geyser::Error;
+
+fn env(key: &str) -> Option<String> {
+    std::env::var(key).ok()
+}
+
+fn env_u64(key: &str, default: u64) -> u64 {
+    env(key).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Not a test: the body of a child process. Does nothing unless `GT_ROLE` is set.
+#[test]
+fn child_role_entry() {
+    let Some(role) = env("GT_ROLE") else { return };
+    let name = env("GT_NAME").expect("GT_NAME");
+    let m = Arc::new(manager());
+    let code = match role.as_str() {
+        "producer" => {
+            let config = ProduceConfig {
+                name,
+                descriptor: demo_descriptor(
+                    env_u64("GT_W", 64) as u32,
+                    env_u64("GT_H", 48) as u32,
+                    TextureFormat::Rgba8Unorm,
+                ),
+                frames: env_u64("GT_FRAMES", 100),
+                wait_consumers: env_u64("GT_WAIT", 1) as usize,
+                wait_timeout: Duration::from_secs(30),
+                options: ProducerOptions {
+                    slots: env_u64("GT_SLOTS", 3) as usize,
+                    lossless: env("GT_LOSSLESS").is_some(),
+                    max_consumers: Some(8),
+                    ..Default::default()
+                },
+                frame_interval: env("GT_INTERVAL_MS")
+                    .and_then(|v| v.parse().ok())
+                    .map(Duration::from_millis),
+            };
+            match run_producer(m, &config, |_| {}) {
+                Ok(r) => {
+                    println!("RESULT {}", serde_json::to_string(&r).unwrap());
+                    0
+                }
+                Err(e) => {
+                    eprintln!("producer error: {e}");
+                    1
+                }
+            }
+        }
+        "consumer" => {
+            let options = ConsumerOptions {
+                lossless: env("GT_LOSSLESS").is_some(),
+                ..Default::default()
+            };
+            let hold = env("GT_HOLD_MS")
+                .and_then(|v| v.parse().ok())
+                .map(Duration::from_millis);
+            // The producer may still be starting: retry NotFound for a while.
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let result = loop {
+                let r = run_consumer(
+                    m.clone(),
+                    &name,
+                    options.clone(),
+                    env_u64("GT_FRAMES", 0),
+                    Duration::from_secs(20),
+                    |r| {
+                        if r.frames == 1 || r.frames % 10 == 0 {
+                            println!("\nFRAMES {}", r.frames);
+                        }
+                        if let Some(h) = hold {
+                            std::thread::sleep(h);
+                        }
+                    },
+                );
+                match r {
+                    Err(Error::NotFound { .. }) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(50))
+                    }
+                    other => break other,
+                }
+            };
+            match result {
+                Ok(r) => {
+                    println!("RESULT {}", serde_json::to_string(&r).unwrap());
+                    0
+                }
+                Err(e) => {
+                    eprintln!("consumer error: {e}");
+                    1
+                }
+            }
+        }
+        other => panic!("unknown GT_ROLE {other}"),
+    };
+    let code = if geyser::vulkan::validation_error_count() > 0 {
+        eprintln!(
+            "validation errors: {:#?}",
+            geyser::vulkan::validation_messages()
+        );
+        4
+    } else {
+        code
+    };
+    std::process::exit(code);
+}
+
+struct ChildProc {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+impl ChildProc {
+    fn spawn(role: &str, name: &str, vars: &[(&str, &str)]) -> ChildProc {
+        Self::spawn_as(role, name, vars, None)
+    }
+
+    fn spawn_as(role: &str, name: &str, vars: &[(&str, &str)], uid: Option<u32>) -> ChildProc {
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.args([
+            "--exact",
+            "child_role_entry",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("GT_ROLE", role)
+        .env("GT_NAME", name)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        if let Some(uid) = uid {
+            use std::os::unix::process::CommandExt;
+            cmd.uid(uid).gid(uid);
+        }
+        let mut child = cmd.spawn().expect("spawn child");
+        let (tx, lines) = std::sync::mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+        let err = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            for l in BufReader::new(err).lines().map_while(Result::ok) {
+                s.push_str(&l);
+                s.push('\n');
+            }
+            s
+        });
+        ChildProc {
+            child,
+            lines,
+            stderr,
+        }
+    }
+
+    /// Waits for a stdout line containing `prefix` (libtest may print before it on the line).
+    fn wait_line(&self, prefix: &str, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.contains(prefix) => return Some(l),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Waits for exit; returns (exit code, RESULT json, stderr).
+    fn finish(mut self, timeout: Duration) -> (Option<i32>, Option<String>, String) {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                break self.child.wait().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let mut result = None;
+        let mut out = String::new();
+        while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
+            if let Some(i) = l.find("RESULT ") {
+                result = Some(l[i + 7..].to_string());
+            }
+            out.push_str(&l);
+            out.push('\n');
+        }
+        let stderr = self.stderr.join().unwrap_or_default();
+        (
+            status.code(),
+            result,
+            format!("stdout:\n{out}stderr:\n{stderr}"),
+        )
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill(); // SIGKILL
+        let _ = self.child.wait();
+    }
+}
+
+fn unique(name: &str) -> String {
+    format!("t{}-{name}", std::process::id())
+}
+
+fn consumer_report(r: (Option<i32>, Option<String>, String)) -> ConsumeReport {
+    let (code, json, stderr) = r;
+    assert_eq!(code, Some(0), "consumer failed: {stderr}");
+    serde_json::from_str(&json.expect("RESULT line")).unwrap()
+}
+
+#[test]
+fn producer_streams_verified_frames_to_two_consumer_processes() {
+    let name = unique("two");
+    let p = ChildProc::spawn(
+        "producer",
+        &name,
+        &[("GT_FRAMES", "300"), ("GT_WAIT", "2"), ("GT_SLOTS", "3")],
+    );
+    let c1 = ChildProc::spawn("consumer", &name, &[]);
+    let c2 = ChildProc::spawn("consumer", &name, &[("GT_HOLD_MS", "3")]); // a slower one
+    let (code, json, stderr) = p.finish(Duration::from_secs(120));
+    assert_eq!(code, Some(0), "producer: {stderr}");
+    let pr: ProduceReport =
+        serde_json::from_str(&json.unwrap_or_else(|| panic!("no RESULT: {stderr}"))).unwrap();
+    assert_eq!(pr.frames, 300);
+    for c in [c1, c2] {
+        let r = consumer_report(c.finish(Duration::from_secs(30)));
+        assert_eq!(r.corrupted, 0);
+        assert!(r.frames > 0 && r.clean_end, "{r:?}");
+        assert!(r.frames + r.skipped + r.superseded <= 300 + 1, "{r:?}");
+        assert_eq!(r.sync, format!("{:?}", SyncMode::Host));
+    }
+}
+
+#[test]
+fn consumers_get_peer_gone_within_a_second_when_the_producer_is_killed() {
+    let name = unique("kill-producer");
+    let mut p = ChildProc::spawn(
+        "producer",
+        &name,
+        &[
+            ("GT_FRAMES", "0"),
+            ("GT_INTERVAL_MS", "2"),
+            ("GT_WAIT", "1"),
+        ],
+    );
+    // This process is the consumer, so it can check that imports outlive the producer.
+    let m = Arc::new(manager());
+    let mut consumer = connect_retrying(&name, m.clone(), ConsumerOptions::default());
+    let probe = ProbeReader::new(&m).unwrap();
+    let mut last = 0;
+    for _ in 0..20 {
+        let f = consumer.next_frame(Some(Duration::from_secs(10))).unwrap();
+        assert!(probe.check(f.texture(), f.number()).unwrap().ok());
+        last = f.number();
+    }
+    let slot_of_last = {
+        let f = consumer.next_frame(Some(Duration::from_secs(10))).unwrap();
+        last = f.number().max(last);
+        let s = f.slot();
+        assert!(probe.check(f.texture(), f.number()).unwrap().ok());
+        s
+    };
+    let killed = Instant::now();
+    p.kill();
+    let err = loop {
+        match consumer.next_frame(Some(Duration::from_secs(5))) {
+            Ok(f) => last = f.number(),
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(err, Error::PeerGone(_)), "{err}");
+    assert!(
+        killed.elapsed() < Duration::from_secs(1),
+        "PeerGone after {:?}",
+        killed.elapsed()
+    );
+    // Imported textures stay valid: the last frame's texels are still there.
+    let tex = consumer.textures()[slot_of_last].clone();
+    drop(consumer);
+    let _ = last;
+    assert!(
+        probe.check(&tex, 0).is_ok(),
+        "a texture imported from a dead producer is still usable"
+    );
+    assert_validation_clean();
+}
+
+fn connect_retrying(
+    name: &str,
+    m: Arc<geyser::vulkan::VulkanTextureShareManager>,
+    options: ConsumerOptions,
+) -> Consumer {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match Consumer::connect_with(name, m.clone(), options.clone()) {
+            Ok(c) => return c,
+            Err(Error::NotFound { .. }) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            Err(e) => panic!("connect: {e}"),
+        }
+    }
+}
+
+#[test]
+fn producer_keeps_serving_when_a_consumer_is_killed() {
+    let name = unique("kill-consumer");
+    let m = Arc::new(manager());
+    let desc = demo_descriptor(64, 48, TextureFormat::Rgba8Unorm);
+    // Lossless: every frame must reach the surviving consumer, none missed.
+    let options = ProducerOptions {
+        slots: 3,
+        lossless: true,
+        max_consumers: Some(4),
+        ..Default::default()
+    };
+    let producer = Producer::bind(&name, m.clone(), &desc, options).unwrap();
+    let writer = PatternWriter::new(&m, desc.tight_size()).unwrap();
+    let survivor = ChildProc::spawn(
+        "consumer",
+        &name,
+        &[("GT_LOSSLESS", "1"), ("GT_FRAMES", "200")],
+    );
+    let mut victim = ChildProc::spawn("consumer", &name, &[("GT_LOSSLESS", "1")]);
+    producer
+        .wait_for_consumers(2, Duration::from_secs(30))
+        .unwrap();
+    let mut killed_at = None;
+    let mut frames = 0;
+    while frames < 200 {
+        let slot = producer
+            .acquire(Some(Duration::from_secs(5)))
+            .expect("a dead consumer's slots come back within the timeout");
+        writer.write(&slot.texture, slot.frame).unwrap();
+        producer.present(slot).unwrap();
+        frames += 1;
+        if frames == 50 {
+            victim.kill();
+            killed_at = Some(Instant::now());
+        }
+        if let Some(t) = killed_at {
+            if producer.consumer_count() == 1 {
+                assert!(
+                    t.elapsed() < Duration::from_secs(1),
+                    "dead consumer dropped after {:?}",
+                    t.elapsed()
+                );
+                killed_at = None;
+            }
+        }
+    }
+    assert_eq!(producer.consumer_count(), 1);
+    let r = consumer_report(survivor.finish(Duration::from_secs(30)));
+    assert_eq!(
+        (r.frames, r.skipped, r.superseded, r.corrupted),
+        (200, 0, 0, 0),
+        "{r:?}"
+    );
+    // Both are gone now (the survivor left after its 200 frames): two drops, nothing else.
+    let t = Instant::now();
+    while producer.consumer_count() > 0 && t.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(
+        (producer.consumer_count(), producer.stats().dropped),
+        (0, 2)
+    );
+    assert_validation_clean();
+}
+
+/// A raw client that speaks (or breaks) the protocol.
+fn raw_client(name: &str) -> Connection {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match Connection::connect(name) {
+            Ok(c) => return c,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+fn hello(m: &geyser::vulkan::VulkanTextureShareManager) -> Hello {
+    let id = m.identity();
+    Hello::new(
+        Role::Consumer,
+        id.device_uuid,
+        id.driver_uuid,
+        vec![SyncMode::Host],
+        "raw".into(),
+    )
+}
+
+/// The connection ends (Bye, then closed) instead of serving the bad client.
+fn assert_closed(c: &mut Connection) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match c.recv(Some(Duration::from_secs(5))) {
+            Ok((Message::Bye { .. }, _)) | Err(Error::PeerGone(_)) => return,
+            Ok(_) if Instant::now() < deadline => {}
+            other => panic!("expected the producer to close the connection, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn malformed_messages_close_only_that_connection() {
+    let name = unique("malformed");
+    let p = ChildProc::spawn(
+        "producer",
+        &name,
+        &[
+            ("GT_FRAMES", "400"),
+            ("GT_INTERVAL_MS", "3"),
+            ("GT_WAIT", "1"),
+            ("GT_SLOTS", "8"),
+        ],
+    );
+    let good = ChildProc::spawn("consumer", &name, &[]);
+    assert!(
+        good.wait_line("FRAMES", Duration::from_secs(30)).is_some(),
+        "good consumer never got a frame"
+    );
+    let m = manager();
+    let sock_send = |c: &Connection, bytes: &[u8], fds: &[std::os::fd::BorrowedFd<'_>]| {
+        let _ = geyser::ipc::fd_passing::send(c.as_fd(), bytes, fds);
+    };
+    // Random garbage.
+    let mut c = raw_client(&name);
+    sock_send(&c, &[0xde, 0xad, 0xbe, 0xef, 1, 2, 3], &[]);
+    assert_closed(&mut c);
+    // A length prefix larger than the frame (truncated message).
+    let mut c = raw_client(&name);
+    sock_send(&c, &[0xff, 0xff, 0x00, 0x00, 0x01], &[]);
+    assert_closed(&mut c);
+    // Oversized: more than the size cap.
+    let mut c = raw_client(&name);
+    let big = vec![0u8; geyser::ipc::protocol::MAX_MESSAGE_BYTES + 1024];
+    sock_send(&c, &big, &[]);
+    assert_closed(&mut c);
+    // Wrong protocol version.
+    let mut c = raw_client(&name);
+    let mut h = hello(&m);
+    h.version = PROTOCOL_VERSION + 7;
+    let mut buf = Vec::new();
+    geyser::ipc::protocol::encode_into(&Message::Hello(h), &mut buf).unwrap();
+    sock_send(&c, &buf, &[]);
+    assert_closed(&mut c);
+    // Wrong magic.
+    let mut c = raw_client(&name);
+    let mut h = hello(&m);
+    h.magic = *b"NOPE";
+    assert!(MAGIC != h.magic);
+    geyser::ipc::protocol::encode_into(&Message::Hello(h), &mut buf).unwrap();
+    sock_send(&c, &buf, &[]);
+    assert_closed(&mut c);
+    // A valid handshake, then a release of a frame it does not hold, with an unexpected FD.
+    let mut c = raw_client(&name);
+    c.send(&Message::Hello(hello(&m)), &[]).unwrap();
+    let (_, _) = c.recv(Some(Duration::from_secs(5))).unwrap(); // Hello
+    let (setup, fds) = c.recv(Some(Duration::from_secs(5))).unwrap();
+    assert!(matches!(setup, Message::PoolSetup { .. }) && !fds.is_empty());
+    let extra = std::fs::File::open("/proc/self/exe").unwrap();
+    geyser::ipc::protocol::encode_into(
+        &Message::FrameReleased {
+            slot: 0,
+            frame: 123_456,
+        },
+        &mut buf,
+    )
+    .unwrap();
+    sock_send(&c, &buf, &[extra.as_fd()]);
+    assert_closed(&mut c);
+    // A handshake that never comes: dropped after the handshake timeout, not blocking others.
+    let mut silent = raw_client(&name);
+    assert_closed(&mut silent);
+    // The good consumer and the producer were unaffected.
+    let (code, _, stderr) = p.finish(Duration::from_secs(60));
+    assert_eq!(code, Some(0), "producer: {stderr}");
+    let r = consumer_report(good.finish(Duration::from_secs(30)));
+    assert_eq!(r.corrupted, 0);
+    assert!(r.clean_end && r.frames > 0, "{r:?}");
+}
+
+#[test]
+fn peers_of_another_user_are_refused() {
+    let name = unique("uid");
+    let m = Arc::new(manager());
+    let desc = demo_descriptor(32, 32, TextureFormat::Rgba8Unorm);
+    let me = rustix::process::getuid().as_raw();
+    // SO_PEERCRED check: a producer that only accepts another uid refuses us.
+    let options = ProducerOptions {
+        peer_policy: PeerPolicy::Uids(vec![me.wrapping_add(1)]),
+        ..Default::default()
+    };
+    let producer = Producer::bind(&name, m.clone(), &desc, options).unwrap();
+    match Consumer::connect(&name, m.clone()) {
+        Err(Error::PermissionDenied(msg))
+        | Err(Error::PeerGone(msg))
+        | Err(Error::Protocol(msg)) => {
+            assert!(!msg.is_empty())
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(producer.consumer_count(), 0);
+    drop(producer);
+    // A real process of another user (root only: the child drops to `nobody`).
+    if me == 0 {
+        let producer = Producer::bind(&name, m.clone(), &desc, ProducerOptions::default()).unwrap();
+        // Aim it at our runtime directory (it would otherwise look in its own).
+        let dir = geyser::ipc::endpoint::runtime_dir().unwrap();
+        let dir = dir.to_str().unwrap();
+        let intruder = ChildProc::spawn_as(
+            "consumer",
+            &name,
+            &[("GEYSER_RUNTIME_DIR", dir)],
+            Some(65534),
+        );
+        let started = Instant::now();
+        let (code, _, out) = intruder.finish(Duration::from_secs(30));
+        assert_ne!(
+            code,
+            Some(0),
+            "a consumer running as nobody must be refused"
+        );
+        assert!(out.contains("permission denied"), "{out}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "refused at once, not by a timeout"
+        );
+        assert_eq!(producer.consumer_count(), 0);
+        assert_eq!(producer.stats().connected, 0);
+    }
+    assert_validation_clean();
+}
+
+#[test]
+fn connecting_to_a_missing_producer_names_the_socket_path() {
+    let m = Arc::new(manager());
+    let name = unique("nobody-home");
+    match Consumer::connect(&name, m) {
+        Err(e @ Error::NotFound { .. }) => {
+            assert!(e.to_string().contains(&format!("{name}.sock")), "{e}")
+        }
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+}
+
+#[test]
+fn forcing_a_sync_mode_the_device_cannot_export_is_unsupported() {
+    let m = Arc::new(manager());
+    let caps = m.caps().unwrap();
+    if caps.timeline_semaphore_export.any() {
+        return; // a GPU that exports timelines: covered by the device tests
+    }
+    let desc = demo_descriptor(32, 32, TextureFormat::Rgba8Unorm);
+    let options = ProducerOptions {
+        sync: Some(SyncMode::Timeline),
+        ..Default::default()
+    };
+    assert!(matches!(
+        Producer::bind(&unique("forced"), m, &desc, options),
+        Err(Error::Unsupported { .. })
+    ));
+}
+
+#[test]
+fn a_live_endpoint_is_not_stolen() {
+    let name = unique("taken");
+    let m = Arc::new(manager());
+    let desc = demo_descriptor(16, 16, TextureFormat::Rgba8Unorm);
+    let _first = Producer::bind(&name, m.clone(), &desc, ProducerOptions::default()).unwrap();
+    assert!(matches!(
+        Producer::bind(&name, m, &desc, ProducerOptions::default()),
+        Err(Error::AddressInUse { .. })
+    ));
+}
+
+#[test]
+fn in_process_producer_and_consumer_threads_agree() {
+    // The same API in one process: a producer thread and a consumer on another context.
+    let name = unique("threads");
+    let m = Arc::new(manager());
+    let config = ProduceConfig {
+        name: name.clone(),
+        descriptor: demo_descriptor(40, 30, TextureFormat::Bgra8Unorm),
+        frames: 60,
+        wait_consumers: 1,
+        wait_timeout: Duration::from_secs(10),
+        options: ProducerOptions::default(),
+        frame_interval: None,
+    };
+    let pm = m.clone();
+    let t = std::thread::spawn(move || run_producer(pm, &config, |_| {}).unwrap());
+    let m2 = Arc::new(manager());
+    let mut tries = 0;
+    let r = loop {
+        match run_consumer(
+            m2.clone(),
+            &name,
+            ConsumerOptions::default(),
+            0,
+            Duration::from_secs(10),
+            |_| {},
+        ) {
+            Err(Error::NotFound { .. }) if tries < 100 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => break other.unwrap(),
+        }
+    };
+    assert_eq!(t.join().unwrap().frames, 60);
+    assert_eq!(r.corrupted, 0);
+    assert!(r.frames > 0 && r.clean_end);
+    assert_validation_clean();
+}
