@@ -116,11 +116,10 @@ impl Consumer {
         let mut conn = Connection::connect(name)?;
         let producer = conn.check_peer(&options.peer_policy)?;
         let id = manager.identity();
-        let modes = supported_sync_modes(manager.caps()?);
+        let caps = manager.caps()?;
+        let modes = supported_sync_modes(caps);
         let offer = match options.sync {
-            Some(forced) if !modes.contains(&forced) => {
-                return Err(unsupported_sync(forced, &id.name))
-            }
+            Some(forced) if !modes.contains(&forced) => return Err(unsupported_sync(forced, caps)),
             Some(forced) => vec![forced],
             None => modes,
         };

@@ -17,13 +17,25 @@ pub fn negotiate_sync(ours: &[SyncMode], theirs: &[SyncMode]) -> Option<SyncMode
     ours.iter().copied().find(|m| theirs.contains(m))
 }
 
-/// The error for a forced mode the device or build cannot run.
-pub fn unsupported_sync(mode: SyncMode, device: &str) -> Error {
-    let reason = match mode {
-        SyncMode::Host => "host synchronization is always available; this is a bug".to_string(),
-        SyncMode::Timeline | SyncMode::BinarySemaphore => format!(
-            "{device} cannot run {mode:?} sync: it needs exportable semaphores (VK_KHR_external_semaphore_fd \
-             with OPAQUE_FD/SYNC_FD export) and the semaphore IPC path; `geyser info` shows what the device exports"
+/// The error for a forced mode the device or this build cannot run: says whether the device
+/// lacks the export, or the device has it and this build has no IPC path for it yet.
+pub fn unsupported_sync(mode: SyncMode, caps: &DeviceCaps) -> Error {
+    let device = &caps.identity.name;
+    let exports = match mode {
+        SyncMode::Host => true,
+        SyncMode::BinarySemaphore => caps.binary_semaphore_export.any(),
+        SyncMode::Timeline => caps.timeline_semaphore_export.opaque_fd,
+    };
+    let reason = match (mode, exports) {
+        (SyncMode::Host, _) => "host synchronization is always available; this is a bug".to_string(),
+        (_, false) => format!(
+            "{device} does not export {} semaphores (VK_KHR_external_semaphore_fd with OPAQUE_FD/SYNC_FD); \
+             `geyser info` shows what it exports; use --sync host or auto",
+            if mode == SyncMode::Timeline { "timeline" } else { "binary" }
+        ),
+        (_, true) => format!(
+            "{device} exports the semaphores, but this build's IPC layer has no {mode:?} path yet \
+             (it runs host-synchronized handoff); use --sync host or auto"
         ),
     };
     Error::unsupported(format!("{mode:?} synchronization"), reason)

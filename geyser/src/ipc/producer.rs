@@ -192,7 +192,7 @@ impl Producer {
         let sync_modes = supported_sync_modes(caps);
         if let Some(forced) = options.sync {
             if !sync_modes.contains(&forced) {
-                return Err(unsupported_sync(forced, &manager.identity().name));
+                return Err(unsupported_sync(forced, caps));
             }
         }
         let mut textures = Vec::with_capacity(options.slots);
