@@ -108,6 +108,7 @@ pub fn consume(args: &DemoArgs) -> geyser::Result<()> {
     let name = args.name.clone().unwrap_or_else(|| "geyser-demo".into());
     let options = ConsumerOptions {
         sync: parse_sync(&args.sync)?,
+        lossless: args.lossless,
         ..Default::default()
     };
     // The producer may still be binding: retry NotFound briefly.
@@ -306,7 +307,10 @@ pub fn run(args: &DemoArgs) -> geyser::Result<bool> {
             .and_then(|j| serde_json::from_str::<ConsumeReport>(j).ok())
         {
             Some(r) if status.success() => {
-                ok &= r.corrupted == 0 && r.frames > 0 && r.clean_end;
+                ok &= r.corrupted == 0
+                    && r.frames > 0
+                    && r.clean_end
+                    && (!args.lossless || r.skipped == 0);
                 println!(
                     "{:<9} {:>9} {:>8} {:>10} {:>10} {:>9.1} {:>9.0} µs {:>9.0} µs  {}",
                     format!("c{i}"),

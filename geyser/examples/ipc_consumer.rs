@@ -31,6 +31,9 @@ struct Args {
     /// Hold each frame this many milliseconds (simulates a slow consumer).
     #[arg(long)]
     hold_ms: Option<u64>,
+    /// Keep every frame (for a producer started with --lossless).
+    #[arg(long)]
+    lossless: bool,
 }
 
 fn main() {
@@ -52,6 +55,7 @@ fn run(args: &Args) -> geyser::Result<bool> {
     let manager = Arc::new(VulkanTextureShareManager::create_default()?);
     let options = ConsumerOptions {
         sync: parse_sync(&args.sync)?,
+        lossless: args.lossless,
         ..Default::default()
     };
     let hold = args.hold_ms.map(Duration::from_millis);
