@@ -497,6 +497,7 @@ fn malformed_messages_close_only_that_connection() {
         &Message::FrameReleased {
             slot: 0,
             frame: 123_456,
+            value: 0,
         },
         &mut buf,
     )

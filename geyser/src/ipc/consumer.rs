@@ -2,6 +2,7 @@
 //! yields frames as guards that hand the slot back when dropped.
 
 use std::collections::VecDeque;
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,7 +10,9 @@ use super::endpoint::{Connection, PeerCredentials, PeerPolicy};
 use super::negotiate::{monotonic_ns, supported_sync_modes, unsupported_sync};
 use super::protocol::{Hello, Message, Role, SyncMode, MAX_SLOTS};
 use crate::common::{ExportedTexture, TextureDescriptor};
-use crate::vulkan::{VulkanTexture, VulkanTextureShareManager};
+use crate::vulkan::{
+    SharedTimelineSemaphore, TimelinePoint, VulkanTexture, VulkanTextureShareManager,
+};
 use crate::{Error, Result};
 
 /// How a [`Consumer`] connects.
@@ -88,6 +91,10 @@ pub struct Consumer {
     producer: PeerCredentials,
     producer_name: String,
     broken: Option<String>,
+    /// Timeline mode: the producer's "frame ready" timeline and our "released" timeline.
+    timelines: Option<(Arc<SharedTimelineSemaphore>, Arc<SharedTimelineSemaphore>)>,
+    /// The highest release value handed out (what the producer may have to wait for).
+    release_value: u64,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -116,10 +123,11 @@ impl Consumer {
         let mut conn = Connection::connect(name)?;
         let producer = conn.check_peer(&options.peer_policy)?;
         let id = manager.identity();
-        let caps = manager.caps()?;
-        let modes = supported_sync_modes(caps);
+        let modes = supported_sync_modes(&manager)?;
         let offer = match options.sync {
-            Some(forced) if !modes.contains(&forced) => return Err(unsupported_sync(forced, caps)),
+            Some(forced) if !modes.contains(&forced) => {
+                return Err(unsupported_sync(forced, manager.caps()?))
+            }
             Some(forced) => vec![forced],
             None => modes,
         };
@@ -184,6 +192,34 @@ impl Consumer {
             // Import checks device/driver UUIDs, sizes and memory types; the FD is consumed.
             textures.push(manager.import(ExportedTexture { info, fd })?);
         }
+        let timelines = if sync == SyncMode::Timeline {
+            let ready = match conn.recv(Some(left()))? {
+                (
+                    Message::SyncSetup {
+                        sync: SyncMode::Timeline,
+                    },
+                    fds,
+                ) => {
+                    let fd = fds
+                        .into_iter()
+                        .next()
+                        .ok_or_else(|| Error::Protocol("SyncSetup without its FD".into()))?;
+                    SharedTimelineSemaphore::import(&manager, fd)?
+                }
+                (other, _) => {
+                    return Err(Error::Protocol(format!(
+                        "expected SyncSetup, got {}",
+                        other.kind()
+                    )))
+                }
+            };
+            let released = SharedTimelineSemaphore::new(&manager, 0)?;
+            let fd = released.export()?;
+            conn.send(&Message::SyncSetup { sync }, &[fd.as_fd()])?;
+            Some((Arc::new(ready), Arc::new(released)))
+        } else {
+            None
+        };
         tracing::info!(producer = %hello.name, pid = producer.pid, slots = textures.len(), ?sync, "connected");
         Ok(Consumer {
             conn,
@@ -196,6 +232,8 @@ impl Consumer {
             producer,
             producer_name: hello.name,
             broken: None,
+            timelines,
+            release_value: 0,
         })
     }
 
@@ -280,7 +318,14 @@ impl Consumer {
     }
 
     fn release(&mut self, slot: u32, frame: u64) -> Result<()> {
-        self.conn.send(&Message::FrameReleased { slot, frame }, &[])
+        // A frame released without new GPU work waits for nothing newer than our last
+        // release (0 in host mode).
+        self.release_with(slot, frame, self.release_value)
+    }
+
+    fn release_with(&mut self, slot: u32, frame: u64, value: u64) -> Result<()> {
+        self.conn
+            .send(&Message::FrameReleased { slot, frame, value }, &[])
     }
 
     /// Waits for the next frame (at most `timeout`; forever with `None`). In the default
@@ -332,6 +377,7 @@ impl Consumer {
                     consumer: self,
                     ready,
                     released: false,
+                    signal: None,
                 });
             }
             if self.broken.is_some() {
@@ -367,6 +413,9 @@ pub struct Frame<'a> {
     consumer: &'a mut Consumer,
     ready: Ready,
     released: bool,
+    /// The release value this frame's GPU work signals, once [`Frame::release_point`] was
+    /// taken.
+    signal: Option<u64>,
 }
 
 impl std::fmt::Debug for Frame<'_> {
@@ -405,20 +454,65 @@ impl Frame<'_> {
         Duration::from_nanos(self.ready.received_ns.saturating_sub(self.ready.present_ns))
     }
 
+    /// Timeline mode: the point the GPU work reading this frame must wait for (the
+    /// producer's write is done when its timeline reaches `frame + 1`). `None` in host mode,
+    /// where the write was complete before the frame was announced.
+    pub fn wait_point(&self) -> Option<TimelinePoint> {
+        self.consumer
+            .timelines
+            .as_ref()
+            .map(|(ready, _)| TimelinePoint {
+                semaphore: ready.clone(),
+                value: self.ready.frame + 1,
+            })
+    }
+
+    /// Timeline mode: the point the GPU work reading this frame must signal when done. Once
+    /// taken, that work must be submitted before the frame is released: the producer's GPU
+    /// waits for it before writing the slot again. `None` in host mode.
+    pub fn release_point(&mut self) -> Option<TimelinePoint> {
+        let (_, released) = self.consumer.timelines.as_ref()?;
+        let semaphore = released.clone();
+        let value = match self.signal {
+            Some(v) => v,
+            None => {
+                self.consumer.release_value += 1;
+                self.signal = Some(self.consumer.release_value);
+                self.consumer.release_value
+            }
+        };
+        Some(TimelinePoint { semaphore, value })
+    }
+
+    /// Waits on the host until the frame's texels are written (timeline mode; returns at
+    /// once in host mode). For consumers that read without GPU-side waits.
+    pub fn wait_ready(&self, timeout: Duration) -> Result<()> {
+        match self.wait_point() {
+            Some(p) => p.semaphore.wait(p.value, timeout),
+            None => Ok(()),
+        }
+    }
+
     /// Releases the slot now, reporting a failure to reach the producer.
     pub fn release(mut self) -> Result<()> {
         self.released = true;
+        self.send_release()
+    }
+
+    fn send_release(&mut self) -> Result<()> {
         let (slot, frame) = (self.ready.slot, self.ready.frame);
-        self.consumer.release(slot, frame)
+        match self.signal {
+            Some(value) => self.consumer.release_with(slot, frame, value),
+            None => self.consumer.release(slot, frame),
+        }
     }
 }
 
 impl Drop for Frame<'_> {
     fn drop(&mut self) {
         if !self.released {
-            let (slot, frame) = (self.ready.slot, self.ready.frame);
-            if let Err(e) = self.consumer.release(slot, frame) {
-                tracing::debug!("releasing frame {frame}: {e}");
+            if let Err(e) = self.send_release() {
+                tracing::debug!("releasing frame {}: {e}", self.ready.frame);
             }
         }
     }

@@ -84,7 +84,19 @@ pub fn run_producer(
     let mut presented = 0;
     while config.frames == 0 || presented < config.frames {
         let slot = producer.acquire(None)?;
-        writer.write(&slot.texture, slot.frame)?;
+        match &slot.signal {
+            // Timeline mode: the GPU waits for the consumers' releases and signals "ready";
+            // the host does not wait for either.
+            Some(signal) => writer.write_synced(
+                &slot.texture,
+                slot.frame,
+                &slot.waits,
+                std::slice::from_ref(signal),
+                false,
+            )?,
+            // Host mode: the write is complete before the frame is announced.
+            None => writer.write(&slot.texture, slot.frame)?,
+        }
         producer.present(slot)?;
         presented += 1;
         progress(presented);
@@ -92,6 +104,7 @@ pub fn run_producer(
             std::thread::sleep(pause);
         }
     }
+    writer.finish()?;
     let seconds = start.elapsed().as_secs_f64();
     let stats = producer.stats();
     Ok(ProduceReport {
@@ -169,7 +182,7 @@ pub fn run_consumer(
             report.clean_end = true;
             break;
         }
-        let frame = match consumer.next_frame(Some(idle_timeout)) {
+        let mut frame = match consumer.next_frame(Some(idle_timeout)) {
             Ok(f) => f,
             Err(Error::PeerGone(why)) => {
                 report.clean_end = why.contains("closed the stream");
@@ -180,19 +193,36 @@ pub fn run_consumer(
         };
         first.get_or_insert_with(Instant::now);
         latencies.push(frame.latency().as_secs_f64() * 1e6);
-        let result = probe.check(frame.texture(), frame.number())?;
+        let (number, slot, texture) = (frame.number(), frame.slot(), frame.texture().clone());
+        let result = match (frame.wait_point(), frame.release_point()) {
+            // Timeline mode: the GPU waits for the producer's write and signals our release;
+            // the frame is released as soon as the probe is submitted.
+            (Some(wait), Some(signal)) => {
+                let mut frame = Some(frame);
+                probe.check_synced(&texture, number, &[wait], &[signal], || {
+                    match frame.take() {
+                        Some(f) => f.release(),
+                        None => Ok(()),
+                    }
+                })?
+            }
+            _ => {
+                let r = probe.check(&texture, number)?;
+                drop(frame);
+                r
+            }
+        };
         if !result.ok() {
             report.corrupted += 1;
             tracing::error!(
-                frame = frame.number(),
-                slot = frame.slot(),
+                frame = number,
+                slot = slot,
                 matched = result.matched,
                 "corrupted frame: probe word {:#010x}, expected {:#010x}",
                 result.first_word,
-                crate::vulkan::frame_word(frame.number())
+                crate::vulkan::frame_word(number)
             );
         }
-        drop(frame);
         report.frames += 1;
         let c = consumer.counters();
         report.skipped = c.skipped;

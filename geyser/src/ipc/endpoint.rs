@@ -464,7 +464,11 @@ mod tests {
     fn fd_counts_must_match_the_message() {
         let (mut a, mut b) = Connection::pair().unwrap();
         let f = std::fs::File::open("/proc/self/exe").unwrap();
-        let m = Message::FrameReleased { slot: 0, frame: 0 };
+        let m = Message::FrameReleased {
+            slot: 0,
+            frame: 0,
+            value: 0,
+        };
         assert!(matches!(
             a.send(&m, &[f.as_fd()]),
             Err(Error::InvalidArgument { .. })

@@ -2,14 +2,23 @@
 //! shared clock frame messages are stamped with.
 
 use super::protocol::SyncMode;
-use crate::vulkan::DeviceCaps;
-use crate::Error;
+use crate::vulkan::{DeviceCaps, VulkanTextureShareManager};
+use crate::{Error, Result};
 
-/// Sync modes this build can run on a device, best first. Exported-semaphore modes need the
-/// device to export them and are implemented by the GPU synchronization work; until then every
-/// device runs [`SyncMode::Host`], which is correct everywhere.
-pub fn supported_sync_modes(_caps: &DeviceCaps) -> Vec<SyncMode> {
-    vec![SyncMode::Host]
+/// Sync modes this build can run on a manager's device, best first: [`SyncMode::Timeline`]
+/// where the device exports timeline semaphores as opaque FDs, and always [`SyncMode::Host`].
+/// (Per-frame binary sync FDs are not implemented: no device we run on exports them.)
+pub fn supported_sync_modes(manager: &VulkanTextureShareManager) -> Result<Vec<SyncMode>> {
+    let caps = manager.caps()?;
+    let mut modes = Vec::with_capacity(2);
+    if caps.timeline_semaphores
+        && caps.timeline_semaphore_export.opaque_fd
+        && manager.can_share_timelines()
+    {
+        modes.push(SyncMode::Timeline);
+    }
+    modes.push(SyncMode::Host);
+    Ok(modes)
 }
 
 /// The first of `ours` (best first) that `theirs` also supports.
@@ -28,14 +37,18 @@ pub fn unsupported_sync(mode: SyncMode, caps: &DeviceCaps) -> Error {
     };
     let reason = match (mode, exports) {
         (SyncMode::Host, _) => "host synchronization is always available; this is a bug".to_string(),
+        (SyncMode::BinarySemaphore, _) => format!(
+            "per-frame binary semaphore handoff needs SYNC_FD semaphore export; {device} {} it, and this \
+             build implements no binary IPC path (timeline is the zero-copy path); use --sync timeline, host or auto",
+            if caps.binary_semaphore_export.sync_fd { "offers" } else { "does not offer" }
+        ),
         (_, false) => format!(
-            "{device} does not export {} semaphores (VK_KHR_external_semaphore_fd with OPAQUE_FD/SYNC_FD); \
-             `geyser info` shows what it exports; use --sync host or auto",
-            if mode == SyncMode::Timeline { "timeline" } else { "binary" }
+            "{device} does not export timeline semaphores as opaque FDs (VK_KHR_external_semaphore_fd); \
+             `geyser info` shows what it exports; use --sync host or auto"
         ),
         (_, true) => format!(
-            "{device} exports the semaphores, but this build's IPC layer has no {mode:?} path yet \
-             (it runs host-synchronized handoff); use --sync host or auto"
+            "{device} exports timeline semaphores, but the device context was created without \
+             VK_KHR_external_semaphore_fd or the timelineSemaphore feature; enable both"
         ),
     };
     Error::unsupported(format!("{mode:?} synchronization"), reason)

@@ -2,7 +2,7 @@
 //! thread, and hands each frame over with a few-byte message. A slow or dead consumer never
 //! stalls the producer or the other consumers.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -14,7 +14,9 @@ use super::endpoint::{Connection, Listener, PeerCredentials, PeerPolicy};
 use super::negotiate::{monotonic_ns, negotiate_sync, supported_sync_modes, unsupported_sync};
 use super::protocol::{Hello, Message, Role, SyncMode, MAX_SLOTS};
 use crate::common::{ExportedTexture, TextureDescriptor};
-use crate::vulkan::{VulkanTexture, VulkanTextureShareManager};
+use crate::vulkan::{
+    SharedTimelineSemaphore, TimelinePoint, VulkanTexture, VulkanTextureShareManager,
+};
 use crate::{Error, Result};
 
 /// How a [`Producer`] behaves.
@@ -80,7 +82,13 @@ pub struct ProducerStats {
 }
 
 enum Phase {
-    Handshake { deadline: Instant },
+    Handshake {
+        deadline: Instant,
+    },
+    /// Timeline mode: waiting for the consumer's release timeline.
+    AwaitSync {
+        deadline: Instant,
+    },
     Active,
 }
 
@@ -95,6 +103,9 @@ struct Peer {
     last_sent: Option<u64>,
     delivered: u64,
     skipped: u64,
+    sync: SyncMode,
+    /// Timeline mode: the consumer's release timeline, and the highest value it announced.
+    released: Option<(Arc<SharedTimelineSemaphore>, u64)>,
 }
 
 struct State {
@@ -104,6 +115,8 @@ struct State {
     next_frame: u64,
     next_peer: u64,
     stats: ProducerStats,
+    /// Per slot: release points the next write of the slot must wait for on the GPU.
+    slot_waits: Vec<Vec<TimelinePoint>>,
 }
 
 struct Shared {
@@ -115,6 +128,9 @@ struct Shared {
     hello: Hello,
     sync_modes: Vec<SyncMode>,
     exports: Vec<ExportedTexture>,
+    /// Timeline mode: "frame `f` is written" is this timeline reaching `f + 1`.
+    ready: Option<Arc<SharedTimelineSemaphore>>,
+    manager: Arc<VulkanTextureShareManager>,
 }
 
 impl Shared {
@@ -132,6 +148,12 @@ pub struct WriteSlot {
     pub frame: u64,
     /// The texture to write.
     pub texture: VulkanTexture,
+    /// Timeline points the GPU work writing the slot must wait for (consumers' releases of
+    /// the slot's previous frame). Empty in host mode.
+    pub waits: Vec<TimelinePoint>,
+    /// The point the GPU work must signal when the write is done (`ready` at `frame + 1`);
+    /// `None` in host mode, where the caller waits for its GPU work before presenting.
+    pub signal: Option<TimelinePoint>,
 }
 
 /// The producing end of a named endpoint.
@@ -188,11 +210,10 @@ impl Producer {
             });
         }
         desc.validate()?;
-        let caps = manager.caps()?;
-        let sync_modes = supported_sync_modes(caps);
+        let sync_modes = supported_sync_modes(&manager)?;
         if let Some(forced) = options.sync {
             if !sync_modes.contains(&forced) {
-                return Err(unsupported_sync(forced, caps));
+                return Err(unsupported_sync(forced, manager.caps()?));
             }
         }
         let mut textures = Vec::with_capacity(options.slots);
@@ -219,6 +240,12 @@ impl Producer {
             name.to_string(),
         );
         let max_consumers = options.max_consumers.unwrap_or(options.slots - 1).max(1);
+        let ready = if sync_offer.contains(&SyncMode::Timeline) {
+            Some(Arc::new(SharedTimelineSemaphore::new(&manager, 0)?))
+        } else {
+            None
+        };
+        let slot_count = options.slots;
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 peers: Vec::new(),
@@ -227,6 +254,7 @@ impl Producer {
                 next_frame: 0,
                 next_peer: 1,
                 stats: ProducerStats::default(),
+                slot_waits: vec![Vec::new(); slot_count],
             }),
             changed: Condvar::new(),
             stop: AtomicBool::new(false),
@@ -235,6 +263,8 @@ impl Producer {
             hello,
             sync_modes: sync_offer,
             exports,
+            ready,
+            manager: manager.clone(),
         });
         let thread = {
             let shared = shared.clone();
@@ -359,10 +389,16 @@ impl Producer {
                     state.latest = None;
                 }
                 state.writing = Some(index);
+                let frame = state.next_frame;
                 return Ok(WriteSlot {
                     index,
-                    frame: state.next_frame,
+                    frame,
                     texture: self.textures[index].clone(),
+                    waits: std::mem::take(&mut state.slot_waits[index]),
+                    signal: self.shared.ready.as_ref().map(|r| TimelinePoint {
+                        semaphore: r.clone(),
+                        value: frame + 1,
+                    }),
                 });
             }
             let wait = match deadline {
@@ -386,9 +422,25 @@ impl Producer {
         }
     }
 
-    /// Publishes a written slot to the consumers. The GPU work that wrote it must have
-    /// completed (host-synchronized mode: wait for its fence first). Returns the frame number.
+    /// Publishes a written slot to the consumers; returns the frame number. In host mode
+    /// (`slot.signal` is `None`) the GPU work that wrote it must have completed. With a
+    /// `signal` point, the work must have been submitted signaling it; consumers in timeline
+    /// mode wait for it on their GPU, and for consumers in host mode this call waits for it
+    /// on the host first.
     pub fn present(&self, slot: WriteSlot) -> Result<u64> {
+        if let Some(signal) = &slot.signal {
+            let host_peers = self
+                .shared
+                .lock()
+                .peers
+                .iter()
+                .any(|p| p.sync == SyncMode::Host);
+            if host_peers {
+                signal
+                    .semaphore
+                    .wait(signal.value, crate::vulkan::SUBMIT_TIMEOUT)?;
+            }
+        }
         let mut state = self.shared.lock();
         if state.writing != Some(slot.index) || state.next_frame != slot.frame {
             return Err(Error::InvalidArgument {
@@ -457,6 +509,15 @@ fn drop_peer(state: &mut State, id: u64, why: &Error) {
         }
         if matches!(peer.phase, Phase::Active) {
             state.stats.dropped += 1;
+        }
+        // Our GPU may wait for release values the dead consumer will never signal: signal
+        // them from here so the producer's queue never hangs on a dead peer.
+        if let Some((semaphore, announced)) = &peer.released {
+            if semaphore.value().is_ok_and(|v| v < *announced) {
+                if let Err(e) = semaphore.signal(*announced) {
+                    tracing::warn!("unblocking a dead consumer's release timeline: {e}");
+                }
+            }
         }
     }
 }
@@ -557,7 +618,12 @@ fn service(shared: &Shared, listener: Listener) {
             let late: Vec<u64> = state
                 .peers
                 .iter()
-                .filter(|p| matches!(p.phase, Phase::Handshake { deadline } if deadline <= now))
+                .filter(|p| match p.phase {
+                    Phase::Handshake { deadline } | Phase::AwaitSync { deadline } => {
+                        deadline <= now
+                    }
+                    Phase::Active => false,
+                })
                 .map(|p| p.id)
                 .collect();
             for id in late {
@@ -626,6 +692,8 @@ fn accept_all(shared: &Shared, listener: &Listener) -> bool {
             last_sent: None,
             delivered: 0,
             skipped: 0,
+            sync: SyncMode::Host,
+            released: None,
         });
         changed = true;
     }
@@ -644,15 +712,8 @@ fn serve_peer(shared: &Shared, id: u64) -> bool {
             Ok(None) => return changed,
             Ok(Some((msg, fds))) => {
                 changed = true;
-                if !fds.is_empty() {
-                    // Consumers never send FDs; they are closed by dropping them.
-                    Err(Error::Protocol(format!(
-                        "consumer sent {} unexpected file descriptors",
-                        fds.len()
-                    )))
-                } else {
-                    handle(shared, &mut state, id, msg)
-                }
+                // The connection already checked that the FD count matches the message.
+                handle(shared, &mut state, id, msg, fds)
             }
             Err(e) => Err(e),
         };
@@ -673,16 +734,31 @@ fn serve_peer(shared: &Shared, id: u64) -> bool {
     }
 }
 
-fn handle(shared: &Shared, state: &mut State, id: u64, msg: Message) -> Result<()> {
+fn handle(
+    shared: &Shared,
+    state: &mut State,
+    id: u64,
+    msg: Message,
+    fds: Vec<OwnedFd>,
+) -> Result<()> {
     let slots = shared.exports.len() as u32;
     let lossless = shared.options.lossless;
-    let latest = state.latest;
-    let writing = state.writing;
-    let peer = state
+    let (latest, writing) = (state.latest, state.writing);
+    let pos = state
         .peers
-        .iter_mut()
-        .find(|p| p.id == id)
+        .iter()
+        .position(|p| p.id == id)
         .ok_or_else(|| Error::PeerGone("gone".into()))?;
+    let peer = &mut state.peers[pos];
+    let greet_with_latest = |peer: &mut Peer| -> Result<()> {
+        // A new consumer starts with the current frame.
+        if let (false, Some((slot, frame))) = (lossless, latest) {
+            if writing != Some(slot as usize) {
+                send_frame(peer, slot, frame, monotonic_ns())?;
+            }
+        }
+        Ok(())
+    };
     match (&peer.phase, msg) {
         (Phase::Handshake { .. }, Message::Hello(hello)) => {
             if hello.role != Role::Consumer {
@@ -718,32 +794,63 @@ fn handle(shared: &Shared, state: &mut State, id: u64, msg: Message) -> Result<(
                 sync,
                 slots: shared.exports.iter().map(|e| e.info.clone()).collect(),
             };
-            let fds: Vec<BorrowedFd<'_>> = shared.exports.iter().map(|e| e.fd.as_fd()).collect();
-            peer.conn.send(&setup, &fds)?;
+            let pool_fds: Vec<BorrowedFd<'_>> =
+                shared.exports.iter().map(|e| e.fd.as_fd()).collect();
+            peer.conn.send(&setup, &pool_fds)?;
             peer.name = hello.name;
+            peer.sync = sync;
+            if sync == SyncMode::Timeline {
+                let ready = shared.ready.as_ref().ok_or_else(|| {
+                    Error::Protocol("timeline negotiated without a timeline".into())
+                })?;
+                let fd = ready.export()?;
+                peer.conn
+                    .send(&Message::SyncSetup { sync }, &[fd.as_fd()])?;
+                peer.phase = Phase::AwaitSync {
+                    deadline: Instant::now() + shared.options.handshake_timeout,
+                };
+                return Ok(());
+            }
             peer.phase = Phase::Active;
-            state.stats.connected += 1;
             tracing::info!(
                 consumer = id,
                 pid = peer.creds.pid,
                 ?sync,
                 "consumer connected"
             );
-            // A new consumer starts with the current frame.
-            if let (false, Some((slot, frame))) = (lossless, latest) {
-                if writing != Some(slot as usize) {
-                    send_frame(peer, slot, frame, monotonic_ns())?;
-                }
-            }
+            greet_with_latest(peer)?;
+            state.stats.connected += 1;
             Ok(())
         }
-        (Phase::Active, Message::FrameReleased { slot, frame }) => {
+        (
+            Phase::AwaitSync { .. },
+            Message::SyncSetup {
+                sync: SyncMode::Timeline,
+            },
+        ) => {
+            let fd = fds
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::Protocol("SyncSetup without its FD".into()))?;
+            let released = SharedTimelineSemaphore::import(&shared.manager, fd)?;
+            peer.released = Some((Arc::new(released), 0));
+            peer.phase = Phase::Active;
+            tracing::info!(
+                consumer = id,
+                pid = peer.creds.pid,
+                "consumer connected (timeline sync)"
+            );
+            greet_with_latest(peer)?;
+            state.stats.connected += 1;
+            Ok(())
+        }
+        (Phase::Active, Message::FrameReleased { slot, frame, value }) => {
             if slot >= slots {
                 return Err(Error::Protocol(format!(
                     "release of slot {slot}, ring has {slots}"
                 )));
             }
-            let pos = peer
+            let held = peer
                 .held
                 .iter()
                 .position(|h| *h == (slot, frame))
@@ -752,12 +859,32 @@ fn handle(shared: &Shared, state: &mut State, id: u64, msg: Message) -> Result<(
                         "release of frame {frame} in slot {slot}, which it does not hold"
                     ))
                 })?;
-            peer.held.swap_remove(pos);
+            peer.held.swap_remove(held);
+            let mut wait = None;
+            if let Some((semaphore, announced)) = &mut peer.released {
+                if value < *announced {
+                    return Err(Error::Protocol(format!(
+                        "release value went backwards: {value} after {announced}"
+                    )));
+                }
+                *announced = value;
+                if value > 0 {
+                    wait = Some(TimelinePoint {
+                        semaphore: semaphore.clone(),
+                        value,
+                    });
+                }
+            }
             // A lossy consumer that just finished gets the latest frame if it missed it.
             if let (false, true, Some((slot, frame))) = (lossless, peer.held.is_empty(), latest) {
                 if peer.last_sent.is_none_or(|l| l < frame) && writing != Some(slot as usize) {
                     send_frame(peer, slot, frame, monotonic_ns())?;
                 }
+            }
+            if let Some(point) = wait {
+                let waits = &mut state.slot_waits[slot as usize];
+                waits.retain(|w| !Arc::ptr_eq(&w.semaphore, &point.semaphore));
+                waits.push(point);
             }
             Ok(())
         }
@@ -766,6 +893,10 @@ fn handle(shared: &Shared, state: &mut State, id: u64, msg: Message) -> Result<(
         }
         (Phase::Handshake { .. }, other) => Err(Error::Protocol(format!(
             "expected Hello, got {}",
+            other.kind()
+        ))),
+        (Phase::AwaitSync { .. }, other) => Err(Error::Protocol(format!(
+            "expected SyncSetup, got {}",
             other.kind()
         ))),
         (Phase::Active, other) => Err(Error::Protocol(format!(

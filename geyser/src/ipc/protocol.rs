@@ -119,6 +119,15 @@ pub enum Message {
         slot: u32,
         /// Frame number.
         frame: u64,
+        /// Timeline mode: the value of the consumer's release timeline the producer's GPU
+        /// must wait for before writing the slot again (0 in host mode).
+        value: u64,
+    },
+    /// Timeline mode, once per connection and direction: the timeline semaphore FD beside it
+    /// (producer → consumer: "frame ready" at `frame + 1`; consumer → producer: "released").
+    SyncSetup {
+        /// The mode this semaphore serves.
+        sync: SyncMode,
     },
     /// Either side is closing the connection, and why.
     Bye {
@@ -136,6 +145,7 @@ impl Message {
             Message::PoolSetup { .. } => "PoolSetup",
             Message::FrameReady { .. } => "FrameReady",
             Message::FrameReleased { .. } => "FrameReleased",
+            Message::SyncSetup { .. } => "SyncSetup",
             Message::Bye { .. } => "Bye",
         }
     }
@@ -144,6 +154,7 @@ impl Message {
     pub fn expected_fds(&self) -> usize {
         match self {
             Message::PoolSetup { slots, .. } => slots.len(),
+            Message::SyncSetup { .. } => 1,
             _ => 0,
         }
     }
@@ -206,6 +217,14 @@ impl Message {
                     if info.allocation_size == 0 {
                         return Err(Error::Protocol(format!("slot {i}: zero allocation size")));
                     }
+                }
+                Ok(())
+            }
+            Message::SyncSetup { sync } => {
+                if *sync != SyncMode::Timeline {
+                    return Err(Error::Protocol(format!(
+                        "SyncSetup for {sync:?}, only Timeline uses one"
+                    )));
                 }
                 Ok(())
             }
@@ -346,7 +365,14 @@ mod tests {
                 frame: u64::MAX - 1,
                 present_ns: 123,
             },
-            Message::FrameReleased { slot: 1, frame: 7 },
+            Message::FrameReleased {
+                slot: 1,
+                frame: 7,
+                value: 8,
+            },
+            Message::SyncSetup {
+                sync: SyncMode::Timeline,
+            },
             Message::Bye {
                 reason: "done".into(),
             },
@@ -381,7 +407,15 @@ mod tests {
         assert!(buf.len() < 32, "{}", buf.len());
         let cap = buf.capacity();
         let ptr = buf.as_ptr();
-        encode_into(&Message::FrameReleased { slot: 1, frame: 99 }, &mut buf).unwrap();
+        encode_into(
+            &Message::FrameReleased {
+                slot: 1,
+                frame: 99,
+                value: 100,
+            },
+            &mut buf,
+        )
+        .unwrap();
         assert_eq!(
             (buf.capacity(), buf.as_ptr()),
             (cap, ptr),
@@ -499,7 +533,7 @@ mod tests {
         }
 
         #[test]
-        fn mutated_valid_messages_never_panic(which in 0usize..6, flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8), cut in any::<usize>()) {
+        fn mutated_valid_messages_never_panic(which in 0usize..7, flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8), cut in any::<usize>()) {
             let mut f = enc(&samples()[which]);
             for (pos, val) in flips {
                 let i = pos % f.len();

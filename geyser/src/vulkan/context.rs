@@ -197,6 +197,12 @@ pub(crate) struct DeviceShared {
     pub(crate) identity: DeviceIdentity,
     pub(crate) memory_properties: vk::PhysicalDeviceMemoryProperties,
     pub(crate) external_memory_fd: ash::khr::external_memory_fd::Device,
+    /// `VK_KHR_external_semaphore_fd`, when enabled on the device.
+    pub(crate) external_semaphore_fd: Option<ash::khr::external_semaphore_fd::Device>,
+    /// `VK_KHR_external_fence_fd`, when enabled on the device.
+    pub(crate) external_fence_fd: Option<ash::khr::external_fence_fd::Device>,
+    /// Whether timeline semaphores are enabled (Vulkan 1.2 `timelineSemaphore` feature).
+    pub(crate) timeline: bool,
     queue: Mutex<QueueState>,
     owned: Option<Owned>,
 }
@@ -229,7 +235,18 @@ impl DeviceShared {
                 "the device was created without VK_KHR_external_memory_fd; enable it (and VK_KHR_external_memory) in VkDeviceCreateInfo",
             ));
         }
-        Self::finish(instance, device, physical, queue_family, None)
+        // Timeline semaphores: the caller must have enabled the feature; we can only see that
+        // the device is Vulkan 1.2+ and offers it.
+        // SAFETY: `physical` belongs to `instance`.
+        let api = unsafe { instance.get_physical_device_properties(physical) }.api_version;
+        let mut f12 = vk::PhysicalDeviceVulkan12Features::default();
+        let mut f2 = vk::PhysicalDeviceFeatures2::default().push_next(&mut f12);
+        let timeline = api >= vk::API_VERSION_1_2 && {
+            // SAFETY: Vulkan 1.2 structs on a 1.2 device.
+            unsafe { instance.get_physical_device_features2(physical, &mut f2) };
+            f12.timeline_semaphore == vk::TRUE
+        };
+        Self::finish(instance, device, physical, queue_family, timeline, None)
     }
 
     /// Creates Geyser's own instance and device.
@@ -323,9 +340,14 @@ impl DeviceShared {
         };
         let instance = instance.into_inner();
         match Self::create_device(&instance, options, api_version) {
-            Ok((device, physical, queue_family)) => {
-                Self::finish(instance, device, physical, queue_family, Some(owned))
-            }
+            Ok((device, physical, queue_family, timeline)) => Self::finish(
+                instance,
+                device,
+                physical,
+                queue_family,
+                timeline,
+                Some(owned),
+            ),
             Err(e) => {
                 destroy_owned(&instance, &mut owned);
                 Err(e)
@@ -337,7 +359,7 @@ impl DeviceShared {
         instance: &ash::Instance,
         options: &ContextOptions,
         api_version: u32,
-    ) -> Result<(ash::Device, vk::PhysicalDevice, u32)> {
+    ) -> Result<(ash::Device, vk::PhysicalDevice, u32, bool)> {
         let devices = caps::enumerate_identities(instance)?;
         let chosen = options.device.select(&devices)?;
         let physical = chosen.physical;
@@ -419,7 +441,7 @@ impl DeviceShared {
         // checked to be available.
         let device = unsafe { instance.create_device(physical, &create_info, None) }
             .map_err(Error::vk("vkCreateDevice"))?;
-        Ok((device, physical, queue_family))
+        Ok((device, physical, queue_family, timeline))
     }
 
     fn finish(
@@ -427,6 +449,7 @@ impl DeviceShared {
         device: ash::Device,
         physical: vk::PhysicalDevice,
         queue_family: u32,
+        timeline: bool,
         mut owned: Option<Owned>,
     ) -> Result<Self> {
         let cleanup = |owned: &mut Option<Owned>| {
@@ -453,6 +476,14 @@ impl DeviceShared {
         // SAFETY: `physical` belongs to `instance`.
         let memory_properties = unsafe { instance.get_physical_device_memory_properties(physical) };
         let external_memory_fd = ash::khr::external_memory_fd::Device::new(&instance, &device);
+        let enabled = |name: &CStr| {
+            // SAFETY: looking up a command of a live device; null means "not enabled".
+            unsafe { instance.get_device_proc_addr(device.handle(), name.as_ptr()) }.is_some()
+        };
+        let external_semaphore_fd = enabled(c"vkGetSemaphoreFdKHR")
+            .then(|| ash::khr::external_semaphore_fd::Device::new(&instance, &device));
+        let external_fence_fd = enabled(c"vkGetFenceFdKHR")
+            .then(|| ash::khr::external_fence_fd::Device::new(&instance, &device));
         Ok(Self {
             instance,
             device,
@@ -461,6 +492,9 @@ impl DeviceShared {
             identity,
             memory_properties,
             external_memory_fd,
+            external_semaphore_fd,
+            external_fence_fd,
+            timeline,
             queue: Mutex::new(queue),
             owned,
         })

@@ -137,6 +137,12 @@ impl VulkanTextureShareManager {
         self.dev.queue_family
     }
 
+    /// Whether this context can create, export and import timeline semaphores (the device
+    /// exports them and the context enabled `VK_KHR_external_semaphore_fd` and timelines).
+    pub fn can_share_timelines(&self) -> bool {
+        self.dev.timeline && self.dev.external_semaphore_fd.is_some()
+    }
+
     /// Whether Geyser created the device (and so destroys it when the last user is gone).
     pub fn owns_device(&self) -> bool {
         self.dev.is_owned()

@@ -2,11 +2,15 @@
 //! GPU with a 32-bit word derived from the frame number, [`ProbeReader`] copies a few probe
 //! texels back and checks them. Used by the demo, examples and tests to prove frame content.
 
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
 use ash::vk;
 
 use super::context::{DeviceShared, SharedDevice};
 use super::image::VulkanTexture;
 use super::manager::VulkanTextureShareManager;
+use super::sync::SharedTimelineSemaphore;
 use crate::common::{TextureAspect, TextureUsage};
 use crate::{Error, Result};
 
@@ -24,17 +28,37 @@ pub fn expected_texel(word: u32, index: u64, texel_bytes: u32) -> impl Iterator<
     (start..start + u64::from(texel_bytes)).map(move |o| bytes[(o % 4) as usize])
 }
 
-/// Owns a command pool, one command buffer and a fence, and submits through the manager's
-/// queue lock.
+/// A timeline value to wait for or signal in a submission.
+#[derive(Clone, Debug)]
+pub struct TimelinePoint {
+    /// The timeline.
+    pub semaphore: Arc<SharedTimelineSemaphore>,
+    /// The value.
+    pub value: u64,
+}
+
+/// Longest host wait for one of Geyser's own submissions: a peer that died before signaling
+/// what the submission waits on gives an error instead of a hang.
+pub const SUBMIT_TIMEOUT: Duration = Duration::from_secs(5);
+
+struct InFlight {
+    cmd: vk::CommandBuffer,
+    fence: vk::Fence,
+    submitted: bool,
+    /// Semaphores the submission uses, kept alive until its fence signals.
+    keep: Vec<Arc<SharedTimelineSemaphore>>,
+}
+
+/// A command pool with a ring of command buffers and fences; submits through the manager's
+/// queue lock, optionally waiting for and signaling timeline values.
 struct Submitter {
     dev: SharedDevice,
     pool: vk::CommandPool,
-    cmd: vk::CommandBuffer,
-    fence: vk::Fence,
+    ring: Mutex<(Vec<InFlight>, usize)>,
 }
 
 impl Submitter {
-    fn new(dev: &SharedDevice) -> Result<Self> {
+    fn new(dev: &SharedDevice, depth: usize) -> Result<Self> {
         let device = &dev.device;
         let info = vk::CommandPoolCreateInfo::default()
             .queue_family_index(dev.queue_family)
@@ -42,65 +66,143 @@ impl Submitter {
         // SAFETY: valid create info on a live device.
         let pool = unsafe { device.create_command_pool(&info, None) }
             .map_err(Error::vk("vkCreateCommandPool"))?;
-        let mut s = Submitter {
+        let s = Submitter {
             dev: dev.clone(),
             pool,
-            cmd: vk::CommandBuffer::null(),
-            fence: vk::Fence::null(),
+            ring: Mutex::new((Vec::new(), 0)),
         };
         let alloc = vk::CommandBufferAllocateInfo::default()
             .command_pool(pool)
             .level(vk::CommandBufferLevel::PRIMARY)
-            .command_buffer_count(1);
+            .command_buffer_count(depth as u32);
         // SAFETY: `pool` is ours.
-        s.cmd = unsafe { device.allocate_command_buffers(&alloc) }
-            .map_err(Error::vk("vkAllocateCommandBuffers"))?[0];
-        // SAFETY: valid create info.
-        s.fence = unsafe { device.create_fence(&vk::FenceCreateInfo::default(), None) }
-            .map_err(Error::vk("vkCreateFence"))?;
+        let cmds = unsafe { device.allocate_command_buffers(&alloc) }
+            .map_err(Error::vk("vkAllocateCommandBuffers"))?;
+        let mut ring = s.ring.lock().unwrap_or_else(|p| p.into_inner());
+        for cmd in cmds {
+            // SAFETY: valid create info.
+            let fence = unsafe { device.create_fence(&vk::FenceCreateInfo::default(), None) }
+                .map_err(Error::vk("vkCreateFence"))?;
+            ring.0.push(InFlight {
+                cmd,
+                fence,
+                submitted: false,
+                keep: Vec::new(),
+            });
+        }
+        drop(ring);
         Ok(s)
     }
 
-    /// Records with `record`, submits, and waits for completion (the host-synchronized path).
-    fn run(&self, record: impl FnOnce(&ash::Device, vk::CommandBuffer)) -> Result<()> {
+    fn wait_slot(dev: &SharedDevice, slot: &mut InFlight, timeout: Duration) -> Result<()> {
+        if !slot.submitted {
+            return Ok(());
+        }
+        let ns = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
+        // SAFETY: the fence belongs to this device and was submitted.
+        match unsafe { dev.device.wait_for_fences(&[slot.fence], true, ns) } {
+            Ok(()) => {}
+            Err(vk::Result::TIMEOUT) => {
+                return Err(Error::Timeout(format!(
+                    "GPU work did not finish within {timeout:?} (a semaphore it waits on was never signaled: peer gone?)"
+                )))
+            }
+            Err(e) => return Err(Error::vk("vkWaitForFences")(e)),
+        }
+        // SAFETY: signaled, so no longer in use.
+        unsafe { dev.device.reset_fences(&[slot.fence]) }.map_err(Error::vk("vkResetFences"))?;
+        slot.submitted = false;
+        slot.keep.clear();
+        Ok(())
+    }
+
+    /// Records with `record`, submits with the given timeline waits (at `wait_stage`) and
+    /// signals; with `block`, waits for completion before returning.
+    fn submit(
+        &self,
+        record: impl FnOnce(&ash::Device, vk::CommandBuffer),
+        waits: &[TimelinePoint],
+        signals: &[TimelinePoint],
+        block: bool,
+    ) -> Result<()> {
         let device = &self.dev.device;
+        let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        let (slots, next) = &mut *ring;
+        let idx = *next;
+        *next = (*next + 1) % slots.len();
+        let slot = &mut slots[idx];
+        Self::wait_slot(&self.dev, slot, SUBMIT_TIMEOUT)?;
         let begin = vk::CommandBufferBeginInfo::default()
             .flags(vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT);
-        // SAFETY: the command buffer is ours and idle (every run waits for its fence before
-        // returning); `record` records commands on handles of this device.
+        // SAFETY: the command buffer is idle (its fence was waited above); `record` records
+        // commands on handles of this device.
         unsafe {
             device
-                .begin_command_buffer(self.cmd, &begin)
+                .begin_command_buffer(slot.cmd, &begin)
                 .map_err(Error::vk("vkBeginCommandBuffer"))?;
-            record(device, self.cmd);
+            record(device, slot.cmd);
             device
-                .end_command_buffer(self.cmd)
+                .end_command_buffer(slot.cmd)
                 .map_err(Error::vk("vkEndCommandBuffer"))?;
         }
-        let cmds = [self.cmd];
-        let submit = vk::SubmitInfo::default().command_buffers(&cmds);
+        let wait_sems: Vec<vk::Semaphore> = waits.iter().map(|w| w.semaphore.raw()).collect();
+        let wait_vals: Vec<u64> = waits.iter().map(|w| w.value).collect();
+        let wait_stages = vec![vk::PipelineStageFlags::ALL_COMMANDS; waits.len()];
+        let sig_sems: Vec<vk::Semaphore> = signals.iter().map(|w| w.semaphore.raw()).collect();
+        let sig_vals: Vec<u64> = signals.iter().map(|w| w.value).collect();
+        let mut timeline = vk::TimelineSemaphoreSubmitInfo::default()
+            .wait_semaphore_values(&wait_vals)
+            .signal_semaphore_values(&sig_vals);
+        let cmds = [slot.cmd];
+        let mut submit = vk::SubmitInfo::default()
+            .command_buffers(&cmds)
+            .wait_semaphores(&wait_sems)
+            .wait_dst_stage_mask(&wait_stages)
+            .signal_semaphores(&sig_sems);
+        if !waits.is_empty() || !signals.is_empty() {
+            submit = submit.push_next(&mut timeline);
+        }
         {
             let q = self.dev.lock_queue();
-            // SAFETY: the queue is externally synchronized by the lock; the fence is unsignaled.
-            unsafe { device.queue_submit(q.queue, &[submit], self.fence) }
+            // SAFETY: the queue is externally synchronized by the lock; the fence is
+            // unsignaled; semaphores are kept alive in `slot.keep` until the fence signals.
+            unsafe { device.queue_submit(q.queue, &[submit], slot.fence) }
                 .map_err(Error::vk("vkQueueSubmit"))?;
         }
-        // SAFETY: the fence belongs to this device.
-        let waited = unsafe { device.wait_for_fences(&[self.fence], true, u64::MAX) }
-            .map_err(Error::vk("vkWaitForFences"));
-        // SAFETY: as above; the fence is signaled or the device is lost.
-        let reset =
-            unsafe { device.reset_fences(&[self.fence]) }.map_err(Error::vk("vkResetFences"));
-        waited.and(reset)
+        slot.submitted = true;
+        slot.keep
+            .extend(waits.iter().chain(signals).map(|p| p.semaphore.clone()));
+        if block {
+            Self::wait_slot(&self.dev, slot, SUBMIT_TIMEOUT)?;
+        }
+        Ok(())
+    }
+
+    /// Waits for every submission still in flight.
+    fn drain(&self, timeout: Duration) -> Result<()> {
+        let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        for slot in ring.0.iter_mut() {
+            Self::wait_slot(&self.dev, slot, timeout)?;
+        }
+        Ok(())
     }
 }
 
 impl Drop for Submitter {
     fn drop(&mut self) {
-        // SAFETY: `run` always waits for its submission, so nothing of ours is in flight.
+        let ring = self.ring.get_mut().unwrap_or_else(|p| p.into_inner());
+        for slot in ring.0.iter_mut() {
+            if let Err(e) = Self::wait_slot(&self.dev, slot, SUBMIT_TIMEOUT) {
+                // Never free what the GPU may still use: wait for the whole device instead.
+                tracing::warn!("{e}; waiting for the device before freeing command buffers");
+                // SAFETY: waiting for idle has no preconditions.
+                let _ = unsafe { self.dev.device.device_wait_idle() };
+            }
+        }
+        // SAFETY: nothing of ours is in flight any more (waited above).
         unsafe {
-            if self.fence != vk::Fence::null() {
-                self.dev.device.destroy_fence(self.fence, None);
+            for slot in ring.0.iter() {
+                self.dev.device.destroy_fence(slot.fence, None);
             }
             self.dev.device.destroy_command_pool(self.pool, None);
         }
@@ -244,7 +346,7 @@ impl PatternWriter {
             false,
         )?;
         Ok(Self {
-            submit: Submitter::new(dev)?,
+            submit: Submitter::new(dev, 3)?,
             buffer,
         })
     }
@@ -252,6 +354,20 @@ impl PatternWriter {
     /// Fills `texture` with frame `frame`'s word and releases it to `VK_QUEUE_FAMILY_EXTERNAL`;
     /// returns when the GPU has finished (host-synchronized). Needs `CopyDst`.
     pub fn write(&self, texture: &VulkanTexture, frame: u64) -> Result<()> {
+        self.write_synced(texture, frame, &[], &[], true)
+    }
+
+    /// Like [`Self::write`], with the GPU waiting for `waits` before writing and signaling
+    /// `signals` when done. With `block = false` it returns once submitted (up to three writes
+    /// in flight); [`Self::finish`] waits for all of them.
+    pub fn write_synced(
+        &self,
+        texture: &VulkanTexture,
+        frame: u64,
+        waits: &[TimelinePoint],
+        signals: &[TimelinePoint],
+        block: bool,
+    ) -> Result<()> {
         check_color(texture, TextureUsage::CopyDst, "PatternWriter::write")?;
         let p = &texture.inner.params;
         let bytes = super::transfer::aspect_size(texture, TextureAspect::Color);
@@ -290,40 +406,67 @@ impl PatternWriter {
             .image_extent(p.extent);
         let word = frame_word(frame);
         let fill_size = bytes.div_ceil(4) * 4;
-        self.submit.run(|device, cmd| {
-            // SAFETY: recording on our command buffer; the image and buffer are live and large
-            // enough (checked above).
-            unsafe {
-                device.cmd_fill_buffer(cmd, self.buffer.buffer, 0, fill_size, word);
-                device.cmd_pipeline_barrier(
-                    cmd,
-                    vk::PipelineStageFlags::TRANSFER,
-                    vk::PipelineStageFlags::TRANSFER,
-                    vk::DependencyFlags::empty(),
-                    &[],
-                    &[fill_done],
-                    &[acquire],
-                );
-                device.cmd_copy_buffer_to_image(
-                    cmd,
-                    self.buffer.buffer,
-                    texture.image(),
-                    layout,
-                    &[region],
-                );
-                device.cmd_pipeline_barrier(
-                    cmd,
-                    vk::PipelineStageFlags::TRANSFER,
-                    vk::PipelineStageFlags::BOTTOM_OF_PIPE,
-                    vk::DependencyFlags::empty(),
-                    &[],
-                    &[],
-                    &[release],
-                );
-            }
-        })?;
+        self.submit.submit(
+            |device, cmd| {
+                // SAFETY: recording on our command buffer; the image and buffer are live and large
+                // enough (checked above).
+                unsafe {
+                    // Earlier writes still in flight may be reading the buffer.
+                    let reuse = vk::BufferMemoryBarrier::default()
+                        .buffer(self.buffer.buffer)
+                        .size(vk::WHOLE_SIZE)
+                        .src_access_mask(vk::AccessFlags::TRANSFER_READ)
+                        .dst_access_mask(vk::AccessFlags::TRANSFER_WRITE)
+                        .src_queue_family_index(vk::QUEUE_FAMILY_IGNORED)
+                        .dst_queue_family_index(vk::QUEUE_FAMILY_IGNORED);
+                    device.cmd_pipeline_barrier(
+                        cmd,
+                        vk::PipelineStageFlags::TRANSFER,
+                        vk::PipelineStageFlags::TRANSFER,
+                        vk::DependencyFlags::empty(),
+                        &[],
+                        &[reuse],
+                        &[],
+                    );
+                    device.cmd_fill_buffer(cmd, self.buffer.buffer, 0, fill_size, word);
+                    device.cmd_pipeline_barrier(
+                        cmd,
+                        vk::PipelineStageFlags::TRANSFER,
+                        vk::PipelineStageFlags::TRANSFER,
+                        vk::DependencyFlags::empty(),
+                        &[],
+                        &[fill_done],
+                        &[acquire],
+                    );
+                    device.cmd_copy_buffer_to_image(
+                        cmd,
+                        self.buffer.buffer,
+                        texture.image(),
+                        layout,
+                        &[region],
+                    );
+                    device.cmd_pipeline_barrier(
+                        cmd,
+                        vk::PipelineStageFlags::TRANSFER,
+                        vk::PipelineStageFlags::BOTTOM_OF_PIPE,
+                        vk::DependencyFlags::empty(),
+                        &[],
+                        &[],
+                        &[release],
+                    );
+                }
+            },
+            waits,
+            signals,
+            block,
+        )?;
         texture.mark_initialized();
         Ok(())
+    }
+
+    /// Waits until every write submitted so far has finished.
+    pub fn finish(&self) -> Result<()> {
+        self.submit.drain(SUBMIT_TIMEOUT)
     }
 }
 
@@ -368,7 +511,7 @@ impl ProbeReader {
             true,
         )?;
         Ok(Self {
-            submit: Submitter::new(dev)?,
+            submit: Submitter::new(dev, 1)?,
             buffer,
         })
     }
@@ -388,6 +531,20 @@ impl ProbeReader {
     /// Probes `texture` (acquired from and released back to `VK_QUEUE_FAMILY_EXTERNAL`) and
     /// compares with frame `frame`'s word. Returns when the GPU is done. Needs `CopySrc`.
     pub fn check(&self, texture: &VulkanTexture, frame: u64) -> Result<ProbeResult> {
+        self.check_synced(texture, frame, &[], &[], || Ok(()))
+    }
+
+    /// Like [`Self::check`], with the GPU waiting for `waits` before the probe copy and
+    /// signaling `signals` after it. `submitted` runs right after the submission, before the
+    /// host waits for the result (e.g. to release the frame to its producer at once).
+    pub fn check_synced(
+        &self,
+        texture: &VulkanTexture,
+        frame: u64,
+        waits: &[TimelinePoint],
+        signals: &[TimelinePoint],
+        submitted: impl FnOnce() -> Result<()>,
+    ) -> Result<ProbeResult> {
         let bpp = check_color(texture, TextureUsage::CopySrc, "ProbeReader::check")?;
         let d = &texture.inner.info.descriptor;
         let (w, h) = (d.width, d.height);
@@ -427,37 +584,45 @@ impl ProbeReader {
             .dst_access_mask(vk::AccessFlags::HOST_READ)
             .src_queue_family_index(vk::QUEUE_FAMILY_IGNORED)
             .dst_queue_family_index(vk::QUEUE_FAMILY_IGNORED);
-        self.submit.run(|device, cmd| {
-            // SAFETY: recording on our command buffer; probe points are inside the image and
-            // each region fits its 16-byte slot of the buffer (texels are at most 16 bytes).
-            unsafe {
-                device.cmd_pipeline_barrier(
-                    cmd,
-                    vk::PipelineStageFlags::TOP_OF_PIPE,
-                    vk::PipelineStageFlags::TRANSFER,
-                    vk::DependencyFlags::empty(),
-                    &[],
-                    &[],
-                    &[acquire],
-                );
-                device.cmd_copy_image_to_buffer(
-                    cmd,
-                    texture.image(),
-                    layout,
-                    self.buffer.buffer,
-                    &regions,
-                );
-                device.cmd_pipeline_barrier(
-                    cmd,
-                    vk::PipelineStageFlags::TRANSFER,
-                    vk::PipelineStageFlags::HOST | vk::PipelineStageFlags::BOTTOM_OF_PIPE,
-                    vk::DependencyFlags::empty(),
-                    &[],
-                    std::slice::from_ref(&host),
-                    &[release],
-                );
-            }
-        })?;
+        self.submit.submit(
+            |device, cmd| {
+                // SAFETY: recording on our command buffer; probe points are inside the image and
+                // each region fits its 16-byte slot of the buffer (texels are at most 16 bytes).
+                unsafe {
+                    device.cmd_pipeline_barrier(
+                        cmd,
+                        vk::PipelineStageFlags::TOP_OF_PIPE,
+                        vk::PipelineStageFlags::TRANSFER,
+                        vk::DependencyFlags::empty(),
+                        &[],
+                        &[],
+                        &[acquire],
+                    );
+                    device.cmd_copy_image_to_buffer(
+                        cmd,
+                        texture.image(),
+                        layout,
+                        self.buffer.buffer,
+                        &regions,
+                    );
+                    device.cmd_pipeline_barrier(
+                        cmd,
+                        vk::PipelineStageFlags::TRANSFER,
+                        vk::PipelineStageFlags::HOST | vk::PipelineStageFlags::BOTTOM_OF_PIPE,
+                        vk::DependencyFlags::empty(),
+                        &[],
+                        std::slice::from_ref(&host),
+                        &[release],
+                    );
+                }
+            },
+            waits,
+            signals,
+            false,
+        )?;
+        let sent = submitted();
+        self.submit.drain(SUBMIT_TIMEOUT)?;
+        sent?;
         let word = frame_word(frame);
         let bytes = self.buffer.bytes();
         let mut matched = 0;
