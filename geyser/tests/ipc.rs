@@ -282,6 +282,7 @@ fn consumers_get_peer_gone_within_a_second_when_the_producer_is_killed() {
     let mut last = 0;
     for _ in 0..20 {
         let f = consumer.next_frame(Some(Duration::from_secs(10))).unwrap();
+        f.wait_ready(Duration::from_secs(5)).unwrap();
         assert!(probe.check(f.texture(), f.number()).unwrap().ok());
         last = f.number();
     }
@@ -289,6 +290,7 @@ fn consumers_get_peer_gone_within_a_second_when_the_producer_is_killed() {
         let f = consumer.next_frame(Some(Duration::from_secs(10))).unwrap();
         last = f.number().max(last);
         let s = f.slot();
+        f.wait_ready(Duration::from_secs(5)).unwrap();
         assert!(probe.check(f.texture(), f.number()).unwrap().ok());
         s
     };
