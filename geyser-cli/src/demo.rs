@@ -43,6 +43,9 @@ pub struct DemoArgs {
     /// Endpoint name (default: unique per run).
     #[arg(long)]
     pub name: Option<String>,
+    /// Pace the producer to this many frames per second (0: as fast as it can).
+    #[arg(long, default_value_t = 0.0)]
+    pub fps: f64,
 }
 
 impl DemoArgs {
@@ -70,6 +73,8 @@ impl DemoArgs {
         if self.lossless {
             v.push("--lossless".into());
         }
+        v.push("--fps".into());
+        v.push(self.fps.to_string());
         v
     }
 }
@@ -91,7 +96,7 @@ pub fn produce(args: &DemoArgs) -> geyser::Result<()> {
             max_consumers: Some(args.consumers.max(1)),
             ..Default::default()
         },
-        frame_interval: None,
+        frame_interval: (args.fps > 0.0).then(|| Duration::from_secs_f64(1.0 / args.fps)),
     };
     let report = run_producer(manager, &config, |n| {
         if n % 10 == 0 {
@@ -289,15 +294,16 @@ pub fn run(args: &DemoArgs) -> geyser::Result<bool> {
     }
     println!();
     println!(
-        "{:<9} {:>9} {:>8} {:>10} {:>10} {:>9} {:>12} {:>12}  sync",
+        "{:<9} {:>9} {:>8} {:>10} {:>10} {:>9} {:>12} {:>12} {:>10}  sync",
         "consumer",
         "delivered",
         "skipped",
         "superseded",
         "corrupted",
         "fps",
-        "latency p50",
-        "latency p99",
+        "handoff p50",
+        "handoff p99",
+        "age p50",
     );
     for (i, ((_, st), status)) in consumers.iter().zip(&consumer_status).enumerate() {
         let s = st.lock().unwrap_or_else(|p| p.into_inner());
@@ -312,7 +318,7 @@ pub fn run(args: &DemoArgs) -> geyser::Result<bool> {
                     && r.clean_end
                     && (!args.lossless || r.skipped == 0);
                 println!(
-                    "{:<9} {:>9} {:>8} {:>10} {:>10} {:>9.1} {:>9.0} µs {:>9.0} µs  {}",
+                    "{:<9} {:>9} {:>8} {:>10} {:>10} {:>9.1} {:>9.0} µs {:>9.0} µs {:>7.0} µs  {}",
                     format!("c{i}"),
                     r.frames,
                     r.skipped,
@@ -321,6 +327,7 @@ pub fn run(args: &DemoArgs) -> geyser::Result<bool> {
                     r.fps,
                     r.latency_p50_us,
                     r.latency_p99_us,
+                    r.age_p50_us,
                     r.sync
                 );
             }
@@ -335,8 +342,10 @@ pub fn run(args: &DemoArgs) -> geyser::Result<bool> {
     }
     println!();
     println!(
-        "latency: producer present (GPU write finished) → consumer receives the frame message, CLOCK_MONOTONIC. \
-         Each delivered frame was probed on the GPU against its frame number's pattern."
+        "handoff: producer sends the frame message → consumer receives it; age: producer presents → consumer \
+         receives (includes time a frame waited for a busy consumer). Host clocks (CLOCK_MONOTONIC). Host sync: \
+         the producer's GPU write is complete at present; timeline sync: it is submitted, and the consumer's GPU \
+         waits for it. Every delivered frame was probed on the GPU against its frame number's pattern."
     );
     println!(
         "{}",

@@ -129,7 +129,7 @@ fn fifty_ipc_connect_disconnect_cycles_leave_fds_flat_on_both_sides() {
     .unwrap();
     let writer = PatternWriter::new(&m, desc.tight_size()).unwrap();
     let slot = producer.acquire(None).unwrap();
-    writer.write(&slot.texture, slot.frame).unwrap();
+    geyser::ipc::demo::write_slot(&writer, &slot).unwrap();
     producer.present(slot).unwrap();
     let cycle = || {
         let mut c = Consumer::connect(&name, m.clone()).unwrap();

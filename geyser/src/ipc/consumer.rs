@@ -59,6 +59,7 @@ struct Ready {
     slot: u32,
     frame: u64,
     present_ns: u64,
+    sent_ns: u64,
     received_ns: u64,
 }
 
@@ -281,6 +282,7 @@ impl Consumer {
                 slot,
                 frame,
                 present_ns,
+                sent_ns,
             } => {
                 if slot as usize >= self.textures.len() {
                     return Err(Error::Protocol(format!(
@@ -303,6 +305,7 @@ impl Consumer {
                     slot,
                     frame,
                     present_ns,
+                    sent_ns,
                     received_ns: monotonic_ns(),
                 });
                 Ok(())
@@ -448,9 +451,15 @@ impl Frame<'_> {
         self.ready.present_ns
     }
 
-    /// Handoff latency: from the producer's present to this consumer receiving the message
-    /// (host clocks; the GPU work was complete at present in host-synchronized mode).
+    /// Handoff latency: from the producer sending the frame message to this consumer
+    /// receiving it (host clocks, `CLOCK_MONOTONIC`).
     pub fn latency(&self) -> Duration {
+        Duration::from_nanos(self.ready.received_ns.saturating_sub(self.ready.sent_ns))
+    }
+
+    /// Frame age at receipt: from the producer's present to this consumer receiving it. Larger
+    /// than [`Self::latency`] when the frame waited for this consumer to finish an earlier one.
+    pub fn age(&self) -> Duration {
         Duration::from_nanos(self.ready.received_ns.saturating_sub(self.ready.present_ns))
     }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::consumer::{Consumer, ConsumerOptions};
-use super::producer::{Producer, ProducerOptions};
+use super::producer::{Producer, ProducerOptions, WriteSlot};
 use super::protocol::SyncMode;
 use crate::common::{TextureDescriptor, TextureFormat, TextureUsage};
 use crate::vulkan::{PatternWriter, ProbeReader, VulkanTextureShareManager};
@@ -43,6 +43,22 @@ pub struct ProduceConfig {
     pub options: ProducerOptions,
     /// Pause after each frame (pacing), if any.
     pub frame_interval: Option<Duration>,
+}
+
+/// Writes `slot`'s frame pattern the way its sync mode needs: in timeline mode the GPU waits
+/// for the consumers' releases and signals the slot's ready point, and the host waits for
+/// neither; in host mode the write is complete when this returns.
+pub fn write_slot(writer: &PatternWriter, slot: &WriteSlot) -> Result<()> {
+    match &slot.signal {
+        Some(signal) => writer.write_synced(
+            &slot.texture,
+            slot.frame,
+            &slot.waits,
+            std::slice::from_ref(signal),
+            false,
+        ),
+        None => writer.write(&slot.texture, slot.frame),
+    }
 }
 
 /// What the producer loop measured.
@@ -84,19 +100,7 @@ pub fn run_producer(
     let mut presented = 0;
     while config.frames == 0 || presented < config.frames {
         let slot = producer.acquire(None)?;
-        match &slot.signal {
-            // Timeline mode: the GPU waits for the consumers' releases and signals "ready";
-            // the host does not wait for either.
-            Some(signal) => writer.write_synced(
-                &slot.texture,
-                slot.frame,
-                &slot.waits,
-                std::slice::from_ref(signal),
-                false,
-            )?,
-            // Host mode: the write is complete before the frame is announced.
-            None => writer.write(&slot.texture, slot.frame)?,
-        }
+        write_slot(&writer, &slot)?;
         producer.present(slot)?;
         presented += 1;
         progress(presented);
@@ -132,10 +136,15 @@ pub struct ConsumeReport {
     pub seconds: f64,
     /// Frames per second.
     pub fps: f64,
-    /// Handoff latency (producer present → consumer receive), median, microseconds.
+    /// Handoff latency (producer sends the frame message → consumer receives it), median,
+    /// microseconds.
     pub latency_p50_us: f64,
     /// 99th percentile, microseconds.
     pub latency_p99_us: f64,
+    /// Frame age at receipt (producer present → consumer receive), median, microseconds.
+    pub age_p50_us: f64,
+    /// 99th percentile, microseconds.
+    pub age_p99_us: f64,
     /// Negotiated sync mode.
     pub sync: String,
     /// Why the loop ended (`end of stream`, `producer gone: …`, `frame limit`).
@@ -170,11 +179,13 @@ pub fn run_consumer(
         sync: format!("{:?}", consumer.sync_mode()),
         ..Default::default()
     };
-    let mut latencies: Vec<f64> = Vec::with_capacity(if max_frames > 0 {
+    let capacity = if max_frames > 0 {
         max_frames as usize
     } else {
         4096
-    });
+    };
+    let mut latencies: Vec<f64> = Vec::with_capacity(capacity);
+    let mut ages: Vec<f64> = Vec::with_capacity(capacity);
     let mut first: Option<Instant> = None;
     loop {
         if max_frames > 0 && report.frames >= max_frames {
@@ -193,6 +204,7 @@ pub fn run_consumer(
         };
         first.get_or_insert_with(Instant::now);
         latencies.push(frame.latency().as_secs_f64() * 1e6);
+        ages.push(frame.age().as_secs_f64() * 1e6);
         let (number, slot, texture) = (frame.number(), frame.slot(), frame.texture().clone());
         let result = match (frame.wait_point(), frame.release_point()) {
             // Timeline mode: the GPU waits for the producer's write and signals our release;
@@ -241,6 +253,9 @@ pub fn run_consumer(
     latencies.sort_by(|a, b| a.total_cmp(b));
     report.latency_p50_us = percentile(&latencies, 50.0);
     report.latency_p99_us = percentile(&latencies, 99.0);
+    ages.sort_by(|a, b| a.total_cmp(b));
+    report.age_p50_us = percentile(&ages, 50.0);
+    report.age_p99_us = percentile(&ages, 99.0);
     Ok(report)
 }
 

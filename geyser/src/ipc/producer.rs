@@ -152,7 +152,9 @@ pub struct WriteSlot {
     /// the slot's previous frame). Empty in host mode.
     pub waits: Vec<TimelinePoint>,
     /// The point the GPU work must signal when the write is done (`ready` at `frame + 1`);
-    /// `None` in host mode, where the caller waits for its GPU work before presenting.
+    /// `None` in host mode, where the caller waits for its GPU work before presenting. When it
+    /// is `Some`, the submission writing the slot MUST signal it (and wait for `waits`):
+    /// consumers' GPUs wait for it. [`super::demo::write_slot`] shows both cases.
     pub signal: Option<TimelinePoint>,
 }
 
@@ -485,6 +487,7 @@ fn send_frame(peer: &mut Peer, slot: u32, frame: u64, present_ns: u64) -> Result
             slot,
             frame,
             present_ns,
+            sent_ns: monotonic_ns(),
         },
         &[],
     )?;

@@ -112,6 +112,9 @@ pub enum Message {
         frame: u64,
         /// Producer's `CLOCK_MONOTONIC` at present, nanoseconds.
         present_ns: u64,
+        /// Producer's `CLOCK_MONOTONIC` when this message was sent (later than `present_ns`
+        /// when the frame waited for a busy consumer), nanoseconds.
+        sent_ns: u64,
     },
     /// Consumer → producer: done with `frame` in `slot`.
     FrameReleased {
@@ -364,6 +367,7 @@ mod tests {
                 slot: 2,
                 frame: u64::MAX - 1,
                 present_ns: 123,
+                sent_ns: 456,
             },
             Message::FrameReleased {
                 slot: 1,
@@ -400,11 +404,26 @@ mod tests {
                 slot: 15,
                 frame: u64::MAX,
                 present_ns: u64::MAX,
+                sent_ns: u64::MAX,
             },
             &mut buf,
         )
         .unwrap();
-        assert!(buf.len() < 32, "{}", buf.len());
+        assert!(
+            buf.len() <= 40,
+            "worst case (all varints at their longest): {}",
+            buf.len()
+        );
+        // A realistic frame: an hour of 240 fps, timestamps a day after boot.
+        let day_ns = 86_400 * 1_000_000_000u64;
+        let ready = Message::FrameReady {
+            slot: 2,
+            frame: 864_000,
+            present_ns: day_ns,
+            sent_ns: day_ns + 5_000,
+        };
+        encode_into(&ready, &mut buf).unwrap();
+        assert!(buf.len() < 32, "typical: {}", buf.len());
         let cap = buf.capacity();
         let ptr = buf.as_ptr();
         encode_into(
@@ -483,6 +502,7 @@ mod tests {
                 slot: MAX_SLOTS as u32,
                 frame: 0,
                 present_ns: 0,
+                sent_ns: 0,
             },
             Message::PoolSetup {
                 generation: 0,

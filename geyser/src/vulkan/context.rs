@@ -127,6 +127,33 @@ impl ContextOptions {
 }
 
 static VALIDATION_ERRORS: AtomicUsize = AtomicUsize::new(0);
+
+/// Raw handles of timeline semaphores whose payload is shared with other objects (exported or
+/// imported). The validation layer cannot see signals made through the other objects, and
+/// Debian's 1.3.239 layer reports `VUID-VkSemaphoreSignalInfo-value-03259` for host signals on
+/// them even with no submission pending; that one VUID is downgraded to a warning for these
+/// handles only. [`super::SharedTimelineSemaphore::signal`] checks the value itself.
+pub(crate) static EXTERNAL_TIMELINES: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+
+fn is_external_timeline_false_positive(data: &vk::DebugUtilsMessengerCallbackDataEXT<'_>) -> bool {
+    // SAFETY: the layer passes valid strings and object arrays for the duration of the call.
+    let id = unsafe { data.message_id_name_as_c_str() };
+    if id != Some(c"VUID-VkSemaphoreSignalInfo-value-03259") {
+        return false;
+    }
+    // SAFETY: as above.
+    let objects: &[vk::DebugUtilsObjectNameInfoEXT<'_>] = if data.p_objects.is_null() {
+        &[]
+    } else {
+        // SAFETY: the layer guarantees `p_objects` points at `object_count` valid entries.
+        unsafe { std::slice::from_raw_parts(data.p_objects, data.object_count as usize) }
+    };
+    let external = EXTERNAL_TIMELINES
+        .lock()
+        .map(|v| v.clone())
+        .unwrap_or_default();
+    !objects.is_empty() && objects.iter().all(|o| external.contains(&o.object_handle))
+}
 static VALIDATION_MESSAGES: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 /// Number of validation-layer errors reported by any instance Geyser created in this process.
@@ -157,7 +184,12 @@ unsafe extern "system" fn debug_callback(
             .map(|m| m.to_string_lossy().into_owned())
             .unwrap_or_default()
     };
-    if severity.contains(vk::DebugUtilsMessageSeverityFlagsEXT::ERROR) {
+    // SAFETY: as above.
+    let known_false_positive =
+        unsafe { data.as_ref() }.is_some_and(is_external_timeline_false_positive);
+    if known_false_positive {
+        tracing::warn!(target: "geyser::vulkan::validation", "ignored for an external timeline (the layer cannot see its other users): {message}");
+    } else if severity.contains(vk::DebugUtilsMessageSeverityFlagsEXT::ERROR) {
         VALIDATION_ERRORS.fetch_add(1, Ordering::SeqCst);
         if let Ok(mut m) = VALIDATION_MESSAGES.lock() {
             if m.len() < 32 {

@@ -193,6 +193,7 @@ impl SharedTimelineSemaphore {
         check_semaphore_export(manager, SyncHandleType::OpaqueFd, true)?;
         let dev = manager.dev.clone();
         let semaphore = create_semaphore(&dev, Some(SyncHandleType::OpaqueFd), Some(initial))?;
+        register_external(semaphore);
         Ok(Self {
             dev,
             semaphore,
@@ -207,6 +208,7 @@ impl SharedTimelineSemaphore {
         check_semaphore_export(manager, SyncHandleType::OpaqueFd, true)?;
         let dev = manager.dev.clone();
         let semaphore = create_semaphore(&dev, None, Some(0))?;
+        register_external(semaphore);
         let this = Self {
             dev,
             semaphore,
@@ -291,8 +293,19 @@ fn check_timeline(manager: &VulkanTextureShareManager) -> Result<()> {
     Ok(())
 }
 
+fn register_external(semaphore: vk::Semaphore) {
+    use ash::vk::Handle;
+    if let Ok(mut v) = super::context::EXTERNAL_TIMELINES.lock() {
+        v.push(semaphore.as_raw());
+    }
+}
+
 impl Drop for SharedTimelineSemaphore {
     fn drop(&mut self) {
+        use ash::vk::Handle;
+        if let Ok(mut v) = super::context::EXTERNAL_TIMELINES.lock() {
+            v.retain(|h| *h != self.semaphore.as_raw());
+        }
         // SAFETY: owners keep the semaphore alive while submissions that use it are pending
         // (Geyser's submitters hold a reference until their fence signals).
         unsafe { self.dev.device.destroy_semaphore(self.semaphore, None) };
