@@ -41,7 +41,7 @@ pub struct ProduceConfig {
     pub wait_timeout: Duration,
     /// Producer options (ring size, lossless, sync).
     pub options: ProducerOptions,
-    /// Pause after each frame (pacing), if any.
+    /// Pace frames this far apart (deadline-based), if any.
     pub frame_interval: Option<Duration>,
 }
 
@@ -104,8 +104,10 @@ pub fn run_producer(
         producer.present(slot)?;
         presented += 1;
         progress(presented);
-        if let Some(pause) = config.frame_interval {
-            std::thread::sleep(pause);
+        if let Some(interval) = config.frame_interval {
+            // Deadline pacing: frame n is due at start + n × interval, whatever the write took.
+            let due = start + interval.mul_f64(presented as f64);
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
         }
     }
     writer.finish()?;
