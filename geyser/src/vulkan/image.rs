@@ -294,6 +294,24 @@ impl VulkanTexture {
             .src_access_mask(vk::AccessFlags::empty())
     }
 
+    /// The two barriers around one access in `layout` with `access` on `queue_family`:
+    /// [`Self::begin_access_barrier`] and [`Self::end_access_barrier`] with their access masks
+    /// set.
+    pub fn access_barriers(
+        &self,
+        queue_family: u32,
+        initialized: bool,
+        layout: vk::ImageLayout,
+        access: vk::AccessFlags,
+    ) -> [vk::ImageMemoryBarrier<'static>; 2] {
+        [
+            self.begin_access_barrier(queue_family, initialized, layout)
+                .dst_access_mask(access),
+            self.end_access_barrier(queue_family, layout)
+                .src_access_mask(access),
+        ]
+    }
+
     /// The barrier that ends an access: moves the image from `old_layout` to
     /// [`SHARED_LAYOUT`] and releases it to `VK_QUEUE_FAMILY_EXTERNAL`, so the next user (any
     /// context, process or API) can acquire it. Set `src_access_mask` on the result for the

@@ -51,7 +51,20 @@ impl Drop for Partial<'_> {
     }
 }
 
-impl Partial<'_> {
+impl<'a> Partial<'a> {
+    /// Creates the image; it is destroyed on drop until [`Self::disarm`].
+    fn new(
+        device: &'a ash::Device,
+        params: &ImageParams,
+        handle: vk::ExternalMemoryHandleTypeFlags,
+    ) -> Result<Self> {
+        Ok(Partial {
+            device,
+            image: params.create_image(device, handle)?,
+            memory: vk::DeviceMemory::null(),
+        })
+    }
+
     fn disarm(mut self) -> (vk::Image, vk::DeviceMemory) {
         let out = (self.image, self.memory);
         self.image = vk::Image::null();
@@ -126,11 +139,7 @@ pub(crate) fn create_exportable(
     let vk_type = vk_handle_type(handle_type)?;
     let params = ImageParams::new(desc, extent);
     let device = &dev.device;
-    let mut partial = Partial {
-        device,
-        image: params.create_image(device, vk_type)?,
-        memory: vk::DeviceMemory::null(),
-    };
+    let mut partial = Partial::new(device, &params, vk_type)?;
     let (reqs, _) = requirements(device, partial.image);
     let type_index = memory_type(dev, reqs.memory_type_bits)
         .ok_or_else(|| Error::unsupported("memory type", "no memory type fits the image"))?;
@@ -253,11 +262,7 @@ pub(crate) fn import(
     let params = ImageParams::new(&info.descriptor, &info.extent);
     super::manager::check_format_support(dev, &params, vk_type, &info.descriptor)?;
     let device = &dev.device;
-    let mut partial = Partial {
-        device,
-        image: params.create_image(device, vk_type)?,
-        memory: vk::DeviceMemory::null(),
-    };
+    let mut partial = Partial::new(device, &params, vk_type)?;
     let (reqs, _) = requirements(device, partial.image);
     if reqs.size > info.allocation_size {
         return Err(Error::InvalidArgument {

@@ -6,6 +6,7 @@
 //! and releases it with [`VulkanTexture::end_access_barrier`], whatever context, process or
 //! API used it before.
 
+mod buffer;
 mod caps;
 mod context;
 mod image;

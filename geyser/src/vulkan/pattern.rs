@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use ash::vk;
 
-use super::context::{DeviceShared, SharedDevice};
+use super::buffer::Buffer;
+use super::context::SharedDevice;
 use super::image::VulkanTexture;
 use super::manager::VulkanTextureShareManager;
 use super::sync::SharedTimelineSemaphore;
@@ -209,106 +210,6 @@ impl Drop for Submitter {
     }
 }
 
-/// A buffer with its own memory, destroyed on drop.
-struct Buffer {
-    dev: SharedDevice,
-    buffer: vk::Buffer,
-    memory: vk::DeviceMemory,
-    mapped: *mut u8,
-    size: u64,
-}
-
-// SAFETY: the mapped pointer is only dereferenced through `&self`/`&mut self` methods while the
-// memory is mapped; the Vulkan handles are plain identifiers.
-unsafe impl Send for Buffer {}
-// SAFETY: as above; readers only read the mapping after a fence wait.
-unsafe impl Sync for Buffer {}
-
-impl Buffer {
-    fn new(
-        dev: &DeviceShared,
-        shared: &SharedDevice,
-        size: u64,
-        usage: vk::BufferUsageFlags,
-        host: bool,
-    ) -> Result<Self> {
-        let device = &dev.device;
-        let info = vk::BufferCreateInfo::default()
-            .size(size)
-            .usage(usage)
-            .sharing_mode(vk::SharingMode::EXCLUSIVE);
-        // SAFETY: valid create info.
-        let buffer =
-            unsafe { device.create_buffer(&info, None) }.map_err(Error::vk("vkCreateBuffer"))?;
-        let mut b = Buffer {
-            dev: shared.clone(),
-            buffer,
-            memory: vk::DeviceMemory::null(),
-            mapped: std::ptr::null_mut(),
-            size,
-        };
-        // SAFETY: `buffer` is live.
-        let reqs = unsafe { device.get_buffer_memory_requirements(buffer) };
-        let wanted = if host {
-            vk::MemoryPropertyFlags::HOST_VISIBLE | vk::MemoryPropertyFlags::HOST_COHERENT
-        } else {
-            vk::MemoryPropertyFlags::DEVICE_LOCAL
-        };
-        let props = &dev.memory_properties;
-        let fits = |i: &u32| reqs.memory_type_bits & (1 << i) != 0;
-        let type_index = (0..props.memory_type_count)
-            .filter(fits)
-            .find(|i| {
-                props.memory_types[*i as usize]
-                    .property_flags
-                    .contains(wanted)
-            })
-            .or_else(|| {
-                if host {
-                    None
-                } else {
-                    (0..props.memory_type_count).find(fits)
-                }
-            })
-            .ok_or_else(|| {
-                Error::unsupported("buffer memory", format!("no {wanted:?} memory type"))
-            })?;
-        let alloc = vk::MemoryAllocateInfo::default()
-            .allocation_size(reqs.size)
-            .memory_type_index(type_index);
-        // SAFETY: valid allocate info.
-        b.memory = unsafe { device.allocate_memory(&alloc, None) }
-            .map_err(Error::vk("vkAllocateMemory"))?;
-        // SAFETY: fresh objects of this device; memory large enough.
-        unsafe { device.bind_buffer_memory(buffer, b.memory, 0) }
-            .map_err(Error::vk("vkBindBufferMemory"))?;
-        if host {
-            // SAFETY: host-visible memory mapped once for the buffer's lifetime.
-            b.mapped = unsafe { device.map_memory(b.memory, 0, size, vk::MemoryMapFlags::empty()) }
-                .map_err(Error::vk("vkMapMemory"))?
-                .cast();
-        }
-        Ok(b)
-    }
-
-    fn bytes(&self) -> &[u8] {
-        // SAFETY: `mapped` covers `size` bytes for the buffer's lifetime (host buffers only).
-        unsafe { std::slice::from_raw_parts(self.mapped, self.size as usize) }
-    }
-}
-
-impl Drop for Buffer {
-    fn drop(&mut self) {
-        // SAFETY: owners wait for their submissions before dropping; the handles are ours.
-        unsafe {
-            self.dev.device.destroy_buffer(self.buffer, None);
-            if self.memory != vk::DeviceMemory::null() {
-                self.dev.device.free_memory(self.memory, None);
-            }
-        }
-    }
-}
-
 fn check_color(texture: &VulkanTexture, usage: TextureUsage, what: &str) -> Result<u32> {
     let d = &texture.inner.info.descriptor;
     if d.format.is_depth_stencil() {
@@ -338,12 +239,10 @@ impl PatternWriter {
     pub fn new(manager: &VulkanTextureShareManager, max_bytes: u64) -> Result<Self> {
         let dev = &manager.dev;
         let size = max_bytes.div_ceil(4) * 4;
-        let buffer = Buffer::new(
-            dev,
+        let buffer = Buffer::device_local(
             dev,
             size,
             vk::BufferUsageFlags::TRANSFER_SRC | vk::BufferUsageFlags::TRANSFER_DST,
-            false,
         )?;
         Ok(Self {
             submit: Submitter::new(dev, 3)?,
@@ -383,12 +282,8 @@ impl PatternWriter {
         let family = self.submit.dev.queue_family;
         let layout = vk::ImageLayout::TRANSFER_DST_OPTIMAL;
         // The whole image is overwritten: discard old contents.
-        let acquire = texture
-            .begin_access_barrier(family, false, layout)
-            .dst_access_mask(vk::AccessFlags::TRANSFER_WRITE);
-        let release = texture
-            .end_access_barrier(family, layout)
-            .src_access_mask(vk::AccessFlags::TRANSFER_WRITE);
+        let [acquire, release] =
+            texture.access_barriers(family, false, layout, vk::AccessFlags::TRANSFER_WRITE);
         let fill_done = vk::BufferMemoryBarrier::default()
             .buffer(self.buffer.buffer)
             .size(vk::WHOLE_SIZE)
@@ -503,12 +398,10 @@ impl ProbeReader {
     /// A reader on `manager`'s device.
     pub fn new(manager: &VulkanTextureShareManager) -> Result<Self> {
         let dev = &manager.dev;
-        let buffer = Buffer::new(
-            dev,
+        let buffer = Buffer::host(
             dev,
             (Self::PROBES * 16) as u64,
             vk::BufferUsageFlags::TRANSFER_DST,
-            true,
         )?;
         Ok(Self {
             submit: Submitter::new(dev, 1)?,
@@ -550,12 +443,8 @@ impl ProbeReader {
         let (w, h) = (d.width, d.height);
         let family = self.submit.dev.queue_family;
         let layout = vk::ImageLayout::TRANSFER_SRC_OPTIMAL;
-        let acquire = texture
-            .begin_access_barrier(family, true, layout)
-            .dst_access_mask(vk::AccessFlags::TRANSFER_READ);
-        let release = texture
-            .end_access_barrier(family, layout)
-            .src_access_mask(vk::AccessFlags::TRANSFER_READ);
+        let [acquire, release] =
+            texture.access_barriers(family, true, layout, vk::AccessFlags::TRANSFER_READ);
         let points = Self::points(w, h);
         let regions: [vk::BufferImageCopy; Self::PROBES] = std::array::from_fn(|i| {
             vk::BufferImageCopy::default()

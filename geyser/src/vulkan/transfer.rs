@@ -5,92 +5,12 @@ use std::sync::atomic::Ordering;
 
 use ash::vk;
 
+use super::buffer::Buffer;
 use super::context::DeviceShared;
 use super::image::{vk_aspect, VulkanTexture};
 use super::manager::VulkanTextureShareManager;
 use crate::common::{TextureAspect, TextureUsage};
 use crate::{Error, Result};
-
-/// A host-visible buffer, destroyed on drop.
-struct Staging<'a> {
-    device: &'a ash::Device,
-    buffer: vk::Buffer,
-    memory: vk::DeviceMemory,
-    size: u64,
-}
-
-impl<'a> Staging<'a> {
-    fn new(dev: &'a DeviceShared, size: u64, usage: vk::BufferUsageFlags) -> Result<Self> {
-        let device = &dev.device;
-        let info = vk::BufferCreateInfo::default()
-            .size(size)
-            .usage(usage)
-            .sharing_mode(vk::SharingMode::EXCLUSIVE);
-        // SAFETY: valid create info on a live device.
-        let buffer =
-            unsafe { device.create_buffer(&info, None) }.map_err(Error::vk("vkCreateBuffer"))?;
-        let mut staging = Staging {
-            device,
-            buffer,
-            memory: vk::DeviceMemory::null(),
-            size,
-        };
-        // SAFETY: `buffer` is live.
-        let reqs = unsafe { device.get_buffer_memory_requirements(buffer) };
-        let wanted = vk::MemoryPropertyFlags::HOST_VISIBLE | vk::MemoryPropertyFlags::HOST_COHERENT;
-        let props = &dev.memory_properties;
-        let type_index = (0..props.memory_type_count)
-            .find(|i| {
-                reqs.memory_type_bits & (1 << i) != 0
-                    && props.memory_types[*i as usize]
-                        .property_flags
-                        .contains(wanted)
-            })
-            .ok_or_else(|| {
-                Error::unsupported(
-                    "host-visible memory",
-                    "no host-visible coherent memory type for a staging buffer",
-                )
-            })?;
-        let alloc = vk::MemoryAllocateInfo::default()
-            .allocation_size(reqs.size)
-            .memory_type_index(type_index);
-        // SAFETY: valid allocate info.
-        staging.memory = unsafe { device.allocate_memory(&alloc, None) }
-            .map_err(Error::vk("vkAllocateMemory"))?;
-        // SAFETY: fresh buffer and memory of this device, memory large enough.
-        unsafe { device.bind_buffer_memory(buffer, staging.memory, 0) }
-            .map_err(Error::vk("vkBindBufferMemory"))?;
-        Ok(staging)
-    }
-
-    fn with_mapped<R>(&self, f: impl FnOnce(&mut [u8]) -> R) -> Result<R> {
-        // SAFETY: host-visible memory, not mapped elsewhere, no GPU work in flight on it.
-        let ptr = unsafe {
-            self.device
-                .map_memory(self.memory, 0, self.size, vk::MemoryMapFlags::empty())
-        }
-        .map_err(Error::vk("vkMapMemory"))?;
-        // SAFETY: the mapping covers `size` bytes and lives until unmap below.
-        let bytes = unsafe { std::slice::from_raw_parts_mut(ptr.cast::<u8>(), self.size as usize) };
-        let r = f(bytes);
-        // SAFETY: mapped above.
-        unsafe { self.device.unmap_memory(self.memory) };
-        Ok(r)
-    }
-}
-
-impl Drop for Staging<'_> {
-    fn drop(&mut self) {
-        // SAFETY: both objects belong to this struct; callers wait for the GPU before dropping.
-        unsafe {
-            self.device.destroy_buffer(self.buffer, None);
-            if self.memory != vk::DeviceMemory::null() {
-                self.device.free_memory(self.memory, None);
-            }
-        }
-    }
-}
 
 /// Size in bytes of one aspect of mip level 0, all layers, tightly packed.
 pub fn aspect_size(texture: &VulkanTexture, aspect: TextureAspect) -> u64 {
@@ -137,7 +57,7 @@ fn copy(
     dev: &DeviceShared,
     texture: &VulkanTexture,
     aspect: TextureAspect,
-    staging: &Staging<'_>,
+    staging: &Buffer,
     dir: Direction,
 ) -> Result<()> {
     let device = &dev.device;
@@ -156,12 +76,7 @@ fn copy(
     // An upload of every aspect could discard old contents, but a single-aspect upload of a
     // depth/stencil texture must keep the other aspect, so keep contents whenever there are any.
     let initialized = texture.is_initialized();
-    let acquire = texture
-        .begin_access_barrier(family, initialized, layout)
-        .dst_access_mask(access);
-    let release = texture
-        .end_access_barrier(family, layout)
-        .src_access_mask(access);
+    let [acquire, release] = texture.access_barriers(family, initialized, layout, access);
     let region = vk::BufferImageCopy::default()
         .image_subresource(vk::ImageSubresourceLayers {
             aspect_mask: vk_aspect(aspect),
@@ -271,8 +186,8 @@ impl VulkanTextureShareManager {
                 ),
             });
         }
-        let staging = Staging::new(&self.dev, size, vk::BufferUsageFlags::TRANSFER_SRC)?;
-        staging.with_mapped(|m| m.copy_from_slice(data))?;
+        let mut staging = Buffer::host(&self.dev, size, vk::BufferUsageFlags::TRANSFER_SRC)?;
+        staging.bytes_mut().copy_from_slice(data);
         copy(&self.dev, texture, aspect, &staging, Direction::Upload)
     }
 
@@ -284,9 +199,9 @@ impl VulkanTextureShareManager {
         check_aspect(texture, aspect)?;
         require_usage(texture, TextureUsage::CopySrc, "read_texture")?;
         let size = aspect_size(texture, aspect);
-        let staging = Staging::new(&self.dev, size, vk::BufferUsageFlags::TRANSFER_DST)?;
+        let staging = Buffer::host(&self.dev, size, vk::BufferUsageFlags::TRANSFER_DST)?;
         copy(&self.dev, texture, aspect, &staging, Direction::Download)?;
-        staging.with_mapped(|m| m.to_vec())
+        Ok(staging.bytes().to_vec())
     }
 
     fn check_same_device(&self, texture: &VulkanTexture) -> Result<()> {

@@ -1,0 +1,133 @@
+//! [`Buffer`]: a `VkBuffer` with its own memory, destroyed on drop; host-visible buffers stay
+//! mapped for their lifetime. Staging and pattern buffers of the backend use it.
+
+use ash::vk;
+
+use super::context::SharedDevice;
+use crate::{Error, Result};
+
+/// A buffer with its own memory. Host buffers are persistently mapped.
+pub(crate) struct Buffer {
+    dev: SharedDevice,
+    pub(crate) buffer: vk::Buffer,
+    memory: vk::DeviceMemory,
+    mapped: *mut u8,
+    pub(crate) size: u64,
+}
+
+// SAFETY: the mapped pointer is only dereferenced through `&self`/`&mut self` methods while the
+// memory is mapped; the Vulkan handles are plain identifiers.
+unsafe impl Send for Buffer {}
+// SAFETY: as above; readers only read the mapping after waiting for the GPU.
+unsafe impl Sync for Buffer {}
+
+impl Buffer {
+    /// A host-visible, coherent, mapped buffer.
+    pub(crate) fn host(dev: &SharedDevice, size: u64, usage: vk::BufferUsageFlags) -> Result<Self> {
+        Self::new(dev, size, usage, true)
+    }
+
+    /// A device-local buffer (any memory type when the device has no device-local one).
+    pub(crate) fn device_local(
+        dev: &SharedDevice,
+        size: u64,
+        usage: vk::BufferUsageFlags,
+    ) -> Result<Self> {
+        Self::new(dev, size, usage, false)
+    }
+
+    fn new(dev: &SharedDevice, size: u64, usage: vk::BufferUsageFlags, host: bool) -> Result<Self> {
+        let device = &dev.device;
+        let info = vk::BufferCreateInfo::default()
+            .size(size)
+            .usage(usage)
+            .sharing_mode(vk::SharingMode::EXCLUSIVE);
+        // SAFETY: valid create info on a live device.
+        let buffer =
+            unsafe { device.create_buffer(&info, None) }.map_err(Error::vk("vkCreateBuffer"))?;
+        // From here on, Drop frees whatever was made, also on the error paths below.
+        let mut b = Buffer {
+            dev: dev.clone(),
+            buffer,
+            memory: vk::DeviceMemory::null(),
+            mapped: std::ptr::null_mut(),
+            size,
+        };
+        // SAFETY: `buffer` is live.
+        let reqs = unsafe { device.get_buffer_memory_requirements(buffer) };
+        let wanted = if host {
+            vk::MemoryPropertyFlags::HOST_VISIBLE | vk::MemoryPropertyFlags::HOST_COHERENT
+        } else {
+            vk::MemoryPropertyFlags::DEVICE_LOCAL
+        };
+        let props = &dev.memory_properties;
+        let fits = |i: &u32| reqs.memory_type_bits & (1 << i) != 0;
+        let type_index = (0..props.memory_type_count)
+            .filter(fits)
+            .find(|i| {
+                props.memory_types[*i as usize]
+                    .property_flags
+                    .contains(wanted)
+            })
+            .or_else(|| {
+                if host {
+                    None
+                } else {
+                    (0..props.memory_type_count).find(fits)
+                }
+            })
+            .ok_or_else(|| {
+                Error::unsupported(
+                    "buffer memory",
+                    format!("no {wanted:?} memory type for a buffer"),
+                )
+            })?;
+        let alloc = vk::MemoryAllocateInfo::default()
+            .allocation_size(reqs.size)
+            .memory_type_index(type_index);
+        // SAFETY: valid allocate info.
+        b.memory = unsafe { device.allocate_memory(&alloc, None) }
+            .map_err(Error::vk("vkAllocateMemory"))?;
+        // SAFETY: fresh objects of this device; the memory is large enough.
+        unsafe { device.bind_buffer_memory(buffer, b.memory, 0) }
+            .map_err(Error::vk("vkBindBufferMemory"))?;
+        if host {
+            // SAFETY: host-visible memory, mapped once for the buffer's lifetime.
+            b.mapped = unsafe { device.map_memory(b.memory, 0, size, vk::MemoryMapFlags::empty()) }
+                .map_err(Error::vk("vkMapMemory"))?
+                .cast();
+        }
+        Ok(b)
+    }
+
+    /// The mapped bytes (empty for a device-local buffer).
+    pub(crate) fn bytes(&self) -> &[u8] {
+        if self.mapped.is_null() {
+            return &[];
+        }
+        // SAFETY: `mapped` covers `size` bytes for the buffer's lifetime.
+        unsafe { std::slice::from_raw_parts(self.mapped, self.size as usize) }
+    }
+
+    /// The mapped bytes, writable (empty for a device-local buffer).
+    pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
+        if self.mapped.is_null() {
+            return &mut [];
+        }
+        // SAFETY: as above, and `&mut self` makes this the only view.
+        unsafe { std::slice::from_raw_parts_mut(self.mapped, self.size as usize) }
+    }
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        // SAFETY: owners wait for their submissions before dropping; the handles are ours and
+        // freeing memory unmaps it.
+        unsafe {
+            self.dev.device.destroy_buffer(self.buffer, None);
+            if self.memory != vk::DeviceMemory::null() {
+                self.dev.device.free_memory(self.memory, None);
+            }
+        }
+    }
+}
