@@ -655,3 +655,46 @@ fn in_process_producer_and_consumer_threads_agree() {
     assert!(r.frames > 0 && r.clean_end);
     assert_validation_clean();
 }
+
+#[test]
+fn a_consumer_that_never_releases_is_dropped_and_its_slots_reclaimed() {
+    let name = unique("hoarder");
+    let m = Arc::new(manager());
+    let desc = demo_descriptor(16, 16, TextureFormat::Rgba8Unorm);
+    // Lossless: without the hold limit a consumer that never releases would stall the producer.
+    let options = ProducerOptions {
+        slots: 2,
+        lossless: true,
+        max_hold: Duration::from_millis(300),
+        sync: Some(SyncMode::Host),
+        ..Default::default()
+    };
+    let producer = Producer::bind(&name, m.clone(), &desc, options).unwrap();
+    let writer = PatternWriter::new(&m, desc.tight_size()).unwrap();
+    let mut hoarder = raw_client(&name);
+    hoarder.send(&Message::Hello(hello(&m)), &[]).unwrap();
+    let _ = hoarder.recv(Some(Duration::from_secs(5))).unwrap(); // Hello
+    let _ = hoarder.recv(Some(Duration::from_secs(5))).unwrap(); // PoolSetup (FDs closed on drop)
+    producer
+        .wait_for_consumers(1, Duration::from_secs(5))
+        .unwrap();
+    let start = Instant::now();
+    for _ in 0..4 {
+        // Two slots, both held by the hoarder after two frames: the third acquire only
+        // succeeds once the hoarder is dropped.
+        let slot = producer
+            .acquire(Some(Duration::from_secs(5)))
+            .expect("slots come back after max_hold");
+        geyser::ipc::demo::write_slot(&writer, &slot).unwrap();
+        producer.present(slot).unwrap();
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(producer.consumer_count(), 0);
+    assert_eq!(producer.stats().dropped, 1);
+    assert_closed(&mut hoarder);
+    assert_validation_clean();
+}

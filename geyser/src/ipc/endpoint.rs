@@ -223,6 +223,7 @@ pub struct Connection {
     fd: OwnedFd,
     send_buf: Vec<u8>,
     recv_buf: Vec<u8>,
+    max_message_bytes: usize,
 }
 
 impl std::fmt::Debug for Connection {
@@ -237,6 +238,7 @@ impl Connection {
             fd,
             send_buf: Vec::with_capacity(256),
             recv_buf: vec![0; MAX_MESSAGE_BYTES + HEADER_BYTES],
+            max_message_bytes: MAX_MESSAGE_BYTES,
         }
     }
 
@@ -320,7 +322,19 @@ impl Connection {
         fd_passing::send(self.fd.as_fd(), &self.send_buf, fds)
     }
 
+    /// Lowers the largest message this connection accepts (at most [`MAX_MESSAGE_BYTES`]);
+    /// larger ones close it with [`Error::Protocol`].
+    pub fn set_max_message_bytes(&mut self, bytes: usize) {
+        self.max_message_bytes = bytes.clamp(HEADER_BYTES, MAX_MESSAGE_BYTES);
+    }
+
     fn take(&mut self, n: usize, mut fds: Vec<OwnedFd>) -> Result<(Message, Vec<OwnedFd>)> {
+        if n > self.max_message_bytes {
+            return Err(Error::Protocol(format!(
+                "message of {n} bytes exceeds this connection's limit of {}",
+                self.max_message_bytes
+            )));
+        }
         let msg = decode(&self.recv_buf[..n])?; // on error, `fds` drops: extra FDs are closed
         if fds.len() != msg.expected_fds() {
             return Err(Error::Protocol(format!(

@@ -36,6 +36,12 @@ pub struct ProducerOptions {
     pub handshake_timeout: Duration,
     /// Force a synchronization mode; `None` picks the best both sides support.
     pub sync: Option<SyncMode>,
+    /// Largest message accepted from a consumer (theirs are tiny; default 4 KiB, at most
+    /// [`super::protocol::MAX_MESSAGE_BYTES`]). A larger one drops that consumer.
+    pub max_message_bytes: usize,
+    /// A consumer that holds a frame longer than this is dropped and its slots reclaimed, so a
+    /// stuck or malicious consumer cannot stall a lossless producer forever (default 10 s).
+    pub max_hold: Duration,
 }
 
 impl Default for ProducerOptions {
@@ -47,6 +53,8 @@ impl Default for ProducerOptions {
             peer_policy: PeerPolicy::default(),
             handshake_timeout: Duration::from_secs(2),
             sync: None,
+            max_message_bytes: 4096,
+            max_hold: Duration::from_secs(10),
         }
     }
 }
@@ -98,8 +106,8 @@ struct Peer {
     creds: PeerCredentials,
     phase: Phase,
     name: String,
-    /// (slot, frame) sent and not yet released.
-    held: Vec<(u32, u64)>,
+    /// (slot, frame, when sent) not yet released.
+    held: Vec<(u32, u64, Instant)>,
     last_sent: Option<u64>,
     delivered: u64,
     skipped: u64,
@@ -375,7 +383,7 @@ impl Producer {
                 state
                     .peers
                     .iter()
-                    .any(|p| p.held.iter().any(|(slot, _)| *slot as usize == s))
+                    .any(|p| p.held.iter().any(|(slot, _, _)| *slot as usize == s))
             };
             let latest = state.latest.map(|(s, _)| s as usize);
             let free: Vec<usize> = (0..self.textures.len()).filter(|s| !held(*s)).collect();
@@ -491,7 +499,7 @@ fn send_frame(peer: &mut Peer, slot: u32, frame: u64, present_ns: u64) -> Result
         },
         &[],
     )?;
-    peer.held.push((slot, frame));
+    peer.held.push((slot, frame, Instant::now()));
     peer.last_sent = Some(frame);
     peer.delivered += 1;
     Ok(())
@@ -614,27 +622,28 @@ fn service(shared: &Shared, listener: Listener) {
                 changed |= serve_peer(shared, *id);
             }
         }
-        // Handshake deadlines.
+        // Handshake deadlines and frames held too long.
         {
             let mut state = shared.lock();
             let now = Instant::now();
-            let late: Vec<u64> = state
+            let max_hold = shared.options.max_hold;
+            let late: Vec<(u64, &'static str)> = state
                 .peers
                 .iter()
-                .filter(|p| match p.phase {
-                    Phase::Handshake { deadline } | Phase::AwaitSync { deadline } => {
-                        deadline <= now
+                .filter_map(|p| match p.phase {
+                    Phase::Handshake { deadline } | Phase::AwaitSync { deadline }
+                        if deadline <= now =>
+                    {
+                        Some((p.id, "no handshake within the handshake timeout"))
                     }
-                    Phase::Active => false,
+                    Phase::Active if p.held.iter().any(|h| now.duration_since(h.2) > max_hold) => {
+                        Some((p.id, "held a frame longer than ProducerOptions::max_hold"))
+                    }
+                    _ => None,
                 })
-                .map(|p| p.id)
                 .collect();
-            for id in late {
-                drop_peer(
-                    &mut state,
-                    id,
-                    &Error::Timeout("no Hello within the handshake timeout".into()),
-                );
+            for (id, why) in late {
+                drop_peer(&mut state, id, &Error::Timeout(why.into()));
                 changed = true;
             }
         }
@@ -656,6 +665,7 @@ fn accept_all(shared: &Shared, listener: &Listener) -> bool {
             }
         };
         let mut conn = conn;
+        conn.set_max_message_bytes(shared.options.max_message_bytes);
         let creds = match conn.check_peer(&shared.options.peer_policy) {
             Ok(c) => c,
             Err(e) => {
@@ -856,7 +866,7 @@ fn handle(
             let held = peer
                 .held
                 .iter()
-                .position(|h| *h == (slot, frame))
+                .position(|h| (h.0, h.1) == (slot, frame))
                 .ok_or_else(|| {
                     Error::Protocol(format!(
                         "release of frame {frame} in slot {slot}, which it does not hold"

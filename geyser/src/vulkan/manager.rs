@@ -173,6 +173,18 @@ impl VulkanTextureShareManager {
         extent: &TextureExtent,
     ) -> Result<VulkanTexture> {
         desc.validate_with(extent)?;
+        let max = self.caps()?.max_image_dimension_2d;
+        if desc.width > max || desc.height > max {
+            return Err(Error::InvalidDescriptor {
+                label: desc.label.clone(),
+                reason: format!(
+                    "extent {}x{} exceeds {}'s limit of {max} texels per side",
+                    desc.width,
+                    desc.height,
+                    self.identity().name
+                ),
+            });
+        }
         let handle_type = ExternalHandleType::OpaqueFd;
         let params = ImageParams::new(desc, extent);
         check_format_support(
