@@ -698,3 +698,39 @@ fn a_consumer_that_never_releases_is_dropped_and_its_slots_reclaimed() {
     assert_closed(&mut hoarder);
     assert_validation_clean();
 }
+
+#[test]
+fn max_held_frames_caps_what_one_lossless_consumer_can_hold() {
+    let name = unique("capped");
+    let m = Arc::new(manager());
+    let desc = demo_descriptor(16, 16, TextureFormat::Rgba8Unorm);
+    let options = ProducerOptions {
+        slots: 3,
+        lossless: true,
+        max_held_frames: Some(1),
+        sync: Some(SyncMode::Host),
+        ..Default::default()
+    };
+    let producer = Producer::bind(&name, m.clone(), &desc, options).unwrap();
+    let writer = PatternWriter::new(&m, desc.tight_size()).unwrap();
+    let mut hoarder = raw_client(&name);
+    hoarder.send(&Message::Hello(hello(&m)), &[]).unwrap();
+    let _ = hoarder.recv(Some(Duration::from_secs(5))).unwrap();
+    let _ = hoarder.recv(Some(Duration::from_secs(5))).unwrap();
+    producer
+        .wait_for_consumers(1, Duration::from_secs(5))
+        .unwrap();
+    for _ in 0..3 {
+        // Never blocks: the hoarder can pin one slot, not the ring.
+        let slot = producer.acquire(Some(Duration::from_secs(1))).unwrap();
+        geyser::ipc::demo::write_slot(&writer, &slot).unwrap();
+        producer.present(slot).unwrap();
+    }
+    let stats = producer.stats();
+    assert_eq!(
+        (stats.consumers[0].delivered, stats.consumers[0].skipped),
+        (1, 2),
+        "{stats:?}"
+    );
+    assert_validation_clean();
+}

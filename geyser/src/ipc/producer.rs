@@ -39,6 +39,9 @@ pub struct ProducerOptions {
     /// Largest message accepted from a consumer (theirs are tiny; default 4 KiB, at most
     /// [`super::protocol::MAX_MESSAGE_BYTES`]). A larger one drops that consumer.
     pub max_message_bytes: usize,
+    /// Lossless mode: most frames one consumer may hold (received, not released) before the
+    /// producer skips it (default: the whole ring). Lossy mode always caps at one.
+    pub max_held_frames: Option<usize>,
     /// A consumer that holds a frame longer than this is dropped and its slots reclaimed, so a
     /// stuck or malicious consumer cannot stall a lossless producer forever (default 10 s).
     pub max_hold: Duration,
@@ -54,6 +57,7 @@ impl Default for ProducerOptions {
             handshake_timeout: Duration::from_secs(2),
             sync: None,
             max_message_bytes: 4096,
+            max_held_frames: None,
             max_hold: Duration::from_secs(10),
         }
     }
@@ -471,7 +475,16 @@ impl Producer {
             .iter_mut()
             .filter(|p| matches!(p.phase, Phase::Active))
         {
-            if !lossless && !peer.held.is_empty() {
+            let cap = if lossless {
+                self.shared
+                    .options
+                    .max_held_frames
+                    .unwrap_or(usize::MAX)
+                    .max(1)
+            } else {
+                1
+            };
+            if peer.held.len() >= cap {
                 peer.skipped += 1;
                 continue;
             }
