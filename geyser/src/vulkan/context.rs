@@ -205,12 +205,9 @@ unsafe extern "system" fn debug_callback(
     vk::FALSE
 }
 
-/// The queue and the command buffer Geyser's own synchronous operations use, behind one lock.
+/// The queue Geyser submits to, behind one lock (Vulkan queues are externally synchronized).
 pub(crate) struct QueueState {
     pub(crate) queue: vk::Queue,
-    pub(crate) pool: vk::CommandPool,
-    pub(crate) cmd: vk::CommandBuffer,
-    pub(crate) fence: vk::Fence,
 }
 
 /// Objects Geyser created and so destroys (in this order: device, messenger, instance).
@@ -498,12 +495,9 @@ impl DeviceShared {
                 return Err(e);
             }
         };
-        let queue = match create_queue_state(&device, queue_family) {
-            Ok(q) => q,
-            Err(e) => {
-                cleanup(&mut owned);
-                return Err(e);
-            }
+        // SAFETY: `queue_family` was used to create the device with at least one queue.
+        let queue = QueueState {
+            queue: unsafe { device.get_device_queue(queue_family, 0) },
         };
         // SAFETY: `physical` belongs to `instance`.
         let memory_properties = unsafe { instance.get_physical_device_memory_properties(physical) };
@@ -550,45 +544,6 @@ impl DeviceShared {
     }
 }
 
-fn create_queue_state(device: &ash::Device, queue_family: u32) -> Result<QueueState> {
-    // SAFETY: `queue_family` was used to create the device with one queue.
-    let queue = unsafe { device.get_device_queue(queue_family, 0) };
-    let pool_info = vk::CommandPoolCreateInfo::default()
-        .queue_family_index(queue_family)
-        .flags(vk::CommandPoolCreateFlags::RESET_COMMAND_BUFFER);
-    // SAFETY: valid create info for a live device.
-    let pool = unsafe { device.create_command_pool(&pool_info, None) }
-        .map_err(Error::vk("vkCreateCommandPool"))?;
-    let alloc = vk::CommandBufferAllocateInfo::default()
-        .command_pool(pool)
-        .level(vk::CommandBufferLevel::PRIMARY)
-        .command_buffer_count(1);
-    // SAFETY: `pool` was just created on this device.
-    let cmd = match unsafe { device.allocate_command_buffers(&alloc) } {
-        Ok(c) => c[0],
-        Err(e) => {
-            // SAFETY: the pool is unused.
-            unsafe { device.destroy_command_pool(pool, None) };
-            return Err(Error::vk("vkAllocateCommandBuffers")(e));
-        }
-    };
-    // SAFETY: valid create info.
-    let fence = match unsafe { device.create_fence(&vk::FenceCreateInfo::default(), None) } {
-        Ok(f) => f,
-        Err(e) => {
-            // SAFETY: the pool and its buffer are unused.
-            unsafe { device.destroy_command_pool(pool, None) };
-            return Err(Error::vk("vkCreateFence")(e));
-        }
-    };
-    Ok(QueueState {
-        queue,
-        pool,
-        cmd,
-        fence,
-    })
-}
-
 fn destroy_owned(instance: &ash::Instance, owned: &mut Owned) {
     if let Some((du, messenger)) = owned.debug_utils.take() {
         // SAFETY: the messenger was created from this instance and is destroyed once.
@@ -622,12 +577,10 @@ impl Drop for InstanceGuard {
 impl Drop for DeviceShared {
     fn drop(&mut self) {
         let q = self.queue.get_mut().unwrap_or_else(|p| p.into_inner());
-        // SAFETY: every texture holds an Arc to this struct, so none is alive now; waiting for
-        // the queue makes our command buffer and fence idle before they are destroyed.
+        // SAFETY: every texture and submitter holds an Arc to this struct, so none is alive
+        // now; the wait is for work an application may still have on Geyser's queue.
         unsafe {
             let _ = self.device.queue_wait_idle(q.queue);
-            self.device.destroy_fence(q.fence, None);
-            self.device.destroy_command_pool(q.pool, None);
         }
         if let Some(mut owned) = self.owned.take() {
             // SAFETY: we created the device and instance; all their children are gone.

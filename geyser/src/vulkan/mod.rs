@@ -13,6 +13,7 @@ mod image;
 mod manager;
 mod memory;
 mod pattern;
+mod submit;
 mod sync;
 mod transfer;
 
@@ -26,12 +27,10 @@ pub use image::{
     live_objects, vk_aspect, vk_full_aspect, vk_usage, LiveObjects, VulkanTexture, SHARED_LAYOUT,
 };
 pub use manager::VulkanTextureShareManager;
-pub use pattern::{
-    expected_texel, frame_word, PatternWriter, ProbeReader, ProbeResult, TimelinePoint,
-    SUBMIT_TIMEOUT,
-};
+pub use pattern::{expected_texel, frame_word, PatternWriter, ProbeReader, ProbeResult};
+pub use submit::{TimelinePoint, SUBMIT_TIMEOUT};
 pub use sync::{SharedFence, SharedSemaphore, SharedTimelineSemaphore, SyncHandleType};
-pub use transfer::aspect_size;
+pub use transfer::{aspect_size, StagingBuffer};
 
 /// The ash crate Geyser is built against, so applications use the same version.
 pub use ash;

@@ -6,9 +6,9 @@ use std::sync::atomic::Ordering;
 use ash::vk;
 
 use super::buffer::Buffer;
-use super::context::DeviceShared;
 use super::image::{vk_aspect, VulkanTexture};
 use super::manager::VulkanTextureShareManager;
+use super::submit::Submitter;
 use crate::common::{TextureAspect, TextureUsage};
 use crate::{Error, Result};
 
@@ -52,16 +52,17 @@ enum Direction {
     Download,
 }
 
-/// Records acquire → copy → release on the manager's command buffer, submits, waits.
-fn copy(
-    dev: &DeviceShared,
+/// Records acquire → copy → release between `texture` (one aspect of mip 0, all layers) and
+/// `staging`, plus the barrier that makes a download visible to the host.
+fn record_copy(
+    device: &ash::Device,
+    cmd: vk::CommandBuffer,
+    queue_family: u32,
     texture: &VulkanTexture,
     aspect: TextureAspect,
     staging: &Buffer,
-    dir: Direction,
-) -> Result<()> {
-    let device = &dev.device;
-    let family = dev.queue_family;
+    dir: &Direction,
+) {
     let p = &texture.inner.params;
     let (layout, access) = match dir {
         Direction::Upload => (
@@ -76,7 +77,7 @@ fn copy(
     // An upload of every aspect could discard old contents, but a single-aspect upload of a
     // depth/stencil texture must keep the other aspect, so keep contents whenever there are any.
     let initialized = texture.is_initialized();
-    let [acquire, release] = texture.access_barriers(family, initialized, layout, access);
+    let [acquire, release] = texture.access_barriers(queue_family, initialized, layout, access);
     let region = vk::BufferImageCopy::default()
         .image_subresource(vk::ImageSubresourceLayers {
             aspect_mask: vk_aspect(aspect),
@@ -85,19 +86,22 @@ fn copy(
             layer_count: p.array_layers,
         })
         .image_extent(p.extent);
-
-    let q = dev.lock_queue();
-    let begin =
-        vk::CommandBufferBeginInfo::default().flags(vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT);
-    // SAFETY: the command buffer, fence and queue are used only under the queue lock we hold;
-    // the previous use of the command buffer completed (we waited on its fence); all handles
-    // recorded belong to this device and outlive the wait below.
+    let host = vk::BufferMemoryBarrier::default()
+        .buffer(staging.buffer)
+        .size(vk::WHOLE_SIZE)
+        .src_access_mask(vk::AccessFlags::TRANSFER_WRITE)
+        .dst_access_mask(vk::AccessFlags::HOST_READ)
+        .src_queue_family_index(vk::QUEUE_FAMILY_IGNORED)
+        .dst_queue_family_index(vk::QUEUE_FAMILY_IGNORED);
+    let buffers: &[vk::BufferMemoryBarrier] = match dir {
+        Direction::Download => std::slice::from_ref(&host),
+        Direction::Upload => &[],
+    };
+    // SAFETY: `cmd` is in the recording state (the caller's submitter began it); every handle
+    // recorded belongs to this device and outlives the submission, which the caller waits for.
     unsafe {
-        device
-            .begin_command_buffer(q.cmd, &begin)
-            .map_err(Error::vk("vkBeginCommandBuffer"))?;
         device.cmd_pipeline_barrier(
-            q.cmd,
+            cmd,
             vk::PipelineStageFlags::TOP_OF_PIPE,
             vk::PipelineStageFlags::TRANSFER,
             vk::DependencyFlags::empty(),
@@ -107,33 +111,22 @@ fn copy(
         );
         match dir {
             Direction::Upload => device.cmd_copy_buffer_to_image(
-                q.cmd,
+                cmd,
                 staging.buffer,
                 texture.image(),
                 layout,
                 &[region],
             ),
             Direction::Download => device.cmd_copy_image_to_buffer(
-                q.cmd,
+                cmd,
                 texture.image(),
                 layout,
                 staging.buffer,
                 &[region],
             ),
         }
-        let host = vk::BufferMemoryBarrier::default()
-            .buffer(staging.buffer)
-            .size(vk::WHOLE_SIZE)
-            .src_access_mask(vk::AccessFlags::TRANSFER_WRITE)
-            .dst_access_mask(vk::AccessFlags::HOST_READ)
-            .src_queue_family_index(vk::QUEUE_FAMILY_IGNORED)
-            .dst_queue_family_index(vk::QUEUE_FAMILY_IGNORED);
-        let buffers: &[vk::BufferMemoryBarrier] = match dir {
-            Direction::Download => std::slice::from_ref(&host),
-            Direction::Upload => &[],
-        };
         device.cmd_pipeline_barrier(
-            q.cmd,
+            cmd,
             vk::PipelineStageFlags::TRANSFER,
             vk::PipelineStageFlags::BOTTOM_OF_PIPE | vk::PipelineStageFlags::HOST,
             vk::DependencyFlags::empty(),
@@ -141,26 +134,90 @@ fn copy(
             buffers,
             &[release],
         );
-        device
-            .end_command_buffer(q.cmd)
-            .map_err(Error::vk("vkEndCommandBuffer"))?;
-        let cmds = [q.cmd];
-        let submit = vk::SubmitInfo::default().command_buffers(&cmds);
-        device
-            .queue_submit(q.queue, &[submit], q.fence)
-            .map_err(Error::vk("vkQueueSubmit"))?;
-        let waited = device
-            .wait_for_fences(&[q.fence], true, u64::MAX)
-            .map_err(Error::vk("vkWaitForFences"));
-        // Reset even after a failed wait so the next use starts from an unsignaled fence.
-        let reset = device
-            .reset_fences(&[q.fence])
-            .map_err(Error::vk("vkResetFences"));
-        waited?;
-        reset?;
     }
+}
+
+/// Submits a recorded copy and waits for it.
+fn copy(
+    submit: &Submitter,
+    texture: &VulkanTexture,
+    aspect: TextureAspect,
+    staging: &Buffer,
+    dir: Direction,
+) -> Result<()> {
+    let family = submit.dev.queue_family;
+    submit.submit(
+        |device, cmd| record_copy(device, cmd, family, texture, aspect, staging, &dir),
+        &[],
+        &[],
+        true,
+    )?;
     texture.inner.initialized.store(true, Ordering::Release);
     Ok(())
+}
+
+/// A persistently mapped staging buffer with its own command buffer, for moving whole frames
+/// between a texture and host memory every frame without allocating: the CPU-copy baseline
+/// that benchmarks compare zero-copy sharing against.
+pub struct StagingBuffer {
+    submit: Submitter,
+    buffer: Buffer,
+}
+
+impl StagingBuffer {
+    /// A staging buffer of `bytes` on `manager`'s device.
+    pub fn new(manager: &VulkanTextureShareManager, bytes: u64) -> Result<Self> {
+        let usage = vk::BufferUsageFlags::TRANSFER_SRC | vk::BufferUsageFlags::TRANSFER_DST;
+        Ok(Self {
+            submit: Submitter::new(&manager.dev, 1)?,
+            buffer: Buffer::host(&manager.dev, bytes, usage)?,
+        })
+    }
+
+    fn check(&self, texture: &VulkanTexture, usage: TextureUsage, what: &str) -> Result<usize> {
+        require_usage(texture, usage, what)?;
+        let size = aspect_size(texture, TextureAspect::Color);
+        if texture.inner.info.descriptor.format.is_depth_stencil() || size > self.buffer.size {
+            return Err(Error::InvalidArgument {
+                what: "texture",
+                reason: format!(
+                    "{what}: a colour texture of at most {} bytes is needed, got {size}",
+                    self.buffer.size
+                ),
+            });
+        }
+        Ok(size as usize)
+    }
+
+    /// Copies `texture` (colour, mip 0) into the buffer and returns its bytes. Blocks.
+    pub fn download(&mut self, texture: &VulkanTexture) -> Result<&[u8]> {
+        let size = self.check(texture, TextureUsage::CopySrc, "StagingBuffer::download")?;
+        copy(
+            &self.submit,
+            texture,
+            TextureAspect::Color,
+            &self.buffer,
+            Direction::Download,
+        )?;
+        Ok(&self.buffer.bytes()[..size])
+    }
+
+    /// The buffer's bytes for writing, then [`Self::upload`] them.
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        self.buffer.bytes_mut()
+    }
+
+    /// Copies the buffer's first bytes into `texture` (colour, mip 0). Blocks.
+    pub fn upload(&mut self, texture: &VulkanTexture) -> Result<()> {
+        self.check(texture, TextureUsage::CopyDst, "StagingBuffer::upload")?;
+        copy(
+            &self.submit,
+            texture,
+            TextureAspect::Color,
+            &self.buffer,
+            Direction::Upload,
+        )
+    }
 }
 
 impl VulkanTextureShareManager {
@@ -188,7 +245,13 @@ impl VulkanTextureShareManager {
         }
         let mut staging = Buffer::host(&self.dev, size, vk::BufferUsageFlags::TRANSFER_SRC)?;
         staging.bytes_mut().copy_from_slice(data);
-        copy(&self.dev, texture, aspect, &staging, Direction::Upload)
+        copy(
+            &Submitter::new(&self.dev, 1)?,
+            texture,
+            aspect,
+            &staging,
+            Direction::Upload,
+        )
     }
 
     /// Reads one aspect of mip 0 (all layers, tightly packed) of `texture`, acquiring it from
@@ -200,7 +263,13 @@ impl VulkanTextureShareManager {
         require_usage(texture, TextureUsage::CopySrc, "read_texture")?;
         let size = aspect_size(texture, aspect);
         let staging = Buffer::host(&self.dev, size, vk::BufferUsageFlags::TRANSFER_DST)?;
-        copy(&self.dev, texture, aspect, &staging, Direction::Download)?;
+        copy(
+            &Submitter::new(&self.dev, 1)?,
+            texture,
+            aspect,
+            &staging,
+            Direction::Download,
+        )?;
         Ok(staging.bytes().to_vec())
     }
 

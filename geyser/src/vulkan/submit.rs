@@ -1,0 +1,192 @@
+//! The submission path of Geyser's own GPU work: a command pool with a ring of command
+//! buffers and fences, submitting through the manager's queue lock with timeline waits/signals.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ash::vk;
+
+use super::context::SharedDevice;
+use super::sync::SharedTimelineSemaphore;
+use crate::{Error, Result};
+
+/// A timeline value to wait for or signal in a submission.
+#[derive(Clone, Debug)]
+pub struct TimelinePoint {
+    /// The timeline.
+    pub semaphore: Arc<SharedTimelineSemaphore>,
+    /// The value.
+    pub value: u64,
+}
+
+/// Longest host wait for one of Geyser's own submissions: a peer that died before signaling
+/// what the submission waits on gives an error instead of a hang.
+pub const SUBMIT_TIMEOUT: Duration = Duration::from_secs(5);
+
+struct InFlight {
+    cmd: vk::CommandBuffer,
+    fence: vk::Fence,
+    submitted: bool,
+    /// Semaphores the submission uses, kept alive until its fence signals.
+    keep: Vec<Arc<SharedTimelineSemaphore>>,
+}
+
+/// A command pool with a ring of command buffers and fences; submits through the manager's
+/// queue lock, optionally waiting for and signaling timeline values.
+pub(crate) struct Submitter {
+    pub(crate) dev: SharedDevice,
+    pool: vk::CommandPool,
+    ring: Mutex<(Vec<InFlight>, usize)>,
+}
+
+impl Submitter {
+    pub(crate) fn new(dev: &SharedDevice, depth: usize) -> Result<Self> {
+        let device = &dev.device;
+        let info = vk::CommandPoolCreateInfo::default()
+            .queue_family_index(dev.queue_family)
+            .flags(vk::CommandPoolCreateFlags::RESET_COMMAND_BUFFER);
+        // SAFETY: valid create info on a live device.
+        let pool = unsafe { device.create_command_pool(&info, None) }
+            .map_err(Error::vk("vkCreateCommandPool"))?;
+        let s = Submitter {
+            dev: dev.clone(),
+            pool,
+            ring: Mutex::new((Vec::new(), 0)),
+        };
+        let alloc = vk::CommandBufferAllocateInfo::default()
+            .command_pool(pool)
+            .level(vk::CommandBufferLevel::PRIMARY)
+            .command_buffer_count(depth as u32);
+        // SAFETY: `pool` is ours.
+        let cmds = unsafe { device.allocate_command_buffers(&alloc) }
+            .map_err(Error::vk("vkAllocateCommandBuffers"))?;
+        let mut ring = s.ring.lock().unwrap_or_else(|p| p.into_inner());
+        for cmd in cmds {
+            // SAFETY: valid create info.
+            let fence = unsafe { device.create_fence(&vk::FenceCreateInfo::default(), None) }
+                .map_err(Error::vk("vkCreateFence"))?;
+            ring.0.push(InFlight {
+                cmd,
+                fence,
+                submitted: false,
+                keep: Vec::new(),
+            });
+        }
+        drop(ring);
+        Ok(s)
+    }
+
+    fn wait_slot(dev: &SharedDevice, slot: &mut InFlight, timeout: Duration) -> Result<()> {
+        if !slot.submitted {
+            return Ok(());
+        }
+        let ns = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
+        // SAFETY: the fence belongs to this device and was submitted.
+        match unsafe { dev.device.wait_for_fences(&[slot.fence], true, ns) } {
+            Ok(()) => {}
+            Err(vk::Result::TIMEOUT) => {
+                return Err(Error::Timeout(format!(
+                    "GPU work did not finish within {timeout:?} (a semaphore it waits on was never signaled: peer gone?)"
+                )))
+            }
+            Err(e) => return Err(Error::vk("vkWaitForFences")(e)),
+        }
+        // SAFETY: signaled, so no longer in use.
+        unsafe { dev.device.reset_fences(&[slot.fence]) }.map_err(Error::vk("vkResetFences"))?;
+        slot.submitted = false;
+        slot.keep.clear();
+        Ok(())
+    }
+
+    /// Records with `record`, submits with the given timeline waits (at `wait_stage`) and
+    /// signals; with `block`, waits for completion before returning.
+    pub(crate) fn submit(
+        &self,
+        record: impl FnOnce(&ash::Device, vk::CommandBuffer),
+        waits: &[TimelinePoint],
+        signals: &[TimelinePoint],
+        block: bool,
+    ) -> Result<()> {
+        let device = &self.dev.device;
+        let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        let (slots, next) = &mut *ring;
+        let idx = *next;
+        *next = (*next + 1) % slots.len();
+        let slot = &mut slots[idx];
+        Self::wait_slot(&self.dev, slot, SUBMIT_TIMEOUT)?;
+        let begin = vk::CommandBufferBeginInfo::default()
+            .flags(vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT);
+        // SAFETY: the command buffer is idle (its fence was waited above); `record` records
+        // commands on handles of this device.
+        unsafe {
+            device
+                .begin_command_buffer(slot.cmd, &begin)
+                .map_err(Error::vk("vkBeginCommandBuffer"))?;
+            record(device, slot.cmd);
+            device
+                .end_command_buffer(slot.cmd)
+                .map_err(Error::vk("vkEndCommandBuffer"))?;
+        }
+        let wait_sems: Vec<vk::Semaphore> = waits.iter().map(|w| w.semaphore.raw()).collect();
+        let wait_vals: Vec<u64> = waits.iter().map(|w| w.value).collect();
+        let wait_stages = vec![vk::PipelineStageFlags::ALL_COMMANDS; waits.len()];
+        let sig_sems: Vec<vk::Semaphore> = signals.iter().map(|w| w.semaphore.raw()).collect();
+        let sig_vals: Vec<u64> = signals.iter().map(|w| w.value).collect();
+        let mut timeline = vk::TimelineSemaphoreSubmitInfo::default()
+            .wait_semaphore_values(&wait_vals)
+            .signal_semaphore_values(&sig_vals);
+        let cmds = [slot.cmd];
+        let mut submit = vk::SubmitInfo::default()
+            .command_buffers(&cmds)
+            .wait_semaphores(&wait_sems)
+            .wait_dst_stage_mask(&wait_stages)
+            .signal_semaphores(&sig_sems);
+        if !waits.is_empty() || !signals.is_empty() {
+            submit = submit.push_next(&mut timeline);
+        }
+        {
+            let q = self.dev.lock_queue();
+            // SAFETY: the queue is externally synchronized by the lock; the fence is
+            // unsignaled; semaphores are kept alive in `slot.keep` until the fence signals.
+            unsafe { device.queue_submit(q.queue, &[submit], slot.fence) }
+                .map_err(Error::vk("vkQueueSubmit"))?;
+        }
+        slot.submitted = true;
+        slot.keep
+            .extend(waits.iter().chain(signals).map(|p| p.semaphore.clone()));
+        if block {
+            Self::wait_slot(&self.dev, slot, SUBMIT_TIMEOUT)?;
+        }
+        Ok(())
+    }
+
+    /// Waits for every submission still in flight.
+    pub(crate) fn drain(&self, timeout: Duration) -> Result<()> {
+        let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        for slot in ring.0.iter_mut() {
+            Self::wait_slot(&self.dev, slot, timeout)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Submitter {
+    fn drop(&mut self) {
+        let ring = self.ring.get_mut().unwrap_or_else(|p| p.into_inner());
+        for slot in ring.0.iter_mut() {
+            if let Err(e) = Self::wait_slot(&self.dev, slot, SUBMIT_TIMEOUT) {
+                // Never free what the GPU may still use: wait for the whole device instead.
+                tracing::warn!("{e}; waiting for the device before freeing command buffers");
+                // SAFETY: waiting for idle has no preconditions.
+                let _ = unsafe { self.dev.device.device_wait_idle() };
+            }
+        }
+        // SAFETY: nothing of ours is in flight any more (waited above).
+        unsafe {
+            for slot in ring.0.iter() {
+                self.dev.device.destroy_fence(slot.fence, None);
+            }
+            self.dev.device.destroy_command_pool(self.pool, None);
+        }
+    }
+}
