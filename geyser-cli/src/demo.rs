@@ -53,7 +53,7 @@ impl DemoArgs {
         self.slots.unwrap_or((self.consumers + 1).max(3))
     }
 
-    fn child_args(&self, name: &str) -> Vec<String> {
+    pub(crate) fn child_args(&self, name: &str) -> Vec<String> {
         let mut v = vec![
             "--consumers".into(),
             self.consumers.to_string(),
@@ -142,24 +142,36 @@ pub fn consume(args: &DemoArgs) -> geyser::Result<()> {
     Ok(())
 }
 
+/// What a child process reported: `P <progress> <corrupted>` lines, the `R <json>` result,
+/// and its stderr.
 #[derive(Default)]
-struct ChildState {
-    progress: u64,
-    corrupted: u64,
-    result: Option<String>,
-    errors: Vec<String>,
+pub(crate) struct ChildState {
+    pub(crate) progress: u64,
+    pub(crate) corrupted: u64,
+    pub(crate) result: Option<String>,
+    pub(crate) errors: Vec<String>,
 }
 
-fn spawn(role: &str, args: &DemoArgs, name: &str) -> std::io::Result<Child> {
+/// Runs this binary again with `args`, output piped.
+pub(crate) fn spawn_self<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::io::Result<Child> {
     Command::new(std::env::current_exe()?)
-        .arg(role)
-        .args(args.child_args(name))
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
 }
 
-fn watch(child: &mut Child, state: Arc<Mutex<ChildState>>) -> Vec<std::thread::JoinHandle<()>> {
+fn spawn(role: &str, args: &DemoArgs, name: &str) -> std::io::Result<Child> {
+    let mut v = vec![role.to_string()];
+    v.extend(args.child_args(name));
+    spawn_self(&v)
+}
+
+/// Collects a child's output into `state` on two threads.
+pub(crate) fn watch(
+    child: &mut Child,
+    state: Arc<Mutex<ChildState>>,
+) -> Vec<std::thread::JoinHandle<()>> {
     let stdout = child.stdout.take().expect("piped");
     let stderr = child.stderr.take().expect("piped");
     let s1 = state.clone();

@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod demo;
 mod info;
 
@@ -27,12 +28,20 @@ enum Command {
     },
     /// Stream verified frames from one producer process to K consumer processes.
     Demo(demo::DemoArgs),
+    /// Measure zero-copy sharing against in-process sharing and a CPU copy, side by side.
+    Bench(bench::BenchArgs),
     /// (internal) The demo's producer process.
     #[command(name = "__produce", hide = true)]
     Produce(demo::DemoArgs),
     /// (internal) A demo consumer process.
     #[command(name = "__consume", hide = true)]
     Consume(demo::DemoArgs),
+    /// (internal) The CPU-copy benchmark's producer process.
+    #[command(name = "__cpu-produce", hide = true)]
+    CpuProduce(bench::CpuCopyArgs),
+    /// (internal) The CPU-copy benchmark's consumer process.
+    #[command(name = "__cpu-consume", hide = true)]
+    CpuConsume(bench::CpuCopyArgs),
 }
 
 fn main() {
@@ -49,6 +58,9 @@ fn main() {
         Command::Demo(args) => demo::run(&args),
         Command::Produce(args) => demo::produce(&args).map(|()| true),
         Command::Consume(args) => demo::consume(&args).map(|()| true),
+        Command::Bench(args) => bench::run(&args),
+        Command::CpuProduce(args) => bench::cpu_produce(&args).map(|()| true),
+        Command::CpuConsume(args) => bench::cpu_consume(&args).map(|()| true),
     };
     match result {
         Ok(true) => {}

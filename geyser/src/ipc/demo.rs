@@ -76,6 +76,9 @@ pub struct ProduceReport {
     pub consumers_connected: u64,
     /// Consumers dropped over the run.
     pub consumers_dropped: u64,
+    /// CPU time of the producer process per frame, microseconds (from the first frame on).
+    #[serde(default)]
+    pub cpu_us_per_frame: f64,
 }
 
 /// Runs a pattern-writing producer: binds `config.name`, waits for consumers, presents
@@ -97,6 +100,7 @@ pub fn run_producer(
         producer.wait_for_consumers(config.wait_consumers, config.wait_timeout)?;
     }
     let start = Instant::now();
+    let cpu0 = super::bench::cpu_time_ns();
     let mut presented = 0;
     while config.frames == 0 || presented < config.frames {
         let slot = producer.acquire(None)?;
@@ -120,6 +124,9 @@ pub fn run_producer(
         sync: format!("{:?}", producer.sync_mode()),
         consumers_connected: stats.connected,
         consumers_dropped: stats.dropped,
+        cpu_us_per_frame: (super::bench::cpu_time_ns() - cpu0) as f64
+            / 1e3
+            / presented.max(1) as f64,
     })
 }
 
@@ -153,6 +160,9 @@ pub struct ConsumeReport {
     pub end: String,
     /// Whether the producer ended the stream cleanly (as opposed to dying).
     pub clean_end: bool,
+    /// CPU time of the consumer process per frame, microseconds (from the first frame on).
+    #[serde(default)]
+    pub cpu_us_per_frame: f64,
 }
 
 /// Percentile `p` (0..=100) of sorted microsecond samples.
@@ -189,6 +199,7 @@ pub fn run_consumer(
     let mut latencies: Vec<f64> = Vec::with_capacity(capacity);
     let mut ages: Vec<f64> = Vec::with_capacity(capacity);
     let mut first: Option<Instant> = None;
+    let mut cpu0 = 0;
     loop {
         if max_frames > 0 && report.frames >= max_frames {
             report.end = "frame limit".into();
@@ -204,7 +215,10 @@ pub fn run_consumer(
             }
             Err(e) => return Err(e),
         };
-        first.get_or_insert_with(Instant::now);
+        if first.is_none() {
+            first = Some(Instant::now());
+            cpu0 = super::bench::cpu_time_ns();
+        }
         latencies.push(frame.latency().as_secs_f64() * 1e6);
         ages.push(frame.age().as_secs_f64() * 1e6);
         let (number, slot, texture) = (frame.number(), frame.slot(), frame.texture().clone());
@@ -252,6 +266,8 @@ pub fn run_consumer(
     } else {
         0.0
     };
+    report.cpu_us_per_frame =
+        (super::bench::cpu_time_ns() - cpu0) as f64 / 1e3 / report.frames.max(1) as f64;
     latencies.sort_by(|a, b| a.total_cmp(b));
     report.latency_p50_us = percentile(&latencies, 50.0);
     report.latency_p99_us = percentile(&latencies, 99.0);

@@ -390,14 +390,12 @@ impl Producer {
                     .any(|p| p.held.iter().any(|(slot, _, _)| *slot as usize == s))
             };
             let latest = state.latest.map(|(s, _)| s as usize);
-            let free: Vec<usize> = (0..self.textures.len()).filter(|s| !held(*s)).collect();
-            // Prefer a slot that is not the latest frame, so a consumer that frees up now can
-            // still be given the latest.
-            let pick = free
-                .iter()
-                .copied()
-                .find(|s| Some(*s) != latest)
-                .or_else(|| free.first().copied());
+            // Prefer a free slot that is not the latest frame, so a consumer that frees up now
+            // can still be given the latest. (No allocation: this runs every frame.)
+            let n = self.textures.len();
+            let pick = (0..n)
+                .find(|s| !held(*s) && Some(*s) != latest)
+                .or_else(|| (0..n).find(|s| !held(*s)));
             if let Some(index) = pick {
                 if Some(index) == latest {
                     state.latest = None;
@@ -586,46 +584,46 @@ impl Drop for Producer {
 /// The service thread: accepts consumers, runs handshakes, takes releases.
 fn service(shared: &Shared, listener: Listener) {
     const TICK: Duration = Duration::from_millis(50);
+    // Buffers reused across wake-ups: the loop runs for every release, so it must not allocate.
+    let capacity = shared.max_consumers + 2;
+    let mut ids: Vec<u64> = Vec::with_capacity(capacity);
+    let mut raw: Vec<i32> = Vec::with_capacity(capacity);
+    let mut ready: Vec<bool> = Vec::with_capacity(capacity + 1);
+    let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(capacity + 1);
     while !shared.stop.load(Ordering::SeqCst) {
         // Snapshot the fds to poll; a consumer dropped meanwhile only causes a spurious wake.
-        let (ids, raw): (Vec<u64>, Vec<i32>) = {
-            let state = shared.lock();
-            state
-                .peers
-                .iter()
-                .map(|p| (p.id, p.conn.as_fd().as_raw_fd()))
-                .unzip()
+        ids.clear();
+        raw.clear();
+        for p in shared.lock().peers.iter() {
+            ids.push(p.id);
+            raw.push(p.conn.as_fd().as_raw_fd());
+        }
+        fds.clear();
+        fds.push(PollFd::new(&listener, PollFlags::IN));
+        for fd in &raw {
+            // SAFETY: the raw fds were open when snapshotted and are only polled, never read or
+            // closed through these borrows; a concurrently closed one yields POLLNVAL or a
+            // spurious event, both handled by the non-blocking receive below.
+            fds.push(PollFd::from_borrowed_fd(
+                unsafe { BorrowedFd::borrow_raw(*fd) },
+                PollFlags::IN,
+            ));
+        }
+        let timeout = rustix::time::Timespec {
+            tv_sec: 0,
+            tv_nsec: TICK.as_nanos() as i64,
         };
-        let ready = {
-            // SAFETY: the raw fds were open when snapshotted and are only polled, never
-            // read or closed through these borrows; a concurrently closed one yields POLLNVAL
-            // or a spurious event, both handled by the non-blocking receive below.
-            let borrowed: Vec<BorrowedFd<'_>> = raw
-                .iter()
-                .map(|fd| unsafe { BorrowedFd::borrow_raw(*fd) })
-                .collect();
-            let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(borrowed.len() + 1);
-            fds.push(PollFd::new(&listener, PollFlags::IN));
-            for b in &borrowed {
-                fds.push(PollFd::new(b, PollFlags::IN));
+        match poll(&mut fds, Some(&timeout)) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => {
+                tracing::error!("producer poll failed: {e}");
+                std::thread::sleep(TICK);
+                continue;
             }
-            let timeout = rustix::time::Timespec {
-                tv_sec: 0,
-                tv_nsec: TICK.as_nanos() as i64,
-            };
-            match poll(&mut fds, Some(&timeout)) {
-                Ok(_) => fds
-                    .iter()
-                    .map(|f| !f.revents().is_empty())
-                    .collect::<Vec<bool>>(),
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => {
-                    tracing::error!("producer poll failed: {e}");
-                    std::thread::sleep(TICK);
-                    continue;
-                }
-            }
-        };
+        }
+        ready.clear();
+        ready.extend(fds.iter().map(|f| !f.revents().is_empty()));
         let mut changed = false;
         if ready[0] {
             changed |= accept_all(shared, &listener);
