@@ -17,3 +17,6 @@ export LP_NUM_THREADS=${LP_NUM_THREADS:-2}
 cargo test --workspace --all-targets
 cargo test --workspace --doc
 cargo run --quiet --example readme_usage
+# The benchmark's short run: all three paths at 1080p and 4K, every frame verified (no
+# assertion on speed: lavapipe is a CPU renderer).
+cargo run --quiet -p geyser-cli -- bench --quick
