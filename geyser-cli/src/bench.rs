@@ -313,7 +313,7 @@ fn chart(
         RGBColor(52, 168, 83),
         RGBColor(234, 67, 53),
     ];
-    let max = rows.iter().map(|r| r.fps).fold(1.0, f64::max) * 1.15;
+    let max = rows.iter().map(|r| r.fps).fold(1.0, f64::max) * 1.35;
     let err = |e: String| geyser::Error::Io(std::io::Error::other(e));
     let root = SVGBackend::new(path, (900, 500)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
@@ -331,10 +331,11 @@ fn chart(
     chart
         .configure_mesh()
         .disable_x_mesh()
-        .x_labels(sizes.len() * 4)
+        .x_labels(sizes.len() * 4 + 1)
         .x_label_formatter(&|x| {
+            // Ticks fall on integers; each group of three bars is centred on 4g + 2.
             let g = (x / 4.0).floor() as usize;
-            if (x - (g as f64 * 4.0 + 1.5)).abs() < 0.5 {
+            if (x - (g as f64 * 4.0 + 2.0)).abs() < 0.25 {
                 sizes.get(g).cloned().unwrap_or_default()
             } else {
                 String::new()
@@ -362,6 +363,7 @@ fn chart(
     }
     chart
         .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
         .border_style(BLACK)
         .background_style(WHITE.mix(0.8))
         .draw()
