@@ -40,12 +40,31 @@ pub fn run_in_process(
     desc: &TextureDescriptor,
     frames: u64,
 ) -> Result<(ProduceReport, ConsumeReport)> {
+    run_in_process_ring(producer, consumer, desc, frames, RING)
+}
+
+/// [`run_in_process`] with a ring of `ring` textures (frames in flight). In timeline mode the
+/// consumer also checks that the ready timeline never goes backwards.
+pub fn run_in_process_ring(
+    producer: &Arc<VulkanTextureShareManager>,
+    consumer: &Arc<VulkanTextureShareManager>,
+    desc: &TextureDescriptor,
+    frames: u64,
+    ring: usize,
+) -> Result<(ProduceReport, ConsumeReport)> {
+    if ring == 0 || ring > super::protocol::MAX_SLOTS {
+        return Err(Error::InvalidArgument {
+            what: "ring",
+            reason: format!("{ring} textures; use 1..=16"),
+        });
+    }
+    let ring_len = ring as u64;
     let timeline = producer.can_share_timelines()
         && consumer.can_share_timelines()
         && producer.caps()?.timeline_semaphore_export.opaque_fd;
-    let mut ring_p = Vec::with_capacity(RING);
-    let mut ring_c = Vec::with_capacity(RING);
-    for _ in 0..RING {
+    let mut ring_p = Vec::with_capacity(ring);
+    let mut ring_c = Vec::with_capacity(ring);
+    for _ in 0..ring {
         let t = producer.create_texture(desc)?;
         ring_c.push(consumer.import(producer.export(&t)?)?);
         ring_p.push(t);
@@ -65,7 +84,7 @@ pub fn run_in_process(
     };
     let writer = PatternWriter::new(producer, desc.tight_size())?;
     let probe = ProbeReader::new(consumer)?;
-    let (tx, rx) = mpsc::sync_channel::<(u64, u64)>(RING);
+    let (tx, rx) = mpsc::sync_channel::<(u64, u64)>(ring);
     let (rel_tx, rel_rx) = mpsc::channel::<u64>();
     let consumer_sems = sems.as_ref().map(|(_, r, _, rc)| (r.clone(), rc.clone()));
     let consumer_thread = std::thread::spawn(move || -> Result<ConsumeReport> {
@@ -81,6 +100,7 @@ pub fn run_in_process(
         let mut latencies = Vec::with_capacity(frames as usize);
         let mut start = None;
         let mut cpu0 = 0;
+        let mut last_ready = 0;
         for (f, present_ns) in rx {
             let received = monotonic_ns();
             if start.is_none() {
@@ -88,7 +108,7 @@ pub fn run_in_process(
                 cpu0 = cpu_time_ns();
             }
             latencies.push(received.saturating_sub(present_ns) as f64 / 1e3);
-            let tex = &ring_c[(f % RING as u64) as usize];
+            let tex = &ring_c[(f % ring_len) as usize];
             let ok = match &consumer_sems {
                 Some((ready, released)) => {
                     let wait = TimelinePoint {
@@ -99,9 +119,17 @@ pub fn run_in_process(
                         semaphore: released.clone(),
                         value: f + 1,
                     };
-                    probe
+                    let ok = probe
                         .check_synced(tex, f, &[wait], &[signal], || Ok(()))?
-                        .ok()
+                        .ok();
+                    let v = ready.value()?;
+                    if v < last_ready {
+                        return Err(Error::Protocol(format!(
+                            "ready timeline went backwards: {v} after {last_ready}"
+                        )));
+                    }
+                    last_ready = v;
+                    ok
                 }
                 None => probe.check(tex, f)?.ok(),
             };
@@ -118,14 +146,14 @@ pub fn run_in_process(
     let cpu0 = cpu_time_ns();
     let mut released_up_to: Option<u64> = None;
     for f in 0..frames {
-        let slot = (f % RING as u64) as usize;
+        let slot = (f % ring_len) as usize;
         match &sems {
             Some((ready, _, released, _)) => {
                 // The GPU waits for the consumer's release of the slot's previous frame.
-                let waits: Vec<TimelinePoint> = if f >= RING as u64 {
+                let waits: Vec<TimelinePoint> = if f >= ring_len {
                     vec![TimelinePoint {
                         semaphore: released.clone(),
-                        value: f + 1 - RING as u64,
+                        value: f + 1 - ring_len,
                     }]
                 } else {
                     vec![]
@@ -138,8 +166,8 @@ pub fn run_in_process(
             }
             None => {
                 // Host mode: wait until the consumer released the slot's previous frame.
-                if f >= RING as u64 {
-                    while released_up_to.is_none_or(|r| r < f - RING as u64) {
+                if f >= ring_len {
+                    while released_up_to.is_none_or(|r| r < f - ring_len) {
                         let r = rel_rx
                             .recv()
                             .map_err(|_| Error::PeerGone("consumer thread ended".into()))?;

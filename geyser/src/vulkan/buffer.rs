@@ -100,6 +100,21 @@ impl Buffer {
         Ok(b)
     }
 
+    /// A whole-buffer memory barrier from `src` to `dst` accesses, no ownership transfer.
+    pub(crate) fn barrier(
+        &self,
+        src: vk::AccessFlags,
+        dst: vk::AccessFlags,
+    ) -> vk::BufferMemoryBarrier<'static> {
+        vk::BufferMemoryBarrier::default()
+            .buffer(self.buffer)
+            .size(vk::WHOLE_SIZE)
+            .src_access_mask(src)
+            .dst_access_mask(dst)
+            .src_queue_family_index(vk::QUEUE_FAMILY_IGNORED)
+            .dst_queue_family_index(vk::QUEUE_FAMILY_IGNORED)
+    }
+
     /// The mapped bytes (empty for a device-local buffer).
     pub(crate) fn bytes(&self) -> &[u8] {
         if self.mapped.is_null() {

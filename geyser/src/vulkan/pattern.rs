@@ -99,13 +99,10 @@ impl PatternWriter {
         // The whole image is overwritten: discard old contents.
         let [acquire, release] =
             texture.access_barriers(family, false, layout, vk::AccessFlags::TRANSFER_WRITE);
-        let fill_done = vk::BufferMemoryBarrier::default()
-            .buffer(self.buffer.buffer)
-            .size(vk::WHOLE_SIZE)
-            .src_access_mask(vk::AccessFlags::TRANSFER_WRITE)
-            .dst_access_mask(vk::AccessFlags::TRANSFER_READ)
-            .src_queue_family_index(vk::QUEUE_FAMILY_IGNORED)
-            .dst_queue_family_index(vk::QUEUE_FAMILY_IGNORED);
+        let fill_done = self.buffer.barrier(
+            vk::AccessFlags::TRANSFER_WRITE,
+            vk::AccessFlags::TRANSFER_READ,
+        );
         let region = vk::BufferImageCopy::default()
             .image_subresource(vk::ImageSubresourceLayers {
                 aspect_mask: vk::ImageAspectFlags::COLOR,
@@ -122,13 +119,10 @@ impl PatternWriter {
                 // enough (checked above).
                 unsafe {
                     // Earlier writes still in flight may be reading the buffer.
-                    let reuse = vk::BufferMemoryBarrier::default()
-                        .buffer(self.buffer.buffer)
-                        .size(vk::WHOLE_SIZE)
-                        .src_access_mask(vk::AccessFlags::TRANSFER_READ)
-                        .dst_access_mask(vk::AccessFlags::TRANSFER_WRITE)
-                        .src_queue_family_index(vk::QUEUE_FAMILY_IGNORED)
-                        .dst_queue_family_index(vk::QUEUE_FAMILY_IGNORED);
+                    let reuse = self.buffer.barrier(
+                        vk::AccessFlags::TRANSFER_READ,
+                        vk::AccessFlags::TRANSFER_WRITE,
+                    );
                     device.cmd_pipeline_barrier(
                         cmd,
                         vk::PipelineStageFlags::TRANSFER,
@@ -281,13 +275,9 @@ impl ProbeReader {
                     depth: 1,
                 })
         });
-        let host = vk::BufferMemoryBarrier::default()
-            .buffer(self.buffer.buffer)
-            .size(vk::WHOLE_SIZE)
-            .src_access_mask(vk::AccessFlags::TRANSFER_WRITE)
-            .dst_access_mask(vk::AccessFlags::HOST_READ)
-            .src_queue_family_index(vk::QUEUE_FAMILY_IGNORED)
-            .dst_queue_family_index(vk::QUEUE_FAMILY_IGNORED);
+        let host = self
+            .buffer
+            .barrier(vk::AccessFlags::TRANSFER_WRITE, vk::AccessFlags::HOST_READ);
         self.submit.submit(
             |device, cmd| {
                 // SAFETY: recording on our command buffer; probe points are inside the image and

@@ -86,13 +86,7 @@ fn record_copy(
             layer_count: p.array_layers,
         })
         .image_extent(p.extent);
-    let host = vk::BufferMemoryBarrier::default()
-        .buffer(staging.buffer)
-        .size(vk::WHOLE_SIZE)
-        .src_access_mask(vk::AccessFlags::TRANSFER_WRITE)
-        .dst_access_mask(vk::AccessFlags::HOST_READ)
-        .src_queue_family_index(vk::QUEUE_FAMILY_IGNORED)
-        .dst_queue_family_index(vk::QUEUE_FAMILY_IGNORED);
+    let host = staging.barrier(vk::AccessFlags::TRANSFER_WRITE, vk::AccessFlags::HOST_READ);
     let buffers: &[vk::BufferMemoryBarrier] = match dir {
         Direction::Download => std::slice::from_ref(&host),
         Direction::Upload => &[],
