@@ -129,6 +129,8 @@ struct State {
     stats: ProducerStats,
     /// Per slot: release points the next write of the slot must wait for on the GPU.
     slot_waits: Vec<Vec<TimelinePoint>>,
+    /// Emptied wait lists handed back by `present`, reused so no frame allocates.
+    spare_waits: Vec<Vec<TimelinePoint>>,
 }
 
 struct Shared {
@@ -268,7 +270,12 @@ impl Producer {
                 next_frame: 0,
                 next_peer: 1,
                 stats: ProducerStats::default(),
-                slot_waits: vec![Vec::new(); slot_count],
+                slot_waits: (0..slot_count)
+                    .map(|_| Vec::with_capacity(max_consumers + 1))
+                    .collect(),
+                spare_waits: (0..slot_count + 1)
+                    .map(|_| Vec::with_capacity(max_consumers + 1))
+                    .collect(),
             }),
             changed: Condvar::new(),
             stop: AtomicBool::new(false),
@@ -406,7 +413,10 @@ impl Producer {
                     index,
                     frame,
                     texture: self.textures[index].clone(),
-                    waits: std::mem::take(&mut state.slot_waits[index]),
+                    waits: {
+                        let spare = state.spare_waits.pop().unwrap_or_default();
+                        std::mem::replace(&mut state.slot_waits[index], spare)
+                    },
                     signal: self.shared.ready.as_ref().map(|r| TimelinePoint {
                         semaphore: r.clone(),
                         value: frame + 1,
@@ -464,6 +474,10 @@ impl Producer {
         state.next_frame += 1;
         state.stats.presented += 1;
         let (index, frame) = (slot.index as u32, slot.frame);
+        // Hand the slot's wait list back for reuse (the GPU work holds its own references).
+        let mut waits = slot.waits;
+        waits.clear();
+        state.spare_waits.push(waits);
         state.latest = Some((index, frame));
         let now = monotonic_ns();
         let lossless = self.shared.options.lossless;

@@ -19,6 +19,9 @@ pub struct TimelinePoint {
     pub value: u64,
 }
 
+/// Most timeline waits or signals in one submission (one per consumer at most).
+pub const MAX_POINTS: usize = 32;
+
 /// Longest host wait for one of Geyser's own submissions: a peer that died before signaling
 /// what the submission waits on gives an error instead of a hang.
 pub const SUBMIT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -107,6 +110,16 @@ impl Submitter {
         signals: &[TimelinePoint],
         block: bool,
     ) -> Result<()> {
+        if waits.len() > MAX_POINTS || signals.len() > MAX_POINTS {
+            return Err(Error::InvalidArgument {
+                what: "timeline points",
+                reason: format!(
+                    "{} waits and {} signals; at most {MAX_POINTS} each",
+                    waits.len(),
+                    signals.len()
+                ),
+            });
+        }
         let device = &self.dev.device;
         let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
         let (slots, next) = &mut *ring;
@@ -127,20 +140,31 @@ impl Submitter {
                 .end_command_buffer(slot.cmd)
                 .map_err(Error::vk("vkEndCommandBuffer"))?;
         }
-        let wait_sems: Vec<vk::Semaphore> = waits.iter().map(|w| w.semaphore.raw()).collect();
-        let wait_vals: Vec<u64> = waits.iter().map(|w| w.value).collect();
-        let wait_stages = vec![vk::PipelineStageFlags::ALL_COMMANDS; waits.len()];
-        let sig_sems: Vec<vk::Semaphore> = signals.iter().map(|w| w.semaphore.raw()).collect();
-        let sig_vals: Vec<u64> = signals.iter().map(|w| w.value).collect();
+        // Fixed-size arrays on the stack: this runs every frame and must not allocate.
+        let mut wait_sems = [vk::Semaphore::null(); MAX_POINTS];
+        let mut wait_vals = [0u64; MAX_POINTS];
+        let wait_stages = [vk::PipelineStageFlags::ALL_COMMANDS; MAX_POINTS];
+        let mut sig_sems = [vk::Semaphore::null(); MAX_POINTS];
+        let mut sig_vals = [0u64; MAX_POINTS];
+        for (i, w) in waits.iter().enumerate() {
+            (wait_sems[i], wait_vals[i]) = (w.semaphore.raw(), w.value);
+        }
+        for (i, w) in signals.iter().enumerate() {
+            (sig_sems[i], sig_vals[i]) = (w.semaphore.raw(), w.value);
+        }
+        let (nw, ns) = (waits.len(), signals.len());
+        let (wait_sems, wait_vals, wait_stages) =
+            (&wait_sems[..nw], &wait_vals[..nw], &wait_stages[..nw]);
+        let (sig_sems, sig_vals) = (&sig_sems[..ns], &sig_vals[..ns]);
         let mut timeline = vk::TimelineSemaphoreSubmitInfo::default()
-            .wait_semaphore_values(&wait_vals)
-            .signal_semaphore_values(&sig_vals);
+            .wait_semaphore_values(wait_vals)
+            .signal_semaphore_values(sig_vals);
         let cmds = [slot.cmd];
         let mut submit = vk::SubmitInfo::default()
             .command_buffers(&cmds)
-            .wait_semaphores(&wait_sems)
-            .wait_dst_stage_mask(&wait_stages)
-            .signal_semaphores(&sig_sems);
+            .wait_semaphores(wait_sems)
+            .wait_dst_stage_mask(wait_stages)
+            .signal_semaphores(sig_sems);
         if !waits.is_empty() || !signals.is_empty() {
             submit = submit.push_next(&mut timeline);
         }
