@@ -18,6 +18,8 @@ pub const MAX_FDS_PER_MESSAGE: usize = 16;
 pub const MAX_SLOTS: usize = 16;
 /// Longest string field (names, reasons, labels).
 pub const MAX_STRING: usize = 256;
+/// Most sync modes a Hello lists.
+pub const MAX_SYNC_MODES: usize = 8;
 /// Bytes of the length prefix.
 pub const HEADER_BYTES: usize = 4;
 
@@ -57,7 +59,8 @@ pub struct Hello {
     pub device_uuid: [u8; 16],
     /// `driverUUID` of the sender's driver.
     pub driver_uuid: [u8; 16],
-    /// Sync modes the sender supports, best first.
+    /// Sync modes the sender supports, best first (1..=[`MAX_SYNC_MODES`]).
+    #[serde(deserialize_with = "bounded_seq::<_, _, MAX_SYNC_MODES>")]
     pub sync_modes: Vec<SyncMode>,
     /// Endpoint or consumer name.
     pub name: String,
@@ -85,6 +88,41 @@ impl Hello {
     }
 }
 
+/// Deserializes a sequence of at most `N` elements. A longer one fails on its length, before any
+/// element is decoded, and preallocation never exceeds `N` elements whatever the length says
+/// (serde's default would trust it up to 1 MiB).
+fn bounded_seq<'de, D, T, const N: usize>(d: D) -> std::result::Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct Bounded<T, const N: usize>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>, const N: usize> serde::de::Visitor<'de> for Bounded<T, N> {
+        type Value = Vec<T>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "a sequence of at most {N} elements")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> std::result::Result<Vec<T>, A::Error> {
+            let hint = seq.size_hint().unwrap_or(0);
+            if hint > N {
+                return Err(serde::de::Error::invalid_length(hint, &self));
+            }
+            let mut out = Vec::with_capacity(hint);
+            while let Some(item) = seq.next_element()? {
+                if out.len() == N {
+                    return Err(serde::de::Error::invalid_length(N + 1, &self));
+                }
+                out.push(item);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(Bounded::<T, N>(std::marker::PhantomData))
+}
+
 /// Everything that crosses the socket. `Hello` must stay variant 0.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
@@ -101,7 +139,8 @@ pub enum Message {
         generation: u64,
         /// The negotiated sync mode.
         sync: SyncMode,
-        /// What each slot's FD holds.
+        /// What each slot's FD holds (1..=[`MAX_SLOTS`]).
+        #[serde(deserialize_with = "bounded_seq::<_, _, MAX_SLOTS>")]
         slots: Vec<ExportInfo>,
     },
     /// Producer → consumer: `frame` is in `slot` and ready to read.
@@ -188,7 +227,7 @@ impl Message {
                         ours: PROTOCOL_VERSION,
                     });
                 }
-                if h.sync_modes.is_empty() || h.sync_modes.len() > 8 {
+                if h.sync_modes.is_empty() || h.sync_modes.len() > MAX_SYNC_MODES {
                     return Err(Error::Protocol(format!(
                         "{} sync modes in Hello",
                         h.sync_modes.len()
@@ -540,34 +579,131 @@ mod tests {
         }
     }
 
+    /// A payload whose sequence length claims far more elements than the caps allow is refused
+    /// on the length alone (before decoding or preallocating the elements).
+    #[test]
+    fn lying_sequence_lengths_are_refused() {
+        let varint = |mut v: u64, out: &mut Vec<u8>| loop {
+            let b = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                out.push(b);
+                break;
+            }
+            out.push(b | 0x80);
+        };
+        // PoolSetup (variant 2), generation 1, Host, then 60,000 "slots" of padding.
+        let mut payload = vec![2, 1, 0];
+        varint(60_000, &mut payload);
+        payload.resize(MAX_MESSAGE_BYTES - HEADER_BYTES, 1);
+        let mut frame = (payload.len() as u32).to_le_bytes().to_vec();
+        frame.extend_from_slice(&payload);
+        assert!(matches!(decode(&frame), Err(Error::Protocol(_))));
+        // A Hello of our version listing a million sync modes.
+        let mut payload = vec![0];
+        payload.extend_from_slice(&MAGIC);
+        payload.push(PROTOCOL_VERSION as u8);
+        payload.extend_from_slice(&[0, 1]); // role, pid
+        payload.extend_from_slice(&[0; 32]); // UUIDs
+        varint(1_000_000, &mut payload);
+        payload.resize(MAX_MESSAGE_BYTES - HEADER_BYTES, 0);
+        let mut frame = (payload.len() as u32).to_le_bytes().to_vec();
+        frame.extend_from_slice(&payload);
+        assert!(matches!(decode(&frame), Err(Error::Protocol(_))));
+        // Exactly at the caps is fine.
+        let mut h = Hello::new(Role::Producer, [0; 16], [0; 16], vec![], "p".into());
+        h.sync_modes = vec![SyncMode::Host; MAX_SYNC_MODES];
+        assert!(decode(&enc(&Message::Hello(h))).is_ok());
+        let full = Message::PoolSetup {
+            generation: 0,
+            sync: SyncMode::Host,
+            slots: vec![info(); MAX_SLOTS],
+        };
+        assert_eq!(decode(&enc(&full)).unwrap(), full);
+    }
+
+    /// Decodes `frame` and checks the contract: a valid message, or a protocol-level error.
+    fn decode_checked(frame: &[u8]) -> std::result::Result<(), TestCaseError> {
+        match decode(frame) {
+            Ok(m) => prop_assert!(m.validate().is_ok(), "decode returned an invalid {m:?}"),
+            Err(Error::Protocol(_)) | Err(Error::VersionMismatch { .. }) => {}
+            Err(other) => prop_assert!(false, "unexpected error kind: {other}"),
+        }
+        Ok(())
+    }
+
+    fn framed(payload: &[u8]) -> Vec<u8> {
+        let mut f = (payload.len() as u32).to_le_bytes().to_vec();
+        f.extend_from_slice(payload);
+        f
+    }
+
+    // 20,000 cases in all (5,000 per strategy), a couple of seconds in a debug build.
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 10_000, ..ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig { cases: 5_000, ..ProptestConfig::default() })]
 
         #[test]
         fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-            let _ = decode(&bytes);
+            decode_checked(&bytes)?;
             // Also with a consistent length prefix, so postcard sees the random payload.
-            let mut framed = (bytes.len() as u32).to_le_bytes().to_vec();
-            framed.extend_from_slice(&bytes);
-            let _ = decode(&framed);
+            decode_checked(&framed(&bytes))?;
+            // And behind a valid variant tag, to reach deeper into each variant.
+            for tag in 0u8..8 {
+                let mut p = vec![tag];
+                p.extend_from_slice(&bytes);
+                decode_checked(&framed(&p))?;
+            }
         }
 
         #[test]
-        fn mutated_valid_messages_never_panic(which in 0usize..7, flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8), cut in any::<usize>()) {
+        fn bit_flipped_messages_never_panic(
+            which in 0usize..7,
+            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8),
+        ) {
             let mut f = enc(&samples()[which]);
             for (pos, val) in flips {
                 let i = pos % f.len();
                 f[i] ^= val;
             }
-            let _ = decode(&f);
-            let _ = decode(&f[..cut % (f.len() + 1)]);
+            decode_checked(&f)?;
             // Re-frame the mutated payload with a correct length.
-            let payload = f[HEADER_BYTES.min(f.len())..].to_vec();
-            let mut framed = (payload.len() as u32).to_le_bytes().to_vec();
-            framed.extend_from_slice(&payload);
-            if let Ok(m) = decode(&framed) {
-                prop_assert!(m.validate().is_ok());
-            }
+            decode_checked(&framed(&f[HEADER_BYTES..]))?;
+        }
+
+        #[test]
+        fn truncated_and_spliced_messages_never_panic(
+            a in 0usize..7,
+            b in 0usize..7,
+            cut_a in any::<usize>(),
+            cut_b in any::<usize>(),
+        ) {
+            let fa = enc(&samples()[a]);
+            let fb = enc(&samples()[b]);
+            let ca = cut_a % (fa.len() + 1);
+            let cb = cut_b % (fb.len() + 1);
+            decode_checked(&fa[..ca])?;
+            decode_checked(&framed(&fa[HEADER_BYTES.min(ca)..ca]))?;
+            // The head of one message joined to the tail of another, framed consistently.
+            let mut spliced = fa[HEADER_BYTES.min(ca)..ca].to_vec();
+            spliced.extend_from_slice(&fb[HEADER_BYTES.max(cb)..]);
+            decode_checked(&framed(&spliced))?;
+        }
+
+        #[test]
+        fn huge_and_inconsistent_length_prefixes_never_panic(
+            which in 0usize..7,
+            prefix in prop_oneof![
+                any::<u32>(),
+                (MAX_MESSAGE_BYTES as u32 - 8)..(MAX_MESSAGE_BYTES as u32 + 8),
+                Just(u32::MAX),
+            ],
+            extra in 0usize..64,
+        ) {
+            let mut f = enc(&samples()[which]);
+            f[..HEADER_BYTES].copy_from_slice(&prefix.to_le_bytes());
+            decode_checked(&f)?;
+            f.resize(f.len() + extra, 0xff);
+            decode_checked(&f)?;
         }
     }
 }
