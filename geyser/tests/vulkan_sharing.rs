@@ -338,3 +338,58 @@ fn pattern_writer_fills_every_texel_not_only_the_probes() {
     }
     assert_validation_clean();
 }
+
+#[test]
+fn devices_are_selected_by_index_name_uuid_or_pci_and_a_missing_one_lists_the_present() {
+    use geyser::common::uuid_string;
+    use geyser::vulkan::{enumerate_devices, ContextOptions, DeviceSelector, Validation};
+    let devices = enumerate_devices().unwrap();
+    assert!(!devices.is_empty());
+    let first = &devices[0].identity;
+    let open = |sel: DeviceSelector| {
+        VulkanTextureShareManager::create(&ContextOptions {
+            device: sel,
+            validation: Validation::Required,
+        })
+    };
+    let by_index = open(DeviceSelector::parse("0")).unwrap();
+    assert_eq!(by_index.identity().device_uuid, first.device_uuid);
+    let name_part = first.name.split_whitespace().next().unwrap().to_uppercase(); // case-insensitive
+    assert_eq!(
+        open(DeviceSelector::parse(&name_part))
+            .unwrap()
+            .identity()
+            .name,
+        first.name
+    );
+    let by_uuid = open(DeviceSelector::parse(&uuid_string(&first.device_uuid))).unwrap();
+    assert_eq!(by_uuid.identity().device_uuid, first.device_uuid);
+    if let Some(pci) = &first.pci_bus {
+        assert_eq!(
+            open(DeviceSelector::parse(&format!("pci:{pci}")))
+                .unwrap()
+                .identity()
+                .pci_bus
+                .as_ref(),
+            Some(pci)
+        );
+    }
+    for missing in [
+        "99",
+        "no-such-gpu",
+        "pci:ffff:ff:1f.7",
+        "00000000-0000-0000-0000-000000000001",
+    ] {
+        match open(DeviceSelector::parse(missing)) {
+            Err(e @ Error::NoDevice { .. }) => {
+                let msg = e.to_string();
+                assert!(
+                    msg.contains(&first.name),
+                    "the error lists the devices present: {msg}"
+                );
+            }
+            other => panic!("{missing}: expected NoDevice, got {other:?}"),
+        }
+    }
+    assert_validation_clean();
+}

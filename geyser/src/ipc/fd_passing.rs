@@ -136,6 +136,7 @@ mod tests {
     use super::*;
     use rustix::fs::{memfd_create, MemfdFlags};
     use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
+    use rustix::pipe::PipeFlags;
     use std::io::{Read, Seek, Write};
     use std::os::fd::AsFd;
 
@@ -147,10 +148,6 @@ mod tests {
             None,
         )
         .unwrap()
-    }
-
-    fn open_fds() -> usize {
-        std::fs::read_dir("/proc/self/fd").unwrap().count()
     }
 
     #[test]
@@ -200,12 +197,24 @@ mod tests {
         ));
     }
 
+    /// A pipe whose write end travels; every copy of it is closed once a read of the (nonblocking)
+    /// read end reports end of file. Unlike counting `/proc/self/fd`, this is exact while other
+    /// tests open and close FDs on other threads.
+    fn tracer() -> (OwnedFd, OwnedFd) {
+        rustix::pipe::pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK).unwrap()
+    }
+
+    fn every_copy_closed(read_end: &OwnedFd) -> bool {
+        matches!(rustix::io::read(read_end, &mut [0u8; 1]), Ok(0))
+    }
+
     #[test]
     fn truncated_messages_are_errors_and_their_fds_are_closed() {
         let (a, b) = pair();
-        let mem = memfd_create("m", MemfdFlags::CLOEXEC).unwrap();
-        let before = open_fds();
-        send(a.as_fd(), &[7u8; 100], &[mem.as_fd()]).unwrap();
+        let (r, w) = tracer();
+        send(a.as_fd(), &[7u8; 100], &[w.as_fd()]).unwrap();
+        drop(w);
+        assert!(!every_copy_closed(&r), "the queued message holds a copy");
         let mut small = [0u8; 10];
         let mut fds = Vec::new();
         assert!(matches!(
@@ -213,7 +222,41 @@ mod tests {
             Err(Error::Protocol(_))
         ));
         assert!(fds.is_empty());
-        assert_eq!(open_fds(), before);
+        assert!(every_copy_closed(&r), "the received copy was closed");
+    }
+
+    #[test]
+    fn more_fds_than_the_limit_are_all_closed() {
+        let (a, b) = pair();
+        let (r, w) = tracer();
+        let many: Vec<BorrowedFd<'_>> = (0..MAX_FDS_PER_MESSAGE + 1).map(|_| w.as_fd()).collect();
+        // `send` refuses this, so build the message by hand, as a hostile peer would.
+        let mut space =
+            [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS_PER_MESSAGE + 1))];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        assert!(control.push(SendAncillaryMessage::ScmRights(&many)));
+        sendmsg(&a, &[IoSlice::new(b"x")], &mut control, SendFlags::empty()).unwrap();
+        drop(many);
+        drop(w);
+        let mut buf = [0u8; 64];
+        let mut fds = Vec::new();
+        assert!(matches!(
+            recv(b.as_fd(), &mut buf, &mut fds, false),
+            Err(Error::Protocol(_))
+        ));
+        assert!(fds.is_empty());
+        assert!(every_copy_closed(&r));
+    }
+
+    #[test]
+    fn fds_already_in_the_list_survive_a_failed_receive() {
+        let (a, b) = pair();
+        let keep = memfd_create("keep", MemfdFlags::CLOEXEC).unwrap();
+        let mut fds = vec![keep];
+        send(a.as_fd(), &[0u8; 100], &[]).unwrap();
+        assert!(recv(b.as_fd(), &mut [0u8; 10], &mut fds, false).is_err());
+        assert_eq!(fds.len(), 1);
+        check_fd_is_memory(fds[0].as_fd()).unwrap();
     }
 
     #[test]
@@ -222,5 +265,10 @@ mod tests {
         assert!(check_fd_is_memory(dir.as_fd()).is_err());
         let (a, _b) = pair();
         assert!(check_fd_is_memory(a.as_fd()).is_err());
+        let (r, _w) = tracer();
+        assert!(check_fd_is_memory(r.as_fd()).is_err());
+        // Device files pass: DMA-BUF and some drivers' memory FDs are character devices.
+        let null = std::fs::File::open("/dev/null").unwrap();
+        check_fd_is_memory(null.as_fd()).unwrap();
     }
 }
