@@ -2,7 +2,7 @@
 //! (0700, socket 0600); [`Listener`] and [`Connection`] send and receive checked messages.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -37,7 +37,8 @@ pub fn runtime_dir() -> Result<PathBuf> {
 }
 
 fn ensure_private_dir(dir: &Path) -> Result<()> {
-    match std::fs::create_dir(dir) {
+    // Created 0700 from the start (not chmod'ed after), so it is never briefly open.
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(Error::Io(e)),
@@ -145,7 +146,16 @@ impl Listener {
 
     /// Listens at an explicit socket path (its directory must exist and be private).
     pub fn bind_path(path: PathBuf) -> Result<Listener> {
-        if std::fs::symlink_metadata(&path).is_ok() {
+        if let Ok(meta) = std::fs::symlink_metadata(&path) {
+            if !meta.file_type().is_socket() {
+                return Err(Error::InvalidArgument {
+                    what: "endpoint path",
+                    reason: format!(
+                        "{} exists and is not a socket; remove it or pick another name",
+                        path.display()
+                    ),
+                });
+            }
             let probe = seqpacket()?;
             let addr = SocketAddrUnix::new(&path).map_err(|e| Error::Io(e.into()))?;
             match connect(&probe, &addr) {
@@ -352,7 +362,8 @@ impl Connection {
 
     /// Waits for one message (at most `timeout`; forever with `None`).
     pub fn recv(&mut self, timeout: Option<Duration>) -> Result<(Message, Vec<OwnedFd>)> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // A timeout too long to represent waits forever.
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         loop {
             if let Some(m) = self.try_recv()? {
                 return Ok(m);
@@ -362,7 +373,7 @@ impl Connection {
                 return Err(Error::Timeout("no message from the peer".into()));
             }
             let ts = left.map(|l| rustix::time::Timespec {
-                tv_sec: l.as_secs() as i64,
+                tv_sec: i64::try_from(l.as_secs()).unwrap_or(i64::MAX),
                 tv_nsec: l.subsec_nanos() as i64,
             });
             let mut pfd = [PollFd::new(&self.fd, PollFlags::IN)];

@@ -116,8 +116,13 @@ pub fn recv(
 }
 
 /// Checks that a received FD can be a memory handle: rejects directories, FIFOs, sockets and
-/// symlinks. Driver memory FDs are regular files (memfd, lavapipe), anonymous inodes or device
-/// files (DMA-BUF, NVIDIA), so anything else is accepted; the driver's import is the real check.
+/// symlinks, which no driver exports.
+///
+/// Deliberately permissive otherwise: opaque Vulkan memory FDs are regular files on some
+/// drivers (memfd on lavapipe), anonymous inodes or character-device files on others (NVIDIA,
+/// DMA-BUF heaps), and the kinds are not documented, so refusing any of them would break a real
+/// driver. The driver's own import (`vkGetMemoryFdPropertiesKHR` / `vkAllocateMemory`) is the
+/// real check; this one only stops a peer from passing something plainly wrong.
 pub fn check_fd_is_memory(fd: BorrowedFd<'_>) -> Result<()> {
     use rustix::fs::FileType;
     let st = rustix::fs::fstat(fd).map_err(|e| Error::Io(e.into()))?;
