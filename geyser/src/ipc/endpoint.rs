@@ -404,6 +404,11 @@ impl AsFd for Connection {
 mod tests {
     use super::super::protocol::{Hello, Role, SyncMode};
     use super::*;
+    use crate::common::{
+        ExportInfo, ExternalHandleType, MemoryLayout, TextureDescriptor, TextureExtent,
+        TextureFormat, TextureUsage,
+    };
+    use std::os::unix::fs::DirBuilderExt;
 
     fn tempdir(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("geyser-ep-{}-{tag}", std::process::id()));
@@ -422,12 +427,17 @@ mod tests {
         let mut client = Connection::connect_path(&path).unwrap();
         let mut server = listener.accept(false).unwrap().unwrap();
         let creds = server.check_peer(&PeerPolicy::SameUser).unwrap();
-        assert_eq!(creds.pid, std::process::id());
         let me = rustix::process::geteuid().as_raw();
-        assert!(matches!(
-            server.check_peer(&PeerPolicy::Uids(vec![me.wrapping_add(1)])),
-            Err(Error::PermissionDenied(_))
-        ));
+        assert_eq!(creds.pid, std::process::id());
+        assert_eq!(creds.uid, me);
+        assert_eq!(creds.gid, rustix::process::getegid().as_raw());
+        assert_eq!(server.peer_credentials().unwrap(), creds);
+        server.check_peer(&PeerPolicy::AnyUser).unwrap();
+        server.check_peer(&PeerPolicy::Uids(vec![me])).unwrap();
+        match server.check_peer(&PeerPolicy::Uids(vec![me.wrapping_add(1)])) {
+            Err(Error::PermissionDenied(m)) => assert!(m.contains(&format!("uid {me}")), "{m}"),
+            other => panic!("{other:?}"),
+        }
         let hello = Message::Hello(Hello::new(
             Role::Consumer,
             [1; 16],
@@ -485,26 +495,181 @@ mod tests {
         }
     }
 
+    /// A pipe whose write end travels; every copy of it is closed once the (nonblocking) read
+    /// end reports end of file. Exact even while other tests open FDs on other threads.
+    fn tracer() -> (OwnedFd, OwnedFd) {
+        use rustix::pipe::{pipe_with, PipeFlags};
+        pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK).unwrap()
+    }
+
+    fn every_copy_closed(read_end: &OwnedFd) -> bool {
+        matches!(rustix::io::read(read_end, &mut [0u8; 1]), Ok(0))
+    }
+
+    fn export_info() -> ExportInfo {
+        ExportInfo {
+            descriptor: TextureDescriptor::new(
+                16,
+                16,
+                TextureFormat::Rgba8Unorm,
+                &[TextureUsage::CopySrc],
+            ),
+            extent: TextureExtent::default(),
+            handle_type: ExternalHandleType::OpaqueFd,
+            layout: MemoryLayout::Optimal,
+            allocation_size: 4096,
+            memory_type_index: 0,
+            dedicated: true,
+            device_uuid: [0; 16],
+            driver_uuid: [0; 16],
+        }
+    }
+
     #[test]
-    fn fd_counts_must_match_the_message() {
+    fn fd_counts_must_match_the_message_and_unwanted_fds_are_closed() {
         let (mut a, mut b) = Connection::pair().unwrap();
-        let f = std::fs::File::open("/proc/self/exe").unwrap();
+        let (r, w) = tracer();
         let m = Message::FrameReleased {
             slot: 0,
             frame: 0,
             value: 0,
         };
         assert!(matches!(
-            a.send(&m, &[f.as_fd()]),
+            a.send(&m, &[w.as_fd()]),
             Err(Error::InvalidArgument { .. })
         ));
-        // Bypass the check: the receiver refuses and closes the unexpected FD.
+        // Bypass the check, as a hostile peer would: the receiver refuses and closes the FD.
         let mut buf = Vec::new();
         encode_into(&m, &mut buf).unwrap();
-        fd_passing::send(a.as_fd(), &buf, &[f.as_fd()]).unwrap();
+        fd_passing::send(a.as_fd(), &buf, &[w.as_fd()]).unwrap();
+        drop(w);
         assert!(matches!(
             b.recv(Some(Duration::from_secs(1))),
             Err(Error::Protocol(_))
         ));
+        assert!(every_copy_closed(&r));
+        // A pool whose FD is missing.
+        let pool = Message::PoolSetup {
+            generation: 1,
+            sync: SyncMode::Host,
+            slots: vec![export_info()],
+        };
+        encode_into(&pool, &mut buf).unwrap();
+        fd_passing::send(a.as_fd(), &buf, &[]).unwrap();
+        assert!(matches!(b.try_recv(), Err(Error::Protocol(_))));
+    }
+
+    #[test]
+    fn pool_fds_arrive_and_non_memory_fds_are_refused() {
+        let (mut a, mut b) = Connection::pair().unwrap();
+        let pool = Message::PoolSetup {
+            generation: 1,
+            sync: SyncMode::Host,
+            slots: vec![export_info(), export_info()],
+        };
+        let m0 = rustix::fs::memfd_create("s0", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        let m1 = rustix::fs::memfd_create("s1", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        a.send(&pool, &[m0.as_fd(), m1.as_fd()]).unwrap();
+        let (got, fds) = b.recv(Some(Duration::from_secs(1))).unwrap();
+        assert_eq!((got, fds.len()), (pool.clone(), 2));
+        // A pipe is no memory handle: refused, and closed with the message.
+        let (r, w) = tracer();
+        a.send(&pool, &[m0.as_fd(), w.as_fd()]).unwrap();
+        drop(w);
+        assert!(matches!(
+            b.recv(Some(Duration::from_secs(1))),
+            Err(Error::Protocol(_))
+        ));
+        assert!(every_copy_closed(&r));
+    }
+
+    #[test]
+    fn idle_endpoints_do_not_block() {
+        let dir = tempdir("idle");
+        let listener = Listener::bind_path(socket_path_in(&dir, "idle").unwrap()).unwrap();
+        assert!(listener.accept(true).unwrap().is_none());
+        let (mut a, mut b) = Connection::pair().unwrap();
+        assert!(a.try_recv().unwrap().is_none());
+        // A wait longer than any deadline can express still returns when a message comes.
+        let sender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            b.send(&Message::Bye { reason: "x".into() }, &[]).unwrap();
+            b
+        });
+        let (m, _) = a.recv(Some(Duration::MAX)).unwrap();
+        assert!(matches!(m, Message::Bye { .. }));
+        drop(sender.join().unwrap());
+        assert!(matches!(a.try_recv(), Err(Error::PeerGone(_))));
+    }
+
+    #[test]
+    fn private_dirs_are_tightened_and_checked() {
+        let base = tempdir("dirs");
+        let loose = base.join("loose");
+        std::fs::DirBuilder::new()
+            .mode(0o755)
+            .create(&loose)
+            .unwrap();
+        ensure_private_dir(&loose).unwrap();
+        assert_eq!(std::fs::metadata(&loose).unwrap().mode() & 0o777, 0o700);
+        let file = base.join("file");
+        std::fs::write(&file, b"").unwrap();
+        assert!(matches!(
+            ensure_private_dir(&file),
+            Err(Error::PermissionDenied(m)) if m.contains("file")
+        ));
+        let link = base.join("link");
+        std::os::unix::fs::symlink(&loose, &link).unwrap();
+        assert!(matches!(
+            ensure_private_dir(&link),
+            Err(Error::PermissionDenied(_))
+        ));
+        if rustix::process::geteuid().is_root() {
+            // Only root can give a directory away; as anyone else this part is skipped.
+            let theirs = base.join("theirs");
+            std::fs::create_dir(&theirs).unwrap();
+            let other = rustix::process::Uid::from_raw(54_321);
+            rustix::fs::chown(&theirs, Some(other), None).unwrap();
+            assert!(matches!(
+                ensure_private_dir(&theirs),
+                Err(Error::PermissionDenied(m)) if m.contains("theirs")
+            ));
+        }
+    }
+
+    #[test]
+    fn long_paths_and_non_sockets_are_refused() {
+        let deep = PathBuf::from(format!("/{}", "d".repeat(100)));
+        assert!(matches!(
+            socket_path_in(&deep, "name"),
+            Err(Error::InvalidArgument { .. })
+        ));
+        let longest = "n".repeat(64);
+        assert!(socket_path_in(Path::new("/tmp"), &longest).is_ok());
+        assert!(socket_path_in(Path::new("/tmp"), "a.b_c-D9").is_ok());
+        let dir = tempdir("notsock");
+        let path = socket_path_in(&dir, "file").unwrap();
+        std::fs::write(&path, b"keep me").unwrap();
+        assert!(matches!(
+            Listener::bind_path(path.clone()),
+            Err(Error::InvalidArgument { .. })
+        ));
+        assert_eq!(std::fs::read(&path).unwrap(), b"keep me");
+    }
+
+    #[test]
+    fn a_replaced_socket_is_left_to_its_new_owner() {
+        let dir = tempdir("replaced");
+        let path = socket_path_in(&dir, "r").unwrap();
+        let old = Listener::bind_path(path.clone()).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let new = Listener::bind_path(path.clone()).unwrap();
+        drop(old);
+        assert!(
+            path.exists(),
+            "the old listener must not unlink the new socket"
+        );
+        drop(new);
+        assert!(!path.exists());
     }
 }

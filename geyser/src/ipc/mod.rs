@@ -7,7 +7,7 @@
 //! - [`endpoint`]: names → sockets in a private runtime directory, peer credentials.
 //! - [`producer`] / [`consumer`]: the ring, the handshake, frame handoff, fault handling.
 //! - [`demo`]: the verifying loops `geyser demo` and the examples run.
-//! - [`bench`]: the in-process and CPU-copy paths `geyser bench` compares the IPC path with.
+//! - [`bench`](mod@bench): the in-process and CPU-copy paths `geyser bench` compares the IPC path with.
 
 pub mod bench;
 pub mod consumer;
