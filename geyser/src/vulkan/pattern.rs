@@ -8,6 +8,7 @@ use super::buffer::Buffer;
 use super::image::VulkanTexture;
 use super::manager::VulkanTextureShareManager;
 use super::submit::{Submitter, TimelinePoint, SUBMIT_TIMEOUT};
+use super::transfer::{record_copy, Direction};
 use crate::common::{TextureAspect, TextureUsage};
 use crate::{Error, Result};
 
@@ -251,9 +252,6 @@ impl ProbeReader {
         let d = &texture.inner.info.descriptor;
         let (w, h) = (d.width, d.height);
         let family = self.submit.dev.queue_family;
-        let layout = vk::ImageLayout::TRANSFER_SRC_OPTIMAL;
-        let [acquire, release] =
-            texture.access_barriers(family, true, layout, vk::AccessFlags::TRANSFER_READ);
         let points = Self::points(w, h);
         let regions: [vk::BufferImageCopy; Self::PROBES] = std::array::from_fn(|i| {
             vk::BufferImageCopy::default()
@@ -275,40 +273,19 @@ impl ProbeReader {
                     depth: 1,
                 })
         });
-        let host = self
-            .buffer
-            .barrier(vk::AccessFlags::TRANSFER_WRITE, vk::AccessFlags::HOST_READ);
         self.submit.submit(
+            // Probe points are inside the image and each region fits its 16-byte slot of the
+            // buffer (texels are at most 16 bytes).
             |device, cmd| {
-                // SAFETY: recording on our command buffer; probe points are inside the image and
-                // each region fits its 16-byte slot of the buffer (texels are at most 16 bytes).
-                unsafe {
-                    device.cmd_pipeline_barrier(
-                        cmd,
-                        vk::PipelineStageFlags::TOP_OF_PIPE,
-                        vk::PipelineStageFlags::TRANSFER,
-                        vk::DependencyFlags::empty(),
-                        &[],
-                        &[],
-                        &[acquire],
-                    );
-                    device.cmd_copy_image_to_buffer(
-                        cmd,
-                        texture.image(),
-                        layout,
-                        self.buffer.buffer,
-                        &regions,
-                    );
-                    device.cmd_pipeline_barrier(
-                        cmd,
-                        vk::PipelineStageFlags::TRANSFER,
-                        vk::PipelineStageFlags::HOST | vk::PipelineStageFlags::BOTTOM_OF_PIPE,
-                        vk::DependencyFlags::empty(),
-                        &[],
-                        std::slice::from_ref(&host),
-                        &[release],
-                    );
-                }
+                record_copy(
+                    device,
+                    cmd,
+                    family,
+                    texture,
+                    &regions,
+                    &self.buffer,
+                    &Direction::Download,
+                )
             },
             waits,
             signals,

@@ -47,23 +47,22 @@ fn require_usage(texture: &VulkanTexture, usage: TextureUsage, why: &str) -> Res
     Ok(())
 }
 
-enum Direction {
+pub(crate) enum Direction {
     Upload,
     Download,
 }
 
-/// Records acquire → copy → release between `texture` (one aspect of mip 0, all layers) and
-/// `staging`, plus the barrier that makes a download visible to the host.
-fn record_copy(
+/// Records acquire → copy of `regions` → release between `texture` and `staging`, plus the
+/// barrier that makes a download visible to the host.
+pub(crate) fn record_copy(
     device: &ash::Device,
     cmd: vk::CommandBuffer,
     queue_family: u32,
     texture: &VulkanTexture,
-    aspect: TextureAspect,
+    regions: &[vk::BufferImageCopy],
     staging: &Buffer,
     dir: &Direction,
 ) {
-    let p = &texture.inner.params;
     let (layout, access) = match dir {
         Direction::Upload => (
             vk::ImageLayout::TRANSFER_DST_OPTIMAL,
@@ -78,14 +77,6 @@ fn record_copy(
     // depth/stencil texture must keep the other aspect, so keep contents whenever there are any.
     let initialized = texture.is_initialized();
     let [acquire, release] = texture.access_barriers(queue_family, initialized, layout, access);
-    let region = vk::BufferImageCopy::default()
-        .image_subresource(vk::ImageSubresourceLayers {
-            aspect_mask: vk_aspect(aspect),
-            mip_level: 0,
-            base_array_layer: 0,
-            layer_count: p.array_layers,
-        })
-        .image_extent(p.extent);
     let host = staging.barrier(vk::AccessFlags::TRANSFER_WRITE, vk::AccessFlags::HOST_READ);
     let buffers: &[vk::BufferMemoryBarrier] = match dir {
         Direction::Download => std::slice::from_ref(&host),
@@ -109,14 +100,14 @@ fn record_copy(
                 staging.buffer,
                 texture.image(),
                 layout,
-                &[region],
+                regions,
             ),
             Direction::Download => device.cmd_copy_image_to_buffer(
                 cmd,
                 texture.image(),
                 layout,
                 staging.buffer,
-                &[region],
+                regions,
             ),
         }
         device.cmd_pipeline_barrier(
@@ -140,8 +131,17 @@ fn copy(
     dir: Direction,
 ) -> Result<()> {
     let family = submit.dev.queue_family;
+    let p = &texture.inner.params;
+    let region = vk::BufferImageCopy::default()
+        .image_subresource(vk::ImageSubresourceLayers {
+            aspect_mask: vk_aspect(aspect),
+            mip_level: 0,
+            base_array_layer: 0,
+            layer_count: p.array_layers,
+        })
+        .image_extent(p.extent);
     submit.submit(
-        |device, cmd| record_copy(device, cmd, family, texture, aspect, staging, &dir),
+        |device, cmd| record_copy(device, cmd, family, texture, &[region], staging, &dir),
         &[],
         &[],
         true,
