@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{assert_validation_clean, manager};
+use common::{assert_validation_clean, exit_child, manager};
 use geyser::common::TextureFormat;
 use geyser::ipc::demo::{
     demo_descriptor, run_consumer, run_producer, ConsumeReport, ProduceConfig, ProduceReport,
@@ -114,16 +114,7 @@ fn child_role_entry() {
         }
         other => panic!("unknown GT_ROLE {other}"),
     };
-    let code = if geyser::vulkan::validation_error_count() > 0 {
-        eprintln!(
-            "validation errors: {:#?}",
-            geyser::vulkan::validation_messages()
-        );
-        4
-    } else {
-        code
-    };
-    std::process::exit(code);
+    exit_child(code);
 }
 
 struct ChildProc {
@@ -430,6 +421,24 @@ fn hello(m: &geyser::vulkan::VulkanTextureShareManager) -> Hello {
     )
 }
 
+/// A raw client that completes the handshake (Hello, then the producer's Hello and PoolSetup,
+/// whose FDs it drops) and then does whatever the test makes it do.
+fn raw_consumer(
+    name: &str,
+    m: &geyser::vulkan::VulkanTextureShareManager,
+    producer: &Producer,
+) -> Connection {
+    let mut c = raw_client(name);
+    c.send(&Message::Hello(hello(m)), &[]).unwrap();
+    let _ = c.recv(Some(Duration::from_secs(5))).unwrap(); // Hello
+    let (setup, fds) = c.recv(Some(Duration::from_secs(5))).unwrap();
+    assert!(matches!(setup, Message::PoolSetup { .. }) && !fds.is_empty());
+    producer
+        .wait_for_consumers(1, Duration::from_secs(5))
+        .unwrap();
+    c
+}
+
 /// The connection ends (Bye, then closed) instead of serving the bad client.
 fn assert_closed(c: &mut Connection) {
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -671,13 +680,7 @@ fn a_consumer_that_never_releases_is_dropped_and_its_slots_reclaimed() {
     };
     let producer = Producer::bind(&name, m.clone(), &desc, options).unwrap();
     let writer = PatternWriter::new(&m, desc.tight_size()).unwrap();
-    let mut hoarder = raw_client(&name);
-    hoarder.send(&Message::Hello(hello(&m)), &[]).unwrap();
-    let _ = hoarder.recv(Some(Duration::from_secs(5))).unwrap(); // Hello
-    let _ = hoarder.recv(Some(Duration::from_secs(5))).unwrap(); // PoolSetup (FDs closed on drop)
-    producer
-        .wait_for_consumers(1, Duration::from_secs(5))
-        .unwrap();
+    let mut hoarder = raw_consumer(&name, &m, &producer);
     let start = Instant::now();
     for _ in 0..4 {
         // Two slots, both held by the hoarder after two frames: the third acquire only
@@ -713,13 +716,7 @@ fn max_held_frames_caps_what_one_lossless_consumer_can_hold() {
     };
     let producer = Producer::bind(&name, m.clone(), &desc, options).unwrap();
     let writer = PatternWriter::new(&m, desc.tight_size()).unwrap();
-    let mut hoarder = raw_client(&name);
-    hoarder.send(&Message::Hello(hello(&m)), &[]).unwrap();
-    let _ = hoarder.recv(Some(Duration::from_secs(5))).unwrap();
-    let _ = hoarder.recv(Some(Duration::from_secs(5))).unwrap();
-    producer
-        .wait_for_consumers(1, Duration::from_secs(5))
-        .unwrap();
+    let _hoarder = raw_consumer(&name, &m, &producer);
     for _ in 0..3 {
         // Never blocks: the hoarder can pin one slot, not the ring.
         let slot = producer.acquire(Some(Duration::from_secs(1))).unwrap();

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{assert_validation_clean, manager};
+use common::{assert_validation_clean, exit_child, manager};
 use geyser::common::TextureFormat;
 use geyser::ipc::demo::{demo_descriptor, run_consumer, write_slot};
 use geyser::ipc::{ConsumerOptions, Producer, ProducerOptions};
@@ -69,16 +69,7 @@ fn soak_consumer_entry() {
             1
         }
     };
-    let code = if geyser::vulkan::validation_error_count() > 0 {
-        eprintln!(
-            "validation errors: {:#?}",
-            geyser::vulkan::validation_messages()
-        );
-        4
-    } else {
-        code
-    };
-    std::process::exit(code);
+    exit_child(code);
 }
 
 struct ConsumerProc {

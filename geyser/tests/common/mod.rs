@@ -30,6 +30,20 @@ pub fn assert_validation_clean() {
     );
 }
 
+/// Ends a test child process with `code`, or 4 if the validation layer reported an error.
+pub fn exit_child(code: i32) -> ! {
+    let code = if geyser::vulkan::validation_error_count() > 0 {
+        eprintln!(
+            "validation errors: {:#?}",
+            geyser::vulkan::validation_messages()
+        );
+        4
+    } else {
+        code
+    };
+    std::process::exit(code)
+}
+
 /// A deterministic pattern for one aspect, `len` bytes, valid for the format (depth values in
 /// [0, 1], D24's unused top byte zero).
 pub fn pattern(format: TextureFormat, aspect: TextureAspect, len: usize, seed: u32) -> Vec<u8> {
