@@ -34,6 +34,8 @@ pub mod common;
 pub mod ipc;
 #[cfg(feature = "vulkan")]
 pub mod vulkan;
+#[cfg(feature = "webgpu")]
+pub mod webgpu;
 
 pub use common::{Error, Result};
 

@@ -79,7 +79,19 @@ macro_rules! format_table {
                 srgb: $srgb,
             },
         )*];
+
+        #[cfg(feature = "webgpu")]
+        impl TextureFormat {
+            /// The matching `wgpu::TextureFormat` (the table's wgpu column), if wgpu has one.
+            pub fn to_wgpu(self) -> Option<wgpu::TextureFormat> {
+                match self {
+                    $(TextureFormat::$name => format_table!(@wgpu $wgpu),)*
+                }
+            }
+        }
     };
+    (@wgpu -) => { None };
+    (@wgpu $v:ident) => { Some(wgpu::TextureFormat::$v) };
     (@vk $vk:ident) => { vk_raw::$vk };
     (@opt_str -) => { None };
     (@opt_str $v:ident) => { Some(stringify!($v)) };

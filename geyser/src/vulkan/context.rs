@@ -205,13 +205,24 @@ unsafe extern "system" fn debug_callback(
     vk::FALSE
 }
 
+/// Device extensions Geyser enables when the device offers them (besides the required
+/// `VK_KHR_external_memory_fd`).
+pub(crate) const OPTIONAL_DEVICE_EXTENSIONS: &[&CStr] = &[
+    ash::ext::external_memory_dma_buf::NAME,
+    ash::ext::image_drm_format_modifier::NAME,
+    ash::khr::external_semaphore_fd::NAME,
+    ash::khr::external_fence_fd::NAME,
+    ash::ext::external_memory_host::NAME,
+    ash::ext::queue_family_foreign::NAME,
+];
+
 /// The queue Geyser submits to, behind one lock (Vulkan queues are externally synchronized).
 pub(crate) struct QueueState {
     pub(crate) queue: vk::Queue,
 }
 
 /// Objects Geyser created and so destroys (in this order: device, messenger, instance).
-struct Owned {
+pub(crate) struct Owned {
     _entry: ash::Entry,
     debug_utils: Option<(ash::ext::debug_utils::Instance, vk::DebugUtilsMessengerEXT)>,
 }
@@ -233,6 +244,9 @@ pub(crate) struct DeviceShared {
     /// Whether timeline semaphores are enabled (Vulkan 1.2 `timelineSemaphore` feature).
     pub(crate) timeline: bool,
     queue: Mutex<QueueState>,
+    /// Another API (wgpu) owns queue 0 and serializes its submissions without Geyser's lock:
+    /// Geyser must never touch that queue (no submissions, no idle waits).
+    foreign_queue: bool,
     owned: Option<Owned>,
 }
 
@@ -280,94 +294,12 @@ impl DeviceShared {
 
     /// Creates Geyser's own instance and device.
     pub(crate) fn create(options: &ContextOptions) -> Result<Self> {
-        // SAFETY: loading the Vulkan loader library runs its initialisers; we rely on the
-        // system's loader being a conforming one.
-        let entry = unsafe { ash::Entry::load() }.map_err(|e| Error::Loader(e.to_string()))?;
-        // SAFETY: `entry` is a loaded Vulkan entry point table.
-        let instance_version = unsafe { entry.try_enumerate_instance_version() }
-            .map_err(Error::vk("vkEnumerateInstanceVersion"))?
-            .unwrap_or(vk::API_VERSION_1_0);
-        if instance_version < vk::API_VERSION_1_1 {
-            return Err(Error::unsupported(
-                "Vulkan 1.1",
-                "the Vulkan loader is older than 1.1",
-            ));
-        }
-        let api_version = instance_version.min(vk::API_VERSION_1_3);
-
-        // SAFETY: as above.
-        let layers = unsafe { entry.enumerate_instance_layer_properties() }
-            .map_err(Error::vk("vkEnumerateInstanceLayerProperties"))?;
-        let has_validation = layers
-            .iter()
-            .any(|l| l.layer_name_as_c_str().ok() == Some(c"VK_LAYER_KHRONOS_validation"));
-        let validation = match options.validation {
-            Validation::Off => false,
-            Validation::IfAvailable if !has_validation => {
-                tracing::warn!("VK_LAYER_KHRONOS_validation is not installed; continuing without it");
-                false
-            }
-            Validation::Required if !has_validation => {
-                return Err(Error::unsupported(
-                    "VK_LAYER_KHRONOS_validation",
-                    "validation was required but the layer is not installed (Debian/Ubuntu: apt-get install vulkan-validationlayers)",
-                ))
-            }
-            _ => true,
-        };
-
-        let app_info = vk::ApplicationInfo::default()
-            .application_name(c"geyser")
-            .engine_name(c"geyser")
-            .api_version(api_version);
-        let layer_names: Vec<*const c_char> = if validation {
-            vec![c"VK_LAYER_KHRONOS_validation".as_ptr()]
-        } else {
-            vec![]
-        };
-        let ext_names: Vec<*const c_char> = if validation {
-            vec![ash::ext::debug_utils::NAME.as_ptr()]
-        } else {
-            vec![]
-        };
-        let mut messenger_info = vk::DebugUtilsMessengerCreateInfoEXT::default()
-            .message_severity(
-                vk::DebugUtilsMessageSeverityFlagsEXT::ERROR
-                    | vk::DebugUtilsMessageSeverityFlagsEXT::WARNING,
-            )
-            .message_type(
-                vk::DebugUtilsMessageTypeFlagsEXT::VALIDATION
-                    | vk::DebugUtilsMessageTypeFlagsEXT::GENERAL
-                    | vk::DebugUtilsMessageTypeFlagsEXT::PERFORMANCE,
-            )
-            .pfn_user_callback(Some(debug_callback));
-        let mut create_info = vk::InstanceCreateInfo::default()
-            .application_info(&app_info)
-            .enabled_layer_names(&layer_names)
-            .enabled_extension_names(&ext_names);
-        if validation {
-            // Also catches messages from vkCreateInstance/vkDestroyInstance themselves.
-            create_info = create_info.push_next(&mut messenger_info);
-        }
-        // SAFETY: every pointer in `create_info` points into locals that outlive the call.
-        let instance = unsafe { entry.create_instance(&create_info, None) }
-            .map_err(Error::vk("vkCreateInstance"))?;
-        let instance = InstanceGuard(Some(instance));
-
-        let debug_utils = if validation {
-            let du = ash::ext::debug_utils::Instance::new(&entry, instance.get());
-            // SAFETY: the instance was created with VK_EXT_debug_utils enabled.
-            let messenger = unsafe { du.create_debug_utils_messenger(&messenger_info, None) }
-                .map_err(Error::vk("vkCreateDebugUtilsMessengerEXT"))?;
-            Some((du, messenger))
-        } else {
-            None
-        };
-        let mut owned = Owned {
-            _entry: entry,
-            debug_utils,
-        };
-        let instance = instance.into_inner();
+        let CreatedInstance {
+            instance,
+            api_version,
+            mut owned,
+            ..
+        } = create_instance(options, &[])?;
         match Self::create_device(&instance, options, api_version) {
             Ok((device, physical, queue_family, timeline)) => Self::finish(
                 instance,
@@ -428,16 +360,8 @@ impl DeviceShared {
                 ));
             }
         }
-        let optional = [
-            ash::ext::external_memory_dma_buf::NAME,
-            ash::ext::image_drm_format_modifier::NAME,
-            ash::khr::external_semaphore_fd::NAME,
-            ash::khr::external_fence_fd::NAME,
-            ash::ext::external_memory_host::NAME,
-            ash::ext::queue_family_foreign::NAME,
-        ];
         let mut enabled: Vec<*const c_char> = required.iter().map(|e| e.as_ptr()).collect();
-        for ext in optional {
+        for ext in OPTIONAL_DEVICE_EXTENSIONS {
             if available.iter().any(|e| e.as_c_str() == ext) {
                 enabled.push(ext.as_ptr());
             }
@@ -522,6 +446,7 @@ impl DeviceShared {
             external_fence_fd,
             timeline,
             queue: Mutex::new(queue),
+            foreign_queue: false,
             owned,
         })
     }
@@ -531,8 +456,25 @@ impl DeviceShared {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Waits until the queue has finished all work submitted to it.
+    /// Marks queue 0 as owned by another API (see [`Self::queue_is_foreign`]).
+    #[cfg(feature = "webgpu")]
+    pub(crate) fn with_foreign_queue(mut self) -> Self {
+        self.foreign_queue = true;
+        self
+    }
+
+    /// Whether another API owns the queue; then Geyser submits nothing and waits for nothing
+    /// on it: that API destroys resources only after its GPU work with them is done.
+    pub(crate) fn queue_is_foreign(&self) -> bool {
+        self.foreign_queue
+    }
+
+    /// Waits until the queue has finished all work submitted to it. Does nothing when the
+    /// queue belongs to another API, which then guarantees completion itself.
     pub(crate) fn wait_queue_idle(&self) -> Result<()> {
+        if self.foreign_queue {
+            return Ok(());
+        }
         let q = self.lock_queue();
         // SAFETY: the queue is externally synchronized by the lock we hold.
         unsafe { self.device.queue_wait_idle(q.queue) }.map_err(Error::vk("vkQueueWaitIdle"))
@@ -544,7 +486,119 @@ impl DeviceShared {
     }
 }
 
-fn destroy_owned(instance: &ash::Instance, owned: &mut Owned) {
+/// An instance Geyser created, with what destroys it.
+pub(crate) struct CreatedInstance {
+    pub(crate) entry: ash::Entry,
+    pub(crate) instance: ash::Instance,
+    pub(crate) api_version: u32,
+    /// The instance extensions it was created with.
+    pub(crate) extensions: Vec<&'static CStr>,
+    pub(crate) owned: Owned,
+}
+
+/// Creates an instance (Vulkan 1.1 to 1.3) with the validation layer and Geyser's validation
+/// messenger per `options`, and `extra_extensions` enabled (the caller checked they exist).
+pub(crate) fn create_instance(
+    options: &ContextOptions,
+    extra_extensions: &[&'static CStr],
+) -> Result<CreatedInstance> {
+    // SAFETY: loading the Vulkan loader library runs its initialisers; we rely on the
+    // system's loader being a conforming one.
+    let entry = unsafe { ash::Entry::load() }.map_err(|e| Error::Loader(e.to_string()))?;
+    // SAFETY: `entry` is a loaded Vulkan entry point table.
+    let instance_version = unsafe { entry.try_enumerate_instance_version() }
+        .map_err(Error::vk("vkEnumerateInstanceVersion"))?
+        .unwrap_or(vk::API_VERSION_1_0);
+    if instance_version < vk::API_VERSION_1_1 {
+        return Err(Error::unsupported(
+            "Vulkan 1.1",
+            "the Vulkan loader is older than 1.1",
+        ));
+    }
+    let api_version = instance_version.min(vk::API_VERSION_1_3);
+
+    // SAFETY: as above.
+    let layers = unsafe { entry.enumerate_instance_layer_properties() }
+        .map_err(Error::vk("vkEnumerateInstanceLayerProperties"))?;
+    let has_validation = layers
+        .iter()
+        .any(|l| l.layer_name_as_c_str().ok() == Some(c"VK_LAYER_KHRONOS_validation"));
+    let validation = match options.validation {
+        Validation::Off => false,
+        Validation::IfAvailable if !has_validation => {
+            tracing::warn!("VK_LAYER_KHRONOS_validation is not installed; continuing without it");
+            false
+        }
+        Validation::Required if !has_validation => {
+            return Err(Error::unsupported(
+                "VK_LAYER_KHRONOS_validation",
+                "validation was required but the layer is not installed (Debian/Ubuntu: apt-get install vulkan-validationlayers)",
+            ))
+        }
+        _ => true,
+    };
+
+    let app_info = vk::ApplicationInfo::default()
+        .application_name(c"geyser")
+        .engine_name(c"geyser")
+        .api_version(api_version);
+    let layer_names: Vec<*const c_char> = if validation {
+        vec![c"VK_LAYER_KHRONOS_validation".as_ptr()]
+    } else {
+        vec![]
+    };
+    let mut ext_list: Vec<&'static CStr> = extra_extensions.to_vec();
+    if validation && !ext_list.contains(&ash::ext::debug_utils::NAME) {
+        ext_list.push(ash::ext::debug_utils::NAME);
+    }
+    let ext_names: Vec<*const c_char> = ext_list.iter().map(|e| e.as_ptr()).collect();
+    let mut messenger_info = vk::DebugUtilsMessengerCreateInfoEXT::default()
+        .message_severity(
+            vk::DebugUtilsMessageSeverityFlagsEXT::ERROR
+                | vk::DebugUtilsMessageSeverityFlagsEXT::WARNING,
+        )
+        .message_type(
+            vk::DebugUtilsMessageTypeFlagsEXT::VALIDATION
+                | vk::DebugUtilsMessageTypeFlagsEXT::GENERAL
+                | vk::DebugUtilsMessageTypeFlagsEXT::PERFORMANCE,
+        )
+        .pfn_user_callback(Some(debug_callback));
+    let mut create_info = vk::InstanceCreateInfo::default()
+        .application_info(&app_info)
+        .enabled_layer_names(&layer_names)
+        .enabled_extension_names(&ext_names);
+    if validation {
+        // Also catches messages from vkCreateInstance/vkDestroyInstance themselves.
+        create_info = create_info.push_next(&mut messenger_info);
+    }
+    // SAFETY: every pointer in `create_info` points into locals that outlive the call.
+    let instance = unsafe { entry.create_instance(&create_info, None) }
+        .map_err(Error::vk("vkCreateInstance"))?;
+    let instance = InstanceGuard(Some(instance));
+
+    let debug_utils = if validation {
+        let du = ash::ext::debug_utils::Instance::new(&entry, instance.get());
+        // SAFETY: the instance was created with VK_EXT_debug_utils enabled.
+        let messenger = unsafe { du.create_debug_utils_messenger(&messenger_info, None) }
+            .map_err(Error::vk("vkCreateDebugUtilsMessengerEXT"))?;
+        Some((du, messenger))
+    } else {
+        None
+    };
+    let owned = Owned {
+        _entry: entry,
+        debug_utils,
+    };
+    Ok(CreatedInstance {
+        entry: owned._entry.clone(),
+        instance: instance.into_inner(),
+        api_version,
+        extensions: ext_list,
+        owned,
+    })
+}
+
+pub(crate) fn destroy_owned(instance: &ash::Instance, owned: &mut Owned) {
     if let Some((du, messenger)) = owned.debug_utils.take() {
         // SAFETY: the messenger was created from this instance and is destroyed once.
         unsafe { du.destroy_debug_utils_messenger(messenger, None) };
@@ -577,10 +631,12 @@ impl Drop for InstanceGuard {
 impl Drop for DeviceShared {
     fn drop(&mut self) {
         let q = self.queue.get_mut().unwrap_or_else(|p| p.into_inner());
-        // SAFETY: every texture and submitter holds an Arc to this struct, so none is alive
-        // now; the wait is for work an application may still have on Geyser's queue.
-        unsafe {
-            let _ = self.device.queue_wait_idle(q.queue);
+        if !self.foreign_queue {
+            // SAFETY: every texture and submitter holds an Arc to this struct, so none is
+            // alive now; the wait is for work an application may still have on Geyser's queue.
+            unsafe {
+                let _ = self.device.queue_wait_idle(q.queue);
+            }
         }
         if let Some(mut owned) = self.owned.take() {
             // SAFETY: we created the device and instance; all their children are gone.

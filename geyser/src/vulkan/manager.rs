@@ -93,6 +93,21 @@ impl VulkanTextureShareManager {
         Self::create(&ContextOptions::from_env())
     }
 
+    /// Wraps wgpu's device: borrowed like [`Self::new`], and its queue belongs to wgpu, so
+    /// this manager never submits to it or waits on it.
+    #[cfg(feature = "webgpu")]
+    pub(crate) fn for_wgpu(
+        instance: ash::Instance,
+        device: ash::Device,
+        physical_device: vk::PhysicalDevice,
+        queue_family: u32,
+    ) -> Result<Self> {
+        Ok(Self::from_shared(
+            DeviceShared::borrowed(instance, device, physical_device, queue_family)?
+                .with_foreign_queue(),
+        ))
+    }
+
     fn from_shared(dev: DeviceShared) -> Self {
         Self {
             dev: Arc::new(dev),

@@ -32,5 +32,11 @@ pub use submit::{TimelinePoint, SUBMIT_TIMEOUT};
 pub use sync::{SharedFence, SharedSemaphore, SharedTimelineSemaphore, SyncHandleType};
 pub use transfer::{aspect_size, StagingBuffer};
 
+#[cfg(feature = "webgpu")]
+pub(crate) use caps::{device_extensions, enumerate_identities};
+pub(crate) use context::SharedDevice;
+#[cfg(feature = "webgpu")]
+pub(crate) use context::{create_instance, destroy_owned, OPTIONAL_DEVICE_EXTENSIONS};
+
 /// The ash crate Geyser is built against, so applications use the same version.
 pub use ash;

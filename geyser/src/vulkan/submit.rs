@@ -44,6 +44,12 @@ pub(crate) struct Submitter {
 
 impl Submitter {
     pub(crate) fn new(dev: &SharedDevice, depth: usize) -> Result<Self> {
+        if dev.queue_is_foreign() {
+            return Err(Error::unsupported(
+                "Geyser submissions",
+                "this device's queue belongs to wgpu; record the work in wgpu instead",
+            ));
+        }
         let device = &dev.device;
         let info = vk::CommandPoolCreateInfo::default()
             .queue_family_index(dev.queue_family)

@@ -1,0 +1,39 @@
+//! wgpu interop (feature `webgpu`): shared textures as [`wgpu::Texture`]s on wgpu's own Vulkan
+//! device, in the same process as a Vulkan context or across processes through [`crate::ipc`].
+//!
+//! Supported: wgpu and wgpu-hal **30.x** (the versions whose Vulkan HAL is built on the same
+//! ash 0.38 as Geyser), Vulkan backend only.
+//!
+//! - [`WgpuTextureShareManager::create`] makes the wgpu device: Geyser creates the Vulkan
+//!   instance (with its validation messenger), picks the physical device with
+//!   [`crate::vulkan::DeviceSelector`], and opens it through wgpu-hal's `open_with_callback`,
+//!   adding the external memory / semaphore / fence extensions the device offers.
+//!   [`WgpuTextureShareManager::from_wgpu`] wraps an application's device instead; that device
+//!   must have `VK_KHR_external_memory_fd` enabled (request
+//!   `wgpu::Features::VULKAN_EXTERNAL_MEMORY_FD`).
+//! - Textures are Geyser's exportable `VkImage`s wrapped with wgpu-hal's `texture_from_raw`
+//!   and `Device::create_texture_from_hal`: the [`wgpu::Texture`] keeps the image and memory
+//!   alive, and wgpu frees them once its GPU work with them is done.
+//! - Every use is bracketed like the rest of Geyser:
+//!   [`WgpuTextureShareManager::begin_access`] acquires the texture from
+//!   `VK_QUEUE_FAMILY_EXTERNAL` (waiting on timeline points when given),
+//!   [`WgpuTextureShareManager::end_access`] releases it (signalling a timeline point when
+//!   given). Without exportable semaphores the host fallback is
+//!   [`WgpuTextureShareManager::wait_for_submission`], which waits on that one submission
+//!   index, never on the whole device.
+//!
+//! wgpu owns queue 0 of the device; Geyser submits nothing to it except through wgpu.
+
+mod manager;
+mod texture;
+
+#[cfg(all(feature = "ipc", unix))]
+mod ipc;
+
+#[cfg(all(feature = "ipc", unix))]
+pub use ipc::{WgpuConsumer, WgpuFrame, WgpuProducer, WgpuWriteSlot};
+pub use manager::WgpuTextureShareManager;
+pub use texture::WgpuTexture;
+
+/// The wgpu crate Geyser is built against, so applications use the same version.
+pub use wgpu;

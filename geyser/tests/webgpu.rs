@@ -1,0 +1,345 @@
+//! Vulkan <-> wgpu in one process, validation layer on: every format with a wgpu equivalent
+//! round-trips pixel for pixel in both directions (or is refused with `Unsupported` naming the
+//! reason), and descriptors wgpu cannot represent are typed errors, not panics in wgpu.
+#![cfg(feature = "webgpu")]
+
+mod common;
+
+use common::{assert_validation_clean, manager, pattern, same_texels};
+use geyser::common::{
+    TextureAspect, TextureDescriptor, TextureExtent, TextureFormat, TextureUsage,
+};
+use geyser::vulkan::{aspect_size, ContextOptions, DeviceSelector, Validation, VulkanTexture};
+use geyser::webgpu::{wgpu, WgpuTextureShareManager};
+use geyser::{Error, SharedTexture, TextureShareManager};
+
+const COPY: [TextureUsage; 3] = [
+    TextureUsage::CopySrc,
+    TextureUsage::CopyDst,
+    TextureUsage::TextureBinding,
+];
+
+fn wgpu_manager() -> WgpuTextureShareManager {
+    let options = ContextOptions {
+        device: DeviceSelector::from_env(),
+        validation: Validation::Required,
+    };
+    WgpuTextureShareManager::create(&options).expect("create a wgpu device through Geyser")
+}
+
+fn wgpu_aspect(format: TextureFormat, aspect: TextureAspect) -> wgpu::TextureAspect {
+    match aspect {
+        _ if !format.is_depth_stencil() => wgpu::TextureAspect::All,
+        TextureAspect::Depth => wgpu::TextureAspect::DepthOnly,
+        TextureAspect::Stencil => wgpu::TextureAspect::StencilOnly,
+        TextureAspect::Color => wgpu::TextureAspect::All,
+    }
+}
+
+/// WebGPU's copy rules: depth24plus depth cannot be copied at all, depth32float depth cannot
+/// be a copy destination; everything else in the table can.
+fn wgpu_can_copy(format: TextureFormat, aspect: TextureAspect, to_texture: bool) -> bool {
+    match (format, aspect) {
+        (TextureFormat::Depth24UnormStencil8, TextureAspect::Depth) => false,
+        (
+            TextureFormat::Depth32Float | TextureFormat::Depth32FloatStencil8,
+            TextureAspect::Depth,
+        ) => !to_texture,
+        _ => true,
+    }
+}
+
+/// Reads one aspect of a wgpu texture back through a wgpu copy, between begin/end access.
+fn wgpu_read(
+    w: &WgpuTextureShareManager,
+    t: &geyser::webgpu::WgpuTexture,
+    aspect: TextureAspect,
+) -> Vec<u8> {
+    let desc = t.descriptor();
+    let bpt = desc.format.aspect_copy_bytes(aspect);
+    let row = desc.width * bpt;
+    let padded =
+        row.div_ceil(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT) * wgpu::COPY_BYTES_PER_ROW_ALIGNMENT;
+    let buffer = w.device().create_buffer(&wgpu::BufferDescriptor {
+        label: Some("readback"),
+        size: u64::from(padded * desc.height),
+        usage: wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::MAP_READ,
+        mapped_at_creation: false,
+    });
+    w.begin_access(t, &[]).unwrap();
+    let mut enc = w.device().create_command_encoder(&Default::default());
+    enc.copy_texture_to_buffer(
+        wgpu::TexelCopyTextureInfo {
+            texture: t.texture(),
+            mip_level: 0,
+            origin: wgpu::Origin3d::ZERO,
+            aspect: wgpu_aspect(desc.format, aspect),
+        },
+        wgpu::TexelCopyBufferInfo {
+            buffer: &buffer,
+            layout: wgpu::TexelCopyBufferLayout {
+                offset: 0,
+                bytes_per_row: Some(padded),
+                rows_per_image: Some(desc.height),
+            },
+        },
+        t.texture().size(),
+    );
+    w.queue().submit([enc.finish()]);
+    let done = w.end_access(t, None).unwrap();
+    w.wait_for_submission(done).unwrap();
+    let slice = buffer.slice(..);
+    slice.map_async(wgpu::MapMode::Read, |r| r.expect("map readback"));
+    w.device()
+        .poll(wgpu::PollType::wait_indefinitely())
+        .unwrap();
+    let data = slice.get_mapped_range().expect("mapped readback");
+    let mut out = Vec::with_capacity((row * desc.height) as usize);
+    for r in 0..desc.height as usize {
+        let start = r * padded as usize;
+        out.extend_from_slice(&data[start..start + row as usize]);
+    }
+    out
+}
+
+/// Writes one aspect of a wgpu texture with `queue.write_texture`, between begin/end access.
+fn wgpu_write(
+    w: &WgpuTextureShareManager,
+    t: &geyser::webgpu::WgpuTexture,
+    aspect: TextureAspect,
+    data: &[u8],
+) {
+    let desc = t.descriptor();
+    let row = desc.width * desc.format.aspect_copy_bytes(aspect);
+    w.begin_access(t, &[]).unwrap();
+    w.queue().write_texture(
+        wgpu::TexelCopyTextureInfo {
+            texture: t.texture(),
+            mip_level: 0,
+            origin: wgpu::Origin3d::ZERO,
+            aspect: wgpu_aspect(desc.format, aspect),
+        },
+        data,
+        wgpu::TexelCopyBufferLayout {
+            offset: 0,
+            bytes_per_row: Some(row),
+            rows_per_image: Some(desc.height),
+        },
+        t.texture().size(),
+    );
+    let done = w.end_access(t, None).unwrap();
+    w.wait_for_submission(done).unwrap();
+}
+
+/// Vulkan writes, wgpu reads; then wgpu writes, Vulkan reads. Returns the aspects verified.
+fn round_trip(
+    v: &geyser::vulkan::VulkanTextureShareManager,
+    w: &WgpuTextureShareManager,
+    format: TextureFormat,
+) -> geyser::Result<Vec<String>> {
+    let desc =
+        TextureDescriptor::new(61, 37, format, &COPY).with_label(format!("wgpu-rt-{format}"));
+    let mut checked = Vec::new();
+    // Vulkan -> wgpu.
+    let vt: VulkanTexture = v.create_texture(&desc)?;
+    let aspects = TextureAspect::all_of(format);
+    let mut written = Vec::new();
+    for (i, aspect) in aspects.iter().enumerate() {
+        let data = pattern(
+            format,
+            *aspect,
+            aspect_size(&vt, *aspect) as usize,
+            5 + i as u32,
+        );
+        v.write_texture(&vt, *aspect, &data)?;
+        written.push((*aspect, data));
+    }
+    let wt = w.import_with(v.export(&vt)?, &desc)?;
+    for (aspect, want) in &written {
+        if wgpu_can_copy(format, *aspect, false) {
+            let got = wgpu_read(w, &wt, *aspect);
+            assert!(
+                same_texels(format, *aspect, want, &got),
+                "{format} {aspect:?}: Vulkan -> wgpu texels differ"
+            );
+            checked.push(format!("vk->wgpu {aspect:?}"));
+        }
+    }
+    // wgpu -> Vulkan, on a texture wgpu's manager created.
+    let wt2 = w.create_texture(&desc)?;
+    let mut written = Vec::new();
+    for (i, aspect) in aspects.iter().enumerate() {
+        if wgpu_can_copy(format, *aspect, true) {
+            let data = pattern(
+                format,
+                *aspect,
+                aspect_size(wt2.vulkan(), *aspect) as usize,
+                40 + i as u32,
+            );
+            wgpu_write(w, &wt2, *aspect, &data);
+            written.push((*aspect, data));
+        }
+    }
+    let vt2 = v.import_with(w.export(&wt2)?, &desc)?;
+    for (aspect, want) in &written {
+        let got = v.read_texture(&vt2, *aspect)?;
+        assert!(
+            same_texels(format, *aspect, want, &got),
+            "{format} {aspect:?}: wgpu -> Vulkan texels differ"
+        );
+        checked.push(format!("wgpu->vk {aspect:?}"));
+    }
+    Ok(checked)
+}
+
+#[test]
+fn every_format_round_trips_between_vulkan_and_wgpu_or_is_unsupported() {
+    let v = manager();
+    let w = wgpu_manager();
+    let (mut passed, mut unsupported) = (Vec::new(), Vec::new());
+    for format in TextureFormat::all() {
+        match round_trip(&v, &w, format) {
+            Ok(checked) => {
+                assert!(!checked.is_empty(), "{format}: nothing verified");
+                passed.push(format!("{format} [{}]", checked.join(", ")));
+            }
+            Err(Error::Unsupported { feature, reason }) => {
+                unsupported.push(format!("{feature}: {reason}"))
+            }
+            Err(e) => panic!("{format}: {e}"),
+        }
+    }
+    println!(
+        "Vulkan <-> wgpu on {}: {} formats, {} passed",
+        w.identity().name,
+        TextureFormat::all().len(),
+        passed.len()
+    );
+    for p in &passed {
+        println!("  pass: {p}");
+    }
+    for u in &unsupported {
+        println!("  unsupported: {u}");
+    }
+    assert!(
+        passed.iter().any(|p| p.starts_with("Rgba8Unorm ")),
+        "RGBA8 must work"
+    );
+    assert!(passed.len() >= 20, "only {} formats passed", passed.len());
+    assert_validation_clean();
+}
+
+#[test]
+fn descriptors_wgpu_cannot_represent_are_typed_errors() {
+    let v = manager();
+    let w = wgpu_manager();
+    // Multisampled with copy usages: Vulkan can share it, WebGPU cannot represent it.
+    let ms_usage = [
+        TextureUsage::TextureBinding,
+        TextureUsage::CopySrc,
+        TextureUsage::RenderAttachment,
+    ];
+    let ms_desc = TextureDescriptor::new(16, 16, TextureFormat::Rgba8Unorm, &ms_usage);
+    let ms = TextureExtent {
+        sample_count: 4,
+        ..Default::default()
+    };
+    let created = w.create_texture_with(&ms_desc, &ms);
+    assert!(
+        matches!(created, Err(Error::Unsupported { .. })),
+        "{:?}",
+        created.err()
+    );
+    if let Ok(vt) = v.create_texture_with(&ms_desc, &ms) {
+        let imported = w.import_with(v.export(&vt).unwrap(), &ms_desc);
+        assert!(
+            matches!(imported, Err(Error::Unsupported { .. })),
+            "{:?}",
+            imported.err()
+        );
+    }
+    // The same texture as a single-sample render target is fine.
+    w.create_texture(&ms_desc).unwrap();
+    // Storage on every format: wherever Vulkan can export it, wgpu either represents it or
+    // refuses with `Unsupported` (never a wgpu validation error or panic).
+    let storage = [TextureUsage::CopySrc, TextureUsage::StorageBinding];
+    for format in TextureFormat::all() {
+        let desc = TextureDescriptor::new(16, 16, format, &storage);
+        let Ok(vt) = v.create_texture(&desc) else {
+            continue;
+        };
+        match w.import_with(v.export(&vt).unwrap(), &desc) {
+            Ok(t) => assert_eq!(t.texture().format(), format.to_wgpu().unwrap()),
+            Err(Error::Unsupported { reason, .. }) => {
+                println!("{format} storage refused: {reason}")
+            }
+            Err(e) => panic!("{format}: unexpected error {e}"),
+        }
+    }
+
+    // A mismatched descriptor on import is a DescriptorMismatch, as for Vulkan.
+    let desc = TextureDescriptor::new(32, 32, TextureFormat::Rgba8Unorm, &COPY);
+    let vt = v.create_texture(&desc).unwrap();
+    let other = TextureDescriptor::new(32, 16, TextureFormat::Rgba8Unorm, &COPY);
+    assert!(matches!(
+        w.import_with(v.export(&vt).unwrap(), &other),
+        Err(Error::DescriptorMismatch { .. })
+    ));
+    // A Vulkan texture handed to the wgpu manager is a WrongTexture.
+    assert!(matches!(w.export_texture(&vt), Err(Error::WrongTexture(_))));
+    assert_validation_clean();
+}
+
+#[test]
+fn seed_api_works_on_the_wgpu_manager_and_textures_are_freed() {
+    let w = wgpu_manager();
+    let before = geyser::vulkan::live_objects();
+    {
+        let desc = TextureDescriptor {
+            width: 64,
+            height: 64,
+            format: TextureFormat::Rgba8Unorm,
+            usage: vec![TextureUsage::RenderAttachment, TextureUsage::TextureBinding],
+            label: Some("seed".to_string()),
+        };
+        let texture = w.create_shareable_texture(&desc).unwrap();
+        assert_eq!(texture.backend(), geyser::common::Backend::WebGpu);
+        let handle = w.export_texture(texture.as_ref()).unwrap();
+        let imported = w.import_texture(handle, &desc).unwrap();
+        w.release_texture_handle(handle).unwrap();
+        assert!(imported.is_imported());
+        // Render into the created texture and clear it through wgpu, bracketed.
+        let t = texture
+            .as_any()
+            .downcast_ref::<geyser::webgpu::WgpuTexture>()
+            .unwrap();
+        w.begin_access(t, &[]).unwrap();
+        let view = t.texture().create_view(&Default::default());
+        let mut enc = w.device().create_command_encoder(&Default::default());
+        drop(enc.begin_render_pass(&wgpu::RenderPassDescriptor {
+            label: None,
+            color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+                view: &view,
+                depth_slice: None,
+                resolve_target: None,
+                ops: wgpu::Operations {
+                    load: wgpu::LoadOp::Clear(wgpu::Color::RED),
+                    store: wgpu::StoreOp::Store,
+                },
+            })],
+            ..Default::default()
+        }));
+        w.queue().submit([enc.finish()]);
+        let done = w.end_access(t, None).unwrap();
+        w.wait_for_submission(done).unwrap();
+    }
+    w.device()
+        .poll(wgpu::PollType::wait_indefinitely())
+        .unwrap();
+    assert_eq!(
+        geyser::vulkan::live_objects(),
+        before,
+        "wgpu textures leaked Vulkan objects"
+    );
+    assert_validation_clean();
+}
