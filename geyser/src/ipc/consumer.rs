@@ -337,19 +337,25 @@ impl Consumer {
     /// [`Error::Timeout`], [`Error::Protocol`] when it breaks the protocol (the consumer is
     /// unusable afterwards).
     pub fn next_frame(&mut self, timeout: Option<Duration>) -> Result<Frame<'_>> {
-        if let Some(why) = &self.broken {
+        if let Some(why) = self.broken.as_ref().filter(|_| self.queue.is_empty()) {
             return Err(Error::PeerGone(format!("connection already failed: {why}")));
         }
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
-            // Take everything already queued in the socket, without blocking.
-            loop {
+            // Take everything already queued in the socket, without blocking (nothing more
+            // comes once the connection failed or the producer said goodbye).
+            while self.broken.is_none() {
                 match self.conn.try_recv() {
-                    Ok(Some((msg, fds))) => {
-                        if let Err(e) = self.take_message(msg, fds) {
-                            return Err(self.fail(e));
+                    Ok(Some((msg, fds))) => match self.take_message(msg, fds) {
+                        Ok(()) => {}
+                        // The producer's goodbye comes after its last frames: deliver those
+                        // first (a lossless consumer must not lose the tail of the stream).
+                        Err(e @ Error::PeerGone(_)) if !self.queue.is_empty() => {
+                            self.broken = Some(e.to_string());
+                            break;
                         }
-                    }
+                        Err(e) => return Err(self.fail(e)),
+                    },
                     Ok(None) => break,
                     Err(e) => {
                         // Frames already queued are still delivered before the error.
@@ -383,8 +389,8 @@ impl Consumer {
                     signal: None,
                 });
             }
-            if self.broken.is_some() {
-                return Err(Error::PeerGone("producer connection closed".into()));
+            if let Some(why) = &self.broken {
+                return Err(Error::PeerGone(why.clone()));
             }
             let wait = match deadline {
                 Some(d) => {
