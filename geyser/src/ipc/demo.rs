@@ -14,11 +14,13 @@ use crate::common::{TextureDescriptor, TextureFormat, TextureUsage};
 use crate::vulkan::{PatternWriter, ProbeReader, VulkanTextureShareManager};
 use crate::{Error, Result};
 
-/// Usages the demo textures need: written by copy, probed by copy, and sampled by real users.
-pub const DEMO_USAGES: [TextureUsage; 3] = [
+/// Usages the demo textures need: written by copy (Vulkan) or a render pass (wgpu), probed by
+/// copy (Vulkan) or sampled (wgpu).
+pub const DEMO_USAGES: [TextureUsage; 4] = [
     TextureUsage::CopyDst,
     TextureUsage::CopySrc,
     TextureUsage::TextureBinding,
+    TextureUsage::RenderAttachment,
 ];
 
 /// The descriptor of demo frames.
@@ -191,15 +193,7 @@ pub fn run_consumer(
         sync: format!("{:?}", consumer.sync_mode()),
         ..Default::default()
     };
-    let capacity = if max_frames > 0 {
-        max_frames as usize
-    } else {
-        4096
-    };
-    let mut latencies: Vec<f64> = Vec::with_capacity(capacity);
-    let mut ages: Vec<f64> = Vec::with_capacity(capacity);
-    let mut first: Option<Instant> = None;
-    let mut cpu0 = 0;
+    let mut stats = ConsumeStats::new(max_frames);
     loop {
         if max_frames > 0 && report.frames >= max_frames {
             report.end = "frame limit".into();
@@ -215,12 +209,7 @@ pub fn run_consumer(
             }
             Err(e) => return Err(e),
         };
-        if first.is_none() {
-            first = Some(Instant::now());
-            cpu0 = super::bench::cpu_time_ns();
-        }
-        latencies.push(frame.latency().as_secs_f64() * 1e6);
-        ages.push(frame.age().as_secs_f64() * 1e6);
+        stats.record(frame.latency(), frame.age());
         let (number, slot, texture) = (frame.number(), frame.slot(), frame.texture().clone());
         let result = match (frame.wait_point(), frame.release_point()) {
             // Timeline mode: the GPU waits for the producer's write and signals our release;
@@ -257,24 +246,67 @@ pub fn run_consumer(
         report.superseded = c.superseded;
         progress(&report);
     }
-    let c = consumer.counters();
-    report.skipped = c.skipped;
-    report.superseded = c.superseded;
-    report.seconds = first.map(|f| f.elapsed().as_secs_f64()).unwrap_or(0.0);
-    report.fps = if report.seconds > 0.0 {
-        report.frames as f64 / report.seconds
-    } else {
-        0.0
-    };
-    report.cpu_us_per_frame =
-        (super::bench::cpu_time_ns() - cpu0) as f64 / 1e3 / report.frames.max(1) as f64;
-    latencies.sort_by(|a, b| a.total_cmp(b));
-    report.latency_p50_us = percentile(&latencies, 50.0);
-    report.latency_p99_us = percentile(&latencies, 99.0);
-    ages.sort_by(|a, b| a.total_cmp(b));
-    report.age_p50_us = percentile(&ages, 50.0);
-    report.age_p99_us = percentile(&ages, 99.0);
+    stats.finish(&mut report, consumer.counters());
     Ok(report)
+}
+
+/// Latency and timing samples of a consumer loop, turned into a [`ConsumeReport`] at the end.
+pub(crate) struct ConsumeStats {
+    latencies: Vec<f64>,
+    ages: Vec<f64>,
+    first: Option<Instant>,
+    cpu0: u64,
+}
+
+impl ConsumeStats {
+    /// Room for `max_frames` samples (0: unbounded run), so recording does not allocate.
+    pub(crate) fn new(max_frames: u64) -> Self {
+        let capacity = if max_frames > 0 {
+            max_frames as usize
+        } else {
+            4096
+        };
+        Self {
+            latencies: Vec::with_capacity(capacity),
+            ages: Vec::with_capacity(capacity),
+            first: None,
+            cpu0: 0,
+        }
+    }
+
+    /// Records one received frame (starting the clocks at the first).
+    pub(crate) fn record(&mut self, latency: Duration, age: Duration) {
+        if self.first.is_none() {
+            self.first = Some(Instant::now());
+            self.cpu0 = super::bench::cpu_time_ns();
+        }
+        self.latencies.push(latency.as_secs_f64() * 1e6);
+        self.ages.push(age.as_secs_f64() * 1e6);
+    }
+
+    /// Fills the report's timing fields and the consumer's counters.
+    pub(crate) fn finish(
+        mut self,
+        report: &mut ConsumeReport,
+        c: super::consumer::ConsumerCounters,
+    ) {
+        report.skipped = c.skipped;
+        report.superseded = c.superseded;
+        report.seconds = self.first.map(|f| f.elapsed().as_secs_f64()).unwrap_or(0.0);
+        report.fps = if report.seconds > 0.0 {
+            report.frames as f64 / report.seconds
+        } else {
+            0.0
+        };
+        report.cpu_us_per_frame =
+            (super::bench::cpu_time_ns() - self.cpu0) as f64 / 1e3 / report.frames.max(1) as f64;
+        self.latencies.sort_by(|a, b| a.total_cmp(b));
+        report.latency_p50_us = percentile(&self.latencies, 50.0);
+        report.latency_p99_us = percentile(&self.latencies, 99.0);
+        self.ages.sort_by(|a, b| a.total_cmp(b));
+        report.age_p50_us = percentile(&self.ages, 50.0);
+        report.age_p99_us = percentile(&self.ages, 99.0);
+    }
 }
 
 /// Parses `WxH`.

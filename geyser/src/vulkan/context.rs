@@ -488,10 +488,12 @@ impl DeviceShared {
 
 /// An instance Geyser created, with what destroys it.
 pub(crate) struct CreatedInstance {
+    #[cfg_attr(not(feature = "webgpu"), allow(dead_code))]
     pub(crate) entry: ash::Entry,
     pub(crate) instance: ash::Instance,
     pub(crate) api_version: u32,
     /// The instance extensions it was created with.
+    #[cfg_attr(not(feature = "webgpu"), allow(dead_code))]
     pub(crate) extensions: Vec<&'static CStr>,
     pub(crate) owned: Owned,
 }

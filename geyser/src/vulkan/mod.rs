@@ -34,6 +34,7 @@ pub use transfer::{aspect_size, StagingBuffer};
 
 #[cfg(feature = "webgpu")]
 pub(crate) use caps::{device_extensions, enumerate_identities};
+#[cfg(feature = "webgpu")]
 pub(crate) use context::SharedDevice;
 #[cfg(feature = "webgpu")]
 pub(crate) use context::{create_instance, destroy_owned, OPTIONAL_DEVICE_EXTENSIONS};

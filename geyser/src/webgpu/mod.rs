@@ -25,14 +25,18 @@
 //! wgpu owns queue 0 of the device; Geyser submits nothing to it except through wgpu.
 
 mod manager;
+mod pattern;
 mod texture;
 
+#[cfg(all(feature = "ipc", unix))]
+pub mod demo;
 #[cfg(all(feature = "ipc", unix))]
 mod ipc;
 
 #[cfg(all(feature = "ipc", unix))]
 pub use ipc::{WgpuConsumer, WgpuFrame, WgpuProducer, WgpuWriteSlot};
 pub use manager::WgpuTextureShareManager;
+pub use pattern::{WgpuPatternWriter, WgpuProbe, WgpuProbeResult};
 pub use texture::WgpuTexture;
 
 /// The wgpu crate Geyser is built against, so applications use the same version.

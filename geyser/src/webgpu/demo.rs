@@ -1,0 +1,122 @@
+//! The verifying demo loops of [`crate::ipc::demo`], with wgpu on one side: a wgpu consumer
+//! that samples every frame in a compute pass and checks it, and a wgpu producer that renders
+//! each frame's pattern. Reports are the Vulkan loops' types, so results compare directly.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::ipc::{WgpuConsumer, WgpuProducer};
+use super::pattern::{WgpuPatternWriter, WgpuProbe};
+use super::WgpuTextureShareManager;
+use crate::ipc::demo::{ConsumeReport, ConsumeStats, ProduceConfig, ProduceReport};
+use crate::ipc::ConsumerOptions;
+use crate::{Error, Result};
+
+/// Connects a wgpu consumer to `name` and checks every frame it receives on the GPU (compute
+/// pass `textureLoad` of probe texels) until the producer ends the stream, dies, or
+/// `max_frames` (0 = no limit) frames arrived. Corrupted frames are counted, not fatal.
+pub fn run_wgpu_consumer(
+    manager: Arc<WgpuTextureShareManager>,
+    name: &str,
+    options: ConsumerOptions,
+    max_frames: u64,
+    idle_timeout: Duration,
+    mut progress: impl FnMut(&ConsumeReport),
+) -> Result<ConsumeReport> {
+    let mut consumer = WgpuConsumer::connect_with(name, manager.clone(), options)?;
+    let probe = WgpuProbe::new(&manager, consumer.textures())?;
+    let mut report = ConsumeReport {
+        sync: format!("{:?}", consumer.consumer().sync_mode()),
+        ..Default::default()
+    };
+    let mut stats = ConsumeStats::new(max_frames);
+    loop {
+        if max_frames > 0 && report.frames >= max_frames {
+            report.end = "frame limit".into();
+            report.clean_end = true;
+            break;
+        }
+        let frame = match consumer.next_frame(Some(idle_timeout)) {
+            Ok(f) => f,
+            Err(Error::PeerGone(why)) => {
+                report.clean_end = why.contains("closed the stream");
+                report.end = format!("producer gone: {why}");
+                break;
+            }
+            Err(e) => return Err(e),
+        };
+        stats.record(frame.frame().latency(), frame.frame().age());
+        let (number, slot) = (frame.frame().number(), frame.frame().slot());
+        frame.begin()?;
+        let submission = probe.submit(&manager, slot)?;
+        frame.end()?;
+        let result = probe.result(&manager, submission, number)?;
+        if !result.ok() {
+            report.corrupted += 1;
+            tracing::error!(
+                frame = number,
+                slot,
+                matched = result.matched,
+                "corrupted frame (wgpu): probe word {:#010x}, expected {:#010x}",
+                result.first_word,
+                crate::vulkan::frame_word(number)
+            );
+        }
+        report.frames += 1;
+        progress(&report);
+    }
+    stats.finish(&mut report, consumer.consumer().counters());
+    Ok(report)
+}
+
+/// A wgpu producer: binds `config.name` with a ring of wgpu textures, waits for consumers,
+/// renders `config.frames` frames (each a render pass clear to its number's pattern), then
+/// shuts down cleanly.
+pub fn run_wgpu_producer(
+    manager: Arc<WgpuTextureShareManager>,
+    config: &ProduceConfig,
+    mut progress: impl FnMut(u64),
+) -> Result<ProduceReport> {
+    let producer = WgpuProducer::bind(
+        &config.name,
+        manager.clone(),
+        &config.descriptor,
+        config.options.clone(),
+    )?;
+    if config.wait_consumers > 0 {
+        producer
+            .producer()
+            .wait_for_consumers(config.wait_consumers, config.wait_timeout)?;
+    }
+    let writer = WgpuPatternWriter;
+    let start = Instant::now();
+    let cpu0 = crate::ipc::bench::cpu_time_ns();
+    let mut presented = 0;
+    while config.frames == 0 || presented < config.frames {
+        let slot = producer.acquire(None)?;
+        slot.begin()?;
+        let mut encoder = manager.device().create_command_encoder(&Default::default());
+        writer.record(&mut encoder, slot.texture(), slot.frame())?;
+        manager.queue().submit([encoder.finish()]);
+        slot.present()?;
+        presented += 1;
+        progress(presented);
+        if let Some(interval) = config.frame_interval {
+            let due = start + interval.mul_f64(presented as f64);
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let stats = producer.producer().stats();
+    Ok(ProduceReport {
+        frames: presented,
+        seconds,
+        fps: presented as f64 / seconds.max(1e-9),
+        sync: format!("{:?}", producer.producer().sync_mode()),
+        consumers_connected: stats.connected,
+        consumers_dropped: stats.dropped,
+        cpu_us_per_frame: (crate::ipc::bench::cpu_time_ns() - cpu0) as f64
+            / 1e3
+            / presented.max(1) as f64,
+    })
+}
