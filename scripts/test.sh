@@ -14,8 +14,9 @@ export GEYSER_VALIDATION=1
 # Several processes each create Vulkan devices; keep lavapipe from starting a thread per core
 # per device on small CI machines.
 export LP_NUM_THREADS=${LP_NUM_THREADS:-2}
-cargo test --workspace --all-targets
-cargo test --workspace --doc
+# `webgpu` is not a default feature (it pulls in wgpu); CI tests it with everything else.
+cargo test --workspace --all-targets --features geyser/webgpu
+cargo test --workspace --doc --features geyser/webgpu
 cargo run --quiet --example readme_usage
 # The benchmark's short run: all three paths at 1080p and 4K, every frame verified (no
 # assertion on speed: lavapipe is a CPU renderer).

@@ -343,3 +343,51 @@ fn seed_api_works_on_the_wgpu_manager_and_textures_are_freed() {
     );
     assert_validation_clean();
 }
+
+#[test]
+fn wgpu_pattern_and_probe_agree_with_the_vulkan_ones_and_can_fail() {
+    use geyser::vulkan::ProbeReader;
+    use geyser::webgpu::{WgpuPatternWriter, WgpuProbe};
+    let v = manager();
+    let w = wgpu_manager();
+    let desc = geyser::ipc::demo::demo_descriptor(53, 29, TextureFormat::Rgba8Unorm);
+    let t = w.create_texture(&desc).unwrap();
+    let probe = WgpuProbe::new(&w, std::slice::from_ref(&t)).unwrap();
+    let reader = ProbeReader::new(&v).unwrap();
+    let imported = v.import_with(w.export(&t).unwrap(), &desc).unwrap();
+    for frame in [0u64, 7, 1_000_003] {
+        w.begin_access(&t, &[]).unwrap();
+        let mut enc = w.device().create_command_encoder(&Default::default());
+        WgpuPatternWriter
+            .record(&mut enc, t.texture(), frame)
+            .unwrap();
+        w.queue().submit([enc.finish()]);
+        let sub = probe.submit(&w, 0).unwrap();
+        let done = w.end_access(&t, None).unwrap();
+        w.wait_for_submission(done).unwrap();
+        assert!(
+            probe.result(&w, sub, frame).unwrap().ok(),
+            "wgpu probe, frame {frame}"
+        );
+        // The same submission checked against the next frame's word must fail.
+        w.begin_access(&t, &[]).unwrap();
+        let sub = probe.submit(&w, 0).unwrap();
+        let done = w.end_access(&t, None).unwrap();
+        w.wait_for_submission(done).unwrap();
+        assert!(
+            !probe.result(&w, sub, frame + 1).unwrap().ok(),
+            "wgpu probe must fail on frame {}",
+            frame + 1
+        );
+        // Vulkan sees what wgpu rendered.
+        assert!(
+            reader.check(&imported, frame).unwrap().ok(),
+            "Vulkan probe, frame {frame}"
+        );
+    }
+    assert!(
+        probe.submit(&w, 1).is_err(),
+        "out-of-range probe index is an error"
+    );
+    assert_validation_clean();
+}

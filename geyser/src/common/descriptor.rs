@@ -144,7 +144,7 @@ impl TextureDescriptor {
             ));
         }
         if extent.dimension == TextureDimension::Cube {
-            if layers % 6 != 0 {
+            if !layers.is_multiple_of(6) {
                 return bad(format!(
                     "a cube texture needs a multiple of 6 layers, got {layers}"
                 ));
