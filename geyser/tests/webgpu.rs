@@ -13,6 +13,13 @@ use geyser::vulkan::{aspect_size, ContextOptions, DeviceSelector, Validation, Vu
 use geyser::webgpu::{wgpu, WgpuTextureShareManager};
 use geyser::{Error, SharedTexture, TextureShareManager};
 
+/// The live-object check counts process-wide: the tests of this file run one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 const COPY: [TextureUsage; 3] = [
     TextureUsage::CopySrc,
     TextureUsage::CopyDst,
@@ -194,6 +201,7 @@ fn round_trip(
 
 #[test]
 fn every_format_round_trips_between_vulkan_and_wgpu_or_is_unsupported() {
+    let _serial = serial();
     let v = manager();
     let w = wgpu_manager();
     let (mut passed, mut unsupported) = (Vec::new(), Vec::new());
@@ -231,6 +239,7 @@ fn every_format_round_trips_between_vulkan_and_wgpu_or_is_unsupported() {
 
 #[test]
 fn descriptors_wgpu_cannot_represent_are_typed_errors() {
+    let _serial = serial();
     let v = manager();
     let w = wgpu_manager();
     // Multisampled with copy usages: Vulkan can share it, WebGPU cannot represent it.
@@ -292,6 +301,7 @@ fn descriptors_wgpu_cannot_represent_are_typed_errors() {
 
 #[test]
 fn seed_api_works_on_the_wgpu_manager_and_textures_are_freed() {
+    let _serial = serial();
     let w = wgpu_manager();
     let before = geyser::vulkan::live_objects();
     {
@@ -346,6 +356,7 @@ fn seed_api_works_on_the_wgpu_manager_and_textures_are_freed() {
 
 #[test]
 fn wgpu_pattern_and_probe_agree_with_the_vulkan_ones_and_can_fail() {
+    let _serial = serial();
     use geyser::vulkan::ProbeReader;
     use geyser::webgpu::{WgpuPatternWriter, WgpuProbe};
     let v = manager();

@@ -136,6 +136,31 @@ impl WgpuFrame<'_> {
     }
 }
 
+/// Waits (bounded) until wgpu's queue has finished everything submitted so far: the
+/// endpoint's timeline semaphores, which wgpu submissions wait on and signal, are destroyed
+/// right after. Geyser cannot wait on wgpu's queue itself, so the endpoints do it here, once.
+fn wait_wgpu_idle(manager: &WgpuTextureShareManager) {
+    let r = manager.device().poll(wgpu::PollType::Wait {
+        submission_index: None,
+        timeout: Some(crate::vulkan::SUBMIT_TIMEOUT),
+    });
+    if let Err(e) = r {
+        tracing::warn!("waiting for wgpu before closing an endpoint: {e}");
+    }
+}
+
+impl Drop for WgpuConsumer {
+    fn drop(&mut self) {
+        wait_wgpu_idle(&self.manager);
+    }
+}
+
+impl Drop for WgpuProducer {
+    fn drop(&mut self) {
+        wait_wgpu_idle(&self.manager);
+    }
+}
+
 /// A producer whose ring textures are `wgpu::Texture`s on the manager's wgpu device.
 pub struct WgpuProducer {
     textures: Vec<WgpuTexture>,
