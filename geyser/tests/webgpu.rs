@@ -402,3 +402,46 @@ fn wgpu_pattern_and_probe_agree_with_the_vulkan_ones_and_can_fail() {
     );
     assert_validation_clean();
 }
+
+/// Resolves a future that native wgpu completes immediately.
+fn now<F: std::future::Future>(fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match fut.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => panic!("wgpu future did not complete at once"),
+    }
+}
+
+#[test]
+fn an_application_wgpu_device_is_wrapped_when_it_has_external_memory() {
+    let _serial = serial();
+    let v = manager();
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.backends = wgpu::Backends::VULKAN;
+    let instance = wgpu::Instance::new(desc);
+    let adapter = now(instance.request_adapter(&Default::default())).expect("a Vulkan adapter");
+    // wgpu 30 enables VK_KHR_external_memory_fd whenever the device offers it, so even a
+    // device requested without the feature can share.
+    let (plain, plain_queue) = now(adapter.request_device(&Default::default())).unwrap();
+    WgpuTextureShareManager::from_wgpu(&adapter, &plain, &plain_queue).unwrap();
+    // Textures from a Vulkan context arrive as wgpu textures with their texels.
+    let (device, queue) = now(adapter.request_device(&wgpu::DeviceDescriptor {
+        required_features: wgpu::Features::VULKAN_EXTERNAL_MEMORY_FD,
+        ..Default::default()
+    }))
+    .expect("a device with VULKAN_EXTERNAL_MEMORY_FD");
+    let w = WgpuTextureShareManager::from_wgpu(&adapter, &device, &queue).unwrap();
+    let desc = TextureDescriptor::new(40, 24, TextureFormat::Rgba8Unorm, &COPY);
+    let vt = v.create_texture(&desc).unwrap();
+    let data = pattern(
+        desc.format,
+        TextureAspect::Color,
+        aspect_size(&vt, TextureAspect::Color) as usize,
+        3,
+    );
+    v.write_texture(&vt, TextureAspect::Color, &data).unwrap();
+    let wt = w.import_with(v.export(&vt).unwrap(), &desc).unwrap();
+    assert_eq!(wgpu_read(&w, &wt, TextureAspect::Color), data);
+    assert_validation_clean();
+}

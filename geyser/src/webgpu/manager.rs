@@ -161,8 +161,9 @@ impl WgpuTextureShareManager {
     }
 
     /// Wraps an application's wgpu device. It must use the Vulkan backend and have
-    /// `VK_KHR_external_memory_fd` enabled (request
-    /// `wgpu::Features::VULKAN_EXTERNAL_MEMORY_FD`); [`Error::Unsupported`] otherwise.
+    /// `VK_KHR_external_memory_fd` enabled ([`Error::Unsupported`] otherwise; wgpu 30 enables
+    /// it whenever the device offers it, and `wgpu::Features::VULKAN_EXTERNAL_MEMORY_FD`
+    /// requires it).
     /// Exportable semaphores (for GPU-side waits) are used when the device has
     /// `VK_KHR_external_semaphore_fd` enabled.
     pub fn from_wgpu(
