@@ -8,7 +8,7 @@
 //!   endpoints that move textures between processes (Unix sockets, SCM_RIGHTS), with a ring of
 //!   frames and host-synchronized handoff; on Windows the named-pipe transport only.
 //! - [`metal`] (feature `metal`, macOS/iOS): IOSurface-backed `MTLTexture`s and
-//!   `MTLSharedEvent`.
+//!   `MTLSharedEvent`; its platform-independent planning ([`metal::plan`]) is always built.
 //!
 //! Windows and Apple code compiles in CI for those targets (`scripts/check-targets`) and has
 //! never run on real hardware; see the README's "Platforms" section.
@@ -41,7 +41,6 @@ pub mod common;
     any(target_os = "linux", target_os = "android", windows)
 ))]
 pub mod ipc;
-#[cfg(feature = "metal")]
 pub mod metal;
 #[cfg(feature = "vulkan")]
 pub mod vulkan;
