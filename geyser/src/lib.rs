@@ -4,8 +4,14 @@
 //! - [`common`]: formats, descriptors, usages, handles, errors and the two traits below.
 //! - [`vulkan`] (feature `vulkan`): the ash backend: exportable images with dedicated external
 //!   memory (opaque FD), import into other `VkDevice`s, capability queries.
-//! - [`ipc`] (feature `ipc`, Unix): producer/consumer endpoints that move textures between
-//!   processes (Unix sockets, SCM_RIGHTS), with a ring of frames and host-synchronized handoff.
+//! - [`ipc`] (feature `ipc`; Linux/Android, and Windows for the transport): producer/consumer
+//!   endpoints that move textures between processes (Unix sockets, SCM_RIGHTS), with a ring of
+//!   frames and host-synchronized handoff; on Windows the named-pipe transport only.
+//! - [`metal`] (feature `metal`, macOS/iOS): IOSurface-backed `MTLTexture`s and
+//!   `MTLSharedEvent`; its platform-independent planning ([`metal::plan`]) is always built.
+//!
+//! Windows and Apple code compiles in CI for those targets (`scripts/check-targets`) and has
+//! never run on real hardware; see the README's "Platforms" section.
 //!
 //! ```no_run
 //! use geyser::{
@@ -30,8 +36,12 @@
 #![warn(missing_docs)]
 
 pub mod common;
-#[cfg(all(feature = "ipc", unix))]
+#[cfg(all(
+    feature = "ipc",
+    any(target_os = "linux", target_os = "android", windows)
+))]
 pub mod ipc;
+pub mod metal;
 #[cfg(feature = "vulkan")]
 pub mod vulkan;
 #[cfg(feature = "webgpu")]

@@ -2,6 +2,9 @@
 //! leave nothing open. In a test binary of their own, serialized by a lock, so that no other
 //! test opens FDs or objects meanwhile.
 
+// Linux only: Unix-socket IPC, SCM_RIGHTS, /proc FD accounting and lavapipe.
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::sync::{Arc, Mutex};

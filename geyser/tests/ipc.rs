@@ -2,6 +2,9 @@
 //! producer or consumer (`child_role_entry`, selected by `GT_ROLE`). Validation layers are on in
 //! every process; a child with a validation error exits with code 4.
 
+// Linux only: Unix-socket IPC, SCM_RIGHTS, /proc FD accounting and lavapipe.
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::io::{BufRead, BufReader};

@@ -8,6 +8,9 @@
 //! a small bound (a counting global allocator watches). The cargo-fuzz target in `fuzz/` runs
 //! the same decoder coverage-guided for longer.
 
+// Run in Linux CI only (the protocol itself is platform-independent and also used on Windows).
+#![cfg(target_os = "linux")]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -4,6 +4,9 @@
 //! a consumer receives is probed on the GPU; none may be corrupted. The producer's open FDs,
 //! resident memory and live Vulkan objects must be flat between warm-up and the end.
 
+// Linux only: Unix-socket IPC, SCM_RIGHTS, /proc FD accounting and lavapipe.
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::io::{BufRead, BufReader};

@@ -4,6 +4,9 @@
 //! global allocator watches every Rust allocation in this process (driver allocations made in C
 //! are outside it). Its own test binary, so no other test allocates meanwhile.
 
+// Linux only: Unix-socket IPC, SCM_RIGHTS, /proc FD accounting and lavapipe.
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};

@@ -5,6 +5,9 @@
 //! The `#[ignore]`d tests at the end need a GPU that exports timeline semaphores; run them on
 //! the GPU machine: `.devbin/sync-* --ignored --test-threads=1` (see CONTRIBUTING.md).
 
+// Linux only: Unix-socket IPC, SCM_RIGHTS, /proc FD accounting and lavapipe.
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::sync::Arc;

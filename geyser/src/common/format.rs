@@ -1,5 +1,6 @@
 //! Texture formats, described once in [`FORMAT_TABLE`]: every API's value for a format
-//! (Vulkan, wgpu, Metal, DRM fourcc) and its block layout are columns of one row.
+//! (Vulkan, wgpu, Metal, DXGI, IOSurface, DRM fourcc) and its block layout are columns of one
+//! row.
 
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +40,13 @@ pub struct FormatInfo {
     pub wgpu_name: Option<&'static str>,
     /// `MTLPixelFormat` raw value, when Metal has one.
     pub mtl_pixel_format: Option<u64>,
+    /// `DXGI_FORMAT` raw value (D3D11/D3D12, e.g. for a Vulkan image shared with D3D on
+    /// Windows).
+    pub dxgi_format: u32,
+    /// IOSurface pixel format (`kIOSurfacePixelFormat`, a CoreVideo fourcc) when an IOSurface
+    /// can back a Metal texture of this format; its bytes per element is [`Self::block_bytes`].
+    /// sRGB formats share their linear format's fourcc (sRGB is a property of the view).
+    pub iosurface_fourcc: Option<u32>,
     /// DRM fourcc code (`drm_fourcc::DrmFourcc`), for DMA-BUF sharing, when one exists.
     pub drm_fourcc: Option<drm_fourcc::DrmFourcc>,
     /// Bytes per block (a block is one texel for every format in the table).
@@ -54,7 +62,8 @@ pub struct FormatInfo {
 macro_rules! format_table {
     ($(
         $(#[$doc:meta])*
-        $name:ident => vk $vk:ident, wgpu $wgpu:tt, mtl $mtl:tt, drm $drm:tt,
+        $name:ident => vk $vk:ident, wgpu $wgpu:tt, mtl $mtl:tt, dxgi $dxgi:literal,
+            iosurface $ios:tt, drm $drm:tt,
             bytes $bytes:literal, $aspect:ident, srgb $srgb:literal;
     )*) => {
         /// A texture format that Geyser can share. Each variant is one row of [`FORMAT_TABLE`].
@@ -72,6 +81,8 @@ macro_rules! format_table {
                 vk_format: format_table!(@vk $vk),
                 wgpu_name: format_table!(@opt_str $wgpu),
                 mtl_pixel_format: format_table!(@opt $mtl),
+                dxgi_format: $dxgi,
+                iosurface_fourcc: format_table!(@fourcc $ios),
                 drm_fourcc: format_table!(@drm $drm),
                 block_bytes: $bytes,
                 block_size: (1, 1),
@@ -97,6 +108,8 @@ macro_rules! format_table {
     (@opt_str $v:ident) => { Some(stringify!($v)) };
     (@opt -) => { None };
     (@opt $v:literal) => { Some($v) };
+    (@fourcc -) => { None };
+    (@fourcc $v:literal) => { Some(u32::from_be_bytes(*$v)) };
     (@drm -) => { None };
     (@drm $v:ident) => { Some(drm_fourcc::DrmFourcc::$v) };
 }
@@ -138,62 +151,62 @@ mod vk_raw {
 
 format_table! {
     /// 8-bit normalized RGBA (`VK_FORMAT_R8G8B8A8_UNORM`).
-    Rgba8Unorm => vk R8G8B8A8_UNORM, wgpu Rgba8Unorm, mtl 70, drm Abgr8888, bytes 4, Color, srgb false;
+    Rgba8Unorm => vk R8G8B8A8_UNORM, wgpu Rgba8Unorm, mtl 70, dxgi 28, iosurface b"RGBA", drm Abgr8888, bytes 4, Color, srgb false;
     /// 8-bit RGBA with sRGB encoding.
-    Rgba8UnormSrgb => vk R8G8B8A8_SRGB, wgpu Rgba8UnormSrgb, mtl 71, drm Abgr8888, bytes 4, Color, srgb true;
+    Rgba8UnormSrgb => vk R8G8B8A8_SRGB, wgpu Rgba8UnormSrgb, mtl 71, dxgi 29, iosurface b"RGBA", drm Abgr8888, bytes 4, Color, srgb true;
     /// 8-bit signed normalized RGBA.
-    Rgba8Snorm => vk R8G8B8A8_SNORM, wgpu Rgba8Snorm, mtl 72, drm -, bytes 4, Color, srgb false;
+    Rgba8Snorm => vk R8G8B8A8_SNORM, wgpu Rgba8Snorm, mtl 72, dxgi 31, iosurface -, drm -, bytes 4, Color, srgb false;
     /// 8-bit unsigned integer RGBA.
-    Rgba8Uint => vk R8G8B8A8_UINT, wgpu Rgba8Uint, mtl 73, drm -, bytes 4, Color, srgb false;
+    Rgba8Uint => vk R8G8B8A8_UINT, wgpu Rgba8Uint, mtl 73, dxgi 30, iosurface -, drm -, bytes 4, Color, srgb false;
     /// 8-bit normalized BGRA, the usual swapchain and video layout.
-    Bgra8Unorm => vk B8G8R8A8_UNORM, wgpu Bgra8Unorm, mtl 80, drm Argb8888, bytes 4, Color, srgb false;
+    Bgra8Unorm => vk B8G8R8A8_UNORM, wgpu Bgra8Unorm, mtl 80, dxgi 87, iosurface b"BGRA", drm Argb8888, bytes 4, Color, srgb false;
     /// 8-bit BGRA with sRGB encoding.
-    Bgra8UnormSrgb => vk B8G8R8A8_SRGB, wgpu Bgra8UnormSrgb, mtl 81, drm Argb8888, bytes 4, Color, srgb true;
+    Bgra8UnormSrgb => vk B8G8R8A8_SRGB, wgpu Bgra8UnormSrgb, mtl 81, dxgi 91, iosurface b"BGRA", drm Argb8888, bytes 4, Color, srgb true;
     /// One 8-bit normalized channel.
-    R8Unorm => vk R8_UNORM, wgpu R8Unorm, mtl 10, drm R8, bytes 1, Color, srgb false;
+    R8Unorm => vk R8_UNORM, wgpu R8Unorm, mtl 10, dxgi 61, iosurface b"L008", drm R8, bytes 1, Color, srgb false;
     /// One 8-bit unsigned integer channel.
-    R8Uint => vk R8_UINT, wgpu R8Uint, mtl 13, drm -, bytes 1, Color, srgb false;
+    R8Uint => vk R8_UINT, wgpu R8Uint, mtl 13, dxgi 62, iosurface -, drm -, bytes 1, Color, srgb false;
     /// Two 8-bit normalized channels.
-    Rg8Unorm => vk R8G8_UNORM, wgpu Rg8Unorm, mtl 30, drm Gr88, bytes 2, Color, srgb false;
+    Rg8Unorm => vk R8G8_UNORM, wgpu Rg8Unorm, mtl 30, dxgi 49, iosurface b"2C08", drm Gr88, bytes 2, Color, srgb false;
     /// One 16-bit normalized channel.
-    R16Unorm => vk R16_UNORM, wgpu R16Unorm, mtl 20, drm R16, bytes 2, Color, srgb false;
+    R16Unorm => vk R16_UNORM, wgpu R16Unorm, mtl 20, dxgi 56, iosurface b"L016", drm R16, bytes 2, Color, srgb false;
     /// One 16-bit unsigned integer channel.
-    R16Uint => vk R16_UINT, wgpu R16Uint, mtl 23, drm -, bytes 2, Color, srgb false;
+    R16Uint => vk R16_UINT, wgpu R16Uint, mtl 23, dxgi 57, iosurface -, drm -, bytes 2, Color, srgb false;
     /// One 16-bit float channel.
-    R16Float => vk R16_SFLOAT, wgpu R16Float, mtl 25, drm -, bytes 2, Color, srgb false;
+    R16Float => vk R16_SFLOAT, wgpu R16Float, mtl 25, dxgi 54, iosurface b"L00h", drm -, bytes 2, Color, srgb false;
     /// Two 16-bit normalized channels.
-    Rg16Unorm => vk R16G16_UNORM, wgpu Rg16Unorm, mtl 60, drm Gr1616, bytes 4, Color, srgb false;
+    Rg16Unorm => vk R16G16_UNORM, wgpu Rg16Unorm, mtl 60, dxgi 35, iosurface b"2C16", drm Gr1616, bytes 4, Color, srgb false;
     /// Two 16-bit float channels.
-    Rg16Float => vk R16G16_SFLOAT, wgpu Rg16Float, mtl 65, drm -, bytes 4, Color, srgb false;
+    Rg16Float => vk R16G16_SFLOAT, wgpu Rg16Float, mtl 65, dxgi 34, iosurface b"2C0h", drm -, bytes 4, Color, srgb false;
     /// 16-bit normalized RGBA.
-    Rgba16Unorm => vk R16G16B16A16_UNORM, wgpu Rgba16Unorm, mtl 110, drm -, bytes 8, Color, srgb false;
+    Rgba16Unorm => vk R16G16B16A16_UNORM, wgpu Rgba16Unorm, mtl 110, dxgi 11, iosurface b"l64r", drm -, bytes 8, Color, srgb false;
     /// 16-bit unsigned integer RGBA.
-    Rgba16Uint => vk R16G16B16A16_UINT, wgpu Rgba16Uint, mtl 113, drm -, bytes 8, Color, srgb false;
+    Rgba16Uint => vk R16G16B16A16_UINT, wgpu Rgba16Uint, mtl 113, dxgi 12, iosurface -, drm -, bytes 8, Color, srgb false;
     /// 16-bit float RGBA, the common HDR format.
-    Rgba16Float => vk R16G16B16A16_SFLOAT, wgpu Rgba16Float, mtl 115, drm Abgr16161616f, bytes 8, Color, srgb false;
+    Rgba16Float => vk R16G16B16A16_SFLOAT, wgpu Rgba16Float, mtl 115, dxgi 10, iosurface b"RGhA", drm Abgr16161616f, bytes 8, Color, srgb false;
     /// One 32-bit unsigned integer channel.
-    R32Uint => vk R32_UINT, wgpu R32Uint, mtl 53, drm -, bytes 4, Color, srgb false;
+    R32Uint => vk R32_UINT, wgpu R32Uint, mtl 53, dxgi 42, iosurface -, drm -, bytes 4, Color, srgb false;
     /// One 32-bit float channel.
-    R32Float => vk R32_SFLOAT, wgpu R32Float, mtl 55, drm -, bytes 4, Color, srgb false;
+    R32Float => vk R32_SFLOAT, wgpu R32Float, mtl 55, dxgi 41, iosurface b"L00f", drm -, bytes 4, Color, srgb false;
     /// Two 32-bit float channels.
-    Rg32Float => vk R32G32_SFLOAT, wgpu Rg32Float, mtl 105, drm -, bytes 8, Color, srgb false;
+    Rg32Float => vk R32G32_SFLOAT, wgpu Rg32Float, mtl 105, dxgi 16, iosurface b"2C0f", drm -, bytes 8, Color, srgb false;
     /// 32-bit float RGBA.
-    Rgba32Float => vk R32G32B32A32_SFLOAT, wgpu Rgba32Float, mtl 125, drm -, bytes 16, Color, srgb false;
+    Rgba32Float => vk R32G32B32A32_SFLOAT, wgpu Rgba32Float, mtl 125, dxgi 2, iosurface b"RGfA", drm -, bytes 16, Color, srgb false;
     /// 32-bit unsigned integer RGBA.
-    Rgba32Uint => vk R32G32B32A32_UINT, wgpu Rgba32Uint, mtl 123, drm -, bytes 16, Color, srgb false;
+    Rgba32Uint => vk R32G32B32A32_UINT, wgpu Rgba32Uint, mtl 123, dxgi 3, iosurface -, drm -, bytes 16, Color, srgb false;
     /// 10-bit RGB with 2-bit alpha, packed in 32 bits (`A2B10G10R10_UNORM_PACK32`).
-    Rgb10a2Unorm => vk A2B10G10R10_UNORM_PACK32, wgpu Rgb10a2Unorm, mtl 90, drm Abgr2101010, bytes 4, Color, srgb false;
+    Rgb10a2Unorm => vk A2B10G10R10_UNORM_PACK32, wgpu Rgb10a2Unorm, mtl 90, dxgi 24, iosurface -, drm Abgr2101010, bytes 4, Color, srgb false;
     /// Packed unsigned floats, 11/11/10 bits (`B10G11R11_UFLOAT_PACK32`).
-    Rg11b10Float => vk B10G11R11_UFLOAT_PACK32, wgpu Rg11b10Ufloat, mtl 92, drm -, bytes 4, Color, srgb false;
+    Rg11b10Float => vk B10G11R11_UFLOAT_PACK32, wgpu Rg11b10Ufloat, mtl 92, dxgi 26, iosurface -, drm -, bytes 4, Color, srgb false;
     /// 16-bit normalized depth.
-    Depth16Unorm => vk D16_UNORM, wgpu Depth16Unorm, mtl 250, drm -, bytes 2, Depth, srgb false;
+    Depth16Unorm => vk D16_UNORM, wgpu Depth16Unorm, mtl 250, dxgi 55, iosurface -, drm -, bytes 2, Depth, srgb false;
     /// 24-bit normalized depth with 8-bit stencil (wgpu's `Depth24PlusStencil8` where it maps to
     /// this Vulkan format).
-    Depth24UnormStencil8 => vk D24_UNORM_S8_UINT, wgpu Depth24PlusStencil8, mtl 255, drm -, bytes 4, DepthStencil, srgb false;
+    Depth24UnormStencil8 => vk D24_UNORM_S8_UINT, wgpu Depth24PlusStencil8, mtl 255, dxgi 45, iosurface -, drm -, bytes 4, DepthStencil, srgb false;
     /// 32-bit float depth.
-    Depth32Float => vk D32_SFLOAT, wgpu Depth32Float, mtl 252, drm -, bytes 4, Depth, srgb false;
+    Depth32Float => vk D32_SFLOAT, wgpu Depth32Float, mtl 252, dxgi 40, iosurface -, drm -, bytes 4, Depth, srgb false;
     /// 32-bit float depth with 8-bit stencil.
-    Depth32FloatStencil8 => vk D32_SFLOAT_S8_UINT, wgpu Depth32FloatStencil8, mtl 260, drm -, bytes 8, DepthStencil, srgb false;
+    Depth32FloatStencil8 => vk D32_SFLOAT_S8_UINT, wgpu Depth32FloatStencil8, mtl 260, dxgi 20, iosurface -, drm -, bytes 8, DepthStencil, srgb false;
 }
 
 impl TextureFormat {
@@ -263,6 +276,22 @@ impl TextureFormat {
         FORMAT_TABLE
             .iter()
             .find(|r| r.mtl_pixel_format == Some(raw))
+            .map(|r| r.format)
+    }
+
+    /// The format with this `DXGI_FORMAT` value, if it is in the table.
+    pub fn from_dxgi_format(raw: u32) -> Option<Self> {
+        FORMAT_TABLE
+            .iter()
+            .find(|r| r.dxgi_format == raw)
+            .map(|r| r.format)
+    }
+
+    /// The linear (non-sRGB) format an IOSurface of this pixel format holds, if any.
+    pub fn from_iosurface_fourcc(code: u32) -> Option<Self> {
+        FORMAT_TABLE
+            .iter()
+            .find(|r| r.iosurface_fourcc == Some(code) && !r.srgb)
             .map(|r| r.format)
     }
 
@@ -356,6 +385,71 @@ mod tests {
             TextureFormat::Rgba8Unorm
         );
         assert!("rgba9".parse::<TextureFormat>().is_err());
+    }
+
+    #[test]
+    fn dxgi_values_are_the_known_ones() {
+        // From dxgiformat.h (DXGI_FORMAT enumeration).
+        let known = [
+            (TextureFormat::Rgba32Float, 2),
+            (TextureFormat::Rgba16Float, 10),
+            (TextureFormat::Depth32FloatStencil8, 20),
+            (TextureFormat::Rgb10a2Unorm, 24),
+            (TextureFormat::Rg11b10Float, 26),
+            (TextureFormat::Rgba8Unorm, 28),
+            (TextureFormat::Rgba8UnormSrgb, 29),
+            (TextureFormat::Depth32Float, 40),
+            (TextureFormat::Depth24UnormStencil8, 45),
+            (TextureFormat::Depth16Unorm, 55),
+            (TextureFormat::R8Unorm, 61),
+            (TextureFormat::Bgra8Unorm, 87),
+            (TextureFormat::Bgra8UnormSrgb, 91),
+        ];
+        for (f, dxgi) in known {
+            assert_eq!(f.info().dxgi_format, dxgi, "{f:?}");
+        }
+    }
+
+    #[test]
+    fn dxgi_values_are_unique_and_round_trip() {
+        for row in FORMAT_TABLE {
+            assert_ne!(
+                row.dxgi_format, 0,
+                "{:?} has DXGI_FORMAT_UNKNOWN",
+                row.format
+            );
+            assert_eq!(
+                TextureFormat::from_dxgi_format(row.dxgi_format),
+                Some(row.format)
+            );
+        }
+        assert_eq!(TextureFormat::from_dxgi_format(0), None);
+    }
+
+    #[test]
+    fn iosurface_fourccs_are_the_known_ones() {
+        // kCVPixelFormatType_32BGRA is 'BGRA' = 0x42475241; the half-float RGBA one 'RGhA'.
+        assert_eq!(
+            TextureFormat::Bgra8Unorm.info().iosurface_fourcc,
+            Some(0x4247_5241)
+        );
+        assert_eq!(
+            TextureFormat::Rgba16Float.info().iosurface_fourcc,
+            Some(0x5247_6841)
+        );
+        assert_eq!(
+            TextureFormat::from_iosurface_fourcc(0x4247_5241),
+            Some(TextureFormat::Bgra8Unorm)
+        );
+        for row in FORMAT_TABLE {
+            if let Some(code) = row.iosurface_fourcc {
+                // Only formats Metal can also name, and no depth: IOSurfaces back colour.
+                assert!(row.mtl_pixel_format.is_some(), "{:?}", row.format);
+                assert_eq!(row.aspect, FormatAspect::Color, "{:?}", row.format);
+                let linear = TextureFormat::from_iosurface_fourcc(code).unwrap();
+                assert_eq!(linear.block_bytes(), row.block_bytes, "{:?}", row.format);
+            }
+        }
     }
 
     #[test]

@@ -68,6 +68,16 @@ pub struct ExportInfo {
     pub driver_uuid: [u8; 16],
 }
 
+/// The owned OS handle that carries shared memory or a sync payload on this platform: a file
+/// descriptor on Unix, an NT handle on Windows. Dropping it closes it.
+#[cfg(unix)]
+pub type OwnedOsHandle = std::os::fd::OwnedFd;
+
+/// The owned OS handle that carries shared memory or a sync payload on this platform: a file
+/// descriptor on Unix, an NT handle on Windows. Dropping it closes it.
+#[cfg(windows)]
+pub type OwnedOsHandle = std::os::windows::io::OwnedHandle;
+
 /// An exported texture that owns its OS handle: hand it to another context or process, and
 /// import it there. Dropping it closes the handle (the texture itself lives on in its owner).
 #[derive(Debug)]
@@ -77,19 +87,41 @@ pub struct ExportedTexture {
     /// The OS handle carrying the memory.
     #[cfg(unix)]
     pub fd: std::os::fd::OwnedFd,
-    /// The OS handle carrying the memory.
+    /// The OS handle carrying the memory (an NT handle, `OPAQUE_WIN32`).
     #[cfg(windows)]
     pub handle: std::os::windows::io::OwnedHandle,
 }
 
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 impl ExportedTexture {
-    /// Duplicates the export (a new FD for the same memory), e.g. to import it twice.
+    /// Pairs an export's description with the OS handle that carries its memory.
+    pub fn new(info: ExportInfo, handle: OwnedOsHandle) -> Self {
+        #[cfg(unix)]
+        return Self { info, fd: handle };
+        #[cfg(windows)]
+        return Self { info, handle };
+    }
+
+    /// Splits the export into its description and its OS handle.
+    pub fn into_parts(self) -> (ExportInfo, OwnedOsHandle) {
+        #[cfg(unix)]
+        return (self.info, self.fd);
+        #[cfg(windows)]
+        return (self.info, self.handle);
+    }
+
+    /// The OS handle, borrowed.
+    pub fn os_handle(&self) -> &OwnedOsHandle {
+        #[cfg(unix)]
+        return &self.fd;
+        #[cfg(windows)]
+        return &self.handle;
+    }
+
+    /// Duplicates the export (a new FD or NT handle for the same memory), e.g. to import it
+    /// twice.
     pub fn try_clone(&self) -> std::io::Result<Self> {
-        Ok(Self {
-            info: self.info.clone(),
-            fd: self.fd.try_clone()?,
-        })
+        Ok(Self::new(self.info.clone(), self.os_handle().try_clone()?))
     }
 }
 

@@ -9,6 +9,8 @@ mod usage;
 pub use descriptor::{TextureDescriptor, TextureDimension, TextureExtent, MAX_DIMENSION};
 pub use error::{Error, Result};
 pub use format::{FormatAspect, FormatInfo, TextureFormat, FORMAT_TABLE};
+#[cfg(any(unix, windows))]
+pub use handle::OwnedOsHandle;
 pub use handle::{
     parse_uuid, uuid_string, ApiTextureHandle, ExportInfo, ExportedTexture, ExternalHandleType,
     MemoryLayout,

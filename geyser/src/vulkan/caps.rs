@@ -99,6 +99,9 @@ pub struct FormatCaps {
     pub opaque_fd: FormatShareSupport,
     /// With DMA-BUF (where the device has `VK_EXT_external_memory_dma_buf`).
     pub dma_buf: Option<FormatShareSupport>,
+    /// With Windows NT handles (`OPAQUE_WIN32`; same device and driver).
+    #[cfg(windows)]
+    pub opaque_win32: FormatShareSupport,
 }
 
 /// Export/import support for one semaphore or fence handle type.
@@ -108,11 +111,18 @@ pub struct SyncExportCaps {
     pub opaque_fd: bool,
     /// Sync FD (a Linux sync_file) export and import.
     pub sync_fd: bool,
+    /// Windows NT handle (`OPAQUE_WIN32`) export and import.
+    #[cfg(windows)]
+    pub opaque_win32: bool,
 }
 
 impl SyncExportCaps {
     /// Whether any handle type is exportable.
     pub fn any(&self) -> bool {
+        #[cfg(windows)]
+        if self.opaque_win32 {
+            return true;
+        }
         self.opaque_fd || self.sync_fd
     }
 }
@@ -376,9 +386,13 @@ fn sync_caps(
         props.external_semaphore_features.contains(needed)
     };
     SyncExportCaps {
-        opaque_fd: query(vk::ExternalSemaphoreHandleTypeFlags::OPAQUE_FD),
+        opaque_fd: cfg!(unix) && query(vk::ExternalSemaphoreHandleTypeFlags::OPAQUE_FD),
         // Timelines cannot be sync FDs.
-        sync_fd: timeline != Some(true) && query(vk::ExternalSemaphoreHandleTypeFlags::SYNC_FD),
+        sync_fd: cfg!(unix)
+            && timeline != Some(true)
+            && query(vk::ExternalSemaphoreHandleTypeFlags::SYNC_FD),
+        #[cfg(windows)]
+        opaque_win32: query(vk::ExternalSemaphoreHandleTypeFlags::OPAQUE_WIN32),
     }
 }
 
@@ -402,8 +416,10 @@ fn fence_caps(
         props.external_fence_features.contains(needed)
     };
     SyncExportCaps {
-        opaque_fd: query(vk::ExternalFenceHandleTypeFlags::OPAQUE_FD),
-        sync_fd: query(vk::ExternalFenceHandleTypeFlags::SYNC_FD),
+        opaque_fd: cfg!(unix) && query(vk::ExternalFenceHandleTypeFlags::OPAQUE_FD),
+        sync_fd: cfg!(unix) && query(vk::ExternalFenceHandleTypeFlags::SYNC_FD),
+        #[cfg(windows)]
+        opaque_win32: query(vk::ExternalFenceHandleTypeFlags::OPAQUE_WIN32),
     }
 }
 
@@ -415,6 +431,9 @@ pub(crate) fn query(instance: &ash::Instance, identity: &DeviceIdentity) -> Resu
     let mut memory_handle_types = Vec::new();
     if has(ash::khr::external_memory_fd::NAME) {
         memory_handle_types.push(ExternalHandleType::OpaqueFd);
+    }
+    if has(ash::khr::external_memory_win32::NAME) {
+        memory_handle_types.push(ExternalHandleType::OpaqueWin32);
     }
     let dma_buf = has(ash::ext::external_memory_dma_buf::NAME);
     if dma_buf {
@@ -429,7 +448,7 @@ pub(crate) fn query(instance: &ash::Instance, identity: &DeviceIdentity) -> Resu
         unsafe { instance.get_physical_device_features2(physical, &mut features2) };
         features12.timeline_semaphore == vk::TRUE
     };
-    let sem_ext = has(ash::khr::external_semaphore_fd::NAME);
+    let sem_ext = has(super::os::SEMAPHORE_EXTENSION);
     let mut formats = Vec::with_capacity(FORMAT_TABLE.len());
     for row in FORMAT_TABLE {
         let opaque_fd = if has(ash::khr::external_memory_fd::NAME) {
@@ -455,10 +474,26 @@ pub(crate) fn query(instance: &ash::Instance, identity: &DeviceIdentity) -> Resu
         } else {
             None
         };
+        #[cfg(windows)]
+        let opaque_win32 = if has(ash::khr::external_memory_win32::NAME) {
+            format_support(
+                instance,
+                physical,
+                row.format,
+                vk::ExternalMemoryHandleTypeFlags::OPAQUE_WIN32,
+            )?
+        } else {
+            FormatShareSupport {
+                reason: Some("VK_KHR_external_memory_win32 is missing".into()),
+                ..Default::default()
+            }
+        };
         formats.push(FormatCaps {
             format: row.format,
             opaque_fd,
             dma_buf: dma,
+            #[cfg(windows)]
+            opaque_win32,
         });
     }
     Ok(DeviceCaps {
@@ -473,7 +508,7 @@ pub(crate) fn query(instance: &ash::Instance, identity: &DeviceIdentity) -> Resu
         } else {
             SyncExportCaps::default()
         },
-        fence_export: fence_caps(instance, physical, has(ash::khr::external_fence_fd::NAME)),
+        fence_export: fence_caps(instance, physical, has(super::os::FENCE_EXTENSION)),
         max_image_dimension_2d: props.limits.max_image_dimension2_d,
         formats,
     })

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use ash::vk;
 
 use super::caps::{self, DeviceIdentity};
+use super::os;
 use crate::common::{parse_uuid, uuid_string};
 use crate::{Error, Result};
 
@@ -210,8 +211,8 @@ unsafe extern "system" fn debug_callback(
 pub(crate) const OPTIONAL_DEVICE_EXTENSIONS: &[&CStr] = &[
     ash::ext::external_memory_dma_buf::NAME,
     ash::ext::image_drm_format_modifier::NAME,
-    ash::khr::external_semaphore_fd::NAME,
-    ash::khr::external_fence_fd::NAME,
+    os::SEMAPHORE_EXTENSION,
+    os::FENCE_EXTENSION,
     ash::ext::external_memory_host::NAME,
     ash::ext::queue_family_foreign::NAME,
 ];
@@ -236,11 +237,12 @@ pub(crate) struct DeviceShared {
     pub(crate) queue_family: u32,
     pub(crate) identity: DeviceIdentity,
     pub(crate) memory_properties: vk::PhysicalDeviceMemoryProperties,
-    pub(crate) external_memory_fd: ash::khr::external_memory_fd::Device,
-    /// `VK_KHR_external_semaphore_fd`, when enabled on the device.
-    pub(crate) external_semaphore_fd: Option<ash::khr::external_semaphore_fd::Device>,
-    /// `VK_KHR_external_fence_fd`, when enabled on the device.
-    pub(crate) external_fence_fd: Option<ash::khr::external_fence_fd::Device>,
+    /// `VK_KHR_external_memory_fd` (`_win32` on Windows).
+    pub(crate) external_memory: os::MemoryFns,
+    /// `VK_KHR_external_semaphore_fd` (`_win32` on Windows), when enabled on the device.
+    pub(crate) external_semaphore: Option<os::SemaphoreFns>,
+    /// `VK_KHR_external_fence_fd` (`_win32` on Windows), when enabled on the device.
+    pub(crate) external_fence: Option<os::FenceFns>,
     /// Whether timeline semaphores are enabled (Vulkan 1.2 `timelineSemaphore` feature).
     pub(crate) timeline: bool,
     queue: Mutex<QueueState>,
@@ -261,7 +263,8 @@ impl std::fmt::Debug for DeviceShared {
 }
 
 impl DeviceShared {
-    /// Wraps the caller's device. Checks that `VK_KHR_external_memory_fd` is enabled on it.
+    /// Wraps the caller's device. Checks that `VK_KHR_external_memory_fd` (`_win32` on
+    /// Windows) is enabled on it.
     pub(crate) fn borrowed(
         instance: ash::Instance,
         device: ash::Device,
@@ -270,12 +273,14 @@ impl DeviceShared {
     ) -> Result<Self> {
         // SAFETY: `device` is a live device created from `instance`; looking up a command
         // pointer has no other requirement. A null result means the extension is not enabled.
-        let get_fd =
-            unsafe { instance.get_device_proc_addr(device.handle(), c"vkGetMemoryFdKHR".as_ptr()) };
+        let get_fd = unsafe {
+            instance.get_device_proc_addr(device.handle(), os::GET_MEMORY_COMMAND.as_ptr())
+        };
         if get_fd.is_none() {
+            let ext = os::MEMORY_EXTENSION.to_string_lossy();
             return Err(Error::unsupported(
-                "VK_KHR_external_memory_fd",
-                "the device was created without VK_KHR_external_memory_fd; enable it (and VK_KHR_external_memory) in VkDeviceCreateInfo",
+                ext.clone(),
+                format!("the device was created without {ext}; enable it (and VK_KHR_external_memory) in VkDeviceCreateInfo"),
             ));
         }
         // Timeline semaphores: the caller must have enabled the feature; we can only see that
@@ -347,7 +352,7 @@ impl DeviceShared {
             })? as u32;
 
         let available = caps::device_extensions(instance, physical)?;
-        let required = [ash::khr::external_memory_fd::NAME];
+        let required = [os::MEMORY_EXTENSION];
         for ext in required {
             if !available.iter().any(|e| e.as_c_str() == ext) {
                 return Err(Error::unsupported(
@@ -425,15 +430,15 @@ impl DeviceShared {
         };
         // SAFETY: `physical` belongs to `instance`.
         let memory_properties = unsafe { instance.get_physical_device_memory_properties(physical) };
-        let external_memory_fd = ash::khr::external_memory_fd::Device::new(&instance, &device);
+        let external_memory = os::MemoryFns::new(&instance, &device);
         let enabled = |name: &CStr| {
             // SAFETY: looking up a command of a live device; null means "not enabled".
             unsafe { instance.get_device_proc_addr(device.handle(), name.as_ptr()) }.is_some()
         };
-        let external_semaphore_fd = enabled(c"vkGetSemaphoreFdKHR")
-            .then(|| ash::khr::external_semaphore_fd::Device::new(&instance, &device));
-        let external_fence_fd = enabled(c"vkGetFenceFdKHR")
-            .then(|| ash::khr::external_fence_fd::Device::new(&instance, &device));
+        let external_semaphore =
+            enabled(os::GET_SEMAPHORE_COMMAND).then(|| os::SemaphoreFns::new(&instance, &device));
+        let external_fence =
+            enabled(os::GET_FENCE_COMMAND).then(|| os::FenceFns::new(&instance, &device));
         Ok(Self {
             instance,
             device,
@@ -441,9 +446,9 @@ impl DeviceShared {
             queue_family,
             identity,
             memory_properties,
-            external_memory_fd,
-            external_semaphore_fd,
-            external_fence_fd,
+            external_memory,
+            external_semaphore,
+            external_fence,
             timeline,
             queue: Mutex::new(queue),
             foreign_queue: false,

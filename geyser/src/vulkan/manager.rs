@@ -11,9 +11,8 @@ use super::caps::{self, DeviceCaps, DeviceIdentity};
 use super::context::{ContextOptions, DeviceShared, SharedDevice};
 use super::image::{ImageParams, VulkanTexture};
 use super::memory;
-use crate::common::{
-    ApiTextureHandle, ExportedTexture, ExternalHandleType, TextureDescriptor, TextureExtent,
-};
+use super::os;
+use crate::common::{ApiTextureHandle, ExportedTexture, TextureDescriptor, TextureExtent};
 use crate::{Error, Result, SharedTexture, TextureShareManager};
 
 static NEXT_MANAGER_ID: AtomicU32 = AtomicU32::new(1);
@@ -155,7 +154,7 @@ impl VulkanTextureShareManager {
     /// Whether this context can create, export and import timeline semaphores (the device
     /// exports them and the context enabled `VK_KHR_external_semaphore_fd` and timelines).
     pub fn can_share_timelines(&self) -> bool {
-        self.dev.timeline && self.dev.external_semaphore_fd.is_some()
+        self.dev.timeline && self.dev.external_semaphore.is_some()
     }
 
     /// Whether Geyser created the device (and so destroys it when the last user is gone).
@@ -200,12 +199,12 @@ impl VulkanTextureShareManager {
                 ),
             });
         }
-        let handle_type = ExternalHandleType::OpaqueFd;
+        let handle_type = os::NATIVE_MEMORY;
         let params = ImageParams::new(desc, extent);
         check_format_support(
             &self.dev,
             &params,
-            vk::ExternalMemoryHandleTypeFlags::OPAQUE_FD,
+            os::memory_handle_type(handle_type)?,
             desc,
         )?;
         memory::create_exportable(&self.dev, desc, extent, handle_type)

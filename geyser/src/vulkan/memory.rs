@@ -1,7 +1,7 @@
-//! External memory: dedicated exportable allocations, export as an opaque FD, and import of an
-//! [`ExportedTexture`] into another device context, with every object freed on error paths.
+//! External memory: dedicated exportable allocations, export as the platform's opaque handle
+//! (FD on Unix, NT handle on Windows: see `os.rs`), and import of an [`ExportedTexture`] into
+//! another device context, with every object freed on error paths.
 
-use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -11,6 +11,7 @@ use super::context::SharedDevice;
 use super::image::{
     ImageParams, TextureInner, VulkanTexture, LIVE_IMAGES, LIVE_MEMORIES, LIVE_TEXTURES,
 };
+use super::os;
 use crate::common::{
     uuid_string, ExportInfo, ExportedTexture, ExternalHandleType, MemoryLayout, TextureDescriptor,
     TextureExtent,
@@ -18,13 +19,7 @@ use crate::common::{
 use crate::{Error, Result};
 
 fn vk_handle_type(t: ExternalHandleType) -> Result<vk::ExternalMemoryHandleTypeFlags> {
-    match t {
-        ExternalHandleType::OpaqueFd => Ok(vk::ExternalMemoryHandleTypeFlags::OPAQUE_FD),
-        other => Err(Error::unsupported(
-            format!("{other:?} external memory"),
-            "this build shares textures through opaque FDs only (DMA-BUF with DRM format modifiers and Win32 handles are planned)",
-        )),
-    }
+    os::memory_handle_type(t)
 }
 
 /// Destroys an image (and memory) unless disarmed: keeps error paths leak-free.
@@ -172,24 +167,8 @@ pub(crate) fn create_exportable(
 pub(crate) fn export(texture: &VulkanTexture) -> Result<ExportedTexture> {
     let inner = &texture.inner;
     let vk_type = vk_handle_type(inner.info.handle_type)?;
-    let info = vk::MemoryGetFdInfoKHR::default()
-        .memory(inner.memory)
-        .handle_type(vk_type);
-    // SAFETY: the memory was allocated exportable with this handle type.
-    let raw = unsafe { inner.dev.external_memory_fd.get_memory_fd(&info) }
-        .map_err(Error::vk("vkGetMemoryFdKHR"))?;
-    if raw < 0 {
-        return Err(Error::Vulkan {
-            call: "vkGetMemoryFdKHR",
-            result: vk::Result::ERROR_INVALID_EXTERNAL_HANDLE,
-        });
-    }
-    // SAFETY: vkGetMemoryFdKHR returns a new file descriptor that the caller owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    Ok(ExportedTexture {
-        info: inner.info.clone(),
-        fd,
-    })
+    let handle = os::export_memory(&inner.dev.external_memory, inner.memory, vk_type)?;
+    Ok(ExportedTexture::new(inner.info.clone(), handle))
 }
 
 /// Checks what can be checked of an export before any Vulkan call.
@@ -203,7 +182,7 @@ pub(crate) fn check_importable(
     }
     info.descriptor.validate_with(&info.extent)?;
     let ours = &dev.identity;
-    if info.handle_type == ExternalHandleType::OpaqueFd
+    if info.handle_type == os::NATIVE_MEMORY
         && (info.device_uuid != ours.device_uuid || info.driver_uuid != ours.driver_uuid)
     {
         let which = if info.device_uuid != ours.device_uuid {
@@ -249,14 +228,15 @@ pub(crate) fn check_importable(
     Ok(())
 }
 
-/// Imports an export into this device as a new image aliasing the exporter's memory. The FD
-/// is consumed: Vulkan owns it after a successful import, and it is closed on failure.
+/// Imports an export into this device as a new image aliasing the exporter's memory. The OS
+/// handle is consumed: Vulkan owns an FD after a successful import; an NT handle (which
+/// Vulkan never takes) and an FD whose import failed are closed.
 pub(crate) fn import(
     dev: &SharedDevice,
     exported: ExportedTexture,
     desc: Option<&TextureDescriptor>,
 ) -> Result<VulkanTexture> {
-    let ExportedTexture { info, fd } = exported;
+    let (info, handle) = exported.into_parts();
     check_importable(dev, &info, desc)?;
     let vk_type = vk_handle_type(info.handle_type)?;
     let params = ImageParams::new(&info.descriptor, &info.extent);
@@ -282,29 +262,13 @@ pub(crate) fn import(
             ),
         });
     }
-    // Vulkan takes ownership of the FD only when the import succeeds.
-    let raw = fd.into_raw_fd();
-    let mut import_info = vk::ImportMemoryFdInfoKHR::default()
-        .handle_type(vk_type)
-        .fd(raw);
-    let mut dedicated = vk::MemoryDedicatedAllocateInfo::default().image(partial.image);
-    let alloc = vk::MemoryAllocateInfo::default()
-        .allocation_size(info.allocation_size)
-        .memory_type_index(info.memory_type_index)
-        .push_next(&mut import_info)
-        .push_next(&mut dedicated);
-    // SAFETY: valid chain pointing at locals; `raw` is an FD we own, of the declared handle
-    // type, for memory made on a device with the same UUIDs (checked above).
-    match unsafe { device.allocate_memory(&alloc, None) } {
-        Ok(memory) => {
-            partial.memory = memory;
-            LIVE_MEMORIES.fetch_add(1, Ordering::Relaxed);
-        }
-        Err(e) => {
-            // SAFETY: the failed import did not take ownership of `raw`, which we still own.
-            drop(unsafe { OwnedFd::from_raw_fd(raw) });
-            return Err(Error::vk("vkAllocateMemory (import)")(e));
-        }
-    }
+    let target = os::ImportTarget {
+        image: partial.image,
+        size: info.allocation_size,
+        memory_type_index: info.memory_type_index,
+        handle_type: vk_type,
+    };
+    partial.memory = os::import_memory(device, &target, handle)?;
+    LIVE_MEMORIES.fetch_add(1, Ordering::Relaxed);
     finish(dev, partial, params, info, true)
 }

@@ -12,6 +12,7 @@ mod context;
 mod image;
 mod manager;
 mod memory;
+mod os;
 mod pattern;
 mod submit;
 mod sync;

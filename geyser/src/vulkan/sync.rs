@@ -7,22 +7,27 @@
 //! concept once, as [`SharedTimelineSemaphore`]; backends for those APIs map their event type
 //! onto it instead of adding a separate event type.
 
-use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 use std::time::Duration;
 
 use ash::vk;
 
 use super::context::SharedDevice;
 use super::manager::VulkanTextureShareManager;
+use super::os;
+use crate::common::OwnedOsHandle;
 use crate::{Error, Result};
 
-/// The kind of file descriptor a semaphore or fence travels as.
+/// The kind of OS handle a semaphore or fence travels as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum SyncHandleType {
     /// Opaque FD: the same driver and device on both sides; export once, reuse.
     OpaqueFd,
     /// A Linux sync_file: one signal operation, exported per submission.
     SyncFd,
+    /// Windows NT handle (`OPAQUE_WIN32`): the same driver and device on both sides; export
+    /// once, reuse. Compiles in CI; never run on real hardware.
+    #[cfg(windows)]
+    OpaqueWin32,
 }
 
 impl SyncHandleType {
@@ -30,6 +35,8 @@ impl SyncHandleType {
         match self {
             SyncHandleType::OpaqueFd => vk::ExternalSemaphoreHandleTypeFlags::OPAQUE_FD,
             SyncHandleType::SyncFd => vk::ExternalSemaphoreHandleTypeFlags::SYNC_FD,
+            #[cfg(windows)]
+            SyncHandleType::OpaqueWin32 => vk::ExternalSemaphoreHandleTypeFlags::OPAQUE_WIN32,
         }
     }
 
@@ -37,14 +44,34 @@ impl SyncHandleType {
         match self {
             SyncHandleType::OpaqueFd => vk::ExternalFenceHandleTypeFlags::OPAQUE_FD,
             SyncHandleType::SyncFd => vk::ExternalFenceHandleTypeFlags::SYNC_FD,
+            #[cfg(windows)]
+            SyncHandleType::OpaqueWin32 => vk::ExternalFenceHandleTypeFlags::OPAQUE_WIN32,
+        }
+    }
+
+    /// The handle type shared timelines travel as on this platform.
+    fn native() -> Self {
+        #[cfg(windows)]
+        return SyncHandleType::OpaqueWin32;
+        #[cfg(not(windows))]
+        return SyncHandleType::OpaqueFd;
+    }
+
+    /// Whether `caps` reports export and import of this handle type.
+    fn supported_by(self, caps: &super::SyncExportCaps) -> bool {
+        match self {
+            SyncHandleType::OpaqueFd => caps.opaque_fd,
+            SyncHandleType::SyncFd => caps.sync_fd,
+            #[cfg(windows)]
+            SyncHandleType::OpaqueWin32 => caps.opaque_win32,
         }
     }
 }
 
-fn semaphore_fns(dev: &SharedDevice) -> Result<&ash::khr::external_semaphore_fd::Device> {
-    dev.external_semaphore_fd.as_ref().ok_or_else(|| {
+fn semaphore_fns(dev: &SharedDevice) -> Result<&os::SemaphoreFns> {
+    dev.external_semaphore.as_ref().ok_or_else(|| {
         Error::unsupported(
-            "VK_KHR_external_semaphore_fd",
+            os::SEMAPHORE_EXTENSION.to_string_lossy(),
             format!(
                 "not enabled on {} (not offered by the driver, or not enabled by the application)",
                 dev.identity.name
@@ -53,10 +80,10 @@ fn semaphore_fns(dev: &SharedDevice) -> Result<&ash::khr::external_semaphore_fd:
     })
 }
 
-fn fence_fns(dev: &SharedDevice) -> Result<&ash::khr::external_fence_fd::Device> {
-    dev.external_fence_fd.as_ref().ok_or_else(|| {
+fn fence_fns(dev: &SharedDevice) -> Result<&os::FenceFns> {
+    dev.external_fence.as_ref().ok_or_else(|| {
         Error::unsupported(
-            "VK_KHR_external_fence_fd",
+            os::FENCE_EXTENSION.to_string_lossy(),
             format!(
                 "not enabled on {} (not offered by the driver, or not enabled by the application)",
                 dev.identity.name
@@ -76,10 +103,7 @@ fn check_semaphore_export(
     } else {
         &caps.binary_semaphore_export
     };
-    let ok = match handle {
-        SyncHandleType::OpaqueFd => c.opaque_fd,
-        SyncHandleType::SyncFd => c.sync_fd,
-    };
+    let ok = handle.supported_by(c);
     if !ok {
         let what = if timeline { "timeline" } else { "binary" };
         return Err(Error::unsupported(
@@ -120,55 +144,28 @@ fn export_semaphore(
     dev: &SharedDevice,
     semaphore: vk::Semaphore,
     handle: SyncHandleType,
-) -> Result<OwnedFd> {
-    let info = vk::SemaphoreGetFdInfoKHR::default()
-        .semaphore(semaphore)
-        .handle_type(handle.semaphore());
-    // SAFETY: the semaphore was created exportable with this handle type.
-    let raw = unsafe { semaphore_fns(dev)?.get_semaphore_fd(&info) }
-        .map_err(Error::vk("vkGetSemaphoreFdKHR"))?;
-    if raw < 0 {
-        // A sync FD of an already-signaled semaphore may be -1 ("signaled"); make it explicit.
-        return Err(Error::Vulkan {
-            call: "vkGetSemaphoreFdKHR",
-            result: vk::Result::ERROR_INVALID_EXTERNAL_HANDLE,
-        });
-    }
-    // SAFETY: vkGetSemaphoreFdKHR returns a new FD owned by the caller.
-    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+) -> Result<OwnedOsHandle> {
+    os::export_semaphore(semaphore_fns(dev)?, semaphore, handle.semaphore())
 }
 
 fn import_semaphore(
     dev: &SharedDevice,
     semaphore: vk::Semaphore,
-    fd: OwnedFd,
+    fd: OwnedOsHandle,
     handle: SyncHandleType,
     temporary: bool,
 ) -> Result<()> {
     let fns = semaphore_fns(dev)?;
-    let raw = fd.into_raw_fd();
     let flags = if temporary {
         vk::SemaphoreImportFlags::TEMPORARY
     } else {
         vk::SemaphoreImportFlags::empty()
     };
-    let info = vk::ImportSemaphoreFdInfoKHR::default()
-        .semaphore(semaphore)
-        .handle_type(handle.semaphore())
-        .flags(flags)
-        .fd(raw);
-    // SAFETY: `raw` is an FD we own of the declared type; on success Vulkan owns it.
-    match unsafe { fns.import_semaphore_fd(&info) } {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            // SAFETY: a failed import leaves the FD with us; close it.
-            drop(unsafe { OwnedFd::from_raw_fd(raw) });
-            Err(Error::vk("vkImportSemaphoreFdKHR")(e))
-        }
-    }
+    os::import_semaphore(fns, semaphore, handle.semaphore(), flags, fd)
 }
 
-/// A timeline semaphore whose payload is shared with other contexts or processes (opaque FD):
+/// A timeline semaphore whose payload is shared with other contexts or processes (opaque FD;
+/// an NT handle on Windows):
 /// a 64-bit counter that GPU submissions and the host signal and wait on. Values only grow.
 pub struct SharedTimelineSemaphore {
     dev: SharedDevice,
@@ -190,9 +187,9 @@ impl SharedTimelineSemaphore {
     /// device cannot export timelines as opaque FDs (e.g. lavapipe).
     pub fn new(manager: &VulkanTextureShareManager, initial: u64) -> Result<Self> {
         check_timeline(manager)?;
-        check_semaphore_export(manager, SyncHandleType::OpaqueFd, true)?;
+        check_semaphore_export(manager, SyncHandleType::native(), true)?;
         let dev = manager.dev.clone();
-        let semaphore = create_semaphore(&dev, Some(SyncHandleType::OpaqueFd), Some(initial))?;
+        let semaphore = create_semaphore(&dev, Some(SyncHandleType::native()), Some(initial))?;
         register_external(semaphore);
         Ok(Self {
             dev,
@@ -203,9 +200,9 @@ impl SharedTimelineSemaphore {
 
     /// Imports a timeline exported by another context or process (same device and driver).
     /// Consumes the FD.
-    pub fn import(manager: &VulkanTextureShareManager, fd: OwnedFd) -> Result<Self> {
+    pub fn import(manager: &VulkanTextureShareManager, fd: OwnedOsHandle) -> Result<Self> {
         check_timeline(manager)?;
-        check_semaphore_export(manager, SyncHandleType::OpaqueFd, true)?;
+        check_semaphore_export(manager, SyncHandleType::native(), true)?;
         let dev = manager.dev.clone();
         let semaphore = create_semaphore(&dev, None, Some(0))?;
         register_external(semaphore);
@@ -214,13 +211,13 @@ impl SharedTimelineSemaphore {
             semaphore,
             imported: true,
         };
-        import_semaphore(&this.dev, semaphore, fd, SyncHandleType::OpaqueFd, false)?;
+        import_semaphore(&this.dev, semaphore, fd, SyncHandleType::native(), false)?;
         Ok(this)
     }
 
     /// A new FD for the payload (send it to a peer, which imports it once).
-    pub fn export(&self) -> Result<OwnedFd> {
-        export_semaphore(&self.dev, self.semaphore, SyncHandleType::OpaqueFd)
+    pub fn export(&self) -> Result<OwnedOsHandle> {
+        export_semaphore(&self.dev, self.semaphore, SyncHandleType::native())
     }
 
     /// The `VkSemaphore`, for `VkTimelineSemaphoreSubmitInfo` waits and signals.
@@ -348,7 +345,7 @@ impl SharedSemaphore {
     /// (for the next wait only) for a sync FD. Consumes the FD.
     pub fn import(
         manager: &VulkanTextureShareManager,
-        fd: OwnedFd,
+        fd: OwnedOsHandle,
         handle: SyncHandleType,
     ) -> Result<Self> {
         check_semaphore_export(manager, handle, false)?;
@@ -371,7 +368,7 @@ impl SharedSemaphore {
 
     /// Exports the payload. For a sync FD, a signal operation must have been submitted (the
     /// FD then stands for that signal, and the semaphore is unsignaled again).
-    pub fn export(&self) -> Result<OwnedFd> {
+    pub fn export(&self) -> Result<OwnedOsHandle> {
         export_semaphore(&self.dev, self.semaphore, self.handle)
     }
 
@@ -427,7 +424,7 @@ impl SharedFence {
     /// Creates a fence and imports `fd` into it (a sync FD temporarily). Consumes the FD.
     pub fn import(
         manager: &VulkanTextureShareManager,
-        fd: OwnedFd,
+        fd: OwnedOsHandle,
         handle: SyncHandleType,
     ) -> Result<Self> {
         check_fence_export(manager, handle)?;
@@ -440,42 +437,18 @@ impl SharedFence {
         .map_err(Error::vk("vkCreateFence"))?;
         let this = Self { dev, fence, handle };
         let fns = fence_fns(&this.dev)?;
-        let raw = fd.into_raw_fd();
         let flags = if handle == SyncHandleType::SyncFd {
             vk::FenceImportFlags::TEMPORARY
         } else {
             vk::FenceImportFlags::empty()
         };
-        let info = vk::ImportFenceFdInfoKHR::default()
-            .fence(fence)
-            .handle_type(handle.fence())
-            .flags(flags)
-            .fd(raw);
-        // SAFETY: `raw` is ours and of the declared type; on success Vulkan owns it.
-        if let Err(e) = unsafe { fns.import_fence_fd(&info) } {
-            // SAFETY: a failed import leaves the FD with us.
-            drop(unsafe { OwnedFd::from_raw_fd(raw) });
-            return Err(Error::vk("vkImportFenceFdKHR")(e));
-        }
+        os::import_fence(fns, fence, handle.fence(), flags, fd)?;
         Ok(this)
     }
 
     /// Exports the payload (for a sync FD: after the fence's submission).
-    pub fn export(&self) -> Result<OwnedFd> {
-        let info = vk::FenceGetFdInfoKHR::default()
-            .fence(self.fence)
-            .handle_type(self.handle.fence());
-        // SAFETY: the fence was created exportable with this handle type.
-        let raw = unsafe { fence_fns(&self.dev)?.get_fence_fd(&info) }
-            .map_err(Error::vk("vkGetFenceFdKHR"))?;
-        if raw < 0 {
-            return Err(Error::Vulkan {
-                call: "vkGetFenceFdKHR",
-                result: vk::Result::ERROR_INVALID_EXTERNAL_HANDLE,
-            });
-        }
-        // SAFETY: a new FD owned by the caller.
-        Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+    pub fn export(&self) -> Result<OwnedOsHandle> {
+        os::export_fence(fence_fns(&self.dev)?, self.fence, self.handle.fence())
     }
 
     /// The `VkFence` (pass it to `vkQueueSubmit`).
@@ -505,10 +478,7 @@ impl SharedFence {
 
 fn check_fence_export(manager: &VulkanTextureShareManager, handle: SyncHandleType) -> Result<()> {
     let c = &manager.caps()?.fence_export;
-    let ok = match handle {
-        SyncHandleType::OpaqueFd => c.opaque_fd,
-        SyncHandleType::SyncFd => c.sync_fd,
-    };
+    let ok = handle.supported_by(c);
     if !ok {
         return Err(Error::unsupported(
             format!("fence export as {handle:?}"),

@@ -28,12 +28,12 @@ mod manager;
 mod pattern;
 mod texture;
 
-#[cfg(all(feature = "ipc", unix))]
+#[cfg(all(feature = "ipc", any(target_os = "linux", target_os = "android")))]
 pub mod demo;
-#[cfg(all(feature = "ipc", unix))]
+#[cfg(all(feature = "ipc", any(target_os = "linux", target_os = "android")))]
 mod ipc;
 
-#[cfg(all(feature = "ipc", unix))]
+#[cfg(all(feature = "ipc", any(target_os = "linux", target_os = "android")))]
 pub use ipc::{WgpuConsumer, WgpuFrame, WgpuProducer, WgpuWriteSlot};
 pub use manager::WgpuTextureShareManager;
 pub use pattern::{WgpuPatternWriter, WgpuProbe, WgpuProbeResult};

@@ -1,16 +1,11 @@
-//! criterion benchmarks: texture create / export / import (256², 1080p, 4K; RGBA8 and RGBA16F),
-//! FD transfer over a socket, the per-frame handoff round trip in each sync mode the device
-//! runs, and the whole pipeline in-process vs through the IPC layer.
-//!
-//! `cargo bench -p geyser --bench sharing` (set `GEYSER_DEVICE` to pick the GPU). Speed claims
-//! come from GPU runs; on lavapipe these measure the CPU renderer.
+//! The benchmarks (Linux: Unix-socket IPC and lavapipe or a GPU).
 
 use std::hint::black_box;
 use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use criterion::{criterion_group, BatchSize, Criterion};
 use geyser::common::{TextureDescriptor, TextureFormat, TextureUsage};
 use geyser::ipc::bench::{retry_not_found, run_in_process};
 use geyser::ipc::demo::{demo_descriptor, run_consumer, run_producer, write_slot, ProduceConfig};
@@ -194,4 +189,8 @@ fn rand_tag() -> u64 {
 }
 
 criterion_group!(benches, textures, fd_transfer, handoff, pipeline);
-criterion_main!(benches);
+/// What `criterion_main!(benches)` would generate, as a function `main.rs` calls on Linux.
+pub fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
