@@ -101,6 +101,101 @@ impl Buffer {
     }
 
     /// A whole-buffer memory barrier from `src` to `dst` accesses, no ownership transfer.
+    /// A buffer over `size` bytes of host memory at `ptr`, imported with
+    /// `VK_EXT_external_memory_host` (the device never copies it: its GPU reads and writes
+    /// that memory). [`Self::bytes`] reads it.
+    ///
+    /// # Safety
+    /// `ptr` must be aligned to the device's `minImportedHostPointerAlignment`, `size` a
+    /// multiple of it, and the memory must stay allocated until this buffer is dropped.
+    pub(crate) unsafe fn import_host(
+        dev: &SharedDevice,
+        ptr: *mut u8,
+        size: u64,
+        usage: vk::BufferUsageFlags,
+    ) -> Result<Self> {
+        let handle_type = vk::ExternalMemoryHandleTypeFlags::HOST_ALLOCATION_EXT;
+        let fns = ash::ext::external_memory_host::Device::new(&dev.instance, &dev.device);
+        let mut host_props = vk::MemoryHostPointerPropertiesEXT::default();
+        // SAFETY: the extension is enabled (checked by the caller); `ptr` is a host
+        // allocation per this function's contract.
+        unsafe {
+            (fns.fp().get_memory_host_pointer_properties_ext)(
+                dev.device.handle(),
+                handle_type,
+                ptr.cast(),
+                &mut host_props,
+            )
+        }
+        .result()
+        .map_err(Error::vk("vkGetMemoryHostPointerPropertiesEXT"))?;
+        let device = &dev.device;
+        let mut external = vk::ExternalMemoryBufferCreateInfo::default().handle_types(handle_type);
+        let info = vk::BufferCreateInfo::default()
+            .size(size)
+            .usage(usage)
+            .sharing_mode(vk::SharingMode::EXCLUSIVE)
+            .push_next(&mut external);
+        // SAFETY: valid create info on a live device; the chain points at a local.
+        let buffer =
+            unsafe { device.create_buffer(&info, None) }.map_err(Error::vk("vkCreateBuffer"))?;
+        let mut b = Buffer {
+            dev: dev.clone(),
+            buffer,
+            memory: vk::DeviceMemory::null(),
+            mapped: ptr,
+            size,
+        };
+        // SAFETY: `buffer` was just created on this device.
+        let reqs = unsafe { device.get_buffer_memory_requirements(buffer) };
+        let props = &dev.memory_properties;
+        let bits = reqs.memory_type_bits & host_props.memory_type_bits;
+        let fits = |i: &u32| bits & (1 << i) != 0;
+        let coherent =
+            vk::MemoryPropertyFlags::HOST_VISIBLE | vk::MemoryPropertyFlags::HOST_COHERENT;
+        let type_index = (0..props.memory_type_count)
+            .filter(fits)
+            .find(|i| {
+                props.memory_types[*i as usize]
+                    .property_flags
+                    .contains(coherent)
+            })
+            .or_else(|| (0..props.memory_type_count).find(fits))
+            .ok_or_else(|| {
+                Error::unsupported(
+                    "host memory import",
+                    format!(
+                        "{} offers no memory type for this host allocation",
+                        dev.identity.name
+                    ),
+                )
+            })?;
+        if reqs.size > size {
+            return Err(Error::unsupported(
+                "host memory import",
+                format!(
+                    "the buffer needs {} bytes, the allocation has {size}",
+                    reqs.size
+                ),
+            ));
+        }
+        let mut import = vk::ImportMemoryHostPointerInfoEXT::default()
+            .handle_type(handle_type)
+            .host_pointer(ptr.cast());
+        let alloc = vk::MemoryAllocateInfo::default()
+            .allocation_size(size)
+            .memory_type_index(type_index)
+            .push_next(&mut import);
+        // SAFETY: the pointer and size satisfy this function's contract; on error `b` drops
+        // and destroys the buffer.
+        b.memory = unsafe { device.allocate_memory(&alloc, None) }
+            .map_err(Error::vk("vkAllocateMemory (host pointer import)"))?;
+        // SAFETY: memory and buffer are from this device; the memory is large enough.
+        unsafe { device.bind_buffer_memory(buffer, b.memory, 0) }
+            .map_err(Error::vk("vkBindBufferMemory"))?;
+        Ok(b)
+    }
+
     pub(crate) fn barrier(
         &self,
         src: vk::AccessFlags,

@@ -485,6 +485,18 @@ impl DeviceShared {
         unsafe { self.device.queue_wait_idle(q.queue) }.map_err(Error::vk("vkQueueWaitIdle"))
     }
 
+    /// Whether `VK_EXT_external_memory_host` is enabled on the device.
+    pub(crate) fn external_memory_host_enabled(&self) -> bool {
+        // SAFETY: looking up a command of a live device; null means "not enabled".
+        unsafe {
+            self.instance.get_device_proc_addr(
+                self.device.handle(),
+                c"vkGetMemoryHostPointerPropertiesEXT".as_ptr(),
+            )
+        }
+        .is_some()
+    }
+
     /// Whether Geyser created (and so will destroy) this device.
     pub(crate) fn is_owned(&self) -> bool {
         self.owned.is_some()

@@ -9,6 +9,7 @@
 mod buffer;
 mod caps;
 mod context;
+mod cross;
 mod image;
 mod manager;
 mod memory;
@@ -24,6 +25,7 @@ pub use caps::{
 pub use context::{
     validation_error_count, validation_messages, ContextOptions, DeviceSelector, Validation,
 };
+pub use cross::{CrossDeviceTransfer, TransferPath, TransferTiming};
 pub use image::{
     live_objects, vk_aspect, vk_full_aspect, vk_usage, LiveObjects, VulkanTexture, SHARED_LAYOUT,
 };

@@ -47,6 +47,7 @@ fn require_usage(texture: &VulkanTexture, usage: TextureUsage, why: &str) -> Res
     Ok(())
 }
 
+/// Which way a copy between a texture and a buffer goes.
 pub(crate) enum Direction {
     Upload,
     Download,
@@ -123,7 +124,7 @@ pub(crate) fn record_copy(
 }
 
 /// Submits a recorded copy and waits for it.
-fn copy(
+pub(crate) fn copy(
     submit: &Submitter,
     texture: &VulkanTexture,
     aspect: TextureAspect,
