@@ -132,30 +132,30 @@ pub fn run(json: bool) -> Result<(), geyser::Error> {
         }
         print_device(d);
     }
-    // Pairs that can share memory directly.
+    // How each pair of devices gets texels to each other.
     if devices.len() > 1 {
         println!();
-        println!(
-            "Direct sharing between devices (opaque FD needs the same device and driver UUID):"
-        );
+        println!("Between devices (direct: same device and driver UUID; otherwise a copy):");
         for a in &devices {
             for b in devices
                 .iter()
                 .filter(|b| b.identity.index > a.identity.index)
             {
-                let same = a.identity.device_uuid == b.identity.device_uuid
-                    && a.identity.driver_uuid == b.identity.driver_uuid;
+                let path = geyser::vulkan::TransferPath::between(a, b);
                 let dma = a
                     .memory_handle_types
                     .contains(&geyser::common::ExternalHandleType::DmaBuf)
                     && b.memory_handle_types
                         .contains(&geyser::common::ExternalHandleType::DmaBuf);
-                let how = match (same, dma) {
-                    (true, _) => "opaque FD",
-                    (false, true) => "DMA-BUF (both sides offer it)",
-                    (false, false) => "no direct path",
+                let note = if dma && path != geyser::vulkan::TransferPath::Direct {
+                    " (both offer DMA-BUF; sharing through it is not implemented yet)"
+                } else {
+                    ""
                 };
-                println!("  {} <-> {}: {how}", a.identity.index, b.identity.index);
+                println!(
+                    "  {} <-> {}: {path}{note}",
+                    a.identity.index, b.identity.index
+                );
             }
         }
     }
