@@ -131,12 +131,19 @@ fn run(args: &Args) -> geyser::Result<bool> {
             );
         }
     }
+    if geyser::vulkan::validation_error_count() > 0 {
+        println!(
+            "validation errors: {:#?}",
+            geyser::vulkan::validation_messages()
+        );
+        all_ok = false;
+    }
     println!(
         "{}",
         if all_ok {
             "PASS: every frame verified"
         } else {
-            "FAIL: corrupted frames"
+            "FAIL: corrupted frames or validation errors"
         }
     );
     Ok(all_ok)
