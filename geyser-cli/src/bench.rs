@@ -200,6 +200,8 @@ pub fn run(args: &BenchArgs) -> geyser::Result<bool> {
             sync: "auto".into(),
             name: Some(name.clone()),
             fps: 0.0,
+            devices: None,
+            host_transfer: false,
         };
         let mut pa = vec!["__produce".to_string()];
         pa.extend(demo.child_args(&name));

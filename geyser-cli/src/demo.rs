@@ -46,6 +46,15 @@ pub struct DemoArgs {
     /// Pace the producer to this many frames per second (0: as fast as it can).
     #[arg(long, default_value_t = 0.0)]
     pub fps: f64,
+    /// Devices for the producer and the consumers, comma-separated (what `GEYSER_DEVICE`
+    /// takes: index, name, UUID, `pci:`): the first is the producer's, then one per consumer
+    /// (the last repeats). A consumer on another device gets frames through the host-memory
+    /// ring. Default: `GEYSER_DEVICE` for all.
+    #[arg(long)]
+    pub devices: Option<String>,
+    /// Every consumer takes the host-memory ring, even on the producer's device.
+    #[arg(long)]
+    pub host_transfer: bool,
 }
 
 impl DemoArgs {
@@ -73,9 +82,18 @@ impl DemoArgs {
         if self.lossless {
             v.push("--lossless".into());
         }
+        if self.host_transfer {
+            v.push("--host-transfer".into());
+        }
         v.push("--fps".into());
         v.push(self.fps.to_string());
         v
+    }
+
+    /// The device selector of child `i` (0: the producer, then the consumers), if given.
+    fn device(&self, i: usize) -> Option<String> {
+        let list: Vec<&str> = self.devices.as_deref()?.split(',').map(str::trim).collect();
+        list.get(i).or(list.last()).map(|s| s.to_string())
     }
 }
 
@@ -114,6 +132,7 @@ pub fn consume(args: &DemoArgs) -> geyser::Result<()> {
     let options = ConsumerOptions {
         sync: parse_sync(&args.sync)?,
         lossless: args.lossless,
+        host_transfer: args.host_transfer,
         ..Default::default()
     };
     // The producer may still be binding: retry NotFound briefly.
@@ -161,10 +180,15 @@ pub(crate) fn spawn_self<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::io::Resu
         .spawn()
 }
 
-fn spawn(role: &str, args: &DemoArgs, name: &str) -> std::io::Result<Child> {
+fn spawn(role: &str, args: &DemoArgs, name: &str, index: usize) -> std::io::Result<Child> {
     let mut v = vec![role.to_string()];
     v.extend(args.child_args(name));
-    spawn_self(&v)
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.args(&v).stdout(Stdio::piped()).stderr(Stdio::piped());
+    if let Some(device) = args.device(index) {
+        cmd.env("GEYSER_DEVICE", device);
+    }
+    cmd.spawn()
 }
 
 /// Collects a child's output into `state` on two threads.
@@ -222,12 +246,12 @@ pub fn run(args: &DemoArgs) -> geyser::Result<bool> {
         args.frames,
         args.slots()
     );
-    let mut producer = spawn("__produce", args, &name)?;
+    let mut producer = spawn("__produce", args, &name, 0)?;
     let pstate = Arc::new(Mutex::new(ChildState::default()));
     let mut threads = watch(&mut producer, pstate.clone());
     let mut consumers = Vec::new();
-    for _ in 0..args.consumers {
-        let mut c = spawn("__consume", args, &name)?;
+    for i in 0..args.consumers {
+        let mut c = spawn("__consume", args, &name, i + 1)?;
         let st = Arc::new(Mutex::new(ChildState::default()));
         threads.extend(watch(&mut c, st.clone()));
         consumers.push((c, st));
@@ -306,7 +330,7 @@ pub fn run(args: &DemoArgs) -> geyser::Result<bool> {
     }
     println!();
     println!(
-        "{:<9} {:>9} {:>8} {:>10} {:>10} {:>9} {:>12} {:>12} {:>10}  sync",
+        "{:<9} {:>9} {:>8} {:>10} {:>10} {:>9} {:>12} {:>12} {:>10}  {:<8} path",
         "consumer",
         "delivered",
         "skipped",
@@ -316,6 +340,7 @@ pub fn run(args: &DemoArgs) -> geyser::Result<bool> {
         "handoff p50",
         "handoff p99",
         "age p50",
+        "sync",
     );
     for (i, ((_, st), status)) in consumers.iter().zip(&consumer_status).enumerate() {
         let s = st.lock().unwrap_or_else(|p| p.into_inner());
@@ -330,7 +355,7 @@ pub fn run(args: &DemoArgs) -> geyser::Result<bool> {
                     && r.clean_end
                     && (!args.lossless || r.skipped == 0);
                 println!(
-                    "{:<9} {:>9} {:>8} {:>10} {:>10} {:>9.1} {:>9.0} µs {:>9.0} µs {:>7.0} µs  {}",
+                    "{:<9} {:>9} {:>8} {:>10} {:>10} {:>9.1} {:>9.0} µs {:>9.0} µs {:>7.0} µs  {:<8} {}",
                     format!("c{i}"),
                     r.frames,
                     r.skipped,
@@ -340,7 +365,8 @@ pub fn run(args: &DemoArgs) -> geyser::Result<bool> {
                     r.latency_p50_us,
                     r.latency_p99_us,
                     r.age_p50_us,
-                    r.sync
+                    r.sync,
+                    r.path
                 );
             }
             _ => {

@@ -74,6 +74,7 @@ fn child_role_entry() {
         "consumer" => {
             let options = ConsumerOptions {
                 lossless: env("GT_LOSSLESS").is_some(),
+                host_transfer: env("GT_HOST_TRANSFER").is_some(),
                 ..Default::default()
             };
             let hold = env("GT_HOLD_MS")
@@ -260,6 +261,40 @@ fn producer_streams_verified_frames_to_two_consumer_processes() {
             "auto picks the device's best mode"
         );
     }
+}
+
+/// One producer, one consumer importing its ring and one taking the host-memory ring (what a
+/// consumer on another GPU or driver gets; forced here, lavapipe being one device): each
+/// gets all 300 frames, every one verified, and reports its path.
+#[test]
+fn direct_and_host_memory_consumers_are_served_at_once() {
+    let name = unique("mixed");
+    let p = ChildProc::spawn(
+        "producer",
+        &name,
+        &[
+            ("GT_FRAMES", "300"),
+            ("GT_WAIT", "2"),
+            ("GT_SLOTS", "3"),
+            ("GT_LOSSLESS", "1"),
+        ],
+    );
+    let direct = ChildProc::spawn("consumer", &name, &[("GT_LOSSLESS", "1")]);
+    let staged = ChildProc::spawn(
+        "consumer",
+        &name,
+        &[("GT_LOSSLESS", "1"), ("GT_HOST_TRANSFER", "1")],
+    );
+    let (code, _, stderr) = p.finish(Duration::from_secs(120));
+    assert_eq!(code, Some(0), "producer: {stderr}");
+    let d = consumer_report(direct.finish(Duration::from_secs(30)));
+    let h = consumer_report(staged.finish(Duration::from_secs(30)));
+    for (r, path) in [(&d, "Direct"), (&h, "HostMemory")] {
+        assert_eq!(r.path, path, "{r:?}");
+        assert_eq!((r.frames, r.corrupted, r.skipped), (300, 0, 0), "{r:?}");
+        assert!(r.clean_end, "{r:?}");
+    }
+    assert_eq!(h.sync, "Host", "the host-memory ring is host-synchronized");
 }
 
 #[test]

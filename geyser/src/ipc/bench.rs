@@ -15,6 +15,7 @@ use super::demo::{percentile, ConsumeReport, ProduceReport};
 use super::endpoint::{Connection, Listener};
 use super::fd_passing;
 use super::negotiate::monotonic_ns;
+use super::staging::Shm;
 use crate::common::TextureDescriptor;
 use crate::vulkan::{
     PatternWriter, ProbeReader, SharedTimelineSemaphore, StagingBuffer, TimelinePoint,
@@ -217,49 +218,6 @@ fn finish_consumer(
     report.latency_p99_us = percentile(latencies, 99.0);
     report.age_p50_us = report.latency_p50_us;
     report.age_p99_us = report.latency_p99_us;
-}
-
-/// A shared memory ring: a memfd mapped by both processes.
-struct Shm {
-    ptr: *mut u8,
-    len: usize,
-}
-
-impl Shm {
-    fn map(fd: &OwnedFd, len: usize) -> Result<Self> {
-        use rustix::mm::{mmap, MapFlags, ProtFlags};
-        // SAFETY: a fresh shared mapping of `len` bytes of a memfd at least that long; nothing
-        // else in this process aliases it; it is unmapped in Drop.
-        let ptr = unsafe {
-            mmap(
-                std::ptr::null_mut(),
-                len,
-                ProtFlags::READ | ProtFlags::WRITE,
-                MapFlags::SHARED,
-                fd,
-                0,
-            )
-        }
-        .map_err(|e| Error::Io(e.into()))?;
-        Ok(Shm {
-            ptr: ptr.cast(),
-            len,
-        })
-    }
-
-    fn slot(&mut self, index: usize, size: usize) -> &mut [u8] {
-        assert!((index + 1) * size <= self.len, "slot out of the mapping");
-        // SAFETY: in bounds (checked above); `&mut self` makes this the only view in this
-        // process; the peer only touches a slot the protocol gave it.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(index * size), size) }
-    }
-}
-
-impl Drop for Shm {
-    fn drop(&mut self) {
-        // SAFETY: mapped in `map` with this length, unmapped once.
-        let _ = unsafe { rustix::mm::munmap(self.ptr.cast(), self.len) };
-    }
 }
 
 const SETUP: u8 = 1;

@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 use super::endpoint::{Connection, PeerCredentials, PeerPolicy};
 use super::negotiate::{monotonic_ns, supported_sync_modes, unsupported_sync};
 use super::protocol::{Hello, Message, Role, SyncMode, MAX_SLOTS};
+use super::staging::HostRing;
+use crate::common::TextureUsage;
 use crate::common::{ExportedTexture, TextureDescriptor};
+use crate::vulkan::TransferPath;
 use crate::vulkan::{
     SharedTimelineSemaphore, TimelinePoint, VulkanTexture, VulkanTextureShareManager,
 };
@@ -29,6 +32,11 @@ pub struct ConsumerOptions {
     /// Keep every queued frame instead of skipping to the newest: for producers in lossless
     /// mode, which send every frame.
     pub lossless: bool,
+    /// Receive frames through the producer's host-memory ring even when this device could
+    /// import the producer's textures (what a consumer on another GPU or driver always does):
+    /// each frame is copied into this consumer's own texture. For tests and for consumers
+    /// that want a private copy. Default `false`.
+    pub host_transfer: bool,
 }
 
 impl Default for ConsumerOptions {
@@ -39,6 +47,7 @@ impl Default for ConsumerOptions {
             name: format!("consumer-{}", std::process::id()),
             sync: None,
             lossless: false,
+            host_transfer: false,
         }
     }
 }
@@ -96,6 +105,8 @@ pub struct Consumer {
     timelines: Option<(Arc<SharedTimelineSemaphore>, Arc<SharedTimelineSemaphore>)>,
     /// The highest release value handed out (what the producer may have to wait for).
     release_value: u64,
+    /// Frames come through the producer's host-memory ring into our own textures.
+    staged: Option<HostRing>,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -132,6 +143,9 @@ impl Consumer {
             Some(forced) => vec![forced],
             None => modes,
         };
+        if options.host_transfer {
+            conn.send(&Message::StagedRequest, &[])?;
+        }
         conn.send(
             &Message::Hello(Hello::new(
                 Role::Consumer,
@@ -160,6 +174,44 @@ impl Consumer {
         };
         let (sync, infos, fds) = match conn.recv(Some(left()))? {
             (Message::PoolSetup { sync, slots, .. }, fds) => (sync, slots, fds),
+            (
+                Message::HostPoolSetup {
+                    info,
+                    slots,
+                    slot_bytes,
+                    ..
+                },
+                fds,
+            ) => {
+                let fd = fds
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| Error::Protocol("HostPoolSetup without its FD".into()))?;
+                let ring = HostRing::open(&manager, fd, &info, slots as usize, slot_bytes)?;
+                let mut desc = info.descriptor.clone();
+                if !desc.has_usage(TextureUsage::CopyDst) {
+                    desc.usage.push(TextureUsage::CopyDst);
+                }
+                let textures = (0..slots)
+                    .map(|_| manager.create_texture_with(&desc, &info.extent))
+                    .collect::<Result<Vec<_>>>()?;
+                tracing::info!(producer = %hello.name, pid = producer.pid, slots, path = %ring.path(), "connected through the host-memory ring");
+                return Ok(Consumer {
+                    conn,
+                    textures,
+                    sync: SyncMode::Host,
+                    lossless: options.lossless,
+                    queue: VecDeque::with_capacity(MAX_SLOTS),
+                    last_frame: None,
+                    counters: ConsumerCounters::default(),
+                    producer,
+                    producer_name: hello.name,
+                    broken: None,
+                    timelines: None,
+                    release_value: 0,
+                    staged: Some(ring),
+                });
+            }
             (Message::Reject { reason }, _) => {
                 return Err(Error::PermissionDenied(format!(
                     "producer refused: {reason}"
@@ -235,7 +287,18 @@ impl Consumer {
             broken: None,
             timelines,
             release_value: 0,
+            staged: None,
         })
+    }
+
+    /// How frames reach this consumer: [`TransferPath::Direct`] (the producer's textures,
+    /// imported), or through the producer's host-memory ring ([`TransferPath::HostMemory`]:
+    /// this GPU copies from host memory it imported; [`TransferPath::CpuCopy`]: the CPU
+    /// copies into a staging buffer first).
+    pub fn transfer_path(&self) -> TransferPath {
+        self.staged
+            .as_ref()
+            .map_or(TransferPath::Direct, HostRing::path)
     }
 
     /// The imported ring. Each texture stays valid while this consumer (or a clone of the
@@ -377,6 +440,14 @@ impl Consumer {
                 }
             }
             if let Some(ready) = self.queue.pop_front() {
+                if let Some(ring) = self.staged.as_mut() {
+                    // Copy the frame out of the host-memory ring into our own texture (and
+                    // wait for it) before handing it out.
+                    let slot = ready.slot as usize;
+                    if let Err(e) = ring.upload(slot, &self.textures[slot]) {
+                        return Err(self.fail(e));
+                    }
+                }
                 if let Some(last) = self.last_frame {
                     self.counters.skipped += ready.frame - last - 1;
                 }

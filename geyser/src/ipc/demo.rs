@@ -158,6 +158,10 @@ pub struct ConsumeReport {
     pub age_p99_us: f64,
     /// Negotiated sync mode.
     pub sync: String,
+    /// How frames reached the consumer ([`crate::vulkan::TransferPath`]: `Direct`, or
+    /// `HostMemory`/`CpuCopy` through the producer's host-memory ring).
+    #[serde(default)]
+    pub path: String,
     /// Why the loop ended (`end of stream`, `producer gone: …`, `frame limit`).
     pub end: String,
     /// Whether the producer ended the stream cleanly (as opposed to dying).
@@ -191,6 +195,7 @@ pub fn run_consumer(
     let probe = ProbeReader::new(&manager)?;
     let mut report = ConsumeReport {
         sync: format!("{:?}", consumer.sync_mode()),
+        path: format!("{:?}", consumer.transfer_path()),
         ..Default::default()
     };
     let mut stats = ConsumeStats::new(max_frames);

@@ -31,6 +31,8 @@ pub mod pipe;
 #[cfg(unix)]
 pub mod producer;
 pub mod protocol;
+#[cfg(unix)]
+mod staging;
 
 #[cfg(unix)]
 pub use consumer::{Consumer, ConsumerCounters, ConsumerOptions, Frame};

@@ -13,6 +13,7 @@ use rustix::event::{poll, PollFd, PollFlags};
 use super::endpoint::{Connection, Listener, PeerCredentials, PeerPolicy};
 use super::negotiate::{monotonic_ns, negotiate_sync, supported_sync_modes, unsupported_sync};
 use super::protocol::{Hello, Message, Role, SyncMode, MAX_SLOTS};
+use super::staging::HostRing;
 use crate::common::{ExportedTexture, TextureDescriptor};
 use crate::vulkan::{
     SharedTimelineSemaphore, TimelinePoint, VulkanTexture, VulkanTextureShareManager,
@@ -45,6 +46,11 @@ pub struct ProducerOptions {
     /// A consumer that holds a frame longer than this is dropped and its slots reclaimed, so a
     /// stuck or malicious consumer cannot stall a lossless producer forever (default 10 s).
     pub max_hold: Duration,
+    /// Serve consumers on another device (another GPU or driver, which cannot import this
+    /// ring) through a host-memory ring: each frame they get costs one GPU copy here and one
+    /// there, host-synchronized (default `true`; needs `CopySrc` on the frames). `false`
+    /// refuses them.
+    pub cross_device: bool,
 }
 
 impl Default for ProducerOptions {
@@ -59,6 +65,7 @@ impl Default for ProducerOptions {
             max_message_bytes: 4096,
             max_held_frames: None,
             max_hold: Duration::from_secs(10),
+            cross_device: true,
         }
     }
 }
@@ -118,6 +125,10 @@ struct Peer {
     sync: SyncMode,
     /// Timeline mode: the consumer's release timeline, and the highest value it announced.
     released: Option<(Arc<SharedTimelineSemaphore>, u64)>,
+    /// The consumer asked for the host-memory ring (`StagedRequest`) before its Hello.
+    wants_staged: bool,
+    /// Served through the host-memory ring.
+    staged: bool,
 }
 
 struct State {
@@ -145,6 +156,10 @@ struct Shared {
     /// Timeline mode: "frame `f` is written" is this timeline reaching `f + 1`.
     ready: Option<Arc<SharedTimelineSemaphore>>,
     manager: Arc<VulkanTextureShareManager>,
+    /// The host-memory ring for consumers on other devices, made when the first connects.
+    host_ring: Mutex<Option<HostRing>>,
+    /// Whether any such consumer is active (checked every frame without taking a lock).
+    staged_active: AtomicBool,
 }
 
 impl Shared {
@@ -286,6 +301,8 @@ impl Producer {
             exports,
             ready,
             manager: manager.clone(),
+            host_ring: Mutex::new(None),
+            staged_active: AtomicBool::new(false),
         });
         let thread = {
             let shared = shared.clone();
@@ -463,6 +480,18 @@ impl Producer {
                     .wait(signal.value, crate::vulkan::SUBMIT_TIMEOUT)?;
             }
         }
+        if self.shared.staged_active.load(Ordering::Acquire) {
+            // Consumers on other devices read the frame from the host-memory ring: copy it
+            // there (and wait) before announcing it. The slot is free of every consumer.
+            let mut ring = self
+                .shared
+                .host_ring
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if let Some(ring) = ring.as_mut() {
+                ring.download(slot.index, &self.textures[slot.index])?;
+            }
+        }
         let mut state = self.shared.lock();
         if state.writing != Some(slot.index) || state.next_frame != slot.frame {
             return Err(Error::InvalidArgument {
@@ -512,6 +541,50 @@ impl Producer {
         self.shared.changed.notify_all();
         Ok(frame)
     }
+}
+
+/// Sends a consumer on another device the host-memory ring (made on first use): our Hello,
+/// then `HostPoolSetup` with the ring's memfd.
+fn staged_setup(shared: &Shared, peer: &mut Peer, hello: &Hello) -> Result<()> {
+    if !shared.options.cross_device {
+        return Err(Error::unsupported(
+            "cross-device consumers",
+            "the producer was started with cross_device = false",
+        ));
+    }
+    if !hello.sync_modes.contains(&SyncMode::Host) {
+        return Err(Error::unsupported(
+            "cross-device consumers",
+            "the ring is host-synchronized and the consumer does not offer host sync",
+        ));
+    }
+    let info = &shared.exports[0].info;
+    if !info
+        .descriptor
+        .has_usage(crate::common::TextureUsage::CopySrc)
+    {
+        return Err(Error::unsupported(
+            "cross-device consumers",
+            "the frames lack TextureUsage::CopySrc, which the copy into host memory needs",
+        ));
+    }
+    let mut ring = shared.host_ring.lock().unwrap_or_else(|p| p.into_inner());
+    if ring.is_none() {
+        let made = HostRing::create(&shared.manager, info, shared.exports.len())?;
+        tracing::info!(path = %made.path(), "host-memory ring for consumers on other devices");
+        *ring = Some(made);
+    }
+    let ring = ring
+        .as_ref()
+        .ok_or_else(|| Error::Protocol("host ring missing".into()))?;
+    peer.conn.send(&Message::Hello(shared.hello.clone()), &[])?;
+    let setup = Message::HostPoolSetup {
+        generation: 1,
+        info: info.clone(),
+        slots: shared.exports.len() as u32,
+        slot_bytes: ring.region_bytes(),
+    };
+    peer.conn.send(&setup, &[ring.fd().as_fd()])
 }
 
 fn send_frame(peer: &mut Peer, slot: u32, frame: u64, present_ns: u64) -> Result<()> {
@@ -732,6 +805,8 @@ fn accept_all(shared: &Shared, listener: &Listener) -> bool {
             skipped: 0,
             sync: SyncMode::Host,
             released: None,
+            wants_staged: false,
+            staged: false,
         });
         changed = true;
     }
@@ -798,12 +873,52 @@ fn handle(
         Ok(())
     };
     match (&peer.phase, msg) {
+        (Phase::Handshake { .. }, Message::StagedRequest) => {
+            peer.wants_staged = true;
+            Ok(())
+        }
         (Phase::Handshake { .. }, Message::Hello(hello)) => {
             if hello.role != Role::Consumer {
                 return Err(Error::Protocol("a producer connected to a producer".into()));
             }
             let ours = &shared.hello;
-            if hello.device_uuid != ours.device_uuid || hello.driver_uuid != ours.driver_uuid {
+            let other_device =
+                hello.device_uuid != ours.device_uuid || hello.driver_uuid != ours.driver_uuid;
+            if other_device || peer.wants_staged {
+                let why = if other_device {
+                    "consumer runs on another GPU or driver"
+                } else {
+                    "consumer asked for the host-memory ring"
+                };
+                return match staged_setup(shared, peer, &hello) {
+                    Ok(()) => {
+                        peer.name = hello.name;
+                        peer.sync = SyncMode::Host;
+                        peer.staged = true;
+                        peer.phase = Phase::Active;
+                        shared.staged_active.store(true, Ordering::Release);
+                        state.stats.connected += 1;
+                        tracing::info!(
+                            consumer = id,
+                            pid = peer.creds.pid,
+                            "consumer connected through the host-memory ring ({why})"
+                        );
+                        Ok(())
+                    }
+                    Err(e) => {
+                        let reason =
+                            format!("{why}, and it cannot be served through host memory: {e}");
+                        let _ = peer.conn.send(
+                            &Message::Reject {
+                                reason: reason.clone(),
+                            },
+                            &[],
+                        );
+                        Err(Error::PermissionDenied(reason))
+                    }
+                };
+            }
+            if other_device {
                 let reason = "consumer runs on another GPU or driver; opaque-FD sharing needs the same device".to_string();
                 let _ = peer.conn.send(
                     &Message::Reject {

@@ -7,7 +7,7 @@ use crate::common::{usages_from_bits_checked, ExportInfo, TextureUsage};
 use crate::{Error, Result};
 
 /// The protocol version. Peers with another version are refused at Hello.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 /// First bytes of every Hello.
 pub const MAGIC: [u8; 4] = *b"GYSR";
 /// Largest frame (length prefix included) either side sends or accepts.
@@ -176,7 +176,28 @@ pub enum Message {
         /// Why.
         reason: String,
     },
+    /// Consumer → producer, before its Hello: deliver frames through the host-memory ring
+    /// even if this consumer could import the producer's memory (tests, and consumers that
+    /// want their own copy).
+    StagedRequest,
+    /// Producer → consumer, instead of `PoolSetup`, for a consumer on another device: frames
+    /// arrive in a ring of `slots` host-memory regions of `slot_bytes` each, in the memfd
+    /// beside this message; the consumer copies each into its own texture.
+    HostPoolSetup {
+        /// Bumped when the producer replaces its ring.
+        generation: u64,
+        /// What the frames are (descriptor and extent; the allocation fields are unused).
+        info: ExportInfo,
+        /// Slots in the ring (1..=[`MAX_SLOTS`]).
+        slots: u32,
+        /// Bytes per slot region (the frame tightly packed, rounded up to 64 KiB).
+        slot_bytes: u64,
+    },
 }
+
+/// Largest host-memory slot a consumer accepts (a 16K RGBA32F frame is 4 GiB; 2 GiB covers
+/// every 8K format).
+pub const MAX_SLOT_BYTES: u64 = 2 << 30;
 
 impl Message {
     /// A short name for logs and errors.
@@ -189,6 +210,8 @@ impl Message {
             Message::FrameReleased { .. } => "FrameReleased",
             Message::SyncSetup { .. } => "SyncSetup",
             Message::Bye { .. } => "Bye",
+            Message::StagedRequest => "StagedRequest",
+            Message::HostPoolSetup { .. } => "HostPoolSetup",
         }
     }
 
@@ -197,6 +220,7 @@ impl Message {
         match self {
             Message::PoolSetup { slots, .. } => slots.len(),
             Message::SyncSetup { .. } => 1,
+            Message::HostPoolSetup { .. } => 1,
             _ => 0,
         }
     }
@@ -236,6 +260,40 @@ impl Message {
                 string("name", &h.name)
             }
             Message::Reject { reason } | Message::Bye { reason } => string("reason", reason),
+            Message::StagedRequest => Ok(()),
+            Message::HostPoolSetup {
+                info,
+                slots,
+                slot_bytes,
+                ..
+            } => {
+                if *slots == 0 || *slots as usize > MAX_SLOTS {
+                    return Err(Error::Protocol(format!(
+                        "{slots} slots, allowed 1..={MAX_SLOTS}"
+                    )));
+                }
+                let d = &info.descriptor;
+                if let Some(label) = &d.label {
+                    string("label", label)?;
+                }
+                if usages_from_bits_checked(crate::common::usage_bits(&d.usage)).is_none()
+                    || d.usage.len() > TextureUsage::ALL.len()
+                {
+                    return Err(Error::Protocol("host ring: bad usage list".into()));
+                }
+                d.validate_with(&info.extent)
+                    .map_err(|e| Error::Protocol(format!("host ring: {e}")))?;
+                if *slot_bytes < d.tight_size()
+                    || *slot_bytes > MAX_SLOT_BYTES
+                    || !slot_bytes.is_multiple_of(4096)
+                {
+                    return Err(Error::Protocol(format!(
+                        "host ring slot of {slot_bytes} bytes for a {}-byte frame",
+                        d.tight_size()
+                    )));
+                }
+                Ok(())
+            }
             Message::PoolSetup { slots, .. } => {
                 if slots.is_empty() || slots.len() > MAX_SLOTS {
                     return Err(Error::Protocol(format!(
@@ -513,18 +571,21 @@ mod tests {
         h.version = 9;
         assert!(matches!(
             decode(&enc(&Message::Hello(h.clone()))),
-            Err(Error::VersionMismatch { peer: 9, ours: 1 })
+            Err(Error::VersionMismatch {
+                peer: 9,
+                ours: PROTOCOL_VERSION
+            })
         ));
         // A future Hello whose body we cannot parse still yields its version.
         let mut future = vec![0u8];
         future.extend_from_slice(&MAGIC);
-        future.push(2); // version 2 as varint
+        future.push(7); // version 7 as varint
         future.extend_from_slice(&[0xff; 5]);
         let mut frame = (future.len() as u32).to_le_bytes().to_vec();
         frame.extend_from_slice(&future);
         assert!(matches!(
             decode(&frame),
-            Err(Error::VersionMismatch { peer: 2, .. })
+            Err(Error::VersionMismatch { peer: 7, .. })
         ));
         h.version = PROTOCOL_VERSION;
         h.magic = *b"HTTP";

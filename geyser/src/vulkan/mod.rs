@@ -6,7 +6,7 @@
 //! and releases it with [`VulkanTexture::end_access_barrier`], whatever context, process or
 //! API used it before.
 
-mod buffer;
+pub(crate) mod buffer;
 mod caps;
 mod context;
 mod cross;
@@ -15,9 +15,9 @@ mod manager;
 mod memory;
 mod os;
 mod pattern;
-mod submit;
+pub(crate) mod submit;
 mod sync;
-mod transfer;
+pub(crate) mod transfer;
 
 pub use caps::{
     enumerate_devices, DeviceCaps, DeviceIdentity, FormatCaps, FormatShareSupport, SyncExportCaps,

@@ -27,6 +27,7 @@ pub fn run_wgpu_consumer(
     let probe = WgpuProbe::new(&manager, consumer.textures())?;
     let mut report = ConsumeReport {
         sync: format!("{:?}", consumer.consumer().sync_mode()),
+        path: format!("{:?}", consumer.consumer().transfer_path()),
         ..Default::default()
     };
     let mut stats = ConsumeStats::new(max_frames);

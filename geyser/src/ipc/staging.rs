@@ -1,0 +1,267 @@
+//! The host-memory ring for consumers on another device (another GPU or driver, which cannot
+//! import the producer's memory): a memfd mapped by the producer and each such consumer, and
+//! imported into each side's own device with `VK_EXT_external_memory_host`. The producer's GPU
+//! copies a frame into its slot region, the consumer's GPU copies it out into its own texture:
+//! no CPU copy. Where a device cannot import the mapping, that side falls back to a CPU copy
+//! between the mapping and a staging buffer of its own ([`TransferPath::CpuCopy`]).
+//!
+//! The handoff is host-synchronized (devices of different drivers share no semaphore): the
+//! producer waits for its copy before announcing the frame, the consumer waits for its copy
+//! before handing the frame out.
+
+use std::os::fd::{AsFd, OwnedFd};
+
+use ash::vk;
+
+use crate::common::{ExportInfo, TextureAspect};
+use crate::vulkan::buffer::Buffer;
+use crate::vulkan::submit::Submitter;
+use crate::vulkan::transfer::{copy, Direction};
+use crate::vulkan::{TransferPath, VulkanTexture, VulkanTextureShareManager};
+use crate::{Error, Result, SharedTexture};
+
+/// Slot regions are aligned to this (≥ any `minImportedHostPointerAlignment` seen: 4 KiB).
+const SLOT_ALIGN: u64 = 64 * 1024;
+
+/// A shared memory mapping of a memfd, unmapped on drop.
+pub(crate) struct Shm {
+    pub(crate) ptr: *mut u8,
+    pub(crate) len: usize,
+}
+
+// SAFETY: the mapping is plain shared memory; access is coordinated by the ring protocol (a
+// slot is written by one side at a time) and GPU work on it is waited for.
+unsafe impl Send for Shm {}
+// SAFETY: as above.
+unsafe impl Sync for Shm {}
+
+impl Shm {
+    /// Maps `len` bytes of `fd` shared, read/write.
+    pub(crate) fn map(fd: &impl AsFd, len: usize) -> Result<Self> {
+        use rustix::mm::{mmap, MapFlags, ProtFlags};
+        // SAFETY: a fresh shared mapping of `len` bytes of a memfd at least that long; nothing
+        // else in this process aliases it; it is unmapped in Drop.
+        let ptr = unsafe {
+            mmap(
+                std::ptr::null_mut(),
+                len,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::SHARED,
+                fd,
+                0,
+            )
+        }
+        .map_err(|e| Error::Io(e.into()))?;
+        Ok(Shm {
+            ptr: ptr.cast(),
+            len,
+        })
+    }
+
+    /// Slot `index` of `size` bytes.
+    pub(crate) fn slot(&mut self, index: usize, size: usize) -> &mut [u8] {
+        assert!((index + 1) * size <= self.len, "slot out of the mapping");
+        // SAFETY: in bounds (checked above); `&mut self` makes this the only view in this
+        // process; the peer only touches a slot the protocol gave it.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(index * size), size) }
+    }
+}
+
+impl Drop for Shm {
+    fn drop(&mut self) {
+        // SAFETY: mapped in `map` with this length, unmapped once.
+        let _ = unsafe { rustix::mm::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+/// One side's view of the ring: per slot, a buffer its device copies to or from.
+pub(crate) struct HostRing {
+    path: TransferPath,
+    submit: Submitter,
+    /// HostMemory: buffers over the mapping's slot regions. CpuCopy: own staging buffers.
+    buffers: Vec<Buffer>,
+    /// Declared after the buffers, so the mapping outlives the imported ones.
+    shm: Shm,
+    fd: OwnedFd,
+    slot_bytes: u64,
+    frame_bytes: usize,
+}
+
+impl std::fmt::Debug for HostRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostRing")
+            .field("path", &self.path)
+            .field("slots", &self.buffers.len())
+            .field("slot_bytes", &self.slot_bytes)
+            .finish()
+    }
+}
+
+impl HostRing {
+    /// Bytes per slot region for frames like `info`.
+    pub(crate) fn slot_bytes(info: &ExportInfo) -> u64 {
+        info.descriptor.tight_size().div_ceil(SLOT_ALIGN) * SLOT_ALIGN
+    }
+
+    /// Checks that frames like `info` can travel through a host ring (one colour aspect, one
+    /// layer and mip: what a slot region holds).
+    pub(crate) fn check(info: &ExportInfo) -> Result<()> {
+        let d = &info.descriptor;
+        if d.format.is_depth_stencil()
+            || info.extent.depth_or_array_layers != 1
+            || info.extent.mip_level_count != 1
+            || info.extent.sample_count != 1
+        {
+            return Err(Error::unsupported(
+                format!("{} frames for a consumer on another device", d.format),
+                "the host-memory ring carries single-sample, single-layer, single-mip colour frames",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The producer's ring: a new memfd of `slots` regions for frames like `info`.
+    pub(crate) fn create(
+        manager: &VulkanTextureShareManager,
+        info: &ExportInfo,
+        slots: usize,
+    ) -> Result<Self> {
+        Self::check(info)?;
+        let slot_bytes = Self::slot_bytes(info);
+        let fd = rustix::fs::memfd_create("geyser-host-ring", rustix::fs::MemfdFlags::CLOEXEC)
+            .map_err(|e| Error::Io(e.into()))?;
+        rustix::fs::ftruncate(&fd, slot_bytes * slots as u64).map_err(|e| Error::Io(e.into()))?;
+        Self::open(manager, fd, info, slots, slot_bytes)
+    }
+
+    /// Maps the ring in `fd` and makes this device's buffers for it (host-memory import, or
+    /// staging buffers when the device cannot import the mapping).
+    pub(crate) fn open(
+        manager: &VulkanTextureShareManager,
+        fd: OwnedFd,
+        info: &ExportInfo,
+        slots: usize,
+        slot_bytes: u64,
+    ) -> Result<Self> {
+        Self::check(info)?;
+        let len = slot_bytes
+            .checked_mul(slots as u64)
+            .and_then(|l| usize::try_from(l).ok())
+            .ok_or_else(|| Error::Protocol("host ring size overflows".into()))?;
+        let stat = rustix::fs::fstat(&fd).map_err(|e| Error::Io(e.into()))?;
+        if (stat.st_size as u64) < len as u64 {
+            return Err(Error::Protocol(format!(
+                "host ring memfd holds {} bytes, {len} announced",
+                stat.st_size
+            )));
+        }
+        let shm = Shm::map(&fd, len)?;
+        let frame_bytes = info.descriptor.tight_size() as usize;
+        let usage = vk::BufferUsageFlags::TRANSFER_SRC | vk::BufferUsageFlags::TRANSFER_DST;
+        let dev = &manager.dev;
+        let can_import = manager.caps()?.external_memory_host && dev.external_memory_host_enabled();
+        let imported: Result<Vec<Buffer>> = if can_import {
+            (0..slots)
+                .map(|s| {
+                    // SAFETY: slot regions are 64 KiB-aligned (mmap returns page-aligned
+                    // memory and `slot_bytes` is a multiple of 64 KiB), `slot_bytes` long, and
+                    // `shm` outlives the buffers (field order of `Self`).
+                    unsafe {
+                        Buffer::import_host(
+                            dev,
+                            shm.ptr.add(s * slot_bytes as usize),
+                            slot_bytes,
+                            usage,
+                        )
+                    }
+                })
+                .collect()
+        } else {
+            Err(Error::unsupported(
+                "VK_EXT_external_memory_host",
+                "not enabled on this device",
+            ))
+        };
+        let (path, buffers) = match imported {
+            Ok(b) => (TransferPath::HostMemory, b),
+            Err(e) => {
+                tracing::info!(
+                    "host ring: importing the mapping failed ({e}); copying through the CPU"
+                );
+                let b: Result<Vec<Buffer>> = (0..slots)
+                    .map(|_| Buffer::host(dev, frame_bytes as u64, usage))
+                    .collect();
+                (TransferPath::CpuCopy, b?)
+            }
+        };
+        Ok(Self {
+            path,
+            submit: Submitter::new(dev, 1)?,
+            buffers,
+            shm,
+            fd,
+            slot_bytes,
+            frame_bytes,
+        })
+    }
+
+    /// How this side moves frames.
+    pub(crate) fn path(&self) -> TransferPath {
+        self.path
+    }
+
+    /// The memfd, for sending to a consumer.
+    pub(crate) fn fd(&self) -> &OwnedFd {
+        &self.fd
+    }
+
+    /// Bytes per slot region.
+    pub(crate) fn region_bytes(&self) -> u64 {
+        self.slot_bytes
+    }
+
+    /// Producer: copies `texture` into slot `slot` and waits for it.
+    pub(crate) fn download(&mut self, slot: usize, texture: &VulkanTexture) -> Result<()> {
+        let buffer = self
+            .buffers
+            .get(slot)
+            .ok_or_else(|| Error::Protocol(format!("host ring has no slot {slot}")))?;
+        copy(
+            &self.submit,
+            texture,
+            TextureAspect::Color,
+            buffer,
+            Direction::Download,
+        )?;
+        if self.path == TransferPath::CpuCopy {
+            let n = self.frame_bytes;
+            let src = &self.buffers[slot].bytes()[..n];
+            self.shm.slot(slot, self.slot_bytes as usize)[..n].copy_from_slice(src);
+        }
+        Ok(())
+    }
+
+    /// Consumer: copies slot `slot` into `texture` and waits for it.
+    pub(crate) fn upload(&mut self, slot: usize, texture: &VulkanTexture) -> Result<()> {
+        if slot >= self.buffers.len() {
+            return Err(Error::Protocol(format!("host ring has no slot {slot}")));
+        }
+        if texture.descriptor().format.is_depth_stencil() {
+            return Err(Error::WrongTexture(
+                "host ring frames are colour frames".into(),
+            ));
+        }
+        if self.path == TransferPath::CpuCopy {
+            let n = self.frame_bytes;
+            let region = self.shm.slot(slot, self.slot_bytes as usize);
+            self.buffers[slot].bytes_mut()[..n].copy_from_slice(&region[..n]);
+        }
+        copy(
+            &self.submit,
+            texture,
+            TextureAspect::Color,
+            &self.buffers[slot],
+            Direction::Upload,
+        )
+    }
+}
