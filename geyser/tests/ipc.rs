@@ -263,19 +263,20 @@ fn producer_streams_verified_frames_to_two_consumer_processes() {
     }
 }
 
-/// One producer, one consumer importing its ring and one taking the host-memory ring (what a
-/// consumer on another GPU or driver gets; forced here, lavapipe being one device): each
-/// gets all 300 frames, every one verified, and reports its path.
+/// One producer; one consumer imports its ring, two take the host-memory ring (what a consumer
+/// on another GPU or driver gets; forced here, lavapipe being one device), one of them with
+/// the CPU-copy fallback forced. Each gets all 300 frames, every one verified, and reports
+/// its path.
 #[test]
-fn direct_and_host_memory_consumers_are_served_at_once() {
+fn direct_host_memory_and_cpu_copy_consumers_are_served_at_once() {
     let name = unique("mixed");
     let p = ChildProc::spawn(
         "producer",
         &name,
         &[
             ("GT_FRAMES", "300"),
-            ("GT_WAIT", "2"),
-            ("GT_SLOTS", "3"),
+            ("GT_WAIT", "3"),
+            ("GT_SLOTS", "4"),
             ("GT_LOSSLESS", "1"),
         ],
     );
@@ -285,11 +286,21 @@ fn direct_and_host_memory_consumers_are_served_at_once() {
         &name,
         &[("GT_LOSSLESS", "1"), ("GT_HOST_TRANSFER", "1")],
     );
+    let cpu = ChildProc::spawn(
+        "consumer",
+        &name,
+        &[
+            ("GT_LOSSLESS", "1"),
+            ("GT_HOST_TRANSFER", "1"),
+            ("GEYSER_TRANSFER", "cpu"),
+        ],
+    );
     let (code, _, stderr) = p.finish(Duration::from_secs(120));
     assert_eq!(code, Some(0), "producer: {stderr}");
     let d = consumer_report(direct.finish(Duration::from_secs(30)));
     let h = consumer_report(staged.finish(Duration::from_secs(30)));
-    for (r, path) in [(&d, "Direct"), (&h, "HostMemory")] {
+    let c = consumer_report(cpu.finish(Duration::from_secs(30)));
+    for (r, path) in [(&d, "Direct"), (&h, "HostMemory"), (&c, "CpuCopy")] {
         assert_eq!(r.path, path, "{r:?}");
         assert_eq!((r.frames, r.corrupted, r.skipped), (300, 0, 0), "{r:?}");
         assert!(r.clean_end, "{r:?}");

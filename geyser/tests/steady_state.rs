@@ -17,7 +17,7 @@ use std::time::Duration;
 use common::{assert_validation_clean, manager};
 use geyser::common::TextureFormat;
 use geyser::ipc::demo::{demo_descriptor, write_slot};
-use geyser::ipc::{Consumer, Producer, ProducerOptions};
+use geyser::ipc::{Consumer, ConsumerOptions, Producer, ProducerOptions};
 use geyser::vulkan::{PatternWriter, ProbeReader};
 
 static COUNTING: AtomicBool = AtomicBool::new(false);
@@ -50,15 +50,26 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
+/// Both ways of receiving, one after the other (the allocation counter is process-wide):
+/// importing the producer's ring, and through the host-memory ring.
 #[test]
 fn a_frame_handoff_allocates_nothing_and_opens_no_fd_in_steady_state() {
-    let name = format!("steady{}", std::process::id());
+    steady_state(false);
+    steady_state(true);
+}
+
+fn steady_state(host_transfer: bool) {
+    let name = format!("steady{}-{host_transfer}", std::process::id());
     let pm = Arc::new(manager());
     let cm = Arc::new(manager());
     let desc = demo_descriptor(64, 64, TextureFormat::Rgba8Unorm);
     let producer = Producer::bind(&name, pm.clone(), &desc, ProducerOptions::default()).unwrap();
     let writer = PatternWriter::new(&pm, desc.tight_size()).unwrap();
-    let mut consumer = Consumer::connect(&name, cm.clone()).unwrap();
+    let options = ConsumerOptions {
+        host_transfer,
+        ..Default::default()
+    };
+    let mut consumer = Consumer::connect_with(&name, cm.clone(), options).unwrap();
     let probe = ProbeReader::new(&cm).unwrap();
     let mut frame = |n: u64| {
         let slot = producer.acquire(Some(Duration::from_secs(5))).unwrap();
@@ -92,8 +103,9 @@ fn a_frame_handoff_allocates_nothing_and_opens_no_fd_in_steady_state() {
     COUNTING.store(false, Ordering::SeqCst);
     let allocations = ALLOCATIONS.load(Ordering::SeqCst);
     println!(
-        "allocations in 200 steady-state frames ({:?} sync): {allocations}",
-        consumer.sync_mode()
+        "allocations in 200 steady-state frames ({:?} sync, {:?}): {allocations}",
+        consumer.sync_mode(),
+        consumer.transfer_path()
     );
     assert_eq!(allocations, 0, "Geyser allocated in steady state");
     assert_eq!(std::fs::read_dir("/proc/self/fd").unwrap().count(), fds);

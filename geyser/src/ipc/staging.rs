@@ -3,7 +3,8 @@
 //! imported into each side's own device with `VK_EXT_external_memory_host`. The producer's GPU
 //! copies a frame into its slot region, the consumer's GPU copies it out into its own texture:
 //! no CPU copy. Where a device cannot import the mapping, that side falls back to a CPU copy
-//! between the mapping and a staging buffer of its own ([`TransferPath::CpuCopy`]).
+//! between the mapping and a staging buffer of its own ([`TransferPath::CpuCopy`]; the
+//! environment variable `GEYSER_TRANSFER=cpu` forces it).
 //!
 //! The handoff is host-synchronized (devices of different drivers share no semaphore): the
 //! producer waits for its copy before announcing the frame, the consumer waits for its copy
@@ -159,7 +160,11 @@ impl HostRing {
         let frame_bytes = info.descriptor.tight_size() as usize;
         let usage = vk::BufferUsageFlags::TRANSFER_SRC | vk::BufferUsageFlags::TRANSFER_DST;
         let dev = &manager.dev;
-        let can_import = manager.caps()?.external_memory_host && dev.external_memory_host_enabled();
+        // `GEYSER_TRANSFER=cpu` forces the CPU-copy fallback (to test it, or to compare).
+        let forced_cpu = std::env::var("GEYSER_TRANSFER").is_ok_and(|v| v == "cpu");
+        let can_import = !forced_cpu
+            && manager.caps()?.external_memory_host
+            && dev.external_memory_host_enabled();
         let imported: Result<Vec<Buffer>> = if can_import {
             (0..slots)
                 .map(|s| {
