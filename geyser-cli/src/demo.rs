@@ -122,7 +122,23 @@ pub fn produce(args: &DemoArgs) -> geyser::Result<()> {
         }
     })?;
     println!("R {}", serde_json::to_string(&report).unwrap_or_default());
-    Ok(())
+    check_validation()
+}
+
+/// Fails a child whose Vulkan validation layer (when `GEYSER_VALIDATION` enabled it) reported
+/// errors, so the demo's PASS means validation-clean too.
+fn check_validation() -> geyser::Result<()> {
+    let n = geyser::vulkan::validation_error_count();
+    if n == 0 {
+        return Ok(());
+    }
+    let first = geyser::vulkan::validation_messages()
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    Err(geyser::Error::Io(std::io::Error::other(format!(
+        "{n} Vulkan validation error(s); first: {first}"
+    ))))
 }
 
 /// Hidden subcommand: a consumer child. Prints `P <frames> <corrupted>` and `R <json>`.
@@ -158,7 +174,7 @@ pub fn consume(args: &DemoArgs) -> geyser::Result<()> {
         }
     };
     println!("R {}", serde_json::to_string(&report).unwrap_or_default());
-    Ok(())
+    check_validation()
 }
 
 /// What a child process reported: `P <progress> <corrupted>` lines, the `R <json>` result,
