@@ -10,13 +10,14 @@ use super::endpoint::{Connection, PeerCredentials, PeerPolicy};
 use super::negotiate::{monotonic_ns, supported_sync_modes, unsupported_sync};
 use super::protocol::{Hello, Message, Role, SyncMode, MAX_SLOTS};
 use super::staging::HostRing;
-use crate::common::TextureUsage;
+use crate::common::{ExportInfo, TextureUsage};
 use crate::common::{ExportedTexture, TextureDescriptor};
 use crate::vulkan::TransferPath;
 use crate::vulkan::{
     SharedTimelineSemaphore, TimelinePoint, VulkanTexture, VulkanTextureShareManager,
 };
 use crate::{Error, Result};
+use std::os::fd::OwnedFd;
 
 /// How a [`Consumer`] connects.
 #[derive(Clone, Debug)]
@@ -72,6 +73,9 @@ struct Ready {
     received_ns: u64,
 }
 
+/// The producer's "frame ready" timeline and our "released" timeline.
+type Timelines = (Arc<SharedTimelineSemaphore>, Arc<SharedTimelineSemaphore>);
+
 /// The consuming end of a named endpoint.
 ///
 /// ```no_run
@@ -102,7 +106,7 @@ pub struct Consumer {
     producer_name: String,
     broken: Option<String>,
     /// Timeline mode: the producer's "frame ready" timeline and our "released" timeline.
-    timelines: Option<(Arc<SharedTimelineSemaphore>, Arc<SharedTimelineSemaphore>)>,
+    timelines: Option<Timelines>,
     /// The highest release value handed out (what the producer may have to wait for).
     release_value: u64,
     /// Frames come through the producer's host-memory ring into our own textures.
@@ -172,8 +176,12 @@ impl Consumer {
                 )))
             }
         };
-        let (sync, infos, fds) = match conn.recv(Some(left()))? {
-            (Message::PoolSetup { sync, slots, .. }, fds) => (sync, slots, fds),
+        let (sync, textures, timelines, staged) = match conn.recv(Some(left()))? {
+            (Message::PoolSetup { sync, slots, .. }, fds) => {
+                let (textures, timelines) =
+                    Self::import_pool(&manager, &mut conn, sync, slots, fds, deadline)?;
+                (sync, textures, timelines, None)
+            }
             (
                 Message::HostPoolSetup {
                     info,
@@ -195,22 +203,7 @@ impl Consumer {
                 let textures = (0..slots)
                     .map(|_| manager.create_texture_with(&desc, &info.extent))
                     .collect::<Result<Vec<_>>>()?;
-                tracing::info!(producer = %hello.name, pid = producer.pid, slots, path = %ring.path(), "connected through the host-memory ring");
-                return Ok(Consumer {
-                    conn,
-                    textures,
-                    sync: SyncMode::Host,
-                    lossless: options.lossless,
-                    queue: VecDeque::with_capacity(MAX_SLOTS),
-                    last_frame: None,
-                    counters: ConsumerCounters::default(),
-                    producer,
-                    producer_name: hello.name,
-                    broken: None,
-                    timelines: None,
-                    release_value: 0,
-                    staged: Some(ring),
-                });
+                (SyncMode::Host, textures, None, Some(ring))
             }
             (Message::Reject { reason }, _) => {
                 return Err(Error::PermissionDenied(format!(
@@ -224,6 +217,35 @@ impl Consumer {
                 )))
             }
         };
+        let path = staged.as_ref().map_or(TransferPath::Direct, HostRing::path);
+        tracing::info!(producer = %hello.name, pid = producer.pid, slots = textures.len(), ?sync, %path, "connected");
+        Ok(Consumer {
+            conn,
+            textures,
+            sync,
+            lossless: options.lossless,
+            queue: VecDeque::with_capacity(MAX_SLOTS),
+            last_frame: None,
+            counters: ConsumerCounters::default(),
+            producer,
+            producer_name: hello.name,
+            broken: None,
+            timelines,
+            release_value: 0,
+            staged,
+        })
+    }
+
+    /// Imports the producer's ring (and, in timeline mode, exchanges the timelines).
+    fn import_pool(
+        manager: &Arc<VulkanTextureShareManager>,
+        conn: &mut Connection,
+        sync: SyncMode,
+        infos: Vec<ExportInfo>,
+        fds: Vec<OwnedFd>,
+        deadline: Instant,
+    ) -> Result<(Vec<VulkanTexture>, Option<Timelines>)> {
+        let left = || deadline.saturating_duration_since(Instant::now());
         if infos.len() != fds.len() || infos.is_empty() || infos.len() > MAX_SLOTS {
             return Err(Error::Protocol(format!(
                 "PoolSetup with {} slots and {} FDs",
@@ -257,7 +279,7 @@ impl Consumer {
                         .into_iter()
                         .next()
                         .ok_or_else(|| Error::Protocol("SyncSetup without its FD".into()))?;
-                    SharedTimelineSemaphore::import(&manager, fd)?
+                    SharedTimelineSemaphore::import(manager, fd)?
                 }
                 (other, _) => {
                     return Err(Error::Protocol(format!(
@@ -266,29 +288,14 @@ impl Consumer {
                     )))
                 }
             };
-            let released = SharedTimelineSemaphore::new(&manager, 0)?;
+            let released = SharedTimelineSemaphore::new(manager, 0)?;
             let fd = released.export()?;
             conn.send(&Message::SyncSetup { sync }, &[fd.as_fd()])?;
             Some((Arc::new(ready), Arc::new(released)))
         } else {
             None
         };
-        tracing::info!(producer = %hello.name, pid = producer.pid, slots = textures.len(), ?sync, "connected");
-        Ok(Consumer {
-            conn,
-            textures,
-            sync,
-            lossless: options.lossless,
-            queue: VecDeque::with_capacity(MAX_SLOTS),
-            last_frame: None,
-            counters: ConsumerCounters::default(),
-            producer,
-            producer_name: hello.name,
-            broken: None,
-            timelines,
-            release_value: 0,
-            staged: None,
-        })
+        Ok((textures, timelines))
     }
 
     /// How frames reach this consumer: [`TransferPath::Direct`] (the producer's textures,

@@ -110,16 +110,31 @@ pub fn run_producer(
         producer.present(slot)?;
         presented += 1;
         progress(presented);
-        if let Some(interval) = config.frame_interval {
-            // Deadline pacing: frame n is due at start + n × interval, whatever the write took.
-            let due = start + interval.mul_f64(presented as f64);
-            std::thread::sleep(due.saturating_duration_since(Instant::now()));
-        }
+        pace(config, start, presented);
     }
     writer.finish()?;
+    Ok(produce_report(&producer, presented, start, cpu0))
+}
+
+/// Deadline pacing: frame `n` is due at `start + n × interval`, whatever the write took.
+pub(crate) fn pace(config: &ProduceConfig, start: Instant, presented: u64) {
+    if let Some(interval) = config.frame_interval {
+        let due = start + interval.mul_f64(presented as f64);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+    }
+}
+
+/// The report of a producer loop that presented `presented` frames since `start` (CPU time
+/// `cpu0` then).
+pub(crate) fn produce_report(
+    producer: &Producer,
+    presented: u64,
+    start: Instant,
+    cpu0: u64,
+) -> ProduceReport {
     let seconds = start.elapsed().as_secs_f64();
     let stats = producer.stats();
-    Ok(ProduceReport {
+    ProduceReport {
         frames: presented,
         seconds,
         fps: presented as f64 / seconds.max(1e-9),
@@ -129,7 +144,7 @@ pub fn run_producer(
         cpu_us_per_frame: (super::bench::cpu_time_ns() - cpu0) as f64
             / 1e3
             / presented.max(1) as f64,
-    })
+    }
 }
 
 /// What the consumer loop measured.

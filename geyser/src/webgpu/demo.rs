@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use super::ipc::{WgpuConsumer, WgpuProducer};
 use super::pattern::{WgpuPatternWriter, WgpuProbe};
 use super::WgpuTextureShareManager;
-use crate::ipc::demo::{ConsumeReport, ConsumeStats, ProduceConfig, ProduceReport};
+use crate::ipc::demo::{
+    pace, produce_report, ConsumeReport, ConsumeStats, ProduceConfig, ProduceReport,
+};
 use crate::ipc::ConsumerOptions;
 use crate::{Error, Result};
 
@@ -102,22 +104,7 @@ pub fn run_wgpu_producer(
         slot.present()?;
         presented += 1;
         progress(presented);
-        if let Some(interval) = config.frame_interval {
-            let due = start + interval.mul_f64(presented as f64);
-            std::thread::sleep(due.saturating_duration_since(Instant::now()));
-        }
+        pace(config, start, presented);
     }
-    let seconds = start.elapsed().as_secs_f64();
-    let stats = producer.producer().stats();
-    Ok(ProduceReport {
-        frames: presented,
-        seconds,
-        fps: presented as f64 / seconds.max(1e-9),
-        sync: format!("{:?}", producer.producer().sync_mode()),
-        consumers_connected: stats.connected,
-        consumers_dropped: stats.dropped,
-        cpu_us_per_frame: (crate::ipc::bench::cpu_time_ns() - cpu0) as f64
-            / 1e3
-            / presented.max(1) as f64,
-    })
+    Ok(produce_report(producer.producer(), presented, start, cpu0))
 }
