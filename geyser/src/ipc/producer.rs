@@ -158,8 +158,6 @@ struct Shared {
     manager: Arc<VulkanTextureShareManager>,
     /// The host-memory ring for consumers on other devices, made when the first connects.
     host_ring: Mutex<Option<HostRing>>,
-    /// Whether any such consumer is active (checked every frame without taking a lock).
-    staged_active: AtomicBool,
 }
 
 impl Shared {
@@ -302,7 +300,6 @@ impl Producer {
             ready,
             manager: manager.clone(),
             host_ring: Mutex::new(None),
-            staged_active: AtomicBool::new(false),
         });
         let thread = {
             let shared = shared.clone();
@@ -480,7 +477,13 @@ impl Producer {
                     .wait(signal.value, crate::vulkan::SUBMIT_TIMEOUT)?;
             }
         }
-        if self.shared.staged_active.load(Ordering::Acquire) {
+        let staged = self
+            .shared
+            .lock()
+            .peers
+            .iter()
+            .any(|p| p.staged && matches!(p.phase, Phase::Active));
+        if staged {
             // Consumers on other devices read the frame from the host-memory ring: copy it
             // there (and wait) before announcing it. The slot is free of every consumer.
             let mut ring = self
@@ -896,7 +899,6 @@ fn handle(
                         peer.sync = SyncMode::Host;
                         peer.staged = true;
                         peer.phase = Phase::Active;
-                        shared.staged_active.store(true, Ordering::Release);
                         state.stats.connected += 1;
                         tracing::info!(
                             consumer = id,
