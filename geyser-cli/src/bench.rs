@@ -202,6 +202,7 @@ pub fn run(args: &BenchArgs) -> geyser::Result<bool> {
             fps: 0.0,
             devices: None,
             host_transfer: false,
+            apis: "vulkan".into(),
         };
         let mut pa = vec!["__produce".to_string()];
         pa.extend(demo.child_args(&name));

@@ -14,6 +14,8 @@ use geyser::ipc::demo::{
 };
 use geyser::ipc::{ConsumerOptions, ProducerOptions};
 use geyser::vulkan::VulkanTextureShareManager;
+use geyser::webgpu::demo::run_wgpu_consumer;
+use geyser::webgpu::WgpuTextureShareManager;
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Options shared by the demo and its child processes.
@@ -55,6 +57,10 @@ pub struct DemoArgs {
     /// Every consumer takes the host-memory ring, even on the producer's device.
     #[arg(long)]
     pub host_transfer: bool,
+    /// The API of each consumer, comma-separated (`vulkan` or `wgpu`; the last repeats): a
+    /// wgpu consumer receives each frame as a `wgpu::Texture` and checks it in a compute pass.
+    #[arg(long, default_value = "vulkan")]
+    pub apis: String,
 }
 
 impl DemoArgs {
@@ -88,6 +94,12 @@ impl DemoArgs {
         v.push("--fps".into());
         v.push(self.fps.to_string());
         v
+    }
+
+    /// The API of consumer `i` (0-based).
+    fn api(&self, i: usize) -> &str {
+        let list: Vec<&str> = self.apis.split(',').map(str::trim).collect();
+        list.get(i).or(list.last()).copied().unwrap_or("vulkan")
     }
 
     /// The device selector of child `i` (0: the producer, then the consumers), if given.
@@ -143,7 +155,21 @@ fn check_validation() -> geyser::Result<()> {
 
 /// Hidden subcommand: a consumer child. Prints `P <frames> <corrupted>` and `R <json>`.
 pub fn consume(args: &DemoArgs) -> geyser::Result<()> {
-    let manager = Arc::new(VulkanTextureShareManager::create_default()?);
+    let api = std::env::var("GEYSER_DEMO_API").unwrap_or_else(|_| "vulkan".into());
+    enum Api {
+        Vulkan(Arc<VulkanTextureShareManager>),
+        Wgpu(Arc<WgpuTextureShareManager>),
+    }
+    let manager = match api.as_str() {
+        "vulkan" => Api::Vulkan(Arc::new(VulkanTextureShareManager::create_default()?)),
+        "wgpu" => Api::Wgpu(Arc::new(WgpuTextureShareManager::create_default()?)),
+        other => {
+            return Err(geyser::Error::InvalidArgument {
+                what: "--apis",
+                reason: format!("`{other}`: use vulkan or wgpu"),
+            })
+        }
+    };
     let name = args.name.clone().unwrap_or_else(|| "geyser-demo".into());
     let options = ConsumerOptions {
         sync: parse_sync(&args.sync)?,
@@ -154,18 +180,17 @@ pub fn consume(args: &DemoArgs) -> geyser::Result<()> {
     // The producer may still be binding: retry NotFound briefly.
     let mut tries = 0;
     let report = loop {
-        match run_consumer(
-            manager.clone(),
-            &name,
-            options.clone(),
-            0,
-            Duration::from_secs(30),
-            |r| {
-                if r.frames % 10 == 0 {
-                    println!("P {} {}", r.frames, r.corrupted);
-                }
-            },
-        ) {
+        let progress = |r: &ConsumeReport| {
+            if r.frames % 10 == 0 {
+                println!("P {} {}", r.frames, r.corrupted);
+            }
+        };
+        let idle = Duration::from_secs(30);
+        let result = match &manager {
+            Api::Vulkan(m) => run_consumer(m.clone(), &name, options.clone(), 0, idle, progress),
+            Api::Wgpu(w) => run_wgpu_consumer(w.clone(), &name, options.clone(), 0, idle, progress),
+        };
+        match result {
             Err(geyser::Error::NotFound { .. }) if tries < 100 => {
                 tries += 1;
                 std::thread::sleep(Duration::from_millis(100));
@@ -203,6 +228,9 @@ fn spawn(role: &str, args: &DemoArgs, name: &str, index: usize) -> std::io::Resu
     cmd.args(&v).stdout(Stdio::piped()).stderr(Stdio::piped());
     if let Some(device) = args.device(index) {
         cmd.env("GEYSER_DEVICE", device);
+    }
+    if index > 0 {
+        cmd.env("GEYSER_DEMO_API", args.api(index - 1));
     }
     cmd.spawn()
 }
@@ -306,6 +334,16 @@ pub fn run(args: &DemoArgs) -> geyser::Result<bool> {
         if producer_status.is_some() && all_consumers_done {
             break;
         }
+        if producer_status.is_none() && all_consumers_done {
+            // Every consumer has exited: if one failed before the stream ended, the producer
+            // would wait for it until its timeout; stop it.
+            let failed = consumers
+                .iter_mut()
+                .any(|(c, _)| matches!(c.try_wait(), Ok(Some(st)) if !st.success()));
+            if failed {
+                let _ = producer.kill();
+            }
+        }
         if let Some(st) = producer_status {
             if !st.success() {
                 // The producer failed: consumers would wait for frames; stop them.
@@ -346,7 +384,7 @@ pub fn run(args: &DemoArgs) -> geyser::Result<bool> {
     }
     println!();
     println!(
-        "{:<9} {:>9} {:>8} {:>10} {:>10} {:>9} {:>12} {:>12} {:>10}  {:<8} path",
+        "{:<9} {:>9} {:>8} {:>10} {:>10} {:>9} {:>12} {:>12} {:>10}  {:<8} {:<10} api",
         "consumer",
         "delivered",
         "skipped",
@@ -357,6 +395,7 @@ pub fn run(args: &DemoArgs) -> geyser::Result<bool> {
         "handoff p99",
         "age p50",
         "sync",
+        "path",
     );
     for (i, ((_, st), status)) in consumers.iter().zip(&consumer_status).enumerate() {
         let s = st.lock().unwrap_or_else(|p| p.into_inner());
@@ -371,7 +410,7 @@ pub fn run(args: &DemoArgs) -> geyser::Result<bool> {
                     && r.clean_end
                     && (!args.lossless || r.skipped == 0);
                 println!(
-                    "{:<9} {:>9} {:>8} {:>10} {:>10} {:>9.1} {:>9.0} µs {:>9.0} µs {:>7.0} µs  {:<8} {}",
+                    "{:<9} {:>9} {:>8} {:>10} {:>10} {:>9.1} {:>9.0} µs {:>9.0} µs {:>7.0} µs  {:<8} {:<10} {}",
                     format!("c{i}"),
                     r.frames,
                     r.skipped,
@@ -382,7 +421,8 @@ pub fn run(args: &DemoArgs) -> geyser::Result<bool> {
                     r.latency_p99_us,
                     r.age_p50_us,
                     r.sync,
-                    r.path
+                    r.path,
+                    args.api(i)
                 );
             }
             _ => {

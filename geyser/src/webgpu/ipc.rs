@@ -11,7 +11,7 @@ use super::manager::WgpuTextureShareManager;
 use super::texture::{self, WgpuTexture};
 use crate::common::TextureDescriptor;
 use crate::ipc::{Consumer, ConsumerOptions, Frame, Producer, ProducerOptions, WriteSlot};
-use crate::{Result, SharedTexture};
+use crate::{Error, Result, SharedTexture};
 
 fn wrap_all(
     manager: &WgpuTextureShareManager,
@@ -47,13 +47,29 @@ impl WgpuConsumer {
     }
 
     /// Connects to the producer at `name`. Fails like [`Consumer::connect_with`], and with
-    /// [`crate::Error::Unsupported`] when wgpu cannot represent the producer's descriptor.
+    /// [`crate::Error::Unsupported`] when wgpu cannot represent the producer's descriptor, or
+    /// when the producer runs on another GPU or driver (the host-memory ring is not available
+    /// to wgpu consumers yet).
     pub fn connect_with(
         name: &str,
         manager: Arc<WgpuTextureShareManager>,
         options: ConsumerOptions,
     ) -> Result<Self> {
-        let consumer = Consumer::connect_with(name, manager.vulkan().clone(), options)?;
+        let unsupported = || {
+            Error::unsupported(
+                "the host-memory ring in a wgpu consumer",
+                "not implemented yet (its copies would have to go through wgpu's queue): run wgpu consumers on the producer's GPU and driver",
+            )
+        };
+        if options.host_transfer {
+            return Err(unsupported());
+        }
+        let consumer = match Consumer::connect_with(name, manager.vulkan().clone(), options) {
+            Err(Error::Unsupported { feature, .. }) if feature == "Geyser submissions" => {
+                return Err(unsupported())
+            }
+            other => other?,
+        };
         let first = consumer.textures().first().map(|t| *t.extent());
         if let Some(extent) = first {
             texture::check_representable(&manager, consumer.descriptor(), &extent)?;
