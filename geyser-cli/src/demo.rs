@@ -181,7 +181,7 @@ pub fn consume(args: &DemoArgs) -> geyser::Result<()> {
     let mut tries = 0;
     let report = loop {
         let progress = |r: &ConsumeReport| {
-            if r.frames % 10 == 0 {
+            if r.frames.is_multiple_of(10) {
                 println!("P {} {}", r.frames, r.corrupted);
             }
         };
