@@ -237,7 +237,11 @@ fn soak_with_killed_consumers_and_a_restarted_producer() {
         }
         if frame == restart_at {
             // Restart the producer: consumers see the end of the stream and exit; new ones
-            // connect to the new producer at the same name.
+            // connect to the new producer at the same name. First let every consumer spawned so
+            // far connect: one still starting (a kill's replacement, slow on a loaded machine)
+            // would otherwise wait for a producer that is bound only after it is reaped.
+            p.wait_for_consumers(CONSUMERS, Duration::from_secs(60))
+                .unwrap();
             writer.finish().unwrap();
             drop(producer.take());
             for p in procs.drain(..) {
