@@ -129,9 +129,17 @@ impl HostRing {
     ) -> Result<Self> {
         Self::check(info)?;
         let slot_bytes = Self::slot_bytes(info);
-        let fd = rustix::fs::memfd_create("geyser-host-ring", rustix::fs::MemfdFlags::CLOEXEC)
-            .map_err(|e| Error::Io(e.into()))?;
+        use rustix::fs::{MemfdFlags, SealFlags};
+        let fd = rustix::fs::memfd_create(
+            "geyser-host-ring",
+            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+        )
+        .map_err(|e| Error::Io(e.into()))?;
         rustix::fs::ftruncate(&fd, slot_bytes * slots as u64).map_err(|e| Error::Io(e.into()))?;
+        // Sealed against resizing: a consumer that shrank the memfd would make every mapping
+        // of it (ours included) fault with SIGBUS.
+        rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)
+            .map_err(|e| Error::Io(e.into()))?;
         Self::open(manager, fd, info, slots, slot_bytes)
     }
 
@@ -149,6 +157,15 @@ impl HostRing {
             .checked_mul(slots as u64)
             .and_then(|l| usize::try_from(l).ok())
             .ok_or_else(|| Error::Protocol("host ring size overflows".into()))?;
+        // Only a memfd sealed against shrinking is safe to map: otherwise the other side could
+        // truncate it under our mapping.
+        let seals = rustix::fs::fcntl_get_seals(&fd)
+            .map_err(|e| Error::Protocol(format!("host ring FD is not a sealable memfd: {e}")))?;
+        if !seals.contains(rustix::fs::SealFlags::SHRINK) {
+            return Err(Error::Protocol(
+                "host ring memfd is not sealed against shrinking".into(),
+            ));
+        }
         let stat = rustix::fs::fstat(&fd).map_err(|e| Error::Io(e.into()))?;
         if (stat.st_size as u64) < len as u64 {
             return Err(Error::Protocol(format!(
