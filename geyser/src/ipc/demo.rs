@@ -214,20 +214,9 @@ pub fn run_consumer(
         ..Default::default()
     };
     let mut stats = ConsumeStats::new(max_frames);
-    loop {
-        if max_frames > 0 && report.frames >= max_frames {
-            report.end = "frame limit".into();
-            report.clean_end = true;
+    while !report.at_limit(max_frames) {
+        let Some(mut frame) = report.frame_or_end(consumer.next_frame(Some(idle_timeout)))? else {
             break;
-        }
-        let mut frame = match consumer.next_frame(Some(idle_timeout)) {
-            Ok(f) => f,
-            Err(Error::PeerGone(why)) => {
-                report.clean_end = why.contains("closed the stream");
-                report.end = format!("producer gone: {why}");
-                break;
-            }
-            Err(e) => return Err(e),
         };
         stats.record(frame.latency(), frame.age());
         let (number, slot, texture) = (frame.number(), frame.slot(), frame.texture().clone());
@@ -249,25 +238,61 @@ pub fn run_consumer(
                 r
             }
         };
+        report.probed(number, slot, &result, consumer.counters());
+        progress(&report);
+    }
+    stats.finish(&mut report, consumer.counters());
+    Ok(report)
+}
+
+impl ConsumeReport {
+    /// Whether `max_frames` (0: no limit) frames were received; then the loop ends cleanly.
+    pub(crate) fn at_limit(&mut self, max_frames: u64) -> bool {
+        let done = max_frames > 0 && self.frames >= max_frames;
+        if done {
+            self.end = "frame limit".into();
+            self.clean_end = true;
+        }
+        done
+    }
+
+    /// The next frame, or `None` when the producer is gone (recording why and whether it
+    /// ended the stream cleanly). Other errors are returned.
+    pub(crate) fn frame_or_end<F>(&mut self, next: Result<F>) -> Result<Option<F>> {
+        match next {
+            Ok(frame) => Ok(Some(frame)),
+            Err(Error::PeerGone(why)) => {
+                self.clean_end = why.contains("closed the stream");
+                self.end = format!("producer gone: {why}");
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Counts one probed frame (logging it when corrupted) and the consumer's counters.
+    pub(crate) fn probed(
+        &mut self,
+        number: u64,
+        slot: usize,
+        result: &crate::vulkan::ProbeResult,
+        counters: super::consumer::ConsumerCounters,
+    ) {
         if !result.ok() {
-            report.corrupted += 1;
+            self.corrupted += 1;
             tracing::error!(
                 frame = number,
-                slot = slot,
+                slot,
                 matched = result.matched,
                 "corrupted frame: probe word {:#010x}, expected {:#010x}",
                 result.first_word,
                 crate::vulkan::frame_word(number)
             );
         }
-        report.frames += 1;
-        let c = consumer.counters();
-        report.skipped = c.skipped;
-        report.superseded = c.superseded;
-        progress(&report);
+        self.frames += 1;
+        self.skipped = counters.skipped;
+        self.superseded = counters.superseded;
     }
-    stats.finish(&mut report, consumer.counters());
-    Ok(report)
 }
 
 /// Latency and timing samples of a consumer loop, turned into a [`ConsumeReport`] at the end.

@@ -12,7 +12,7 @@ use crate::ipc::demo::{
     pace, produce_report, ConsumeReport, ConsumeStats, ProduceConfig, ProduceReport,
 };
 use crate::ipc::ConsumerOptions;
-use crate::{Error, Result};
+use crate::Result;
 
 /// Connects a wgpu consumer to `name` and checks every frame it receives on the GPU (compute
 /// pass `textureLoad` of probe texels) until the producer ends the stream, dies, or
@@ -33,20 +33,9 @@ pub fn run_wgpu_consumer(
         ..Default::default()
     };
     let mut stats = ConsumeStats::new(max_frames);
-    loop {
-        if max_frames > 0 && report.frames >= max_frames {
-            report.end = "frame limit".into();
-            report.clean_end = true;
+    while !report.at_limit(max_frames) {
+        let Some(frame) = report.frame_or_end(consumer.next_frame(Some(idle_timeout)))? else {
             break;
-        }
-        let frame = match consumer.next_frame(Some(idle_timeout)) {
-            Ok(f) => f,
-            Err(Error::PeerGone(why)) => {
-                report.clean_end = why.contains("closed the stream");
-                report.end = format!("producer gone: {why}");
-                break;
-            }
-            Err(e) => return Err(e),
         };
         stats.record(frame.frame().latency(), frame.frame().age());
         let (number, slot) = (frame.frame().number(), frame.frame().slot());
@@ -54,18 +43,8 @@ pub fn run_wgpu_consumer(
         let submission = probe.submit(&manager, slot)?;
         frame.end()?;
         let result = probe.result(&manager, submission, number)?;
-        if !result.ok() {
-            report.corrupted += 1;
-            tracing::error!(
-                frame = number,
-                slot,
-                matched = result.matched,
-                "corrupted frame (wgpu): probe word {:#010x}, expected {:#010x}",
-                result.first_word,
-                crate::vulkan::frame_word(number)
-            );
-        }
-        report.frames += 1;
+        let counters = consumer.consumer().counters();
+        report.probed(number, slot, &result, counters);
         progress(&report);
     }
     stats.finish(&mut report, consumer.consumer().counters());

@@ -36,7 +36,7 @@ mod ipc;
 #[cfg(all(feature = "ipc", any(target_os = "linux", target_os = "android")))]
 pub use ipc::{WgpuConsumer, WgpuFrame, WgpuProducer, WgpuWriteSlot};
 pub use manager::WgpuTextureShareManager;
-pub use pattern::{WgpuPatternWriter, WgpuProbe, WgpuProbeResult};
+pub use pattern::{WgpuPatternWriter, WgpuProbe};
 pub use texture::WgpuTexture;
 
 /// The wgpu crate Geyser is built against, so applications use the same version.

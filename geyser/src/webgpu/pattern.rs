@@ -8,7 +8,7 @@ use wgpu::util::DeviceExt;
 use super::texture::WgpuTexture;
 use super::WgpuTextureShareManager;
 use crate::common::TextureFormat;
-use crate::vulkan::frame_word;
+use crate::vulkan::{frame_word, ProbeResult};
 use crate::{Error, Result, SharedTexture};
 
 /// Probe texels per check.
@@ -73,24 +73,6 @@ impl WgpuPatternWriter {
             ..Default::default()
         }));
         Ok(())
-    }
-}
-
-/// The outcome of one probe.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct WgpuProbeResult {
-    /// Probes that held the expected word.
-    pub matched: u32,
-    /// Probes taken.
-    pub probes: u32,
-    /// The first probe's word (for error messages).
-    pub first_word: u32,
-}
-
-impl WgpuProbeResult {
-    /// Whether every probe matched.
-    pub fn ok(&self) -> bool {
-        self.matched == self.probes
     }
 }
 
@@ -223,7 +205,7 @@ impl WgpuProbe {
         manager: &WgpuTextureShareManager,
         submission: wgpu::SubmissionIndex,
         frame: u64,
-    ) -> Result<WgpuProbeResult> {
+    ) -> Result<ProbeResult> {
         let slice = self.readback.slice(..);
         slice.map_async(wgpu::MapMode::Read, |_| {});
         manager.wait_for_submission(submission)?;
@@ -237,9 +219,9 @@ impl WgpuProbe {
         };
         self.readback.unmap();
         let want = frame_word(frame);
-        Ok(WgpuProbeResult {
-            matched: words.iter().filter(|w| **w == want).count() as u32,
-            probes: PROBES,
+        Ok(ProbeResult {
+            matched: words.iter().filter(|w| **w == want).count(),
+            probes: PROBES as usize,
             first_word: words.first().copied().unwrap_or(0),
         })
     }
