@@ -464,25 +464,23 @@ impl Producer {
     /// mode wait for it on their GPU, and for consumers in host mode this call waits for it
     /// on the host first.
     pub fn present(&self, slot: WriteSlot) -> Result<u64> {
-        if let Some(signal) = &slot.signal {
-            let host_peers = self
-                .shared
-                .lock()
-                .peers
-                .iter()
-                .any(|p| p.sync == SyncMode::Host);
-            if host_peers {
-                signal
-                    .semaphore
-                    .wait(signal.value, crate::vulkan::SUBMIT_TIMEOUT)?;
-            }
-        }
-        let staged = self
+        // One look at the peers: host-synchronized ones (every peer still in its handshake
+        // counts as one, and so does every cross-device one) need the write finished before
+        // the frame is announced; cross-device ones (active once marked) also need it copied
+        // into the host-memory ring.
+        let (host_peers, staged) = self
             .shared
             .lock()
             .peers
             .iter()
-            .any(|p| p.staged && matches!(p.phase, Phase::Active));
+            .fold((false, false), |(host, staged), p| {
+                (host || p.sync == SyncMode::Host, staged || p.staged)
+            });
+        if let (Some(signal), true) = (&slot.signal, host_peers) {
+            signal
+                .semaphore
+                .wait(signal.value, crate::vulkan::SUBMIT_TIMEOUT)?;
+        }
         if staged {
             // Consumers on other devices read the frame from the host-memory ring: copy it
             // there (and wait) before announcing it. The slot is free of every consumer.

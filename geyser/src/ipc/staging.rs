@@ -121,13 +121,13 @@ impl HostRing {
         Ok(())
     }
 
-    /// The producer's ring: a new memfd of `slots` regions for frames like `info`.
+    /// The producer's ring: a new memfd of `slots` regions for frames like `info` (checked
+    /// by [`Self::open`]).
     pub(crate) fn create(
         manager: &VulkanTextureShareManager,
         info: &ExportInfo,
         slots: usize,
     ) -> Result<Self> {
-        Self::check(info)?;
         let slot_bytes = Self::slot_bytes(info);
         use rustix::fs::{MemfdFlags, SealFlags};
         let fd = rustix::fs::memfd_create(
