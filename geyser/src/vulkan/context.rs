@@ -304,7 +304,7 @@ impl DeviceShared {
             api_version,
             mut owned,
             ..
-        } = create_instance(options, &[])?;
+        } = create_instance(options, |_| Ok(Vec::new()))?;
         match Self::create_device(&instance, options, api_version) {
             Ok((device, physical, queue_family, timeline)) => Self::finish(
                 instance,
@@ -516,10 +516,11 @@ pub(crate) struct CreatedInstance {
 }
 
 /// Creates an instance (Vulkan 1.1 to 1.3) with the validation layer and Geyser's validation
-/// messenger per `options`, and `extra_extensions` enabled (the caller checked they exist).
+/// messenger per `options`, and the instance extensions `extra_extensions` returns for the
+/// loaded entry enabled (the caller checks they exist).
 pub(crate) fn create_instance(
     options: &ContextOptions,
-    extra_extensions: &[&'static CStr],
+    extra_extensions: impl FnOnce(&ash::Entry) -> Result<Vec<&'static CStr>>,
 ) -> Result<CreatedInstance> {
     // SAFETY: loading the Vulkan loader library runs its initialisers; we rely on the
     // system's loader being a conforming one.
@@ -566,7 +567,7 @@ pub(crate) fn create_instance(
     } else {
         vec![]
     };
-    let mut ext_list: Vec<&'static CStr> = extra_extensions.to_vec();
+    let mut ext_list: Vec<&'static CStr> = extra_extensions(&entry)?;
     if validation && !ext_list.contains(&ash::ext::debug_utils::NAME) {
         ext_list.push(ash::ext::debug_utils::NAME);
     }

@@ -156,11 +156,7 @@ impl WgpuFrame<'_> {
 /// endpoint's timeline semaphores, which wgpu submissions wait on and signal, are destroyed
 /// right after. Geyser cannot wait on wgpu's queue itself, so the endpoints do it here, once.
 fn wait_wgpu_idle(manager: &WgpuTextureShareManager) {
-    let r = manager.device().poll(wgpu::PollType::Wait {
-        submission_index: None,
-        timeout: Some(crate::vulkan::SUBMIT_TIMEOUT),
-    });
-    if let Err(e) = r {
+    if let Err(e) = manager.poll_wait(None, crate::vulkan::SUBMIT_TIMEOUT) {
         tracing::warn!("waiting for wgpu before closing an endpoint: {e}");
     }
 }

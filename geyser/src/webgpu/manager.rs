@@ -58,13 +58,10 @@ impl WgpuTextureShareManager {
     /// its errors are counted by [`crate::vulkan::validation_error_count`]).
     pub fn create(options: &ContextOptions) -> Result<Self> {
         let flags = wgpu::InstanceFlags::empty();
-        // SAFETY: loading the Vulkan loader runs its initialisers; we rely on a conforming
-        // system loader. This entry only answers the extension query below.
-        let probe = unsafe { ash::Entry::load() }.map_err(|e| Error::Loader(e.to_string()))?;
-        let desired =
-            wgpu_hal::vulkan::Instance::desired_extensions(&probe, vk::API_VERSION_1_3, flags)
-                .map_err(|e| Error::unsupported("wgpu Vulkan instance", e.to_string()))?;
-        let created = crate::vulkan::create_instance(options, &desired)?;
+        let created = crate::vulkan::create_instance(options, |entry| {
+            wgpu_hal::vulkan::Instance::desired_extensions(entry, vk::API_VERSION_1_3, flags)
+                .map_err(|e| Error::unsupported("wgpu Vulkan instance", e.to_string()))
+        })?;
         let raw_instance = created.instance.clone();
         let api_version = created.api_version;
         let extensions = created.extensions.clone();
@@ -328,8 +325,18 @@ impl WgpuTextureShareManager {
         index: wgpu::SubmissionIndex,
         timeout: Duration,
     ) -> Result<()> {
+        self.poll_wait(Some(index), timeout)
+    }
+
+    /// Blocks until submission `index` (`None`: everything submitted so far) has finished,
+    /// up to `timeout`.
+    pub(crate) fn poll_wait(
+        &self,
+        index: Option<wgpu::SubmissionIndex>,
+        timeout: Duration,
+    ) -> Result<()> {
         match self.device.poll(wgpu::PollType::Wait {
-            submission_index: Some(index),
+            submission_index: index,
             timeout: Some(timeout),
         }) {
             Ok(_) => Ok(()),
