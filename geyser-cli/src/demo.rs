@@ -98,15 +98,19 @@ impl DemoArgs {
 
     /// The API of consumer `i` (0-based).
     fn api(&self, i: usize) -> &str {
-        let list: Vec<&str> = self.apis.split(',').map(str::trim).collect();
-        list.get(i).or(list.last()).copied().unwrap_or("vulkan")
+        nth_or_last(&self.apis, i).unwrap_or("vulkan")
     }
 
     /// The device selector of child `i` (0: the producer, then the consumers), if given.
-    fn device(&self, i: usize) -> Option<String> {
-        let list: Vec<&str> = self.devices.as_deref()?.split(',').map(str::trim).collect();
-        list.get(i).or(list.last()).map(|s| s.to_string())
+    fn device(&self, i: usize) -> Option<&str> {
+        nth_or_last(self.devices.as_deref()?, i)
     }
+}
+
+/// Item `i` of a comma-separated list, the last one repeating past the end.
+fn nth_or_last(list: &str, i: usize) -> Option<&str> {
+    let mut items = list.split(',').map(str::trim);
+    items.clone().nth(i).or_else(|| items.next_back())
 }
 
 /// Hidden subcommand: the producer child. Prints `P <n>` progress lines and `R <json>`.
