@@ -10,7 +10,7 @@ use std::process::Command;
 fn main() {
     // Same program as ipc_producer, re-executed with --sync timeline (and any other arguments).
     let exe = std::env::current_exe().expect("current_exe");
-    let sibling = exe.with_file_name("ipc_producer");
+    let sibling = exe.with_file_name(format!("ipc_producer{}", std::env::consts::EXE_SUFFIX));
     let status = Command::new(&sibling)
         .arg("--sync")
         .arg("timeline")

@@ -4,9 +4,10 @@
 //! - [`common`]: formats, descriptors, usages, handles, errors and the two traits below.
 //! - [`vulkan`] (feature `vulkan`): the ash backend: exportable images with dedicated external
 //!   memory (opaque FD), import into other `VkDevice`s, capability queries.
-//! - [`ipc`] (feature `ipc`; Linux/Android, and Windows for the transport): producer/consumer
-//!   endpoints that move textures between processes (Unix sockets, SCM_RIGHTS), with a ring of
-//!   frames and host-synchronized handoff; on Windows the named-pipe transport only.
+//! - [`ipc`] (feature `ipc`; Linux/Android and Windows): producer/consumer endpoints that move
+//!   textures between processes (Unix sockets with SCM_RIGHTS; on Windows a named pipe with
+//!   handles duplicated into the peer), with a ring of frames and GPU (timeline) or
+//!   host-synchronized handoff.
 //! - [`metal`] (feature `metal`, macOS/iOS): IOSurface-backed `MTLTexture`s and
 //!   `MTLSharedEvent`; its platform-independent planning ([`metal::plan`]) is always built.
 //!

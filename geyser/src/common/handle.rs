@@ -78,6 +78,26 @@ pub type OwnedOsHandle = std::os::fd::OwnedFd;
 #[cfg(windows)]
 pub type OwnedOsHandle = std::os::windows::io::OwnedHandle;
 
+/// A borrowed [`OwnedOsHandle`]: what the IPC transports send beside a message.
+#[cfg(unix)]
+pub type BorrowedOsHandle<'a> = std::os::fd::BorrowedFd<'a>;
+
+/// A borrowed [`OwnedOsHandle`]: what the IPC transports send beside a message.
+#[cfg(windows)]
+pub type BorrowedOsHandle<'a> = std::os::windows::io::BorrowedHandle<'a>;
+
+/// Borrows an owned OS handle (`as_fd` on Unix, `as_handle` on Windows).
+#[cfg(unix)]
+pub fn borrow_os_handle(handle: &OwnedOsHandle) -> BorrowedOsHandle<'_> {
+    std::os::fd::AsFd::as_fd(handle)
+}
+
+/// Borrows an owned OS handle (`as_fd` on Unix, `as_handle` on Windows).
+#[cfg(windows)]
+pub fn borrow_os_handle(handle: &OwnedOsHandle) -> BorrowedOsHandle<'_> {
+    std::os::windows::io::AsHandle::as_handle(handle)
+}
+
 /// An exported texture that owns its OS handle: hand it to another context or process, and
 /// import it there. Dropping it closes the handle (the texture itself lives on in its owner).
 #[derive(Debug)]

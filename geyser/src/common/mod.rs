@@ -10,7 +10,7 @@ pub use descriptor::{TextureDescriptor, TextureDimension, TextureExtent, MAX_DIM
 pub use error::{Error, Result};
 pub use format::{FormatAspect, FormatInfo, TextureFormat, FORMAT_TABLE};
 #[cfg(any(unix, windows))]
-pub use handle::OwnedOsHandle;
+pub use handle::{borrow_os_handle, BorrowedOsHandle, OwnedOsHandle};
 pub use handle::{
     parse_uuid, uuid_string, ApiTextureHandle, ExportInfo, ExportedTexture, ExternalHandleType,
     MemoryLayout,

@@ -6,28 +6,19 @@
 //! persistently mapped buffer → memfd shared memory → mapped buffer → GPU, no per-frame
 //! allocation.
 
-use std::os::fd::{AsFd, OwnedFd};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::demo::{percentile, ConsumeReport, ProduceReport};
-use super::endpoint::{Connection, Listener};
-use super::fd_passing;
 use super::negotiate::monotonic_ns;
-use super::staging::Shm;
 use crate::common::TextureDescriptor;
 use crate::vulkan::{
-    PatternWriter, ProbeReader, SharedTimelineSemaphore, StagingBuffer, TimelinePoint,
-    VulkanTextureShareManager,
+    PatternWriter, ProbeReader, SharedTimelineSemaphore, TimelinePoint, VulkanTextureShareManager,
 };
 use crate::{Error, Result};
 
-/// CPU time this process has used (all threads), `CLOCK_PROCESS_CPUTIME_ID`, nanoseconds.
-pub fn cpu_time_ns() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
-    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
-}
+pub use super::negotiate::cpu_time_ns;
 
 /// Ring size of the in-process and CPU-copy paths (the IPC default, for a fair comparison).
 pub const RING: usize = 3;
@@ -220,164 +211,179 @@ fn finish_consumer(
     report.age_p99_us = report.latency_p99_us;
 }
 
-const SETUP: u8 = 1;
-const READY: u8 = 2;
-const RELEASED: u8 = 3;
-const END: u8 = 4;
-const STARTED: u8 = 5;
+/// (c) The CPU-copy path: a memfd ring over the Unix socket (Linux/Android).
+#[cfg(unix)]
+mod cpu_copy {
+    use std::os::fd::{AsFd, OwnedFd};
 
-/// The CPU-copy path's fixed 32-byte message: tag, slot, frame (or slot bytes), timestamp.
-fn pack(tag: u8, slot: u32, a: u64, b: u64) -> [u8; 32] {
-    let mut m = [0u8; 32];
-    m[0] = tag;
-    m[4..8].copy_from_slice(&slot.to_le_bytes());
-    m[8..16].copy_from_slice(&a.to_le_bytes());
-    m[16..24].copy_from_slice(&b.to_le_bytes());
-    m
-}
+    use super::*;
+    use crate::ipc::endpoint::{Connection, Listener};
+    use crate::ipc::fd_passing;
+    use crate::ipc::staging::Shm;
+    use crate::vulkan::StagingBuffer;
 
-fn unpack(m: &[u8]) -> Result<(u8, u32, u64, u64)> {
-    if m.len() != 32 {
-        return Err(Error::Protocol(format!(
-            "CPU-copy message of {} bytes",
-            m.len()
-        )));
+    const SETUP: u8 = 1;
+    const READY: u8 = 2;
+    const RELEASED: u8 = 3;
+    const END: u8 = 4;
+    const STARTED: u8 = 5;
+
+    /// The CPU-copy path's fixed 32-byte message: tag, slot, frame (or slot bytes), timestamp.
+    fn pack(tag: u8, slot: u32, a: u64, b: u64) -> [u8; 32] {
+        let mut m = [0u8; 32];
+        m[0] = tag;
+        m[4..8].copy_from_slice(&slot.to_le_bytes());
+        m[8..16].copy_from_slice(&a.to_le_bytes());
+        m[16..24].copy_from_slice(&b.to_le_bytes());
+        m
     }
-    let u32_at = |i: usize| u32::from_le_bytes([m[i], m[i + 1], m[i + 2], m[i + 3]]);
-    let u64_at = |i: usize| u64::from_le_bytes(m[i..i + 8].try_into().unwrap_or([0; 8]));
-    Ok((m[0], u32_at(4), u64_at(8), u64_at(16)))
-}
 
-fn recv_raw(conn: &Connection, fds: &mut Vec<OwnedFd>) -> Result<(u8, u32, u64, u64)> {
-    let mut buf = [0u8; 64];
-    let n = fd_passing::recv(conn.as_fd(), &mut buf, fds, false)?.unwrap_or(0);
-    unpack(&buf[..n])
-}
-
-/// (c) Producer of the CPU-copy path: per frame, the same GPU fill as the zero-copy path, then
-/// a GPU readback into a persistently mapped buffer and a memcpy into a memfd ring slot.
-pub fn run_cpu_copy_producer(
-    manager: &Arc<VulkanTextureShareManager>,
-    name: &str,
-    desc: &TextureDescriptor,
-    frames: u64,
-) -> Result<ProduceReport> {
-    let size = desc.tight_size() as usize;
-    let listener = Listener::bind(name)?;
-    let texture = manager.create_texture(desc)?;
-    let writer = PatternWriter::new(manager, size as u64)?;
-    let mut staging = StagingBuffer::new(manager, size as u64)?;
-    let memfd = rustix::fs::memfd_create("geyser-cpu-copy", rustix::fs::MemfdFlags::CLOEXEC)
-        .map_err(|e| Error::Io(e.into()))?;
-    rustix::fs::ftruncate(&memfd, (RING * size) as u64).map_err(|e| Error::Io(e.into()))?;
-    let mut shm = Shm::map(&memfd, RING * size)?;
-    let conn = loop {
-        if let Some(c) = listener.accept(false)? {
-            break c;
+    fn unpack(m: &[u8]) -> Result<(u8, u32, u64, u64)> {
+        if m.len() != 32 {
+            return Err(Error::Protocol(format!(
+                "CPU-copy message of {} bytes",
+                m.len()
+            )));
         }
-    };
-    conn.check_peer(&Default::default())?;
-    fd_passing::send(
-        conn.as_fd(),
-        &pack(SETUP, RING as u32, size as u64, 0),
-        &[memfd.as_fd()],
-    )?;
-    let mut free: Vec<u32> = (0..RING as u32).rev().collect();
-    let mut fds = Vec::new();
-    // Time from when the consumer has mapped the ring and is waiting for frames.
-    if recv_raw(&conn, &mut fds)?.0 != STARTED {
-        return Err(Error::Protocol("expected the consumer's start".into()));
+        let u32_at = |i: usize| u32::from_le_bytes([m[i], m[i + 1], m[i + 2], m[i + 3]]);
+        let u64_at = |i: usize| u64::from_le_bytes(m[i..i + 8].try_into().unwrap_or([0; 8]));
+        Ok((m[0], u32_at(4), u64_at(8), u64_at(16)))
     }
-    let start = Instant::now();
-    let cpu0 = cpu_time_ns();
-    for f in 0..frames {
-        while free.is_empty() {
-            let (tag, slot, _, _) = recv_raw(&conn, &mut fds)?;
-            if tag != RELEASED || slot as usize >= RING {
-                return Err(Error::Protocol("expected a release".into()));
+
+    fn recv_raw(conn: &Connection, fds: &mut Vec<OwnedFd>) -> Result<(u8, u32, u64, u64)> {
+        let mut buf = [0u8; 64];
+        let n = fd_passing::recv(conn.as_fd(), &mut buf, fds, false)?.unwrap_or(0);
+        unpack(&buf[..n])
+    }
+
+    /// (c) Producer of the CPU-copy path: per frame, the same GPU fill as the zero-copy path, then
+    /// a GPU readback into a persistently mapped buffer and a memcpy into a memfd ring slot.
+    pub fn run_cpu_copy_producer(
+        manager: &Arc<VulkanTextureShareManager>,
+        name: &str,
+        desc: &TextureDescriptor,
+        frames: u64,
+    ) -> Result<ProduceReport> {
+        let size = desc.tight_size() as usize;
+        let listener = Listener::bind(name)?;
+        let texture = manager.create_texture(desc)?;
+        let writer = PatternWriter::new(manager, size as u64)?;
+        let mut staging = StagingBuffer::new(manager, size as u64)?;
+        let memfd = rustix::fs::memfd_create("geyser-cpu-copy", rustix::fs::MemfdFlags::CLOEXEC)
+            .map_err(|e| Error::Io(e.into()))?;
+        rustix::fs::ftruncate(&memfd, (RING * size) as u64).map_err(|e| Error::Io(e.into()))?;
+        let mut shm = Shm::map(&memfd, RING * size)?;
+        let conn = loop {
+            if let Some(c) = listener.accept(false)? {
+                break c;
             }
-            free.push(slot);
+        };
+        conn.check_peer(&Default::default())?;
+        fd_passing::send(
+            conn.as_fd(),
+            &pack(SETUP, RING as u32, size as u64, 0),
+            &[memfd.as_fd()],
+        )?;
+        let mut free: Vec<u32> = (0..RING as u32).rev().collect();
+        let mut fds = Vec::new();
+        // Time from when the consumer has mapped the ring and is waiting for frames.
+        if recv_raw(&conn, &mut fds)?.0 != STARTED {
+            return Err(Error::Protocol("expected the consumer's start".into()));
         }
-        let slot = free.pop().unwrap_or(0);
-        writer.write(&texture, f)?;
-        let bytes = staging.download(&texture)?;
-        shm.slot(slot as usize, size).copy_from_slice(bytes);
-        let now = monotonic_ns();
-        fd_passing::send(conn.as_fd(), &pack(READY, slot, f, now), &[])?;
-    }
-    while free.len() < RING {
-        let (tag, slot, _, _) = recv_raw(&conn, &mut fds)?;
-        if tag == RELEASED {
-            free.push(slot);
+        let start = Instant::now();
+        let cpu0 = cpu_time_ns();
+        for f in 0..frames {
+            while free.is_empty() {
+                let (tag, slot, _, _) = recv_raw(&conn, &mut fds)?;
+                if tag != RELEASED || slot as usize >= RING {
+                    return Err(Error::Protocol("expected a release".into()));
+                }
+                free.push(slot);
+            }
+            let slot = free.pop().unwrap_or(0);
+            writer.write(&texture, f)?;
+            let bytes = staging.download(&texture)?;
+            shm.slot(slot as usize, size).copy_from_slice(bytes);
+            let now = monotonic_ns();
+            fd_passing::send(conn.as_fd(), &pack(READY, slot, f, now), &[])?;
         }
+        while free.len() < RING {
+            let (tag, slot, _, _) = recv_raw(&conn, &mut fds)?;
+            if tag == RELEASED {
+                free.push(slot);
+            }
+        }
+        let seconds = start.elapsed().as_secs_f64();
+        let cpu = cpu_time_ns() - cpu0;
+        fd_passing::send(conn.as_fd(), &pack(END, 0, 0, 0), &[])?;
+        Ok(ProduceReport {
+            frames,
+            seconds,
+            fps: frames as f64 / seconds.max(1e-9),
+            sync: "CPU copy".into(),
+            consumers_connected: 1,
+            cpu_us_per_frame: cpu as f64 / 1e3 / frames.max(1) as f64,
+            ..Default::default()
+        })
     }
-    let seconds = start.elapsed().as_secs_f64();
-    let cpu = cpu_time_ns() - cpu0;
-    fd_passing::send(conn.as_fd(), &pack(END, 0, 0, 0), &[])?;
-    Ok(ProduceReport {
-        frames,
-        seconds,
-        fps: frames as f64 / seconds.max(1e-9),
-        sync: "CPU copy".into(),
-        consumers_connected: 1,
-        cpu_us_per_frame: cpu as f64 / 1e3 / frames.max(1) as f64,
-        ..Default::default()
-    })
+
+    /// (c) Consumer of the CPU-copy path: per frame, a memcpy from the ring slot into a mapped
+    /// buffer, an upload into its texture, and the same GPU probe as the zero-copy path.
+    pub fn run_cpu_copy_consumer(
+        manager: &Arc<VulkanTextureShareManager>,
+        name: &str,
+        desc: &TextureDescriptor,
+    ) -> Result<ConsumeReport> {
+        let size = desc.tight_size() as usize;
+        let conn = Connection::connect(name)?;
+        conn.check_peer(&Default::default())?;
+        let texture = manager.create_texture(desc)?;
+        let mut staging = StagingBuffer::new(manager, size as u64)?;
+        let probe = ProbeReader::new(manager)?;
+        let mut fds = Vec::new();
+        let (tag, slots, slot_bytes, _) = recv_raw(&conn, &mut fds)?;
+        let memfd = fds
+            .pop()
+            .ok_or_else(|| Error::Protocol("setup without its memfd".into()))?;
+        if tag != SETUP || slot_bytes as usize != size || slots as usize != RING {
+            return Err(Error::Protocol("unexpected CPU-copy setup".into()));
+        }
+        let mut shm = Shm::map(&memfd, RING * size)?;
+        fd_passing::send(conn.as_fd(), &pack(STARTED, 0, 0, 0), &[])?;
+        let mut report = ConsumeReport {
+            sync: "CPU copy".into(),
+            ..Default::default()
+        };
+        let mut latencies = Vec::with_capacity(1024);
+        let (mut start, mut cpu0) = (None, 0);
+        loop {
+            let (tag, slot, frame, present_ns) = recv_raw(&conn, &mut fds)?;
+            match tag {
+                END => break,
+                READY if (slot as usize) < RING => {}
+                _ => return Err(Error::Protocol("unexpected CPU-copy message".into())),
+            }
+            let received = monotonic_ns();
+            if start.is_none() {
+                start = Some(Instant::now());
+                cpu0 = cpu_time_ns();
+            }
+            latencies.push(received.saturating_sub(present_ns) as f64 / 1e3);
+            staging.bytes_mut()[..size].copy_from_slice(shm.slot(slot as usize, size));
+            fd_passing::send(conn.as_fd(), &pack(RELEASED, slot, frame, 0), &[])?;
+            staging.upload(&texture)?;
+            report.corrupted += u64::from(!probe.check(&texture, frame)?.ok());
+            report.frames += 1;
+        }
+        finish_consumer(&mut report, start, cpu0, &mut latencies);
+        report.clean_end = true;
+        report.end = "end of stream".into();
+        Ok(report)
+    }
 }
 
-/// (c) Consumer of the CPU-copy path: per frame, a memcpy from the ring slot into a mapped
-/// buffer, an upload into its texture, and the same GPU probe as the zero-copy path.
-pub fn run_cpu_copy_consumer(
-    manager: &Arc<VulkanTextureShareManager>,
-    name: &str,
-    desc: &TextureDescriptor,
-) -> Result<ConsumeReport> {
-    let size = desc.tight_size() as usize;
-    let conn = Connection::connect(name)?;
-    conn.check_peer(&Default::default())?;
-    let texture = manager.create_texture(desc)?;
-    let mut staging = StagingBuffer::new(manager, size as u64)?;
-    let probe = ProbeReader::new(manager)?;
-    let mut fds = Vec::new();
-    let (tag, slots, slot_bytes, _) = recv_raw(&conn, &mut fds)?;
-    let memfd = fds
-        .pop()
-        .ok_or_else(|| Error::Protocol("setup without its memfd".into()))?;
-    if tag != SETUP || slot_bytes as usize != size || slots as usize != RING {
-        return Err(Error::Protocol("unexpected CPU-copy setup".into()));
-    }
-    let mut shm = Shm::map(&memfd, RING * size)?;
-    fd_passing::send(conn.as_fd(), &pack(STARTED, 0, 0, 0), &[])?;
-    let mut report = ConsumeReport {
-        sync: "CPU copy".into(),
-        ..Default::default()
-    };
-    let mut latencies = Vec::with_capacity(1024);
-    let (mut start, mut cpu0) = (None, 0);
-    loop {
-        let (tag, slot, frame, present_ns) = recv_raw(&conn, &mut fds)?;
-        match tag {
-            END => break,
-            READY if (slot as usize) < RING => {}
-            _ => return Err(Error::Protocol("unexpected CPU-copy message".into())),
-        }
-        let received = monotonic_ns();
-        if start.is_none() {
-            start = Some(Instant::now());
-            cpu0 = cpu_time_ns();
-        }
-        latencies.push(received.saturating_sub(present_ns) as f64 / 1e3);
-        staging.bytes_mut()[..size].copy_from_slice(shm.slot(slot as usize, size));
-        fd_passing::send(conn.as_fd(), &pack(RELEASED, slot, frame, 0), &[])?;
-        staging.upload(&texture)?;
-        report.corrupted += u64::from(!probe.check(&texture, frame)?.ok());
-        report.frames += 1;
-    }
-    finish_consumer(&mut report, start, cpu0, &mut latencies);
-    report.clean_end = true;
-    report.end = "end of stream".into();
-    Ok(report)
-}
+#[cfg(unix)]
+pub use cpu_copy::{run_cpu_copy_consumer, run_cpu_copy_producer};
 
 /// Retries `f` while it fails with [`Error::NotFound`] (a producer still starting), up to
 /// `timeout`.

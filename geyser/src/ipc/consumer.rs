@@ -2,22 +2,21 @@
 //! yields frames as guards that hand the slot back when dropped.
 
 use std::collections::VecDeque;
-use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::endpoint::{Connection, PeerCredentials, PeerPolicy};
 use super::negotiate::{monotonic_ns, supported_sync_modes, unsupported_sync};
+use super::peer::{PeerCredentials, PeerPolicy};
 use super::protocol::{Hello, Message, Role, SyncMode, MAX_SLOTS};
 use super::staging::HostRing;
+use super::transport::Connection;
+use crate::common::{borrow_os_handle, ExportedTexture, OwnedOsHandle, TextureDescriptor};
 use crate::common::{ExportInfo, TextureUsage};
-use crate::common::{ExportedTexture, TextureDescriptor};
 use crate::vulkan::TransferPath;
 use crate::vulkan::{
     SharedTimelineSemaphore, TimelinePoint, VulkanTexture, VulkanTextureShareManager,
 };
 use crate::{Error, Result};
-use std::os::fd::OwnedFd;
 
 /// How a [`Consumer`] connects.
 #[derive(Clone, Debug)]
@@ -242,7 +241,7 @@ impl Consumer {
         conn: &mut Connection,
         sync: SyncMode,
         infos: Vec<ExportInfo>,
-        fds: Vec<OwnedFd>,
+        fds: Vec<OwnedOsHandle>,
         deadline: Instant,
     ) -> Result<(Vec<VulkanTexture>, Option<Timelines>)> {
         let left = || deadline.saturating_duration_since(Instant::now());
@@ -265,7 +264,7 @@ impl Consumer {
         let mut textures = Vec::with_capacity(infos.len());
         for (info, fd) in infos.into_iter().zip(fds) {
             // Import checks device/driver UUIDs, sizes and memory types; the FD is consumed.
-            textures.push(manager.import(ExportedTexture { info, fd })?);
+            textures.push(manager.import(ExportedTexture::new(info, fd))?);
         }
         let timelines = if sync == SyncMode::Timeline {
             let ready = match conn.recv(Some(left()))? {
@@ -290,7 +289,7 @@ impl Consumer {
             };
             let released = SharedTimelineSemaphore::new(manager, 0)?;
             let fd = released.export()?;
-            conn.send(&Message::SyncSetup { sync }, &[fd.as_fd()])?;
+            conn.send(&Message::SyncSetup { sync }, &[borrow_os_handle(&fd)])?;
             Some((Arc::new(ready), Arc::new(released)))
         } else {
             None
@@ -339,7 +338,7 @@ impl Consumer {
         e
     }
 
-    fn take_message(&mut self, msg: Message, fds: Vec<std::os::fd::OwnedFd>) -> Result<()> {
+    fn take_message(&mut self, msg: Message, fds: Vec<OwnedOsHandle>) -> Result<()> {
         if !fds.is_empty() {
             return Err(Error::Protocol(format!(
                 "{} unexpected file descriptors with {}",

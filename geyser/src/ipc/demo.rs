@@ -102,7 +102,7 @@ pub fn run_producer(
         producer.wait_for_consumers(config.wait_consumers, config.wait_timeout)?;
     }
     let start = Instant::now();
-    let cpu0 = super::bench::cpu_time_ns();
+    let cpu0 = super::negotiate::cpu_time_ns();
     let mut presented = 0;
     while config.frames == 0 || presented < config.frames {
         let slot = producer.acquire(None)?;
@@ -141,7 +141,7 @@ pub(crate) fn produce_report(
         sync: format!("{:?}", producer.sync_mode()),
         consumers_connected: stats.connected,
         consumers_dropped: stats.dropped,
-        cpu_us_per_frame: (super::bench::cpu_time_ns() - cpu0) as f64
+        cpu_us_per_frame: (super::negotiate::cpu_time_ns() - cpu0) as f64
             / 1e3
             / presented.max(1) as f64,
     }
@@ -323,7 +323,7 @@ impl ConsumeStats {
     pub(crate) fn record(&mut self, latency: Duration, age: Duration) {
         if self.first.is_none() {
             self.first = Some(Instant::now());
-            self.cpu0 = super::bench::cpu_time_ns();
+            self.cpu0 = super::negotiate::cpu_time_ns();
         }
         self.latencies.push(latency.as_secs_f64() * 1e6);
         self.ages.push(age.as_secs_f64() * 1e6);
@@ -343,8 +343,9 @@ impl ConsumeStats {
         } else {
             0.0
         };
-        report.cpu_us_per_frame =
-            (super::bench::cpu_time_ns() - self.cpu0) as f64 / 1e3 / report.frames.max(1) as f64;
+        report.cpu_us_per_frame = (super::negotiate::cpu_time_ns() - self.cpu0) as f64
+            / 1e3
+            / report.frames.max(1) as f64;
         self.latencies.sort_by(|a, b| a.total_cmp(b));
         report.latency_p50_us = percentile(&self.latencies, 50.0);
         report.latency_p99_us = percentile(&self.latencies, 99.0);

@@ -14,6 +14,7 @@ use rustix::net::{
 };
 
 use super::fd_passing;
+pub use super::peer::{PeerCredentials, PeerPolicy};
 use super::protocol::{decode, encode_into, Message, HEADER_BYTES, MAX_MESSAGE_BYTES};
 use crate::{Error, Result};
 
@@ -104,29 +105,6 @@ fn seqpacket() -> Result<OwnedFd> {
         None,
     )
     .map_err(|e| Error::Io(e.into()))
-}
-
-/// Who is at the other end of a connection (from `SO_PEERCRED`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PeerCredentials {
-    /// Process id.
-    pub pid: u32,
-    /// User id.
-    pub uid: u32,
-    /// Group id.
-    pub gid: u32,
-}
-
-/// Which peers a connection accepts.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum PeerPolicy {
-    /// Only processes of our own effective uid (the default).
-    #[default]
-    SameUser,
-    /// Anyone who can reach the socket.
-    AnyUser,
-    /// These uids.
-    Uids(Vec<u32>),
 }
 
 /// A listening endpoint. Dropping it removes the socket file if it is still ours.
@@ -313,6 +291,12 @@ impl Connection {
             )));
         }
         Ok(creds)
+    }
+
+    /// Ends our sending side (`shutdown(SHUT_WR)`): the peer reads what was sent, then sees the
+    /// connection closed. Errors (a peer already gone) are ignored.
+    pub fn shutdown_write(&mut self) {
+        let _ = rustix::net::shutdown(&self.fd, rustix::net::Shutdown::Write);
     }
 
     /// Sends a message with exactly the FDs it expects.

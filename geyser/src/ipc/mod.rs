@@ -2,23 +2,25 @@
 //! `Consumer`s in other processes over a named Unix socket; textures are exported and imported
 //! once, then each frame is a few-byte message each way.
 //!
-//! Platforms: the producer and consumer run on Linux and Android. On Windows only the
-//! transport exists so far (`pipe`: a named pipe speaking the same [`protocol`], with
-//! NT handles duplicated into the peer); it compiles in CI and has never run. macOS and iOS
-//! have no `ipc` (no `SOCK_SEQPACKET`, and no peer-credential call in rustix).
+//! Platforms: Linux and Android over Unix sockets (tested); Windows over a named pipe
+//! (`pipe`: the same [`protocol`], NT handles duplicated into the peer), which compiles in CI
+//! and has never run. The transport is the only platform-specific part: the producer, the
+//! consumer and the demo loops are the same code. On Windows consumers on another device are
+//! refused (the host-memory ring is a Linux memfd). macOS and iOS have no `ipc` (no
+//! `SOCK_SEQPACKET`, and no peer-credential call in rustix); Metal has its own mach-port
+//! transport.
 //!
 //! - [`protocol`]: versioned, length-prefixed postcard messages with hard caps.
-//! - [`fd_passing`]: SCM_RIGHTS over `SOCK_SEQPACKET`.
-//! - [`endpoint`]: names → sockets in a private runtime directory, peer credentials.
+//! - `fd_passing` (Unix): SCM_RIGHTS over `SOCK_SEQPACKET`.
+//! - `endpoint` (Unix): names → sockets in a private runtime directory, peer credentials.
+//! - `pipe` (Windows): names → named pipes restricted to the current user, overlapped I/O.
+//! - [`peer`]: who is at the other end, and who may be.
 //! - [`producer`] / [`consumer`]: the ring, the handshake, frame handoff, fault handling.
 //! - [`demo`]: the verifying loops `geyser demo` and the examples run.
 //! - [`bench`](mod@bench): the in-process and CPU-copy paths `geyser bench` compares the IPC path with.
 
-#[cfg(unix)]
 pub mod bench;
-#[cfg(unix)]
 pub mod consumer;
-#[cfg(unix)]
 pub mod demo;
 #[cfg(unix)]
 pub mod endpoint;
@@ -26,18 +28,19 @@ pub mod endpoint;
 pub mod fd_passing;
 pub mod handle_block;
 pub mod negotiate;
+pub mod peer;
 #[cfg(windows)]
 pub mod pipe;
-#[cfg(unix)]
 pub mod producer;
 pub mod protocol;
 #[cfg(unix)]
 mod staging;
+#[cfg(windows)]
+#[path = "staging_windows.rs"]
+mod staging;
+mod transport;
 
-#[cfg(unix)]
 pub use consumer::{Consumer, ConsumerCounters, ConsumerOptions, Frame};
-#[cfg(unix)]
-pub use endpoint::{PeerCredentials, PeerPolicy};
-#[cfg(unix)]
+pub use peer::{PeerCredentials, PeerPolicy};
 pub use producer::{ConsumerStats, Producer, ProducerOptions, ProducerStats, WriteSlot};
 pub use protocol::SyncMode;

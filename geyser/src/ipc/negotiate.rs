@@ -6,13 +6,13 @@ use crate::vulkan::{DeviceCaps, VulkanTextureShareManager};
 use crate::{Error, Result};
 
 /// Sync modes this build can run on a manager's device, best first: [`SyncMode::Timeline`]
-/// where the device exports timeline semaphores as opaque FDs, and always [`SyncMode::Host`].
+/// where the device exports timeline semaphores as opaque FDs (NT handles on Windows), and always [`SyncMode::Host`].
 /// (Per-frame binary sync FDs are not implemented: no device we run on exports them.)
 pub fn supported_sync_modes(manager: &VulkanTextureShareManager) -> Result<Vec<SyncMode>> {
     let caps = manager.caps()?;
     let mut modes = Vec::with_capacity(2);
     if caps.timeline_semaphores
-        && caps.timeline_semaphore_export.opaque_fd
+        && caps.timeline_semaphore_export.opaque()
         && manager.can_share_timelines()
     {
         modes.push(SyncMode::Timeline);
@@ -33,7 +33,7 @@ pub fn unsupported_sync(mode: SyncMode, caps: &DeviceCaps) -> Error {
     let exports = match mode {
         SyncMode::Host => true,
         SyncMode::BinarySemaphore => caps.binary_semaphore_export.any(),
-        SyncMode::Timeline => caps.timeline_semaphore_export.opaque_fd,
+        SyncMode::Timeline => caps.timeline_semaphore_export.opaque(),
     };
     let reason = match (mode, exports) {
         (SyncMode::Host, _) => "host synchronization is always available; this is a bug".to_string(),
@@ -80,6 +80,43 @@ pub fn monotonic_ns() -> u64 {
         return 0;
     }
     (count.max(0) as u128 * 1_000_000_000 / freq as u128) as u64
+}
+
+/// CPU time this process has used (all threads), `CLOCK_PROCESS_CPUTIME_ID`, nanoseconds.
+#[cfg(unix)]
+pub fn cpu_time_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+/// CPU time this process has used (all threads, user and kernel, from `GetProcessTimes`),
+/// nanoseconds. (Windows; compiles in CI, never run.)
+#[cfg(windows)]
+pub fn cpu_time_ns() -> u64 {
+    use windows_sys::Win32::Foundation::FILETIME;
+    use windows_sys::Win32::System::Threading::{GetCurrentProcess, GetProcessTimes};
+    let zero = FILETIME {
+        dwLowDateTime: 0,
+        dwHighDateTime: 0,
+    };
+    let (mut created, mut exited, mut kernel, mut user) = (zero, zero, zero, zero);
+    // SAFETY: the current-process pseudo-handle is always valid; the call only writes the four
+    // FILETIMEs behind valid pointers.
+    let ok = unsafe {
+        GetProcessTimes(
+            GetCurrentProcess(),
+            &mut created,
+            &mut exited,
+            &mut kernel,
+            &mut user,
+        )
+    };
+    if ok == 0 {
+        return 0;
+    }
+    let ticks = |t: FILETIME| (u64::from(t.dwHighDateTime) << 32) | u64::from(t.dwLowDateTime);
+    // FILETIME counts 100 ns ticks.
+    (ticks(kernel) + ticks(user)).saturating_mul(100)
 }
 
 #[cfg(test)]

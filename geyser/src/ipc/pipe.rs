@@ -1,36 +1,52 @@
 //! Windows transport: a message-mode named pipe (`\\.\pipe\geyser-<name>`) that carries the
 //! same frames as the Unix socket ([`protocol`](super::protocol)); NT handles travel by
 //! `DuplicateHandle` into the peer process, their new values in a
-//! [`handle_block`](super::handle_block) after the frame.
+//! [`handle_block`](super::handle_block) after the frame. [`PipeServer`] and
+//! [`PipeConnection`] offer the calls the producer and consumer use on the Unix socket's
+//! `Listener` and `Connection` (bind/accept, connect, send, recv with a timeout, try_recv), so
+//! the transport is the only platform-specific part of IPC.
 //!
 //! Compiles in CI for `x86_64-pc-windows-msvc`; has never run on Windows.
+//!
+//! I/O is overlapped: every pipe handle is opened with `FILE_FLAG_OVERLAPPED`, each connection
+//! keeps one read posted (its event is what the producer's service thread waits on, with
+//! `WaitForMultipleObjects`), and sends wait for their write to complete (at most
+//! [`SEND_TIMEOUT`]). A posted operation's `OVERLAPPED` and buffer live in boxes that are freed
+//! only after the operation completed or was cancelled and waited for (`CancelIoEx`, then
+//! `GetOverlappedResult`), also on drop.
 //!
 //! Security: the pipe's DACL grants access to the current user's SID only, remote clients are
 //! rejected (`PIPE_REJECT_REMOTE_CLIENTS`), the first instance is created with
 //! `FILE_FLAG_FIRST_PIPE_INSTANCE` (a name another process already holds is refused, not
 //! shared), and clients connect with `SECURITY_IDENTIFICATION` so the server cannot
-//! impersonate them. Pushing handles needs `PROCESS_DUP_HANDLE` on the peer, which Windows
-//! grants between processes of the same user: peers are trusted like same-uid peers on Unix.
+//! impersonate them. [`PipeConnection::check_peer`] compares the peer process's token user
+//! with ours. Pushing handles needs `PROCESS_DUP_HANDLE` on the peer, which Windows grants
+//! between processes of the same user: peers are trusted like same-uid peers on Unix (a peer
+//! could name handle values it never duplicated to us; the receiver owns what a message lists).
 
 use std::ffi::c_void;
 use std::os::windows::io::{AsRawHandle, BorrowedHandle, FromRawHandle, OwnedHandle};
+use std::path::{Path, PathBuf};
 use std::ptr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use windows_sys::Win32::Foundation::{
     DuplicateHandle, GetLastError, LocalFree, DUPLICATE_CLOSE_SOURCE, DUPLICATE_SAME_ACCESS,
-    ERROR_ACCESS_DENIED, ERROR_BROKEN_PIPE, ERROR_FILE_NOT_FOUND, ERROR_MORE_DATA, ERROR_NO_DATA,
-    ERROR_PIPE_BUSY, ERROR_PIPE_CONNECTED, ERROR_PIPE_NOT_CONNECTED, GENERIC_READ, GENERIC_WRITE,
-    HANDLE, INVALID_HANDLE_VALUE,
+    ERROR_ACCESS_DENIED, ERROR_BROKEN_PIPE, ERROR_FILE_NOT_FOUND, ERROR_IO_INCOMPLETE,
+    ERROR_IO_PENDING, ERROR_MORE_DATA, ERROR_NO_DATA, ERROR_PIPE_BUSY, ERROR_PIPE_CONNECTED,
+    ERROR_PIPE_NOT_CONNECTED, GENERIC_READ, GENERIC_WRITE, HANDLE, INVALID_HANDLE_VALUE,
+    WAIT_FAILED,
 };
 use windows_sys::Win32::Security::Authorization::{
     ConvertSidToStringSidW, ConvertStringSecurityDescriptorToSecurityDescriptorW, SDDL_REVISION_1,
 };
 use windows_sys::Win32::Security::{
-    GetTokenInformation, TokenUser, SECURITY_ATTRIBUTES, TOKEN_QUERY, TOKEN_USER,
+    EqualSid, GetTokenInformation, TokenUser, PSID, SECURITY_ATTRIBUTES, TOKEN_QUERY, TOKEN_USER,
 };
 use windows_sys::Win32::Storage::FileSystem::{
-    CreateFileW, ReadFile, WriteFile, FILE_FLAG_FIRST_PIPE_INSTANCE, OPEN_EXISTING,
-    PIPE_ACCESS_DUPLEX, SECURITY_IDENTIFICATION, SECURITY_SQOS_PRESENT,
+    CreateFileW, ReadFile, WriteFile, FILE_FLAG_FIRST_PIPE_INSTANCE, FILE_FLAG_OVERLAPPED,
+    OPEN_EXISTING, PIPE_ACCESS_DUPLEX, SECURITY_IDENTIFICATION, SECURITY_SQOS_PRESENT,
 };
 use windows_sys::Win32::System::Pipes::{
     ConnectNamedPipe, CreateNamedPipeW, GetNamedPipeClientProcessId, GetNamedPipeServerProcessId,
@@ -38,15 +54,23 @@ use windows_sys::Win32::System::Pipes::{
     PIPE_TYPE_MESSAGE, PIPE_UNLIMITED_INSTANCES, PIPE_WAIT,
 };
 use windows_sys::Win32::System::Threading::{
-    GetCurrentProcess, OpenProcess, OpenProcessToken, PROCESS_DUP_HANDLE,
+    CreateEventW, GetCurrentProcess, OpenProcess, OpenProcessToken, ResetEvent,
+    WaitForSingleObject, INFINITE, PROCESS_DUP_HANDLE, PROCESS_QUERY_LIMITED_INFORMATION,
 };
+use windows_sys::Win32::System::IO::{CancelIoEx, GetOverlappedResult, OVERLAPPED};
 
-use super::handle_block::{self, MAX_PIPE_MESSAGE_BYTES};
-use super::protocol::{self, Message, MAX_STRING};
+use super::handle_block::{self, MAX_BLOCK_BYTES, MAX_PIPE_MESSAGE_BYTES};
+use super::peer::{PeerCredentials, PeerPolicy};
+use super::protocol::{self, Message, HEADER_BYTES, MAX_MESSAGE_BYTES, MAX_STRING};
 use crate::{Error, Result};
 
 /// How long [`PipeConnection::connect`] waits for a busy pipe to offer an instance, in ms.
 pub const CONNECT_WAIT_MS: u32 = 5_000;
+
+/// How long a send waits for the peer to make room in the pipe. A peer that reads nothing for
+/// this long is stuck: the send fails with [`Error::Timeout`] and the connection should be
+/// dropped (a cancelled write may have left part of a message in the pipe).
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The pipe path for an endpoint name: `\\.\pipe\geyser-<name>`. Names are 1 to 64 ASCII
 /// letters, digits, `-`, `_` or `.` ([`Error::InvalidArgument`] otherwise), as on Unix.
@@ -72,11 +96,30 @@ fn wide(s: &str) -> Vec<u16> {
     s.encode_utf16().chain(std::iter::once(0)).collect()
 }
 
-fn last_error(call: &str) -> Error {
+fn last_error_code() -> u32 {
+    // SAFETY: reading the calling thread's last-error value has no preconditions.
+    unsafe { GetLastError() }
+}
+
+fn win32_error(call: &str, code: u32) -> Error {
     Error::Io(std::io::Error::other(format!(
         "{call} failed: {}",
-        std::io::Error::last_os_error()
+        std::io::Error::from_raw_os_error(code as i32)
     )))
+}
+
+fn last_error(call: &str) -> Error {
+    win32_error(call, last_error_code())
+}
+
+/// A closed or broken pipe is [`Error::PeerGone`]; anything else an I/O error.
+fn peer_gone_or(call: &str, code: u32) -> Error {
+    match code {
+        ERROR_BROKEN_PIPE | ERROR_NO_DATA | ERROR_PIPE_NOT_CONNECTED => {
+            Error::PeerGone(format!("{call}: pipe closed"))
+        }
+        _ => win32_error(call, code),
+    }
 }
 
 /// Takes ownership of a handle a Win32 call returned, or reports the call's error.
@@ -86,6 +129,13 @@ fn owned(raw: HANDLE, call: &str) -> Result<OwnedHandle> {
     }
     // SAFETY: `raw` is a new, valid handle returned to us by `call`; nothing else owns it.
     Ok(unsafe { OwnedHandle::from_raw_handle(raw) })
+}
+
+fn wait_ms(timeout: Option<Duration>) -> u32 {
+    // INFINITE is u32::MAX: a finite wait is capped one below it.
+    timeout.map_or(INFINITE, |t| {
+        u32::try_from(t.as_millis()).map_or(INFINITE - 1, |ms| ms.min(INFINITE - 1))
+    })
 }
 
 /// Memory from `LocalAlloc` that Win32 handed us (SDDL strings, security descriptors).
@@ -101,17 +151,20 @@ impl Drop for LocalMem {
     }
 }
 
-/// A security descriptor whose DACL grants access to the current user only.
-struct UserOnly {
-    descriptor: LocalMem,
+/// The user of a process's access token: a buffer that starts with its `TOKEN_USER`, whose SID
+/// points into the same buffer.
+struct TokenUserInfo {
+    buf: Vec<u64>,
 }
 
-impl UserOnly {
-    fn new() -> Result<Self> {
+impl TokenUserInfo {
+    /// The token user of `process` (a handle with `PROCESS_QUERY_LIMITED_INFORMATION`, or the
+    /// current-process pseudo-handle).
+    fn of_process(process: HANDLE) -> Result<Self> {
         let mut token: HANDLE = ptr::null_mut();
-        // SAFETY: the pseudo-handle of the current process is always valid; `token` receives a
-        // new handle, owned below.
-        if unsafe { OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &mut token) } == 0 {
+        // SAFETY: `process` is a live process handle with query access (see above); `token`
+        // receives a new handle, owned below.
+        if unsafe { OpenProcessToken(process, TOKEN_QUERY, &mut token) } == 0 {
             return Err(last_error("OpenProcessToken"));
         }
         let token = owned(token, "OpenProcessToken")?;
@@ -145,22 +198,51 @@ impl UserOnly {
         {
             return Err(last_error("GetTokenInformation"));
         }
-        // SAFETY: GetTokenInformation(TokenUser) succeeded, so `buf` starts with a TOKEN_USER
-        // whose SID points into `buf`, which lives until the end of this function.
-        let sid = unsafe { (*buf.as_ptr().cast::<TOKEN_USER>()).User.Sid };
+        Ok(TokenUserInfo { buf })
+    }
+
+    fn sid(&self) -> PSID {
+        // SAFETY: GetTokenInformation(TokenUser) filled `buf`, so it starts with a TOKEN_USER
+        // whose SID points into `buf`, which lives as long as `self`.
+        unsafe { (*self.buf.as_ptr().cast::<TOKEN_USER>()).User.Sid }
+    }
+
+    fn same_user(&self, other: &TokenUserInfo) -> bool {
+        // SAFETY: both SIDs are valid for the lifetime of their buffers (see `sid`).
+        unsafe { EqualSid(self.sid(), other.sid()) != 0 }
+    }
+
+    /// The SID as text (`S-1-5-21-…`).
+    fn sid_string(&self) -> Result<String> {
         let mut sid_string: *mut u16 = ptr::null_mut();
-        // SAFETY: `sid` is a valid SID (see above); the string is LocalAlloc'ed and owned by
-        // `LocalMem` below.
-        if unsafe { ConvertSidToStringSidW(sid, &mut sid_string) } == 0 {
+        // SAFETY: `self.sid()` is a valid SID (see `sid`); the string is LocalAlloc'ed and
+        // owned by `LocalMem` below.
+        if unsafe { ConvertSidToStringSidW(self.sid(), &mut sid_string) } == 0 {
             return Err(last_error("ConvertSidToStringSidW"));
         }
         let sid_string = LocalMem(sid_string.cast());
         // SAFETY: ConvertSidToStringSidW returned a NUL-terminated UTF-16 string.
-        let sid_text = unsafe {
+        Ok(unsafe {
             let p = sid_string.0.cast::<u16>();
             let n = (0..).take_while(|i| *p.add(*i) != 0).count();
             String::from_utf16_lossy(std::slice::from_raw_parts(p, n))
-        };
+        })
+    }
+}
+
+fn current_process() -> HANDLE {
+    // SAFETY: returns the current process's pseudo-handle; no preconditions, nothing to close.
+    unsafe { GetCurrentProcess() }
+}
+
+/// A security descriptor whose DACL grants access to the current user only.
+struct UserOnly {
+    descriptor: LocalMem,
+}
+
+impl UserOnly {
+    fn new() -> Result<Self> {
+        let sid_text = TokenUserInfo::of_process(current_process())?.sid_string()?;
         // Protected DACL, one entry: generic all for this user's SID.
         let sddl = wide(&format!("D:P(A;;GA;;;{sid_text})"));
         let mut descriptor: *mut c_void = ptr::null_mut();
@@ -192,22 +274,134 @@ impl UserOnly {
     }
 }
 
+/// One overlapped operation at a time on a pipe: its `OVERLAPPED` (boxed, because the kernel
+/// keeps its address while the operation is pending) and a manual-reset event (shared, so a
+/// waiter's copy stays a valid handle even after the connection is gone).
+struct Op {
+    overlapped: Box<OVERLAPPED>,
+    event: Arc<OwnedHandle>,
+    pending: bool,
+}
+
+impl Op {
+    fn new() -> Result<Self> {
+        // SAFETY: creates a new unnamed manual-reset event, initially non-signaled; the
+        // result is checked and owned by `owned`.
+        let raw = unsafe { CreateEventW(ptr::null(), 1, 0, ptr::null()) };
+        let event = Arc::new(owned(raw, "CreateEventW")?);
+        Ok(Op {
+            overlapped: Box::new(OVERLAPPED::default()),
+            event,
+            pending: false,
+        })
+    }
+
+    /// A fresh `OVERLAPPED` for the next operation, its event reset. Only called while no
+    /// operation is pending.
+    fn begin(&mut self) -> *mut OVERLAPPED {
+        debug_assert!(!self.pending);
+        // SAFETY: our own live event handle.
+        unsafe { ResetEvent(self.event.as_raw_handle()) };
+        *self.overlapped = OVERLAPPED {
+            hEvent: self.event.as_raw_handle(),
+            ..OVERLAPPED::default()
+        };
+        &mut *self.overlapped
+    }
+
+    /// Records what starting the operation returned: pending (or already complete: its result
+    /// is read with [`Self::result`] either way), or the error that ended it at once.
+    fn started(&mut self, ok: i32) -> std::result::Result<(), u32> {
+        if ok != 0 {
+            self.pending = true;
+            return Ok(());
+        }
+        match last_error_code() {
+            ERROR_IO_PENDING => {
+                self.pending = true;
+                Ok(())
+            }
+            code => Err(code),
+        }
+    }
+
+    /// The pending operation's result: `Ok(Some(bytes))` when it completed, `Ok(None)` while
+    /// it is still pending (`wait` false), `Err(code)` when it failed.
+    fn result(&mut self, file: &OwnedHandle, wait: bool) -> std::result::Result<Option<u32>, u32> {
+        let mut bytes = 0u32;
+        // SAFETY: `file` is the handle the operation was started on, with this OVERLAPPED,
+        // which is alive (boxed in `self`) until the operation is no longer pending.
+        let ok = unsafe {
+            GetOverlappedResult(
+                file.as_raw_handle(),
+                &*self.overlapped,
+                &mut bytes,
+                i32::from(wait),
+            )
+        };
+        if ok != 0 {
+            self.pending = false;
+            return Ok(Some(bytes));
+        }
+        match last_error_code() {
+            ERROR_IO_INCOMPLETE => Ok(None),
+            code => {
+                self.pending = false;
+                Err(code)
+            }
+        }
+    }
+
+    /// Waits (at most `timeout`) for the operation's event.
+    fn wait_event(&self, timeout: Option<Duration>) -> Result<()> {
+        // SAFETY: our own live event handle.
+        if unsafe { WaitForSingleObject(self.event.as_raw_handle(), wait_ms(timeout)) }
+            == WAIT_FAILED
+        {
+            return Err(last_error("WaitForSingleObject"));
+        }
+        Ok(())
+    }
+
+    /// Cancels a pending operation and waits until the kernel is done with its `OVERLAPPED`
+    /// and buffer, so both may be freed or reused.
+    fn cancel(&mut self, file: &OwnedHandle) {
+        if !self.pending {
+            return;
+        }
+        // SAFETY: cancels only the operation started with this OVERLAPPED on `file`.
+        unsafe { CancelIoEx(file.as_raw_handle(), &*self.overlapped) };
+        let _ = self.result(file, true);
+        self.pending = false;
+    }
+}
+
 /// The listening side: creates one pipe instance per accepted connection, all restricted to
-/// the current user.
+/// the current user. Keeps one instance waiting for a client (`ConnectNamedPipe`, overlapped),
+/// so the name stays owned by this server and a client can connect at any time.
 pub struct PipeServer {
-    path: Vec<u16>,
+    path: PathBuf,
+    wide_path: Vec<u16>,
     security: UserOnly,
-    /// The next instance to hand out: created ahead, so the name stays owned by this server.
+    /// The instance waiting for a client.
     next: Option<OwnedHandle>,
+    connect: Op,
+    /// A client connected to `next` before its `ConnectNamedPipe` was posted.
+    connected: bool,
 }
 
 impl std::fmt::Debug for PipeServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PipeServer")
-            .field("path", &String::from_utf16_lossy(&self.path))
+            .field("path", &self.path)
             .finish()
     }
 }
+
+// SAFETY: the raw pointers inside (`OVERLAPPED`, the security descriptor) are owned by this
+// value and only used through `&mut self` or while `self` is borrowed; the kernel ties pending
+// I/O to the handle, not to a thread.
+unsafe impl Send for PipeServer {}
 
 impl PipeServer {
     /// Creates the endpoint's first pipe instance. [`Error::AddressInUse`] when another
@@ -218,39 +412,102 @@ impl PipeServer {
         let wide_path = wide(&path);
         let first = create_instance(&wide_path, &security, true)?;
         Ok(PipeServer {
-            path: wide_path,
+            path: PathBuf::from(path),
+            wide_path,
             security,
             next: Some(first),
+            connect: Op::new()?,
+            connected: false,
         })
     }
 
-    /// Waits for a client on the prepared instance, prepares the next one, and returns the
-    /// connection (with a handle to the client process for handle duplication).
-    pub fn accept(&mut self) -> Result<PipeConnection> {
+    /// The pipe path (`\\.\pipe\geyser-<name>`).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Makes sure an instance is waiting for a client. `Ok(true)` when a client is already
+    /// connected to it ([`Self::accept`] returns it at once).
+    pub(crate) fn arm(&mut self) -> Result<bool> {
+        if self.connected || self.connect.pending {
+            return Ok(self.connected);
+        }
         let pipe = match self.next.take() {
             Some(p) => p,
-            None => create_instance(&self.path, &self.security, false)?,
+            None => create_instance(&self.wide_path, &self.security, false)?,
         };
-        // SAFETY: `pipe` is a live, not yet connected pipe instance; synchronous mode (no
-        // OVERLAPPED).
-        let ok = unsafe { ConnectNamedPipe(pipe.as_raw_handle(), ptr::null_mut()) };
-        // SAFETY: reading the calling thread's last-error value has no preconditions.
-        if ok == 0 && unsafe { GetLastError() } != ERROR_PIPE_CONNECTED {
-            return Err(last_error("ConnectNamedPipe"));
+        let overlapped = self.connect.begin();
+        // SAFETY: `pipe` is a live, not yet connected instance opened with
+        // FILE_FLAG_OVERLAPPED; `overlapped` is boxed in `self.connect` and outlives the
+        // operation (cancelled and waited for before it is freed or reused).
+        let ok = unsafe { ConnectNamedPipe(pipe.as_raw_handle(), overlapped) };
+        let started = self.connect.started(ok);
+        self.next = Some(pipe);
+        match started {
+            Ok(()) => Ok(false),
+            Err(ERROR_PIPE_CONNECTED) => {
+                self.connected = true;
+                Ok(true)
+            }
+            Err(code) => {
+                // The client connected and left already, or the instance is broken: replace
+                // it (the new one is made before the old is closed, so the name stays ours).
+                self.next = Some(create_instance(&self.wide_path, &self.security, false)?);
+                Err(win32_error("ConnectNamedPipe", code))
+            }
         }
-        self.next = create_instance(&self.path, &self.security, false).ok();
+    }
+
+    /// The event that is signaled when a client connects (after [`Self::arm`]).
+    pub(crate) fn event(&self) -> Arc<OwnedHandle> {
+        self.connect.event.clone()
+    }
+
+    /// Accepts one client: `Ok(None)` when `nonblocking` and none has connected yet; otherwise
+    /// waits for one. Prepares the next instance at once.
+    pub fn accept(&mut self, nonblocking: bool) -> Result<Option<PipeConnection>> {
+        if !self.arm()? {
+            let pipe = self
+                .next
+                .as_ref()
+                .ok_or_else(|| Error::Protocol("pipe server lost its instance".into()))?;
+            match self.connect.result(pipe, !nonblocking) {
+                Ok(Some(_)) => {}
+                Ok(None) => return Ok(None),
+                Err(code) => {
+                    self.next = Some(create_instance(&self.wide_path, &self.security, false)?);
+                    return Err(win32_error("ConnectNamedPipe", code));
+                }
+            }
+        }
+        self.connected = false;
+        let pipe = self
+            .next
+            .take()
+            .ok_or_else(|| Error::Protocol("pipe server lost its instance".into()))?;
+        // The connected instance still holds the name while the next one is made.
+        self.next = Some(create_instance(&self.wide_path, &self.security, false)?);
         let mut pid = 0u32;
         // SAFETY: a connected server instance; `pid` is a valid out pointer.
         if unsafe { GetNamedPipeClientProcessId(pipe.as_raw_handle(), &mut pid) } == 0 {
             return Err(last_error("GetNamedPipeClientProcessId"));
         }
-        PipeConnection::new(pipe, pid)
+        PipeConnection::new(pipe, pid).map(Some)
+    }
+}
+
+impl Drop for PipeServer {
+    fn drop(&mut self) {
+        if let Some(pipe) = &self.next {
+            self.connect.cancel(pipe);
+        }
     }
 }
 
 fn create_instance(path: &[u16], security: &UserOnly, first: bool) -> Result<OwnedHandle> {
     let attributes = security.attributes();
     let open_mode = PIPE_ACCESS_DUPLEX
+        | FILE_FLAG_OVERLAPPED
         | if first {
             FILE_FLAG_FIRST_PIPE_INSTANCE
         } else {
@@ -272,8 +529,7 @@ fn create_instance(path: &[u16], security: &UserOnly, first: bool) -> Result<Own
         )
     };
     if raw == INVALID_HANDLE_VALUE {
-        // SAFETY: reading the calling thread's last-error value has no preconditions.
-        let code = unsafe { GetLastError() };
+        let code = last_error_code();
         if first && (code == ERROR_ACCESS_DENIED || code == ERROR_PIPE_BUSY) {
             return Err(Error::AddressInUse {
                 path: String::from_utf16_lossy(&path[..path.len() - 1]).into(),
@@ -285,12 +541,17 @@ fn create_instance(path: &[u16], security: &UserOnly, first: bool) -> Result<Own
 }
 
 /// One end of a connected pipe, and a handle to the peer process that handles are duplicated
-/// into.
+/// into. Keeps one read posted between calls; buffers are reused.
 pub struct PipeConnection {
     pipe: OwnedHandle,
     peer: OwnedHandle,
     peer_pid: u32,
-    buf: Vec<u8>,
+    send_buf: Vec<u8>,
+    /// The posted read's buffer: the kernel writes it while `read` is pending.
+    recv_buf: Box<[u8]>,
+    read: Op,
+    write: Op,
+    max_message_bytes: usize,
 }
 
 impl std::fmt::Debug for PipeConnection {
@@ -301,10 +562,23 @@ impl std::fmt::Debug for PipeConnection {
     }
 }
 
+// SAFETY: the OVERLAPPED structures and buffers the kernel may write are owned by this value
+// and touched only through `&mut self`; `&self` methods read plain fields. Pending I/O is tied
+// to the handle, not to the thread that started it.
+unsafe impl Send for PipeConnection {}
+// SAFETY: as above: no `&self` method touches the OVERLAPPED structures or buffers.
+unsafe impl Sync for PipeConnection {}
+
 impl PipeConnection {
     fn new(pipe: OwnedHandle, peer_pid: u32) -> Result<Self> {
         // SAFETY: plain call; the result is checked and owned by `owned`.
-        let raw = unsafe { OpenProcess(PROCESS_DUP_HANDLE, 0, peer_pid) };
+        let raw = unsafe {
+            OpenProcess(
+                PROCESS_DUP_HANDLE | PROCESS_QUERY_LIMITED_INFORMATION,
+                0,
+                peer_pid,
+            )
+        };
         let peer = owned(raw, "OpenProcess(PROCESS_DUP_HANDLE)").map_err(|e| {
             Error::PermissionDenied(format!(
                 "cannot duplicate handles into peer process {peer_pid}: {e}"
@@ -314,7 +588,11 @@ impl PipeConnection {
             pipe,
             peer,
             peer_pid,
-            buf: Vec::with_capacity(MAX_PIPE_MESSAGE_BYTES),
+            send_buf: Vec::with_capacity(256),
+            recv_buf: vec![0; MAX_PIPE_MESSAGE_BYTES].into_boxed_slice(),
+            read: Op::new()?,
+            write: Op::new()?,
+            max_message_bytes: MAX_MESSAGE_BYTES,
         })
     }
 
@@ -332,17 +610,21 @@ impl PipeConnection {
                     0,
                     ptr::null(),
                     OPEN_EXISTING,
-                    SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION,
+                    SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION | FILE_FLAG_OVERLAPPED,
                     ptr::null_mut(),
                 )
             };
             if raw != INVALID_HANDLE_VALUE {
                 break owned(raw, "CreateFileW")?;
             }
-            // SAFETY: reading the calling thread's last-error value has no preconditions.
-            match unsafe { GetLastError() } {
+            match last_error_code() {
                 ERROR_FILE_NOT_FOUND => {
                     return Err(Error::NotFound { path: path.into() });
+                }
+                ERROR_ACCESS_DENIED => {
+                    return Err(Error::PermissionDenied(format!(
+                        "cannot open {path}: it belongs to another user"
+                    )));
                 }
                 ERROR_PIPE_BUSY => {
                     // SAFETY: `wide_path` is NUL-terminated.
@@ -352,7 +634,7 @@ impl PipeConnection {
                         )));
                     }
                 }
-                _ => return Err(last_error("CreateFileW")),
+                code => return Err(win32_error("CreateFileW", code)),
             }
         };
         let mode = PIPE_READMODE_MESSAGE;
@@ -375,6 +657,49 @@ impl PipeConnection {
         self.peer_pid
     }
 
+    /// The peer's process id (Windows has no uid/gid; see [`Self::check_peer`]).
+    pub fn peer_credentials(&self) -> Result<PeerCredentials> {
+        Ok(PeerCredentials { pid: self.peer_pid })
+    }
+
+    /// Checks the peer against `policy`. [`PeerPolicy::SameUser`] compares the peer process's
+    /// token user with ours ([`Error::PermissionDenied`] naming both SIDs if they differ);
+    /// [`PeerPolicy::AnyUser`] skips that (the pipe's DACL still admits only the current
+    /// user); [`PeerPolicy::Uids`] is a Unix policy and gives [`Error::Unsupported`].
+    pub fn check_peer(&self, policy: &PeerPolicy) -> Result<PeerCredentials> {
+        let creds = self.peer_credentials()?;
+        match policy {
+            PeerPolicy::AnyUser => Ok(creds),
+            PeerPolicy::Uids(_) => Err(Error::unsupported(
+                "PeerPolicy::Uids on Windows",
+                "uids are a Unix notion; the pipe admits the current user only (use SameUser)",
+            )),
+            PeerPolicy::SameUser => {
+                let ours = TokenUserInfo::of_process(current_process())?;
+                let theirs = TokenUserInfo::of_process(self.peer.as_raw_handle())?;
+                if ours.same_user(&theirs) {
+                    return Ok(creds);
+                }
+                Err(Error::PermissionDenied(format!(
+                    "peer pid {} runs as {}, we are {}",
+                    creds.pid,
+                    theirs.sid_string()?,
+                    ours.sid_string()?
+                )))
+            }
+        }
+    }
+
+    /// Lowers the largest protocol frame this connection accepts (at most
+    /// [`MAX_MESSAGE_BYTES`]); larger ones fail with [`Error::Protocol`].
+    pub fn set_max_message_bytes(&mut self, bytes: usize) {
+        self.max_message_bytes = bytes.clamp(HEADER_BYTES, MAX_MESSAGE_BYTES);
+    }
+
+    /// Pipes have no half-close: this does nothing. The `Bye` message marks the end of a
+    /// stream, and closing the handle breaks the pipe for the peer.
+    pub fn shutdown_write(&mut self) {}
+
     /// Sends `msg` with `handles` duplicated into the peer. The handles stay ours; on failure
     /// the duplicates already made in the peer are closed there again.
     pub fn send(&mut self, msg: &Message, handles: &[BorrowedHandle<'_>]) -> Result<()> {
@@ -389,11 +714,11 @@ impl PipeConnection {
                 ),
             });
         }
-        protocol::encode_into(msg, &mut self.buf)?;
+        protocol::encode_into(msg, &mut self.send_buf)?;
         let mut remote = Vec::with_capacity(handles.len());
         let result = self.duplicate_all(handles, &mut remote).and_then(|()| {
             let values: Vec<u64> = remote.iter().map(|h| *h as usize as u64).collect();
-            handle_block::append(&mut self.buf, &values)?;
+            handle_block::append(&mut self.send_buf, &values)?;
             self.write_message()
         });
         if result.is_err() {
@@ -411,7 +736,7 @@ impl PipeConnection {
             // the duplicate lives in the peer, recorded in `out` so it can be closed on error.
             let ok = unsafe {
                 DuplicateHandle(
-                    GetCurrentProcess(),
+                    current_process(),
                     h.as_raw_handle(),
                     self.peer.as_raw_handle(),
                     &mut target,
@@ -428,56 +753,117 @@ impl PipeConnection {
         Ok(())
     }
 
-    fn write_message(&self) -> Result<()> {
-        let mut written = 0u32;
-        // SAFETY: a connected pipe; `buf` is valid for its length; synchronous write.
+    /// Writes `send_buf` as one message and waits (at most [`SEND_TIMEOUT`]) until the pipe
+    /// took it. `send_buf` is not touched until the write completed or was cancelled.
+    fn write_message(&mut self) -> Result<()> {
+        let len = self.send_buf.len();
+        let overlapped = self.write.begin();
+        // SAFETY: a connected pipe opened for overlapped I/O; `send_buf` stays untouched and
+        // `overlapped` alive until the write is complete or cancelled and waited for, below.
         let ok = unsafe {
             WriteFile(
                 self.pipe.as_raw_handle(),
-                self.buf.as_ptr(),
-                self.buf.len() as u32,
-                &mut written,
+                self.send_buf.as_ptr(),
+                len as u32,
                 ptr::null_mut(),
+                overlapped,
             )
         };
-        if ok == 0 {
-            return Err(peer_gone_or_io("WriteFile"));
+        self.write
+            .started(ok)
+            .map_err(|code| peer_gone_or("WriteFile", code))?;
+        self.write.wait_event(Some(SEND_TIMEOUT))?;
+        match self.write.result(&self.pipe, false) {
+            Ok(Some(n)) if n as usize == len => Ok(()),
+            Ok(Some(n)) => Err(Error::Protocol(format!("short write: {n} of {len} bytes"))),
+            Ok(None) => {
+                self.write.cancel(&self.pipe);
+                Err(Error::Timeout(format!(
+                    "the peer (pid {}) read nothing for {SEND_TIMEOUT:?}",
+                    self.peer_pid
+                )))
+            }
+            Err(code) => Err(peer_gone_or("WriteFile", code)),
         }
-        if written as usize != self.buf.len() {
-            return Err(Error::Protocol(format!(
-                "short write: {written} of {} bytes",
-                self.buf.len()
-            )));
-        }
-        Ok(())
     }
 
-    /// Receives one message and the handles the peer duplicated into this process (owned:
-    /// dropping them closes them, also when the message turns out to be malformed).
-    pub fn recv(&mut self) -> Result<(Message, Vec<OwnedHandle>)> {
-        self.buf.resize(MAX_PIPE_MESSAGE_BYTES, 0);
-        let mut read = 0u32;
-        // SAFETY: a connected pipe; `buf` is valid for writes of its length; synchronous read.
+    /// Posts a read if none is pending (what the producer's service thread waits on).
+    pub(crate) fn arm(&mut self) -> Result<()> {
+        if self.read.pending {
+            return Ok(());
+        }
+        let overlapped = self.read.begin();
+        // SAFETY: a connected pipe opened for overlapped I/O; `recv_buf` (boxed, never
+        // resized) and `overlapped` stay alive and untouched until the read completes, or is
+        // cancelled and waited for (in drop).
         let ok = unsafe {
             ReadFile(
                 self.pipe.as_raw_handle(),
-                self.buf.as_mut_ptr(),
-                self.buf.len() as u32,
-                &mut read,
+                self.recv_buf.as_mut_ptr(),
+                self.recv_buf.len() as u32,
                 ptr::null_mut(),
+                overlapped,
             )
         };
-        if ok == 0 {
-            // SAFETY: reading the calling thread's last-error value has no preconditions.
-            if unsafe { GetLastError() } == ERROR_MORE_DATA {
-                return Err(Error::Protocol(format!(
-                    "pipe message larger than {MAX_PIPE_MESSAGE_BYTES} bytes"
-                )));
-            }
-            return Err(peer_gone_or_io("ReadFile"));
+        self.read.started(ok).map_err(|code| self.read_error(code))
+    }
+
+    /// The event that is signaled when the posted read completes.
+    pub(crate) fn read_event(&self) -> Arc<OwnedHandle> {
+        self.read.event.clone()
+    }
+
+    fn read_error(&self, code: u32) -> Error {
+        if code == ERROR_MORE_DATA {
+            return Error::Protocol(format!(
+                "pipe message larger than {MAX_PIPE_MESSAGE_BYTES} bytes"
+            ));
         }
-        self.buf.truncate(read as usize);
-        let (frame, values) = handle_block::split(&self.buf)?;
+        peer_gone_or("ReadFile", code)
+    }
+
+    /// Takes one message if one has arrived, without blocking, and posts the next read.
+    pub fn try_recv(&mut self) -> Result<Option<(Message, Vec<OwnedHandle>)>> {
+        self.arm()?;
+        match self.read.result(&self.pipe, false) {
+            Ok(None) => Ok(None),
+            Ok(Some(n)) => {
+                let taken = self.take(n as usize);
+                // Keep a read posted for the next message (errors show on the next call).
+                let _ = self.arm();
+                taken.map(Some)
+            }
+            Err(code) => Err(self.read_error(code)),
+        }
+    }
+
+    /// Waits for one message (at most `timeout`; forever with `None`).
+    pub fn recv(&mut self, timeout: Option<Duration>) -> Result<(Message, Vec<OwnedHandle>)> {
+        // A timeout too long to represent waits forever.
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        loop {
+            if let Some(m) = self.try_recv()? {
+                return Ok(m);
+            }
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if left.is_some_and(|l| l.is_zero()) {
+                return Err(Error::Timeout("no message from the peer".into()));
+            }
+            self.read.wait_event(left)?;
+        }
+    }
+
+    /// Decodes the `n` bytes the last read delivered and takes ownership of the handles the
+    /// peer duplicated into this process (dropping them closes them, also when the message
+    /// turns out to be malformed).
+    fn take(&mut self, n: usize) -> Result<(Message, Vec<OwnedHandle>)> {
+        if n > self.max_message_bytes + MAX_BLOCK_BYTES {
+            return Err(Error::Protocol(format!(
+                "message of {n} bytes exceeds this connection's limit of {}",
+                self.max_message_bytes
+            )));
+        }
+        let (frame, values) = handle_block::split(&self.recv_buf[..n])?;
         // Own the handles first, so that every error below closes them.
         let handles: Vec<OwnedHandle> = values
             .iter()
@@ -488,6 +874,13 @@ impl PipeConnection {
                 unsafe { OwnedHandle::from_raw_handle(*v as usize as HANDLE) }
             })
             .collect();
+        if frame.len() > self.max_message_bytes {
+            return Err(Error::Protocol(format!(
+                "message of {} bytes exceeds this connection's limit of {}",
+                frame.len(),
+                self.max_message_bytes
+            )));
+        }
         let msg = protocol::decode(frame)?;
         if handles.len() != msg.expected_fds() {
             return Err(Error::Protocol(format!(
@@ -498,6 +891,14 @@ impl PipeConnection {
             )));
         }
         Ok((msg, handles))
+    }
+}
+
+impl Drop for PipeConnection {
+    fn drop(&mut self) {
+        // The kernel must be done with the buffers before they are freed.
+        self.read.cancel(&self.pipe);
+        self.write.cancel(&self.pipe);
     }
 }
 
@@ -518,12 +919,185 @@ fn close_remote(peer: &OwnedHandle, remote: HANDLE) {
     };
 }
 
-fn peer_gone_or_io(call: &str) -> Error {
-    // SAFETY: reading the calling thread's last-error value has no preconditions.
-    match unsafe { GetLastError() } {
-        ERROR_BROKEN_PIPE | ERROR_NO_DATA | ERROR_PIPE_NOT_CONNECTED => {
-            Error::PeerGone(format!("{call}: pipe closed"))
+/// These run on Windows only (and under Wine: `scripts/wine-test`). The peer is a second copy
+/// of this test binary, started on `child_entry`.
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Seek, Write};
+    use std::process::{Child, Command};
+
+    use super::super::protocol::SyncMode;
+    use super::super::transport::Poller;
+    use super::*;
+
+    const CHILD_ENV: &str = "GEYSER_PIPE_TEST_CHILD";
+    const CONTENT: &[u8] = b"geyser: a handle that crossed a pipe";
+
+    fn unique(tag: &str) -> String {
+        format!("pipe-test-{tag}-{}", std::process::id())
+    }
+
+    fn spawn_child(name: &str, role: &str) -> Child {
+        Command::new(std::env::current_exe().expect("current_exe"))
+            .args(["--exact", "ipc::pipe::tests::child_entry", "--nocapture"])
+            .env(CHILD_ENV, format!("{role}:{name}"))
+            .spawn()
+            .expect("spawn the child test process")
+    }
+
+    fn accept_within(server: &mut PipeServer, timeout: Duration) -> PipeConnection {
+        let deadline = Instant::now() + timeout;
+        let mut poller = Poller::with_capacity(1);
+        loop {
+            poller.clear();
+            let ready = poller.wait(server, Duration::from_millis(50))[0];
+            if ready {
+                if let Some(conn) = server.accept(true).expect("accept") {
+                    return conn;
+                }
+            }
+            assert!(Instant::now() < deadline, "no client within {timeout:?}");
         }
-        _ => last_error(call),
+    }
+
+    /// Not a test: the client process the tests below start.
+    #[test]
+    fn child_entry() {
+        let Ok(spec) = std::env::var(CHILD_ENV) else {
+            return;
+        };
+        let (role, name) = spec.split_once(':').expect("role:name");
+        let mut conn = PipeConnection::connect(name).expect("connect");
+        conn.check_peer(&PeerPolicy::SameUser).expect("same user");
+        match role {
+            "echo" => {
+                // Receives a file handle, reads it, answers with what it read.
+                let (msg, mut handles) = conn.recv(Some(Duration::from_secs(10))).expect("recv");
+                assert!(
+                    matches!(msg, Message::SyncSetup { .. }),
+                    "got {}",
+                    msg.kind()
+                );
+                assert_eq!(handles.len(), 1);
+                let mut file = std::fs::File::from(handles.remove(0));
+                file.rewind().expect("rewind");
+                let mut read = Vec::new();
+                file.read_to_end(&mut read)
+                    .expect("read through the handle");
+                conn.send(
+                    &Message::Bye {
+                        reason: String::from_utf8_lossy(&read).into_owned(),
+                    },
+                    &[],
+                )
+                .expect("send");
+                // Waits for the server to close the pipe.
+                assert!(matches!(
+                    conn.recv(Some(Duration::from_secs(10))),
+                    Err(Error::PeerGone(_))
+                ));
+            }
+            "leave" => {
+                conn.send(&Message::StagedRequest, &[]).expect("send");
+                // Exits without a word more: the server must see PeerGone.
+            }
+            other => panic!("unknown child role {other}"),
+        }
+    }
+
+    #[test]
+    fn a_handle_crosses_and_reads_the_same_file() {
+        let name = unique("echo");
+        let mut server = PipeServer::bind(&name).expect("bind");
+        // Wine 8 ignores FILE_FLAG_FIRST_PIPE_INSTANCE (a second server on the name is
+        // created); Windows refuses it. `scripts/wine-test` says when we run under Wine.
+        if std::env::var_os("GEYSER_WINE").is_none() {
+            let second = PipeServer::bind(&name);
+            assert!(
+                matches!(second, Err(Error::AddressInUse { .. })),
+                "{second:?}"
+            );
+        }
+        let mut child = spawn_child(&name, "echo");
+        let mut conn = accept_within(&mut server, Duration::from_secs(20));
+        assert_eq!(
+            conn.check_peer(&PeerPolicy::SameUser).unwrap().pid,
+            child.id()
+        );
+        assert!(matches!(
+            conn.check_peer(&PeerPolicy::Uids(vec![0])),
+            Err(Error::Unsupported { .. })
+        ));
+        // Nothing sent yet: a short receive times out.
+        assert!(matches!(
+            conn.recv(Some(Duration::from_millis(100))),
+            Err(Error::Timeout(_))
+        ));
+        let path = std::env::temp_dir().join(format!("{name}.bin"));
+        let mut file = std::fs::File::create(&path).expect("temp file");
+        file.write_all(CONTENT).expect("write");
+        drop(file);
+        let file = std::fs::File::open(&path).expect("open");
+        let handle = OwnedHandle::from(file);
+        // A wrong handle count is refused before anything is duplicated.
+        assert!(matches!(
+            conn.send(
+                &Message::SyncSetup {
+                    sync: SyncMode::Timeline
+                },
+                &[]
+            ),
+            Err(Error::InvalidArgument { .. })
+        ));
+        use std::os::windows::io::AsHandle;
+        conn.send(
+            &Message::SyncSetup {
+                sync: SyncMode::Timeline,
+            },
+            &[handle.as_handle()],
+        )
+        .expect("send with a handle");
+        let (msg, handles) = conn.recv(Some(Duration::from_secs(20))).expect("answer");
+        assert!(handles.is_empty());
+        match msg {
+            Message::Bye { reason } => assert_eq!(reason.as_bytes(), CONTENT),
+            other => panic!("expected the echo, got {}", other.kind()),
+        }
+        drop(conn);
+        assert!(child.wait().expect("child").success(), "child failed");
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn a_peer_that_leaves_is_peer_gone() {
+        let name = unique("leave");
+        let mut server = PipeServer::bind(&name).expect("bind");
+        let mut child = spawn_child(&name, "leave");
+        let mut conn = accept_within(&mut server, Duration::from_secs(20));
+        let (msg, _) = conn
+            .recv(Some(Duration::from_secs(20)))
+            .expect("first message");
+        assert!(matches!(msg, Message::StagedRequest));
+        assert!(child.wait().expect("child").success(), "child failed");
+        assert!(matches!(
+            conn.recv(Some(Duration::from_secs(10))),
+            Err(Error::PeerGone(_))
+        ));
+        assert!(matches!(
+            conn.send(&Message::StagedRequest, &[]),
+            Err(Error::PeerGone(_))
+        ));
+    }
+
+    #[test]
+    fn missing_endpoints_and_bad_names() {
+        assert!(matches!(
+            PipeConnection::connect(&unique("nobody")),
+            Err(Error::NotFound { .. })
+        ));
+        assert!(matches!(
+            PipeServer::bind("bad/name"),
+            Err(Error::InvalidArgument { .. })
+        ));
     }
 }

@@ -2,19 +2,19 @@
 //! thread, and hands each frame over with a few-byte message. A slow or dead consumer never
 //! stalls the producer or the other consumers.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rustix::event::{poll, PollFd, PollFlags};
-
-use super::endpoint::{Connection, Listener, PeerCredentials, PeerPolicy};
 use super::negotiate::{monotonic_ns, negotiate_sync, supported_sync_modes, unsupported_sync};
+use super::peer::{PeerCredentials, PeerPolicy};
 use super::protocol::{Hello, Message, Role, SyncMode, MAX_SLOTS};
 use super::staging::HostRing;
-use crate::common::{ExportedTexture, TextureDescriptor};
+use super::transport::{Connection, Listener, Poller, MAX_POLLED_CONNECTIONS};
+use crate::common::{
+    borrow_os_handle, BorrowedOsHandle, ExportedTexture, OwnedOsHandle, TextureDescriptor,
+};
 use crate::vulkan::{
     SharedTimelineSemaphore, TimelinePoint, VulkanTexture, VulkanTextureShareManager,
 };
@@ -26,7 +26,8 @@ pub struct ProducerOptions {
     /// Textures in the ring (2..=16, default 3). The producer writes a slot no consumer holds.
     pub slots: usize,
     /// Most consumers served at once (default: `slots - 1`, which guarantees that the producer
-    /// always finds a free slot even if every consumer holds a frame). More are refused.
+    /// always finds a free slot even if every consumer holds a frame; at most 63). More are
+    /// refused.
     pub max_consumers: Option<usize>,
     /// Every consumer gets every frame and the producer blocks until one is free (recording).
     /// Default `false`: a busy consumer skips frames and gets the latest when it is ready.
@@ -269,6 +270,14 @@ impl Producer {
             name.to_string(),
         );
         let max_consumers = options.max_consumers.unwrap_or(options.slots - 1).max(1);
+        if max_consumers > MAX_POLLED_CONNECTIONS {
+            return Err(Error::InvalidArgument {
+                what: "max_consumers",
+                reason: format!(
+                    "{max_consumers} consumers; one producer serves at most {MAX_POLLED_CONNECTIONS}"
+                ),
+            });
+        }
         let ready = if sync_offer.contains(&SyncMode::Timeline) {
             Some(Arc::new(SharedTimelineSemaphore::new(&manager, 0)?))
         } else {
@@ -585,7 +594,7 @@ fn staged_setup(shared: &Shared, peer: &mut Peer, hello: &Hello) -> Result<()> {
         slots: shared.exports.len() as u32,
         slot_bytes: ring.region_bytes(),
     };
-    peer.conn.send(&setup, &[ring.fd().as_fd()])
+    peer.conn.send(&setup, &[borrow_os_handle(ring.fd())])
 }
 
 fn send_frame(peer: &mut Peer, slot: u32, frame: u64, present_ns: u64) -> Result<()> {
@@ -651,7 +660,7 @@ impl Drop for Producer {
                 },
                 &[],
             );
-            let _ = rustix::net::shutdown(peer.conn.as_fd(), rustix::net::Shutdown::Write);
+            peer.conn.shutdown_write();
         }
         let deadline = Instant::now() + Duration::from_millis(500);
         while !peers.is_empty() && Instant::now() < deadline {
@@ -670,51 +679,25 @@ impl Drop for Producer {
 }
 
 /// The service thread: accepts consumers, runs handshakes, takes releases.
-fn service(shared: &Shared, listener: Listener) {
+fn service(shared: &Shared, mut listener: Listener) {
     const TICK: Duration = Duration::from_millis(50);
     // Buffers reused across wake-ups: the loop runs for every release, so it must not allocate.
     let capacity = shared.max_consumers + 2;
     let mut ids: Vec<u64> = Vec::with_capacity(capacity);
-    let mut raw: Vec<i32> = Vec::with_capacity(capacity);
-    let mut ready: Vec<bool> = Vec::with_capacity(capacity + 1);
-    let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(capacity + 1);
+    let mut poller = Poller::with_capacity(capacity);
     while !shared.stop.load(Ordering::SeqCst) {
-        // Snapshot the fds to poll; a consumer dropped meanwhile only causes a spurious wake.
+        // Snapshot the connections to wait on; a consumer dropped meanwhile only causes a
+        // spurious wake.
         ids.clear();
-        raw.clear();
-        for p in shared.lock().peers.iter() {
+        poller.clear();
+        for p in shared.lock().peers.iter_mut() {
             ids.push(p.id);
-            raw.push(p.conn.as_fd().as_raw_fd());
+            poller.add(&mut p.conn);
         }
-        fds.clear();
-        fds.push(PollFd::new(&listener, PollFlags::IN));
-        for fd in &raw {
-            // SAFETY: the raw fds were open when snapshotted and are only polled, never read or
-            // closed through these borrows; a concurrently closed one yields POLLNVAL or a
-            // spurious event, both handled by the non-blocking receive below.
-            fds.push(PollFd::from_borrowed_fd(
-                unsafe { BorrowedFd::borrow_raw(*fd) },
-                PollFlags::IN,
-            ));
-        }
-        let timeout = rustix::time::Timespec {
-            tv_sec: 0,
-            tv_nsec: TICK.as_nanos() as i64,
-        };
-        match poll(&mut fds, Some(&timeout)) {
-            Ok(_) => {}
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => {
-                tracing::error!("producer poll failed: {e}");
-                std::thread::sleep(TICK);
-                continue;
-            }
-        }
-        ready.clear();
-        ready.extend(fds.iter().map(|f| !f.revents().is_empty()));
+        let ready = poller.wait(&mut listener, TICK);
         let mut changed = false;
         if ready[0] {
-            changed |= accept_all(shared, &listener);
+            changed |= accept_all(shared, &mut listener);
         }
         for (i, id) in ids.iter().enumerate() {
             if ready[i + 1] {
@@ -752,7 +735,7 @@ fn service(shared: &Shared, listener: Listener) {
     }
 }
 
-fn accept_all(shared: &Shared, listener: &Listener) -> bool {
+fn accept_all(shared: &Shared, listener: &mut Listener) -> bool {
     let mut changed = false;
     loop {
         let conn = match listener.accept(true) {
@@ -853,7 +836,7 @@ fn handle(
     state: &mut State,
     id: u64,
     msg: Message,
-    fds: Vec<OwnedFd>,
+    fds: Vec<OwnedOsHandle>,
 ) -> Result<()> {
     let slots = shared.exports.len() as u32;
     let lossless = shared.options.lossless;
@@ -947,8 +930,11 @@ fn handle(
                 sync,
                 slots: shared.exports.iter().map(|e| e.info.clone()).collect(),
             };
-            let pool_fds: Vec<BorrowedFd<'_>> =
-                shared.exports.iter().map(|e| e.fd.as_fd()).collect();
+            let pool_fds: Vec<BorrowedOsHandle<'_>> = shared
+                .exports
+                .iter()
+                .map(|e| borrow_os_handle(e.os_handle()))
+                .collect();
             peer.conn.send(&setup, &pool_fds)?;
             peer.name = hello.name;
             peer.sync = sync;
@@ -958,7 +944,7 @@ fn handle(
                 })?;
                 let fd = ready.export()?;
                 peer.conn
-                    .send(&Message::SyncSetup { sync }, &[fd.as_fd()])?;
+                    .send(&Message::SyncSetup { sync }, &[borrow_os_handle(&fd)])?;
                 peer.phase = Phase::AwaitSync {
                     deadline: Instant::now() + shared.options.handshake_timeout,
                 };

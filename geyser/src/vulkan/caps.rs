@@ -125,6 +125,15 @@ impl SyncExportCaps {
         }
         self.opaque_fd || self.sync_fd
     }
+
+    /// Whether this platform's opaque handle type is exportable: an opaque FD on Unix, an NT
+    /// handle (`OPAQUE_WIN32`) on Windows. What IPC timeline sync needs.
+    pub fn opaque(&self) -> bool {
+        #[cfg(windows)]
+        return self.opaque_win32;
+        #[cfg(not(windows))]
+        return self.opaque_fd;
+    }
 }
 
 /// Everything Geyser needs to know about a device before sharing with it; what `geyser info`

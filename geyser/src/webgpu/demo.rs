@@ -72,7 +72,7 @@ pub fn run_wgpu_producer(
     }
     let writer = WgpuPatternWriter;
     let start = Instant::now();
-    let cpu0 = crate::ipc::bench::cpu_time_ns();
+    let cpu0 = crate::ipc::negotiate::cpu_time_ns();
     let mut presented = 0;
     while config.frames == 0 || presented < config.frames {
         let slot = producer.acquire(None)?;
