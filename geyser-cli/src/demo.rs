@@ -14,7 +14,9 @@ use geyser::ipc::demo::{
 };
 use geyser::ipc::{ConsumerOptions, ProducerOptions};
 use geyser::vulkan::VulkanTextureShareManager;
+#[cfg(any(target_os = "linux", target_os = "android"))]
 use geyser::webgpu::demo::run_wgpu_consumer;
+#[cfg(any(target_os = "linux", target_os = "android"))]
 use geyser::webgpu::WgpuTextureShareManager;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -162,11 +164,20 @@ pub fn consume(args: &DemoArgs) -> geyser::Result<()> {
     let api = std::env::var("GEYSER_DEMO_API").unwrap_or_else(|_| "vulkan".into());
     enum Api {
         Vulkan(Arc<VulkanTextureShareManager>),
+        #[cfg(any(target_os = "linux", target_os = "android"))]
         Wgpu(Arc<WgpuTextureShareManager>),
     }
     let manager = match api.as_str() {
         "vulkan" => Api::Vulkan(Arc::new(VulkanTextureShareManager::create_default()?)),
+        #[cfg(any(target_os = "linux", target_os = "android"))]
         "wgpu" => Api::Wgpu(Arc::new(WgpuTextureShareManager::create_default()?)),
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        "wgpu" => {
+            return Err(geyser::Error::unsupported(
+                "wgpu consumers in the demo",
+                "Geyser's wgpu endpoints share opaque FDs (Linux/Android only so far)",
+            ))
+        }
         other => {
             return Err(geyser::Error::InvalidArgument {
                 what: "--apis",
@@ -192,6 +203,7 @@ pub fn consume(args: &DemoArgs) -> geyser::Result<()> {
         let idle = Duration::from_secs(30);
         let result = match &manager {
             Api::Vulkan(m) => run_consumer(m.clone(), &name, options.clone(), 0, idle, progress),
+            #[cfg(any(target_os = "linux", target_os = "android"))]
             Api::Wgpu(w) => run_wgpu_consumer(w.clone(), &name, options.clone(), 0, idle, progress),
         };
         match result {

@@ -385,6 +385,37 @@ mod cpu_copy {
 #[cfg(unix)]
 pub use cpu_copy::{run_cpu_copy_consumer, run_cpu_copy_producer};
 
+/// (c) The CPU-copy comparison path is Unix-only (a memfd over the Unix socket): on Windows
+/// this returns [`Error::Unsupported`].
+#[cfg(windows)]
+pub fn run_cpu_copy_producer(
+    _manager: &Arc<VulkanTextureShareManager>,
+    _name: &str,
+    _desc: &TextureDescriptor,
+    _frames: u64,
+) -> Result<ProduceReport> {
+    Err(cpu_copy_unsupported())
+}
+
+/// (c) The CPU-copy comparison path is Unix-only (a memfd over the Unix socket): on Windows
+/// this returns [`Error::Unsupported`].
+#[cfg(windows)]
+pub fn run_cpu_copy_consumer(
+    _manager: &Arc<VulkanTextureShareManager>,
+    _name: &str,
+    _desc: &TextureDescriptor,
+) -> Result<ConsumeReport> {
+    Err(cpu_copy_unsupported())
+}
+
+#[cfg(windows)]
+fn cpu_copy_unsupported() -> Error {
+    Error::unsupported(
+        "the CPU-copy comparison path on Windows",
+        "it shares a memfd over the Unix socket; `geyser bench` compares it on Linux only",
+    )
+}
+
 /// Retries `f` while it fails with [`Error::NotFound`] (a producer still starting), up to
 /// `timeout`.
 pub fn retry_not_found<T>(timeout: Duration, mut f: impl FnMut() -> Result<T>) -> Result<T> {

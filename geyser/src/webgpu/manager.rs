@@ -236,6 +236,7 @@ impl WgpuTextureShareManager {
         self.vk.can_share_timelines()
     }
 
+    #[cfg(all(feature = "ipc", any(target_os = "linux", target_os = "android")))]
     pub(crate) fn vulkan(&self) -> &Arc<VulkanTextureShareManager> {
         &self.vk
     }
