@@ -219,7 +219,7 @@ mod cpu_copy {
     use super::*;
     use crate::ipc::endpoint::{Connection, Listener};
     use crate::ipc::fd_passing;
-    use crate::ipc::staging::Shm;
+    use crate::ipc::shm::SharedRegion;
     use crate::vulkan::StagingBuffer;
 
     const SETUP: u8 = 1;
@@ -269,10 +269,7 @@ mod cpu_copy {
         let texture = manager.create_texture(desc)?;
         let writer = PatternWriter::new(manager, size as u64)?;
         let mut staging = StagingBuffer::new(manager, size as u64)?;
-        let memfd = rustix::fs::memfd_create("geyser-cpu-copy", rustix::fs::MemfdFlags::CLOEXEC)
-            .map_err(|e| Error::Io(e.into()))?;
-        rustix::fs::ftruncate(&memfd, (RING * size) as u64).map_err(|e| Error::Io(e.into()))?;
-        let mut shm = Shm::map(&memfd, RING * size)?;
+        let mut shm = SharedRegion::create("geyser-cpu-copy", RING * size)?;
         let conn = loop {
             if let Some(c) = listener.accept(false)? {
                 break c;
@@ -282,7 +279,7 @@ mod cpu_copy {
         fd_passing::send(
             conn.as_fd(),
             &pack(SETUP, RING as u32, size as u64, 0),
-            &[memfd.as_fd()],
+            &[shm.handle().as_fd()],
         )?;
         let mut free: Vec<u32> = (0..RING as u32).rev().collect();
         let mut fds = Vec::new();
@@ -348,7 +345,7 @@ mod cpu_copy {
         if tag != SETUP || slot_bytes as usize != size || slots as usize != RING {
             return Err(Error::Protocol("unexpected CPU-copy setup".into()));
         }
-        let mut shm = Shm::map(&memfd, RING * size)?;
+        let mut shm = SharedRegion::open(memfd, RING * size)?;
         fd_passing::send(conn.as_fd(), &pack(STARTED, 0, 0, 0), &[])?;
         let mut report = ConsumeReport {
             sync: "CPU copy".into(),

@@ -4,9 +4,10 @@
 //!
 //! Platforms: Linux and Android over Unix sockets (tested); Windows over a named pipe
 //! (`pipe`: the same [`protocol`], NT handles duplicated into the peer), which compiles in CI
-//! and has never run. The transport is the only platform-specific part: the producer, the
-//! consumer and the demo loops are the same code. On Windows consumers on another device are
-//! refused (the host-memory ring is a Linux memfd). macOS and iOS have no `ipc` (no
+//! and whose transport tests run under Wine, but has never run on Windows. The transport and
+//! the shared memory of the host-memory ring (`shm`: a sealed memfd, or a section) are the
+//! only platform-specific parts: the producer, the consumer and the demo loops are the same
+//! code. macOS and iOS have no `ipc` (no
 //! `SOCK_SEQPACKET`, and no peer-credential call in rustix); Metal has its own mach-port
 //! transport.
 //!
@@ -15,6 +16,7 @@
 //! - `endpoint` (Unix): names → sockets in a private runtime directory, peer credentials.
 //! - `pipe` (Windows): names → named pipes restricted to the current user, overlapped I/O.
 //! - [`peer`]: who is at the other end, and who may be.
+//! - `shm`: shared memory regions (host-memory ring, CPU-copy path).
 //! - [`producer`] / [`consumer`]: the ring, the handshake, frame handoff, fault handling.
 //! - [`demo`]: the verifying loops `geyser demo` and the examples run.
 //! - [`bench`](mod@bench): the in-process and CPU-copy paths `geyser bench` compares the IPC path with.
@@ -33,10 +35,7 @@ pub mod peer;
 pub mod pipe;
 pub mod producer;
 pub mod protocol;
-#[cfg(unix)]
-mod staging;
-#[cfg(windows)]
-#[path = "staging_windows.rs"]
+mod shm;
 mod staging;
 mod transport;
 

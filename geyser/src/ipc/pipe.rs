@@ -927,11 +927,13 @@ mod tests {
     use std::process::{Child, Command};
 
     use super::super::protocol::SyncMode;
+    use super::super::shm::SharedRegion;
     use super::super::transport::Poller;
     use super::*;
 
     const CHILD_ENV: &str = "GEYSER_PIPE_TEST_CHILD";
     const CONTENT: &[u8] = b"geyser: a handle that crossed a pipe";
+    const REGION: usize = 64 * 1024;
 
     fn unique(tag: &str) -> String {
         format!("pipe-test-{tag}-{}", std::process::id())
@@ -992,6 +994,19 @@ mod tests {
                 )
                 .expect("send");
                 // Waits for the server to close the pipe.
+                assert!(matches!(
+                    conn.recv(Some(Duration::from_secs(10))),
+                    Err(Error::PeerGone(_))
+                ));
+            }
+            "region" => {
+                // Maps a shared region the server sent, checks its bytes, answers in it.
+                let (_, mut handles) = conn.recv(Some(Duration::from_secs(10))).expect("recv");
+                let mut region = SharedRegion::open(handles.remove(0), REGION).expect("map");
+                let slot = region.slot(0, REGION);
+                assert_eq!(&slot[..CONTENT.len()], CONTENT);
+                slot[REGION - 1] = 0xa5;
+                conn.send(&Message::StagedRequest, &[]).expect("send");
                 assert!(matches!(
                     conn.recv(Some(Duration::from_secs(10))),
                     Err(Error::PeerGone(_))
@@ -1066,6 +1081,29 @@ mod tests {
         drop(conn);
         assert!(child.wait().expect("child").success(), "child failed");
         let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn a_shared_region_crosses_and_both_sides_see_each_others_writes() {
+        let name = unique("region");
+        let mut server = PipeServer::bind(&name).expect("bind");
+        let mut child = spawn_child(&name, "region");
+        let mut conn = accept_within(&mut server, Duration::from_secs(20));
+        let mut region = SharedRegion::create("geyser-pipe-test", REGION).expect("region");
+        region.slot(0, REGION)[..CONTENT.len()].copy_from_slice(CONTENT);
+        use std::os::windows::io::AsHandle;
+        conn.send(
+            &Message::SyncSetup {
+                sync: SyncMode::Timeline,
+            },
+            &[region.handle().as_handle()],
+        )
+        .expect("send the region");
+        let (msg, _) = conn.recv(Some(Duration::from_secs(20))).expect("answer");
+        assert!(matches!(msg, Message::StagedRequest), "got {}", msg.kind());
+        assert_eq!(region.slot(0, REGION)[REGION - 1], 0xa5);
+        drop(conn);
+        assert!(child.wait().expect("child").success(), "child failed");
     }
 
     #[test]

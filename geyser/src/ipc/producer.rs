@@ -594,7 +594,7 @@ fn staged_setup(shared: &Shared, peer: &mut Peer, hello: &Hello) -> Result<()> {
         slots: shared.exports.len() as u32,
         slot_bytes: ring.region_bytes(),
     };
-    peer.conn.send(&setup, &[borrow_os_handle(ring.fd())])
+    peer.conn.send(&setup, &[borrow_os_handle(ring.handle())])
 }
 
 fn send_frame(peer: &mut Peer, slot: u32, frame: u64, present_ns: u64) -> Result<()> {

@@ -1,6 +1,7 @@
 //! The host-memory ring for consumers on another device (another GPU or driver, which cannot
-//! import the producer's memory): a memfd mapped by the producer and each such consumer, and
-//! imported into each side's own device with `VK_EXT_external_memory_host`. The producer's GPU
+//! import the producer's memory): a [`SharedRegion`] (a sealed memfd on Unix, a section on
+//! Windows) mapped by the producer and each such consumer, and imported into each side's own
+//! device with `VK_EXT_external_memory_host`. The producer's GPU
 //! copies a frame into its slot region, the consumer's GPU copies it out into its own texture:
 //! no CPU copy. Where a device cannot import the mapping, that side falls back to a CPU copy
 //! between the mapping and a staging buffer of its own ([`TransferPath::CpuCopy`]; the
@@ -10,11 +11,10 @@
 //! producer waits for its copy before announcing the frame, the consumer waits for its copy
 //! before handing the frame out.
 
-use std::os::fd::{AsFd, OwnedFd};
-
 use ash::vk;
 
-use crate::common::{ExportInfo, TextureAspect};
+use super::shm::SharedRegion;
+use crate::common::{ExportInfo, OwnedOsHandle, TextureAspect};
 use crate::vulkan::buffer::Buffer;
 use crate::vulkan::submit::Submitter;
 use crate::vulkan::transfer::{copy, Direction};
@@ -24,57 +24,6 @@ use crate::{Error, Result, SharedTexture};
 /// Slot regions are aligned to this (≥ any `minImportedHostPointerAlignment` seen: 4 KiB).
 const SLOT_ALIGN: u64 = 64 * 1024;
 
-/// A shared memory mapping of a memfd, unmapped on drop.
-pub(crate) struct Shm {
-    pub(crate) ptr: *mut u8,
-    pub(crate) len: usize,
-}
-
-// SAFETY: the mapping is plain shared memory; access is coordinated by the ring protocol (a
-// slot is written by one side at a time) and GPU work on it is waited for.
-unsafe impl Send for Shm {}
-// SAFETY: as above.
-unsafe impl Sync for Shm {}
-
-impl Shm {
-    /// Maps `len` bytes of `fd` shared, read/write.
-    pub(crate) fn map(fd: &impl AsFd, len: usize) -> Result<Self> {
-        use rustix::mm::{mmap, MapFlags, ProtFlags};
-        // SAFETY: a fresh shared mapping of `len` bytes of a memfd at least that long; nothing
-        // else in this process aliases it; it is unmapped in Drop.
-        let ptr = unsafe {
-            mmap(
-                std::ptr::null_mut(),
-                len,
-                ProtFlags::READ | ProtFlags::WRITE,
-                MapFlags::SHARED,
-                fd,
-                0,
-            )
-        }
-        .map_err(|e| Error::Io(e.into()))?;
-        Ok(Shm {
-            ptr: ptr.cast(),
-            len,
-        })
-    }
-
-    /// Slot `index` of `size` bytes.
-    pub(crate) fn slot(&mut self, index: usize, size: usize) -> &mut [u8] {
-        assert!((index + 1) * size <= self.len, "slot out of the mapping");
-        // SAFETY: in bounds (checked above); `&mut self` makes this the only view in this
-        // process; the peer only touches a slot the protocol gave it.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(index * size), size) }
-    }
-}
-
-impl Drop for Shm {
-    fn drop(&mut self) {
-        // SAFETY: mapped in `map` with this length, unmapped once.
-        let _ = unsafe { rustix::mm::munmap(self.ptr.cast(), self.len) };
-    }
-}
-
 /// One side's view of the ring: per slot, a buffer its device copies to or from.
 pub(crate) struct HostRing {
     path: TransferPath,
@@ -82,8 +31,7 @@ pub(crate) struct HostRing {
     /// HostMemory: buffers over the mapping's slot regions. CpuCopy: own staging buffers.
     buffers: Vec<Buffer>,
     /// Declared after the buffers, so the mapping outlives the imported ones.
-    shm: Shm,
-    fd: OwnedFd,
+    region: SharedRegion,
     slot_bytes: u64,
     frame_bytes: usize,
 }
@@ -121,59 +69,55 @@ impl HostRing {
         Ok(())
     }
 
-    /// The producer's ring: a new memfd of `slots` regions for frames like `info` (checked
-    /// by [`Self::open`]).
+    /// The producer's ring: a new shared region of `slots` slot regions for frames like
+    /// `info` (checked by [`Self::open`]).
     pub(crate) fn create(
         manager: &VulkanTextureShareManager,
         info: &ExportInfo,
         slots: usize,
     ) -> Result<Self> {
+        Self::check(info)?;
         let slot_bytes = Self::slot_bytes(info);
-        use rustix::fs::{MemfdFlags, SealFlags};
-        let fd = rustix::fs::memfd_create(
-            "geyser-host-ring",
-            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
-        )
-        .map_err(|e| Error::Io(e.into()))?;
-        rustix::fs::ftruncate(&fd, slot_bytes * slots as u64).map_err(|e| Error::Io(e.into()))?;
-        // Sealed against resizing: a consumer that shrank the memfd would make every mapping
-        // of it (ours included) fault with SIGBUS.
-        rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)
-            .map_err(|e| Error::Io(e.into()))?;
-        Self::open(manager, fd, info, slots, slot_bytes)
+        let len = Self::ring_len(slots, slot_bytes)?;
+        let region = SharedRegion::create("geyser-host-ring", len)?;
+        Self::with_region(manager, region, info, slots, slot_bytes)
     }
 
-    /// Maps the ring in `fd` and makes this device's buffers for it (host-memory import, or
-    /// staging buffers when the device cannot import the mapping).
+    /// Maps the ring a producer sent (see [`SharedRegion::open`] for what is refused) and
+    /// makes this device's buffers for it (host-memory import, or staging buffers when the
+    /// device cannot import the mapping).
     pub(crate) fn open(
         manager: &VulkanTextureShareManager,
-        fd: OwnedFd,
+        handle: OwnedOsHandle,
         info: &ExportInfo,
         slots: usize,
         slot_bytes: u64,
     ) -> Result<Self> {
         Self::check(info)?;
-        let len = slot_bytes
-            .checked_mul(slots as u64)
-            .and_then(|l| usize::try_from(l).ok())
-            .ok_or_else(|| Error::Protocol("host ring size overflows".into()))?;
-        // Only a memfd sealed against shrinking is safe to map: otherwise the other side could
-        // truncate it under our mapping.
-        let seals = rustix::fs::fcntl_get_seals(&fd)
-            .map_err(|e| Error::Protocol(format!("host ring FD is not a sealable memfd: {e}")))?;
-        if !seals.contains(rustix::fs::SealFlags::SHRINK) {
-            return Err(Error::Protocol(
-                "host ring memfd is not sealed against shrinking".into(),
-            ));
-        }
-        let stat = rustix::fs::fstat(&fd).map_err(|e| Error::Io(e.into()))?;
-        if (stat.st_size as u64) < len as u64 {
+        if slot_bytes < info.descriptor.tight_size() || !slot_bytes.is_multiple_of(SLOT_ALIGN) {
             return Err(Error::Protocol(format!(
-                "host ring memfd holds {} bytes, {len} announced",
-                stat.st_size
+                "host ring slots of {slot_bytes} bytes for {}-byte frames",
+                info.descriptor.tight_size()
             )));
         }
-        let shm = Shm::map(&fd, len)?;
+        let region = SharedRegion::open(handle, Self::ring_len(slots, slot_bytes)?)?;
+        Self::with_region(manager, region, info, slots, slot_bytes)
+    }
+
+    fn ring_len(slots: usize, slot_bytes: u64) -> Result<usize> {
+        slot_bytes
+            .checked_mul(slots as u64)
+            .and_then(|l| usize::try_from(l).ok())
+            .ok_or_else(|| Error::Protocol("host ring size overflows".into()))
+    }
+
+    fn with_region(
+        manager: &VulkanTextureShareManager,
+        region: SharedRegion,
+        info: &ExportInfo,
+        slots: usize,
+        slot_bytes: u64,
+    ) -> Result<Self> {
         let frame_bytes = info.descriptor.tight_size() as usize;
         let usage = vk::BufferUsageFlags::TRANSFER_SRC | vk::BufferUsageFlags::TRANSFER_DST;
         let dev = &manager.dev;
@@ -185,13 +129,14 @@ impl HostRing {
         let imported: Result<Vec<Buffer>> = if can_import {
             (0..slots)
                 .map(|s| {
-                    // SAFETY: slot regions are 64 KiB-aligned (mmap returns page-aligned
-                    // memory and `slot_bytes` is a multiple of 64 KiB), `slot_bytes` long, and
-                    // `shm` outlives the buffers (field order of `Self`).
+                    // SAFETY: slot regions are page-aligned (mappings start page-aligned and
+                    // `slot_bytes` is a multiple of 64 KiB), `slot_bytes` long, inside the
+                    // mapping (its length is `slots * slot_bytes`), and `region` outlives the
+                    // buffers (field order of `Self`).
                     unsafe {
                         Buffer::import_host(
                             dev,
-                            shm.ptr.add(s * slot_bytes as usize),
+                            region.as_ptr().add(s * slot_bytes as usize),
                             slot_bytes,
                             usage,
                         )
@@ -220,8 +165,7 @@ impl HostRing {
             path,
             submit: Submitter::new(dev, 1)?,
             buffers,
-            shm,
-            fd,
+            region,
             slot_bytes,
             frame_bytes,
         })
@@ -232,9 +176,9 @@ impl HostRing {
         self.path
     }
 
-    /// The memfd, for sending to a consumer.
-    pub(crate) fn fd(&self) -> &OwnedFd {
-        &self.fd
+    /// The region's OS handle, for sending to a consumer.
+    pub(crate) fn handle(&self) -> &OwnedOsHandle {
+        self.region.handle()
     }
 
     /// Bytes per slot region.
@@ -258,7 +202,7 @@ impl HostRing {
         if self.path == TransferPath::CpuCopy {
             let n = self.frame_bytes;
             let src = &self.buffers[slot].bytes()[..n];
-            self.shm.slot(slot, self.slot_bytes as usize)[..n].copy_from_slice(src);
+            self.region.slot(slot, self.slot_bytes as usize)[..n].copy_from_slice(src);
         }
         Ok(())
     }
@@ -275,7 +219,7 @@ impl HostRing {
         }
         if self.path == TransferPath::CpuCopy {
             let n = self.frame_bytes;
-            let region = self.shm.slot(slot, self.slot_bytes as usize);
+            let region = self.region.slot(slot, self.slot_bytes as usize);
             self.buffers[slot].bytes_mut()[..n].copy_from_slice(&region[..n]);
         }
         copy(
