@@ -21,7 +21,8 @@ use crate::vulkan::transfer::{copy, Direction};
 use crate::vulkan::{TransferPath, VulkanTexture, VulkanTextureShareManager};
 use crate::{Error, Result, SharedTexture};
 
-/// Slot regions are aligned to this (≥ any `minImportedHostPointerAlignment` seen: 4 KiB).
+/// Slot regions are multiples of this (≥ any `minImportedHostPointerAlignment` seen: 4 KiB;
+/// a device that needs more, or a mapping that starts less aligned, takes the CPU copy).
 const SLOT_ALIGN: u64 = 64 * 1024;
 
 /// One side's view of the ring: per slot, a buffer its device copies to or from.
@@ -126,13 +127,32 @@ impl HostRing {
         let can_import = !forced_cpu
             && manager.caps()?.external_memory_host
             && dev.external_memory_host_enabled();
-        let imported: Result<Vec<Buffer>> = if can_import {
+        // Slot regions start at the mapping plus multiples of `slot_bytes`: the device's import
+        // alignment must divide both.
+        let aligned = |align: u64| {
+            (region.as_ptr() as usize as u64).is_multiple_of(align)
+                && slot_bytes.is_multiple_of(align)
+        };
+        let imported: Result<Vec<Buffer>> = if !can_import {
+            Err(Error::unsupported(
+                "VK_EXT_external_memory_host",
+                "not enabled on this device",
+            ))
+        } else if !aligned(Buffer::host_pointer_alignment(dev)) {
+            Err(Error::unsupported(
+                "importing the host ring",
+                format!(
+                    "the device needs {}-byte aligned host pointers",
+                    Buffer::host_pointer_alignment(dev)
+                ),
+            ))
+        } else {
             (0..slots)
                 .map(|s| {
-                    // SAFETY: slot regions are page-aligned (mappings start page-aligned and
-                    // `slot_bytes` is a multiple of 64 KiB), `slot_bytes` long, inside the
-                    // mapping (its length is `slots * slot_bytes`), and `region` outlives the
-                    // buffers (field order of `Self`).
+                    // SAFETY: each slot region is aligned to the device's import alignment
+                    // (checked above), `slot_bytes` long (a multiple of that alignment),
+                    // inside the mapping (its length is `slots * slot_bytes`), and `region`
+                    // outlives the buffers (field order of `Self`).
                     unsafe {
                         Buffer::import_host(
                             dev,
@@ -143,11 +163,6 @@ impl HostRing {
                     }
                 })
                 .collect()
-        } else {
-            Err(Error::unsupported(
-                "VK_EXT_external_memory_host",
-                "not enabled on this device",
-            ))
         };
         let (path, buffers) = match imported {
             Ok(b) => (TransferPath::HostMemory, b),

@@ -101,6 +101,21 @@ impl Buffer {
     }
 
     /// A whole-buffer memory barrier from `src` to `dst` accesses, no ownership transfer.
+    /// `VkPhysicalDeviceExternalMemoryHostPropertiesEXT::minImportedHostPointerAlignment`
+    /// (at least 4 KiB): what [`Self::import_host`] needs of its pointer and size. Only for a
+    /// device that offers `VK_EXT_external_memory_host`.
+    pub(crate) fn host_pointer_alignment(dev: &SharedDevice) -> u64 {
+        let mut host = vk::PhysicalDeviceExternalMemoryHostPropertiesEXT::default();
+        let mut props = vk::PhysicalDeviceProperties2::default().push_next(&mut host);
+        // SAFETY: `physical` belongs to `instance`; the chained struct is the extension's,
+        // which the device offers (the caller's precondition).
+        unsafe {
+            dev.instance
+                .get_physical_device_properties2(dev.physical, &mut props)
+        };
+        host.min_imported_host_pointer_alignment.max(4096)
+    }
+
     /// A buffer over `size` bytes of host memory at `ptr`, imported with
     /// `VK_EXT_external_memory_host` (the device never copies it: its GPU reads and writes
     /// that memory). [`Self::bytes`] reads it.

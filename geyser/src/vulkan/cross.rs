@@ -19,7 +19,6 @@ use ash::vk;
 
 use super::buffer::Buffer;
 use super::caps::DeviceCaps;
-use super::context::SharedDevice;
 use super::image::VulkanTexture;
 use super::manager::VulkanTextureShareManager;
 use super::submit::Submitter;
@@ -153,19 +152,6 @@ impl std::fmt::Debug for CrossDeviceTransfer {
     }
 }
 
-/// `VkPhysicalDeviceExternalMemoryHostPropertiesEXT::minImportedHostPointerAlignment`.
-fn host_pointer_alignment(dev: &SharedDevice) -> u64 {
-    let mut host = vk::PhysicalDeviceExternalMemoryHostPropertiesEXT::default();
-    let mut props = vk::PhysicalDeviceProperties2::default().push_next(&mut host);
-    // SAFETY: `physical` belongs to `instance`; the chained struct is the extension's, which
-    // the device offers (checked by the caller through its caps).
-    unsafe {
-        dev.instance
-            .get_physical_device_properties2(dev.physical, &mut props)
-    };
-    host.min_imported_host_pointer_alignment.max(4096)
-}
-
 impl CrossDeviceTransfer {
     /// A transfer for textures like `desc` from `src`'s device to `dst`'s, on the best
     /// copying path both devices offer ([`TransferPath::best_copy`]).
@@ -231,7 +217,8 @@ impl CrossDeviceTransfer {
                         ));
                     }
                 }
-                let align = host_pointer_alignment(src_dev).max(host_pointer_alignment(dst_dev));
+                let align = Buffer::host_pointer_alignment(src_dev)
+                    .max(Buffer::host_pointer_alignment(dst_dev));
                 let rounded = size.div_ceil(align) * align;
                 let host = HostAllocation::new(rounded, align)?;
                 // SAFETY: `host` is a live, `align`-aligned allocation of `rounded` bytes, and
