@@ -325,6 +325,7 @@ pub fn run(args: &DemoArgs) -> geyser::Result<bool> {
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let mut producer_status = None;
+    let mut stopped_producer = false;
     loop {
         let done = pstate.lock().unwrap_or_else(|p| p.into_inner()).progress;
         bar.set_position(done);
@@ -350,14 +351,16 @@ pub fn run(args: &DemoArgs) -> geyser::Result<bool> {
         if producer_status.is_some() && all_consumers_done {
             break;
         }
-        if producer_status.is_none() && all_consumers_done {
-            // Every consumer has exited: if one failed before the stream ended, the producer
-            // would wait for it until its timeout; stop it.
+        if producer_status.is_none() {
+            // A consumer failed before the stream ended: the demo has failed, and the producer
+            // would wait for it (and the other consumers for frames) until their timeouts.
+            // Stop the producer; the other consumers then see it gone at once.
             let failed = consumers
                 .iter_mut()
                 .any(|(c, _)| matches!(c.try_wait(), Ok(Some(st)) if !st.success()));
-            if failed {
+            if failed && !stopped_producer {
                 let _ = producer.kill();
+                stopped_producer = true;
             }
         }
         if let Some(st) = producer_status {
@@ -390,6 +393,10 @@ pub fn run(args: &DemoArgs) -> geyser::Result<bool> {
             "producer: {} frames presented in {:.2} s ({:.1} fps), sync offered: {}",
             r.frames, r.seconds, r.fps, r.sync
         ),
+        _ if stopped_producer => {
+            ok = false;
+            println!("producer stopped: a consumer failed (below)");
+        }
         _ => {
             ok = false;
             println!("producer FAILED ({producer_status:?}):");
