@@ -4,7 +4,7 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::io::Errno;
@@ -16,6 +16,7 @@ use rustix::net::{
 use super::fd_passing;
 pub use super::peer::{PeerCredentials, PeerPolicy};
 use super::protocol::{decode, encode_into, Message, HEADER_BYTES, MAX_MESSAGE_BYTES};
+use super::transport::recv_within;
 use crate::{Error, Result};
 
 /// The directory endpoint sockets live in: `$GEYSER_RUNTIME_DIR`, else
@@ -346,25 +347,19 @@ impl Connection {
 
     /// Waits for one message (at most `timeout`; forever with `None`).
     pub fn recv(&mut self, timeout: Option<Duration>) -> Result<(Message, Vec<OwnedFd>)> {
-        // A timeout too long to represent waits forever.
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        loop {
-            if let Some(m) = self.try_recv()? {
-                return Ok(m);
-            }
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            if left.is_some_and(|l| l.is_zero()) {
-                return Err(Error::Timeout("no message from the peer".into()));
-            }
-            let ts = left.map(|l| rustix::time::Timespec {
-                tv_sec: i64::try_from(l.as_secs()).unwrap_or(i64::MAX),
-                tv_nsec: l.subsec_nanos() as i64,
-            });
-            let mut pfd = [PollFd::new(&self.fd, PollFlags::IN)];
-            match poll(&mut pfd, ts.as_ref()) {
-                Ok(_) | Err(Errno::INTR) => {}
-                Err(e) => return Err(Error::Io(e.into())),
-            }
+        recv_within(self, timeout, Self::try_recv, Self::wait_readable)
+    }
+
+    /// Waits until a message may be queued, at most `left` (forever with `None`).
+    fn wait_readable(&mut self, left: Option<Duration>) -> Result<()> {
+        let ts = left.map(|l| rustix::time::Timespec {
+            tv_sec: i64::try_from(l.as_secs()).unwrap_or(i64::MAX),
+            tv_nsec: l.subsec_nanos() as i64,
+        });
+        let mut pfd = [PollFd::new(&self.fd, PollFlags::IN)];
+        match poll(&mut pfd, ts.as_ref()) {
+            Ok(_) | Err(Errno::INTR) => Ok(()),
+            Err(e) => Err(Error::Io(e.into())),
         }
     }
 

@@ -29,7 +29,7 @@ use std::os::windows::io::{AsRawHandle, BorrowedHandle, FromRawHandle, OwnedHand
 use std::path::{Path, PathBuf};
 use std::ptr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use windows_sys::Win32::Foundation::{
     DuplicateHandle, GetLastError, LocalFree, DUPLICATE_CLOSE_SOURCE, DUPLICATE_SAME_ACCESS,
@@ -62,6 +62,7 @@ use windows_sys::Win32::System::IO::{CancelIoEx, GetOverlappedResult, OVERLAPPED
 use super::handle_block::{self, MAX_BLOCK_BYTES, MAX_PIPE_MESSAGE_BYTES};
 use super::peer::{PeerCredentials, PeerPolicy};
 use super::protocol::{self, Message, HEADER_BYTES, MAX_MESSAGE_BYTES, MAX_STRING};
+use super::transport::recv_within;
 use crate::{Error, Result};
 
 /// How long [`PipeConnection::connect`] waits for a busy pipe to offer an instance, in ms.
@@ -839,18 +840,9 @@ impl PipeConnection {
 
     /// Waits for one message (at most `timeout`; forever with `None`).
     pub fn recv(&mut self, timeout: Option<Duration>) -> Result<(Message, Vec<OwnedHandle>)> {
-        // A timeout too long to represent waits forever.
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        loop {
-            if let Some(m) = self.try_recv()? {
-                return Ok(m);
-            }
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            if left.is_some_and(|l| l.is_zero()) {
-                return Err(Error::Timeout("no message from the peer".into()));
-            }
-            self.read.wait_event(left)?;
-        }
+        recv_within(self, timeout, Self::try_recv, |conn, left| {
+            conn.read.wait_event(left)
+        })
     }
 
     /// Decodes the `n` bytes the last read delivered and takes ownership of the handles the
@@ -925,6 +917,7 @@ fn close_remote(peer: &OwnedHandle, remote: HANDLE) {
 mod tests {
     use std::io::{Read, Seek, Write};
     use std::process::{Child, Command};
+    use std::time::Instant;
 
     use super::super::protocol::SyncMode;
     use super::super::shm::SharedRegion;

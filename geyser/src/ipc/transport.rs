@@ -3,12 +3,37 @@
 //! Both offer the same calls (bind/accept, connect, send with OS handles, recv with a timeout,
 //! try_recv, peer checks), and [`Poller`] waits on a listener and its connections at once.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use crate::{Error, Result};
 
 #[cfg(unix)]
 pub(crate) use super::endpoint::{Connection, Listener};
 #[cfg(windows)]
 pub(crate) use super::pipe::{PipeConnection as Connection, PipeServer as Listener};
+
+/// A blocking receive built from a connection's non-blocking one: takes a message as soon as
+/// `try_recv` has one, else waits with `wait` (given the time left; `None`: forever) and tries
+/// again; [`Error::Timeout`] once `timeout` has passed (a timeout too long to represent waits
+/// forever).
+pub(crate) fn recv_within<C, T>(
+    conn: &mut C,
+    timeout: Option<Duration>,
+    try_recv: fn(&mut C) -> Result<Option<T>>,
+    wait: fn(&mut C, Option<Duration>) -> Result<()>,
+) -> Result<T> {
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    loop {
+        if let Some(m) = try_recv(conn)? {
+            return Ok(m);
+        }
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if left.is_some_and(|l| l.is_zero()) {
+            return Err(Error::Timeout("no message from the peer".into()));
+        }
+        wait(conn, left)?;
+    }
+}
 
 /// Most connections one [`Poller`] waits on. On Windows `WaitForMultipleObjects` takes at most
 /// 64 handles, one of which is the listener's; on Unix `poll` has no such limit, and the same
