@@ -11,6 +11,7 @@
 //! Vulkan↔Metal through MoltenVK's `VK_EXT_metal_objects` (export an `IOSurfaceRef` or
 //! `MTLSharedEvent` from a `VkDeviceMemory`/`VkSemaphore`, import one into Vulkan).
 
+pub mod mach_wire;
 pub mod plan;
 
 #[cfg(all(feature = "metal", target_vendor = "apple"))]
