@@ -16,6 +16,8 @@ pub mod plan;
 
 #[cfg(all(feature = "metal", target_vendor = "apple"))]
 mod event;
+#[cfg(all(feature = "metal", target_os = "macos"))]
+pub mod mach;
 #[cfg(all(feature = "metal", target_vendor = "apple"))]
 mod manager;
 #[cfg(all(feature = "metal", target_vendor = "apple"))]
