@@ -292,7 +292,7 @@ pub fn parse(buf: &[u8]) -> Result<Parsed> {
     let size = get_u32(buf, 4).ok_or_else(short)? as usize;
     let reply_port = get_u32(buf, 8).ok_or_else(short)?;
     let id = get_u32(buf, 20).ok_or_else(short)? as i32;
-    if size < HEADER_BYTES || size % 4 != 0 || size > buf.len() {
+    if size < HEADER_BYTES || !size.is_multiple_of(4) || size > buf.len() {
         return Err(protocol(format!(
             "mach message size {size} is not a multiple of 4 within {HEADER_BYTES}..={}",
             buf.len()
@@ -519,9 +519,9 @@ mod tests {
         buf[..size].copy_from_slice(&sent[..size]);
         put_u32(&mut buf, 8, PORT_NULL);
         let count = get_u32(&buf, HEADER_BYTES).unwrap() as usize;
-        for i in 0..count {
+        for (i, &name) in names.iter().enumerate().take(count) {
             let at = Layout::descriptor(i);
-            put_u32(&mut buf, at, names[i]);
+            put_u32(&mut buf, at, name);
             buf[at + 10] = match buf[at + 10] {
                 MSG_TYPE_COPY_SEND | MSG_TYPE_MAKE_SEND => MSG_TYPE_MOVE_SEND,
                 other => other,
