@@ -1,6 +1,7 @@
 //! Shares an IOSurface-backed Metal texture between two `MTLTexture` objects through the
 //! `TextureShareManager` trait, then hands the surface out as a mach port and opens it again,
-//! as another process would. macOS/iOS only (feature `metal`); elsewhere it says so and exits
+//! as another process would, and orders two command queues with an `MTLSharedEvent` timeline
+//! (`encode_wait`/`encode_signal`). macOS/iOS only (feature `metal`); elsewhere it says so and exits
 //! with 0. Compiles in CI for Apple targets; never run on Apple hardware.
 
 #[cfg(target_vendor = "apple")]
@@ -8,6 +9,8 @@ fn main() -> geyser::Result<()> {
     use geyser::common::{TextureDescriptor, TextureFormat, TextureUsage};
     use geyser::metal::{MetalSharedEvent, MetalTextureShareManager};
     use geyser::TextureShareManager;
+    use objc2_metal::{MTLCommandBuffer, MTLCommandQueue, MTLDevice};
+    use std::time::Duration;
 
     let manager = MetalTextureShareManager::create_default()?;
     let desc = TextureDescriptor {
@@ -27,10 +30,36 @@ fn main() -> geyser::Result<()> {
     println!("through a mach port: {reopened:?}");
     manager.release_texture_handle(handle)?;
 
+    // The sync model within a process: a producer queue signals 2 when "frame 2" is done, a
+    // consumer queue's command buffer waits for 2 before it runs and signals 3 after; the host
+    // only waits for the end. (Empty command buffers: the point is the ordering.)
     let event = MetalSharedEvent::new(&manager)?;
     event.signal(1)?;
-    event.wait(1, std::time::Duration::from_secs(1))?;
-    println!("MTLSharedEvent at {}", event.value());
+    event.wait(1, Duration::from_secs(1))?;
+    let nil = |what: &str| geyser::Error::unsupported(what, "Metal returned nil");
+    let device = manager.device();
+    let producer = device
+        .newCommandQueue()
+        .ok_or_else(|| nil("newCommandQueue"))?;
+    let consumer = device
+        .newCommandQueue()
+        .ok_or_else(|| nil("newCommandQueue"))?;
+    let consume = consumer
+        .commandBuffer()
+        .ok_or_else(|| nil("commandBuffer"))?;
+    event.encode_wait(&consume, 2);
+    event.encode_signal(&consume, 3);
+    consume.commit(); // waits on the GPU, not here
+    let produce = producer
+        .commandBuffer()
+        .ok_or_else(|| nil("commandBuffer"))?;
+    event.encode_signal(&produce, 2);
+    produce.commit();
+    event.wait(3, Duration::from_secs(5))?;
+    println!(
+        "MTLSharedEvent timeline: host 1, producer queue 2, consumer queue 3; now at {}",
+        event.value()
+    );
     Ok(())
 }
 

@@ -9,7 +9,9 @@
 //!   handles duplicated into the peer), with a ring of frames and GPU (timeline) or
 //!   host-synchronized handoff.
 //! - [`metal`] (feature `metal`, macOS/iOS): IOSurface-backed `MTLTexture`s and
-//!   `MTLSharedEvent`; its platform-independent planning ([`metal::plan`]) is always built.
+//!   `MTLSharedEvent`, and on macOS a mach-message transport that moves IOSurface ports
+//!   between processes; its platform-independent parts ([`metal::plan`],
+//!   [`metal::mach_wire`]) are always built.
 //!
 //! Windows and Apple code compiles in CI for those targets (`scripts/check-targets`) and has
 //! never run on real hardware; see the README's "Platforms" section.

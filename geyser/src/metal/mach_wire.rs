@@ -1,0 +1,808 @@
+//! The memory layout of the mach messages that Geyser's macOS transport
+//! (`geyser::metal::mach`, macOS only) sends, and the checks every received message passes before
+//! anything acts on it. Pure logic over byte buffers, compiled and unit-tested on every
+//! platform, so the offsets, caps and refusals are pinned where CI can run them.
+//!
+//! One message, as `mach_msg` sees it on 64-bit Darwin (little-endian, native `u32` fields;
+//! `<mach/message.h>` packs these structs to 4 bytes):
+//!
+//! ```text
+//! offset      size  field
+//! 0           24    mach_msg_header_t: bits, size, remote port, local port, voucher, id
+//! 24          4     mach_msg_body_t: descriptor count n (the COMPLEX bit is always set)
+//! 28          12*n  mach_msg_port_descriptor_t: name, pad1, pad2:16 disposition:8 type:8
+//! 28+12n      4     body length L
+//! 32+12n      L     body bytes, then zeros up to a multiple of 4 (msgh_size)
+//! msgh_size   52    (received only) mach_msg_audit_trailer_t, which the receiver asks for
+//! ```
+//!
+//! Two message ids: [`MSG_ID_CONNECT`] (a client's first message to a registered service:
+//! exactly two descriptors, the receive right of the client-to-server queue and a send right
+//! to the server-to-client queue, no body) and [`MSG_ID_DATA`] (up to [`MAX_PORTS`] send
+//! rights and up to [`MAX_BODY_BYTES`] of body). The kernel's no-senders notification
+//! ([`MSG_ID_NO_SENDERS`]) tells a receiver that its peer is gone.
+
+use std::ops::Range;
+use std::time::Duration;
+
+use crate::{Error, Result};
+
+/// Prefix of every bootstrap service name Geyser registers: endpoint `cam` is `geyser.cam`.
+pub const SERVICE_PREFIX: &str = "geyser.";
+/// Longest endpoint name (before [`SERVICE_PREFIX`]), as for Unix sockets and named pipes.
+pub const MAX_NAME_BYTES: usize = 64;
+/// Largest body of one message: the cap of Geyser's wire frames
+/// (`ipc::protocol::MAX_MESSAGE_BYTES`), so any frame fits inline.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Most port rights one data message carries (`ipc::protocol::MAX_FDS_PER_MESSAGE`).
+pub const MAX_PORTS: usize = 16;
+/// Descriptors of a connect message: the client-to-server receive right, the
+/// server-to-client send right.
+pub const CONNECT_PORTS: usize = 2;
+
+/// `sizeof(mach_msg_header_t)`.
+pub const HEADER_BYTES: usize = 24;
+/// `sizeof(mach_msg_body_t)`.
+pub const BODY_COUNT_BYTES: usize = 4;
+/// `sizeof(mach_msg_port_descriptor_t)` in a 64-bit task (sent and received alike).
+pub const PORT_DESCRIPTOR_BYTES: usize = 12;
+/// The body length field.
+pub const LENGTH_BYTES: usize = 4;
+/// `sizeof(mach_msg_audit_trailer_t)`: type, size, seqno, security token (2 words), audit
+/// token (8 words).
+pub const AUDIT_TRAILER_BYTES: usize = 52;
+/// `sizeof(mach_msg_max_trailer_t)` (`mach_msg_mac_trailer_t`): the most a trailer can take.
+pub const MAX_TRAILER_BYTES: usize = 68;
+/// Largest message either side sends: a connect message's two ports plus a full data
+/// message's, and a full body (already a multiple of 4).
+pub const MAX_SEND_BYTES: usize = HEADER_BYTES
+    + BODY_COUNT_BYTES
+    + (MAX_PORTS + CONNECT_PORTS) * PORT_DESCRIPTOR_BYTES
+    + LENGTH_BYTES
+    + MAX_BODY_BYTES;
+/// Size of a receive buffer: the largest message and the largest trailer. A larger message
+/// fails with `MACH_RCV_TOO_LARGE` and the kernel destroys it (we never pass
+/// `MACH_RCV_LARGE`).
+pub const RECV_BUFFER_BYTES: usize = MAX_SEND_BYTES + MAX_TRAILER_BYTES;
+
+/// `MACH_MSGH_BITS_COMPLEX`.
+pub const MSGH_BITS_COMPLEX: u32 = 0x8000_0000;
+/// `MACH_MSGH_BITS_REMOTE_MASK`.
+pub const MSGH_BITS_REMOTE_MASK: u32 = 0x1f;
+/// `MACH_MSG_TYPE_MOVE_RECEIVE`, and `MACH_MSG_TYPE_PORT_RECEIVE` once received.
+pub const MSG_TYPE_MOVE_RECEIVE: u8 = 16;
+/// `MACH_MSG_TYPE_MOVE_SEND`, and `MACH_MSG_TYPE_PORT_SEND` once received.
+pub const MSG_TYPE_MOVE_SEND: u8 = 17;
+/// `MACH_MSG_TYPE_COPY_SEND`.
+pub const MSG_TYPE_COPY_SEND: u8 = 19;
+/// `MACH_MSG_TYPE_MAKE_SEND`.
+pub const MSG_TYPE_MAKE_SEND: u8 = 20;
+/// `MACH_MSG_PORT_DESCRIPTOR`.
+pub const PORT_DESCRIPTOR_TYPE: u8 = 0;
+/// `MACH_PORT_NULL`.
+pub const PORT_NULL: u32 = 0;
+/// `MACH_PORT_DEAD`.
+pub const PORT_DEAD: u32 = !0;
+/// `MACH_MSG_TRAILER_FORMAT_0`.
+pub const TRAILER_FORMAT_0: u32 = 0;
+/// `MACH_RCV_TRAILER_AUDIT`.
+pub const RCV_TRAILER_AUDIT: u32 = 3;
+/// The receive options that ask for the audit trailer:
+/// `MACH_RCV_TRAILER_TYPE(MACH_MSG_TRAILER_FORMAT_0) | MACH_RCV_TRAILER_ELEMENTS(MACH_RCV_TRAILER_AUDIT)`.
+pub const RCV_AUDIT_TRAILER_OPTIONS: i32 =
+    (((TRAILER_FORMAT_0 & 0xf) << 28) | ((RCV_TRAILER_AUDIT & 0xf) << 24)) as i32;
+
+/// `msgh_id` of a client's connect message (`GYS` and 1).
+pub const MSG_ID_CONNECT: i32 = 0x4759_5301;
+/// `msgh_id` of a data message (`GYS` and 2).
+pub const MSG_ID_DATA: i32 = 0x4759_5302;
+/// `MACH_NOTIFY_NO_SENDERS`: the kernel's notice that no send right to a port is left.
+pub const MSG_ID_NO_SENDERS: i32 = 0o106;
+
+/// The bootstrap service name of endpoint `name`: [`SERVICE_PREFIX`] and the name. Names are
+/// 1 to [`MAX_NAME_BYTES`] ASCII letters, digits, `-`, `_` or `.`
+/// ([`Error::InvalidArgument`] otherwise), as on Unix and Windows.
+pub fn service_name(name: &str) -> Result<String> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME_BYTES
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if !ok {
+        return Err(Error::InvalidArgument {
+            what: "endpoint name",
+            reason: format!(
+                "`{}` must be 1 to {MAX_NAME_BYTES} ASCII letters, digits, `-`, `_` or `.`",
+                name.chars().take(2 * MAX_NAME_BYTES).collect::<String>()
+            ),
+        });
+    }
+    Ok(format!("{SERVICE_PREFIX}{name}"))
+}
+
+/// A receive timeout in milliseconds for `mach_msg` (`MACH_RCV_TIMEOUT`): `None` waits
+/// forever (no timeout option). Rounded up, so a non-zero wait never becomes a poll;
+/// saturates at `u32::MAX` ms (about 49 days).
+pub fn timeout_ms(timeout: Option<Duration>) -> Option<u32> {
+    let t = timeout?;
+    let ms = t.as_millis() + u128::from(t.subsec_nanos() % 1_000_000 != 0);
+    Some(u32::try_from(ms).unwrap_or(u32::MAX))
+}
+
+const fn round4(n: usize) -> usize {
+    (n + 3) & !3
+}
+
+/// Where each part of a message with `ports` descriptors and a `body`-byte body lies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// Descriptor count.
+    pub ports: usize,
+    /// Body bytes.
+    pub body: usize,
+}
+
+impl Layout {
+    /// The layout of a message we send: [`Error::InvalidArgument`] past [`MAX_BODY_BYTES`] or
+    /// [`MAX_PORTS`] + [`CONNECT_PORTS`] descriptors.
+    pub fn new(ports: usize, body: usize) -> Result<Self> {
+        if body > MAX_BODY_BYTES {
+            return Err(Error::InvalidArgument {
+                what: "mach message body",
+                reason: format!("{body} bytes; at most {MAX_BODY_BYTES} travel in one message"),
+            });
+        }
+        if ports > MAX_PORTS + CONNECT_PORTS {
+            return Err(Error::InvalidArgument {
+                what: "mach message ports",
+                reason: format!("{ports} ports; at most {MAX_PORTS} travel in one message"),
+            });
+        }
+        Ok(Self { ports, body })
+    }
+
+    /// Offset of descriptor `i`.
+    pub const fn descriptor(i: usize) -> usize {
+        HEADER_BYTES + BODY_COUNT_BYTES + i * PORT_DESCRIPTOR_BYTES
+    }
+
+    /// Offset of the body length field.
+    pub const fn length_offset(&self) -> usize {
+        Self::descriptor(self.ports)
+    }
+
+    /// Offset of the body.
+    pub const fn body_offset(&self) -> usize {
+        self.length_offset() + LENGTH_BYTES
+    }
+
+    /// `msgh_size`: everything up to the end of the body, rounded up to 4 bytes (`mach_msg`
+    /// refuses other sizes).
+    pub const fn size(&self) -> usize {
+        round4(self.body_offset() + self.body)
+    }
+}
+
+/// A port right to put in a message: its name in this task and what the kernel should do with
+/// it (`MACH_MSG_TYPE_COPY_SEND`, `MAKE_SEND`, `MOVE_RECEIVE`…).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outgoing {
+    /// The port name.
+    pub name: u32,
+    /// The disposition (one of the `MSG_TYPE_*` values).
+    pub disposition: u8,
+}
+
+fn put_u32(buf: &mut [u8], at: usize, v: u32) {
+    buf[at..at + 4].copy_from_slice(&v.to_ne_bytes());
+}
+
+fn get_u32(buf: &[u8], at: usize) -> Option<u32> {
+    let bytes = buf.get(at..at.checked_add(4)?)?;
+    Some(u32::from_ne_bytes(bytes.try_into().ok()?))
+}
+
+/// Writes a complex message to `remote` (`MACH_MSG_TYPE_COPY_SEND`, no reply port) into the
+/// start of `buf` and returns its size. [`Error::InvalidArgument`] past the caps or when `buf`
+/// is too small.
+pub fn encode(
+    buf: &mut [u8],
+    remote: u32,
+    id: i32,
+    ports: &[Outgoing],
+    body: &[u8],
+) -> Result<usize> {
+    let layout = Layout::new(ports.len(), body.len())?;
+    let size = layout.size();
+    if buf.len() < size {
+        return Err(Error::InvalidArgument {
+            what: "mach message buffer",
+            reason: format!("{} bytes, the message needs {size}", buf.len()),
+        });
+    }
+    let buf = &mut buf[..size];
+    put_u32(buf, 0, u32::from(MSG_TYPE_COPY_SEND) | MSGH_BITS_COMPLEX);
+    // `size` is at most MAX_SEND_BYTES, far below u32::MAX.
+    put_u32(buf, 4, size as u32);
+    put_u32(buf, 8, remote);
+    put_u32(buf, 12, PORT_NULL); // local (reply) port
+    put_u32(buf, 16, PORT_NULL); // voucher
+    put_u32(buf, 20, id as u32);
+    put_u32(buf, HEADER_BYTES, ports.len() as u32);
+    for (i, port) in ports.iter().enumerate() {
+        let at = Layout::descriptor(i);
+        put_u32(buf, at, port.name);
+        put_u32(buf, at + 4, 0); // pad1
+        buf[at + 8..at + 10].fill(0); // pad2
+        buf[at + 10] = port.disposition;
+        buf[at + 11] = PORT_DESCRIPTOR_TYPE;
+    }
+    put_u32(buf, layout.length_offset(), body.len() as u32);
+    let start = layout.body_offset();
+    buf[start..start + body.len()].copy_from_slice(body);
+    buf[start + body.len()..].fill(0);
+    Ok(size)
+}
+
+/// Who sent a received message, from its audit trailer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sender {
+    /// Effective uid (audit token word 1).
+    pub euid: u32,
+    /// Process id (audit token word 5); 0 for the kernel.
+    pub pid: i32,
+}
+
+/// A received message whose structure checked out: where its parts are in the buffer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Parsed {
+    /// `msgh_id`.
+    pub id: i32,
+    /// Whether `MACH_MSGH_BITS_COMPLEX` is set.
+    pub complex: bool,
+    /// `msgh_remote_port` as received: the reply right the sender attached, if any.
+    pub reply_port: u32,
+    /// Number of port descriptors (every descriptor is one).
+    pub ports: usize,
+    /// Where the body lies in the buffer (empty for simple messages).
+    pub body: Range<usize>,
+    /// From the audit trailer.
+    pub sender: Sender,
+}
+
+impl Parsed {
+    /// Whether this is the kernel's no-senders notification (a simple message with that id).
+    pub fn is_no_senders(&self) -> bool {
+        !self.complex && self.id == MSG_ID_NO_SENDERS
+    }
+}
+
+fn protocol(reason: impl Into<String>) -> Error {
+    Error::Protocol(reason.into())
+}
+
+/// Checks the structure of a message `mach_msg` received into `buf` with
+/// [`RCV_AUDIT_TRAILER_OPTIONS`]: sizes within the buffer, an audit trailer, every descriptor
+/// a port descriptor, at most [`MAX_PORTS`] + [`CONNECT_PORTS`] of them, a body length that
+/// matches `msgh_size` and at most [`MAX_BODY_BYTES`]. [`Error::Protocol`] otherwise; the
+/// caller then destroys the message (`mach_msg_destroy`) so that no right it carries leaks.
+pub fn parse(buf: &[u8]) -> Result<Parsed> {
+    let short = || protocol("mach message shorter than its header");
+    let bits = get_u32(buf, 0).ok_or_else(short)?;
+    let size = get_u32(buf, 4).ok_or_else(short)? as usize;
+    let reply_port = get_u32(buf, 8).ok_or_else(short)?;
+    let id = get_u32(buf, 20).ok_or_else(short)? as i32;
+    if size < HEADER_BYTES || !size.is_multiple_of(4) || size > buf.len() {
+        return Err(protocol(format!(
+            "mach message size {size} is not a multiple of 4 within {HEADER_BYTES}..={}",
+            buf.len()
+        )));
+    }
+    let sender = audit_sender(buf, size)?;
+    let complex = bits & MSGH_BITS_COMPLEX != 0;
+    if !complex {
+        return Ok(Parsed {
+            id,
+            complex,
+            reply_port,
+            ports: 0,
+            body: 0..0,
+            sender,
+        });
+    }
+    let count = get_u32(buf, HEADER_BYTES)
+        .filter(|_| size >= HEADER_BYTES + BODY_COUNT_BYTES)
+        .ok_or_else(|| protocol("complex mach message without a descriptor count"))?
+        as usize;
+    if count > MAX_PORTS + CONNECT_PORTS {
+        return Err(protocol(format!(
+            "{count} descriptors in one message; at most {MAX_PORTS} ports travel in one"
+        )));
+    }
+    for i in 0..count {
+        // Every earlier descriptor is a 12-byte port descriptor, so this offset is right; the
+        // type byte sits at +11 in every 64-bit descriptor kind, so reading it is too.
+        let at = Layout::descriptor(i);
+        if at + PORT_DESCRIPTOR_BYTES > size {
+            return Err(protocol("mach message ends inside its descriptors"));
+        }
+        if buf[at + 11] != PORT_DESCRIPTOR_TYPE {
+            return Err(protocol(format!(
+                "descriptor {i} is of type {}, not a port (out-of-line memory is refused)",
+                buf[at + 11]
+            )));
+        }
+    }
+    let layout = Layout {
+        ports: count,
+        body: 0,
+    };
+    let len = get_u32(buf, layout.length_offset())
+        .filter(|_| layout.body_offset() <= size)
+        .ok_or_else(|| protocol("mach message without a body length"))? as usize;
+    if len > MAX_BODY_BYTES {
+        return Err(protocol(format!(
+            "body of {len} bytes exceeds {MAX_BODY_BYTES}"
+        )));
+    }
+    let layout = Layout {
+        ports: count,
+        body: len,
+    };
+    if layout.size() != size {
+        return Err(protocol(format!(
+            "body length {len} does not match the message size {size}"
+        )));
+    }
+    Ok(Parsed {
+        id,
+        complex,
+        reply_port,
+        ports: count,
+        body: layout.body_offset()..layout.body_offset() + len,
+        sender,
+    })
+}
+
+/// The audit trailer after a message of `size` bytes.
+fn audit_sender(buf: &[u8], size: usize) -> Result<Sender> {
+    let at = round4(size);
+    let missing = || protocol("mach message without the audit trailer it was received with");
+    let kind = get_u32(buf, at).ok_or_else(missing)?;
+    let len = get_u32(buf, at + 4).ok_or_else(missing)? as usize;
+    if kind != TRAILER_FORMAT_0 || len < AUDIT_TRAILER_BYTES || at + AUDIT_TRAILER_BYTES > buf.len()
+    {
+        return Err(missing());
+    }
+    // type, size, seqno, security token (2 words), then the audit token's 8 words.
+    let audit = at + 20;
+    Ok(Sender {
+        euid: get_u32(buf, audit + 4).ok_or_else(missing)?,
+        pid: get_u32(buf, audit + 20).ok_or_else(missing)? as i32,
+    })
+}
+
+/// Port descriptor `i` of a parsed message: its name and disposition as received.
+pub fn port_at(buf: &[u8], parsed: &Parsed, i: usize) -> Option<(u32, u8)> {
+    if i >= parsed.ports {
+        return None;
+    }
+    let at = Layout::descriptor(i);
+    Some((get_u32(buf, at)?, *buf.get(at + 10)?))
+}
+
+/// What a receiver expects on a port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// A registered service's port: connect messages only.
+    Connect,
+    /// A connection's port: data messages only.
+    Data,
+}
+
+/// Checks a parsed message against what the port expects: the id, no reply right in the
+/// header, and for each descriptor the right kind (a connect message: the receive right, then
+/// a send right, and no body; a data message: send rights only, at most [`MAX_PORTS`]), with
+/// no null or dead names. [`Error::Protocol`] otherwise.
+pub fn check(buf: &[u8], parsed: &Parsed, expect: Expect) -> Result<()> {
+    let (id, name) = match expect {
+        Expect::Connect => (MSG_ID_CONNECT, "connect"),
+        Expect::Data => (MSG_ID_DATA, "data"),
+    };
+    if parsed.id != id || !parsed.complex {
+        return Err(protocol(format!(
+            "expected a {name} message, got id {:#x}{}",
+            parsed.id,
+            if parsed.complex { "" } else { " (simple)" }
+        )));
+    }
+    if parsed.reply_port != PORT_NULL {
+        return Err(protocol("unexpected reply right in a message header"));
+    }
+    let wanted = |i: usize| match (expect, i) {
+        (Expect::Connect, 0) => MSG_TYPE_MOVE_RECEIVE,
+        _ => MSG_TYPE_MOVE_SEND,
+    };
+    match expect {
+        Expect::Connect if parsed.ports != CONNECT_PORTS || !parsed.body.is_empty() => {
+            return Err(protocol(format!(
+                "connect message with {} ports and {} body bytes (expected {CONNECT_PORTS} and 0)",
+                parsed.ports,
+                parsed.body.len()
+            )));
+        }
+        Expect::Data if parsed.ports > MAX_PORTS => {
+            return Err(protocol(format!(
+                "{} ports in one data message; at most {MAX_PORTS}",
+                parsed.ports
+            )));
+        }
+        _ => {}
+    }
+    for i in 0..parsed.ports {
+        let (port, disposition) =
+            port_at(buf, parsed, i).ok_or_else(|| protocol("descriptor outside the message"))?;
+        if port == PORT_NULL || port == PORT_DEAD {
+            return Err(protocol(format!("port {i} arrived null or dead")));
+        }
+        if disposition != wanted(i) {
+            return Err(protocol(format!(
+                "port {i} arrived with disposition {disposition}, expected {}",
+                wanted(i)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A message buffer aligned for `mach_msg_header_t` (8 bytes), zero-initialised.
+#[derive(Clone, Debug)]
+pub struct MessageBuffer {
+    words: Vec<u64>,
+}
+
+impl MessageBuffer {
+    /// A buffer of at least `bytes` bytes.
+    pub fn new(bytes: usize) -> Self {
+        Self {
+            words: vec![0; bytes.div_ceil(8)],
+        }
+    }
+
+    /// Its size in bytes.
+    pub fn len(&self) -> usize {
+        self.words.len() * 8
+    }
+
+    /// Whether it holds no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.words.is_empty()
+    }
+
+    /// Grows it to at least `bytes` bytes.
+    pub fn reserve(&mut self, bytes: usize) {
+        if self.len() < bytes {
+            self.words.resize(bytes.div_ceil(8), 0);
+        }
+    }
+
+    /// The bytes.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: the Vec's `len() * 8` bytes are initialised u64s; u8 has no alignment
+        // requirement and no invalid values; the slice borrows `self`.
+        unsafe { std::slice::from_raw_parts(self.words.as_ptr().cast::<u8>(), self.len()) }
+    }
+
+    /// The bytes, writable.
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        let len = self.len();
+        // SAFETY: as in `bytes`; every byte pattern is a valid u64, so writes through the
+        // slice keep the words valid; the slice borrows `self` mutably.
+        unsafe { std::slice::from_raw_parts_mut(self.words.as_mut_ptr().cast::<u8>(), len) }
+    }
+
+    /// A pointer to the start, for `mach_msg` (8-byte aligned).
+    pub fn as_mut_ptr(&mut self) -> *mut u8 {
+        self.words.as_mut_ptr().cast()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Turns a sent message into what the receiver's buffer holds: the kernel renames the
+    /// rights, turns dispositions into their received form, clears the reply port it was not
+    /// given, and appends the requested audit trailer.
+    fn as_received(sent: &[u8], size: usize, names: &[u32], euid: u32, pid: i32) -> Vec<u8> {
+        let mut buf = vec![0u8; RECV_BUFFER_BYTES];
+        buf[..size].copy_from_slice(&sent[..size]);
+        put_u32(&mut buf, 8, PORT_NULL);
+        let count = get_u32(&buf, HEADER_BYTES).unwrap() as usize;
+        for (i, &name) in names.iter().enumerate().take(count) {
+            let at = Layout::descriptor(i);
+            put_u32(&mut buf, at, name);
+            buf[at + 10] = match buf[at + 10] {
+                MSG_TYPE_COPY_SEND | MSG_TYPE_MAKE_SEND => MSG_TYPE_MOVE_SEND,
+                other => other,
+            };
+        }
+        trailer(&mut buf, size, euid, pid);
+        buf
+    }
+
+    fn trailer(buf: &mut [u8], size: usize, euid: u32, pid: i32) {
+        let at = size;
+        put_u32(buf, at, TRAILER_FORMAT_0);
+        put_u32(buf, at + 4, AUDIT_TRAILER_BYTES as u32);
+        put_u32(buf, at + 20 + 4, euid);
+        put_u32(buf, at + 20 + 20, pid as u32);
+    }
+
+    fn send(ports: &[Outgoing], body: &[u8], id: i32) -> (MessageBuffer, usize) {
+        let mut buf = MessageBuffer::new(MAX_SEND_BYTES);
+        let size = encode(buf.bytes_mut(), 77, id, ports, body).unwrap();
+        (buf, size)
+    }
+
+    #[test]
+    fn layout_offsets_follow_the_mach_structs() {
+        let l = Layout::new(0, 0).unwrap();
+        assert_eq!(l.length_offset(), 28);
+        assert_eq!(l.body_offset(), 32);
+        assert_eq!(l.size(), 32);
+        let l = Layout::new(3, 5).unwrap();
+        assert_eq!(Layout::descriptor(2), 28 + 24);
+        assert_eq!(l.length_offset(), 64);
+        assert_eq!(l.body_offset(), 68);
+        assert_eq!(l.size(), 76); // 73 rounded up to 4
+        assert_eq!(
+            Layout::new(MAX_PORTS + CONNECT_PORTS, MAX_BODY_BYTES)
+                .unwrap()
+                .size(),
+            MAX_SEND_BYTES
+        );
+        assert_eq!(MAX_SEND_BYTES % 4, 0);
+    }
+
+    #[test]
+    fn caps_refuse_big_bodies_and_many_ports() {
+        assert!(matches!(
+            Layout::new(0, MAX_BODY_BYTES + 1),
+            Err(Error::InvalidArgument { .. })
+        ));
+        assert!(matches!(
+            Layout::new(MAX_PORTS + CONNECT_PORTS + 1, 0),
+            Err(Error::InvalidArgument { .. })
+        ));
+        let mut small = [0u8; 16];
+        assert!(encode(&mut small, 1, MSG_ID_DATA, &[], &[]).is_err());
+    }
+
+    #[test]
+    fn encode_writes_header_descriptors_length_and_body() {
+        let ports = [Outgoing {
+            name: 0x1234,
+            disposition: MSG_TYPE_COPY_SEND,
+        }];
+        let (buf, size) = send(&ports, b"hello", MSG_ID_DATA);
+        let b = buf.bytes();
+        assert_eq!(size, 52); // 28 + 12 + 4 + 5, rounded up to 4
+        assert_eq!(get_u32(b, 0), Some(MSGH_BITS_COMPLEX | 19));
+        assert_eq!(get_u32(b, 4), Some(52));
+        assert_eq!(get_u32(b, 8), Some(77));
+        assert_eq!(get_u32(b, 12), Some(0));
+        assert_eq!(get_u32(b, 20), Some(MSG_ID_DATA as u32));
+        assert_eq!(get_u32(b, 24), Some(1));
+        assert_eq!(get_u32(b, 28), Some(0x1234));
+        assert_eq!(&b[36..40], &[0, 0, 19, 0]);
+        assert_eq!(get_u32(b, 40), Some(5));
+        assert_eq!(&b[44..49], b"hello");
+        assert_eq!(&b[49..52], &[0, 0, 0]);
+    }
+
+    #[test]
+    fn a_data_message_round_trips() {
+        let ports = [
+            Outgoing {
+                name: 5,
+                disposition: MSG_TYPE_COPY_SEND,
+            },
+            Outgoing {
+                name: 6,
+                disposition: MSG_TYPE_COPY_SEND,
+            },
+        ];
+        let body: Vec<u8> = (0..=200).collect();
+        let (buf, size) = send(&ports, &body, MSG_ID_DATA);
+        let rx = as_received(buf.bytes(), size, &[0x103, 0x207], 501, 4242);
+        let p = parse(&rx).unwrap();
+        assert_eq!(p.ports, 2);
+        assert_eq!(&rx[p.body.clone()], &body[..]);
+        assert_eq!(
+            p.sender,
+            Sender {
+                euid: 501,
+                pid: 4242
+            }
+        );
+        assert_eq!(port_at(&rx, &p, 1), Some((0x207, MSG_TYPE_MOVE_SEND)));
+        assert_eq!(port_at(&rx, &p, 2), None);
+        check(&rx, &p, Expect::Data).unwrap();
+        assert!(check(&rx, &p, Expect::Connect).is_err());
+    }
+
+    #[test]
+    fn a_connect_message_carries_the_receive_right_then_a_send_right() {
+        let ports = [
+            Outgoing {
+                name: 9,
+                disposition: MSG_TYPE_MOVE_RECEIVE,
+            },
+            Outgoing {
+                name: 10,
+                disposition: MSG_TYPE_MAKE_SEND,
+            },
+        ];
+        let (buf, size) = send(&ports, &[], MSG_ID_CONNECT);
+        let rx = as_received(buf.bytes(), size, &[0x300, 0x400], 501, 7);
+        let p = parse(&rx).unwrap();
+        check(&rx, &p, Expect::Connect).unwrap();
+        assert!(check(&rx, &p, Expect::Data).is_err());
+
+        // Swapped rights, or a body, are refused.
+        let swapped = [ports[1], ports[0]];
+        let (buf, size) = send(&swapped, &[], MSG_ID_CONNECT);
+        let rx = as_received(buf.bytes(), size, &[1, 2], 501, 7);
+        assert!(check(&rx, &parse(&rx).unwrap(), Expect::Connect).is_err());
+        let (buf, size) = send(&ports, b"x", MSG_ID_CONNECT);
+        let rx = as_received(buf.bytes(), size, &[1, 2], 501, 7);
+        assert!(check(&rx, &parse(&rx).unwrap(), Expect::Connect).is_err());
+    }
+
+    #[test]
+    fn dead_or_null_ports_and_reply_rights_are_refused() {
+        let ports = [Outgoing {
+            name: 5,
+            disposition: MSG_TYPE_COPY_SEND,
+        }];
+        let (buf, size) = send(&ports, &[], MSG_ID_DATA);
+        for name in [PORT_NULL, PORT_DEAD] {
+            let rx = as_received(buf.bytes(), size, &[name], 1, 2);
+            assert!(check(&rx, &parse(&rx).unwrap(), Expect::Data).is_err());
+        }
+        let mut rx = as_received(buf.bytes(), size, &[3], 1, 2);
+        put_u32(&mut rx, 8, 0x55);
+        assert!(check(&rx, &parse(&rx).unwrap(), Expect::Data).is_err());
+    }
+
+    #[test]
+    fn out_of_line_descriptors_and_bad_lengths_are_refused() {
+        let ports = [Outgoing {
+            name: 5,
+            disposition: MSG_TYPE_COPY_SEND,
+        }];
+        let (buf, size) = send(&ports, b"abcd", MSG_ID_DATA);
+        let good = as_received(buf.bytes(), size, &[3], 1, 2);
+
+        let mut ool = good.clone();
+        ool[Layout::descriptor(0) + 11] = 1; // MACH_MSG_OOL_DESCRIPTOR
+        assert!(matches!(parse(&ool), Err(Error::Protocol(_))));
+
+        let mut long = good.clone();
+        put_u32(&mut long, Layout::new(1, 0).unwrap().length_offset(), 5);
+        assert!(matches!(parse(&long), Err(Error::Protocol(_))));
+
+        let mut huge = good.clone();
+        put_u32(
+            &mut huge,
+            Layout::new(1, 0).unwrap().length_offset(),
+            u32::MAX,
+        );
+        assert!(matches!(parse(&huge), Err(Error::Protocol(_))));
+
+        let mut many = good.clone();
+        put_u32(
+            &mut many,
+            HEADER_BYTES,
+            (MAX_PORTS + CONNECT_PORTS + 1) as u32,
+        );
+        assert!(matches!(parse(&many), Err(Error::Protocol(_))));
+
+        let mut oversize = good.clone();
+        put_u32(&mut oversize, 4, (RECV_BUFFER_BYTES + 4) as u32);
+        assert!(matches!(parse(&oversize), Err(Error::Protocol(_))));
+
+        let mut no_trailer = good;
+        put_u32(&mut no_trailer, size + 4, 8); // a bare mach_msg_trailer_t
+        assert!(matches!(parse(&no_trailer), Err(Error::Protocol(_))));
+    }
+
+    #[test]
+    fn data_messages_over_the_port_cap_are_refused_after_parsing() {
+        let ports: Vec<Outgoing> = (0..MAX_PORTS as u32 + 1)
+            .map(|name| Outgoing {
+                name: name + 1,
+                disposition: MSG_TYPE_COPY_SEND,
+            })
+            .collect();
+        let (buf, size) = send(&ports, &[], MSG_ID_DATA);
+        let names: Vec<u32> = (100..100 + ports.len() as u32).collect();
+        let rx = as_received(buf.bytes(), size, &names, 1, 2);
+        let p = parse(&rx).unwrap();
+        assert!(check(&rx, &p, Expect::Data).is_err());
+    }
+
+    #[test]
+    fn the_kernel_no_senders_notification_is_recognised() {
+        // mach_no_senders_notification_t: header, NDR record (8), mscount (4): 36 bytes.
+        let mut rx = vec![0u8; RECV_BUFFER_BYTES];
+        put_u32(&mut rx, 0, 18 << 8); // local: send-once
+        put_u32(&mut rx, 4, 36);
+        put_u32(&mut rx, 20, MSG_ID_NO_SENDERS as u32);
+        trailer(&mut rx, 36, 0, 0);
+        let p = parse(&rx).unwrap();
+        assert!(p.is_no_senders());
+        assert_eq!(p.sender, Sender { euid: 0, pid: 0 });
+        assert!(check(&rx, &p, Expect::Data).is_err());
+    }
+
+    #[test]
+    fn truncated_buffers_never_panic() {
+        let (buf, size) = send(&[], b"xyz", MSG_ID_DATA);
+        let rx = as_received(buf.bytes(), size, &[], 1, 2);
+        for len in 0..size + AUDIT_TRAILER_BYTES {
+            assert!(parse(&rx[..len]).is_err(), "{len}");
+        }
+        assert!(parse(&rx[..size + AUDIT_TRAILER_BYTES]).is_ok());
+    }
+
+    #[test]
+    fn service_names_follow_the_endpoint_rules() {
+        assert_eq!(service_name("cam-1_a.b").unwrap(), "geyser.cam-1_a.b");
+        assert_eq!(service_name(&"a".repeat(64)).unwrap().len(), 71);
+        for bad in ["", "a b", "a/b", "é", &"a".repeat(65), "a\0b"] {
+            assert!(
+                matches!(service_name(bad), Err(Error::InvalidArgument { .. })),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn timeouts_round_up_and_saturate() {
+        assert_eq!(timeout_ms(None), None);
+        assert_eq!(timeout_ms(Some(Duration::ZERO)), Some(0));
+        assert_eq!(timeout_ms(Some(Duration::from_micros(1))), Some(1));
+        assert_eq!(timeout_ms(Some(Duration::from_millis(1500))), Some(1500));
+        assert_eq!(
+            timeout_ms(Some(Duration::from_secs(u64::MAX))),
+            Some(u32::MAX)
+        );
+    }
+
+    #[test]
+    fn the_trailer_options_ask_for_the_audit_trailer() {
+        assert_eq!(RCV_AUDIT_TRAILER_OPTIONS, 0x0300_0000);
+    }
+
+    #[test]
+    fn buffers_are_aligned_and_grow() {
+        let mut b = MessageBuffer::new(5);
+        assert_eq!(b.len(), 8);
+        assert_eq!(b.as_mut_ptr() as usize % 8, 0);
+        b.reserve(100);
+        assert!(b.len() >= 100);
+        assert!(b.bytes().iter().all(|&x| x == 0));
+    }
+
+    #[cfg(all(
+        feature = "ipc",
+        any(target_os = "linux", target_os = "android", windows)
+    ))]
+    #[test]
+    fn caps_match_the_ipc_wire_protocol() {
+        assert_eq!(MAX_BODY_BYTES, crate::ipc::protocol::MAX_MESSAGE_BYTES);
+        assert_eq!(MAX_PORTS, crate::ipc::protocol::MAX_FDS_PER_MESSAGE);
+    }
+}
