@@ -1,6 +1,7 @@
 //! Vulkan and wgpu across processes, validation layer on in both: a Vulkan producer streams
 //! 300 frames to a wgpu consumer (every frame sampled in a wgpu compute pass and checked),
-//! and a wgpu producer (frames rendered by wgpu) streams 300 frames to a Vulkan consumer.
+//! also through the host-memory ring, and a wgpu producer (frames rendered by wgpu) streams 300
+//! frames to a Vulkan consumer.
 //! The producer is a child process (this binary re-executed with `GW_ROLE`).
 #![cfg(feature = "webgpu")]
 
@@ -72,8 +73,8 @@ fn child_role_entry() {
 }
 
 /// Runs a producer child and `consume` against it; checks both ends.
-fn cross_process(role: &str, consume: impl Fn(&str) -> geyser::Result<ConsumeReport>) {
-    let name = format!("gw-{role}-{}", std::process::id());
+fn cross_process(role: &str, tag: &str, consume: impl Fn(&str) -> geyser::Result<ConsumeReport>) {
+    let name = format!("gw-{role}-{tag}-{}", std::process::id());
     let child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -119,7 +120,7 @@ fn cross_process(role: &str, consume: impl Fn(&str) -> geyser::Result<ConsumeRep
 #[test]
 fn vulkan_producer_to_wgpu_consumer_300_frames_verified() {
     let w = wgpu_manager();
-    cross_process("vulkan-producer", |name| {
+    cross_process("vulkan-producer", "direct", |name| {
         let options = ConsumerOptions {
             lossless: true,
             ..Default::default()
@@ -128,10 +129,31 @@ fn vulkan_producer_to_wgpu_consumer_300_frames_verified() {
     });
 }
 
+/// The host-memory ring into a wgpu consumer (what a consumer on another GPU gets; forced
+/// here): a second Vulkan device on wgpu's GPU copies each frame out of host memory into
+/// textures wgpu imported.
+#[test]
+fn vulkan_producer_to_wgpu_consumer_through_the_host_ring_300_frames_verified() {
+    let w = wgpu_manager();
+    cross_process("vulkan-producer", "ring", |name| {
+        let options = ConsumerOptions {
+            lossless: true,
+            host_transfer: true,
+            ..Default::default()
+        };
+        let report =
+            run_wgpu_consumer(w.clone(), name, options, 0, Duration::from_secs(20), |_| {});
+        if let Ok(r) = &report {
+            assert_ne!(r.path, "Direct", "the host ring was asked for: {r:?}");
+        }
+        report
+    });
+}
+
 #[test]
 fn wgpu_producer_to_vulkan_consumer_300_frames_verified() {
     let v = Arc::new(manager());
-    cross_process("wgpu-producer", |name| {
+    cross_process("wgpu-producer", "direct", |name| {
         let options = ConsumerOptions {
             lossless: true,
             ..Default::default()

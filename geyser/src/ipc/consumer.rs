@@ -135,6 +135,20 @@ impl Consumer {
         manager: Arc<VulkanTextureShareManager>,
         options: ConsumerOptions,
     ) -> Result<Consumer> {
+        let own = manager.clone();
+        Self::connect_staging(name, manager, options, &move || Ok(own.clone()))
+    }
+
+    /// [`Self::connect_with`], where frames that come through the host-memory ring are copied
+    /// by, and into textures of, the manager `stager` returns (called only then): a manager
+    /// on the same device whose queue Geyser may submit to, for consumers whose own device's
+    /// queue belongs to someone else (wgpu).
+    pub(crate) fn connect_staging(
+        name: &str,
+        manager: Arc<VulkanTextureShareManager>,
+        options: ConsumerOptions,
+        stager: &dyn Fn() -> Result<Arc<VulkanTextureShareManager>>,
+    ) -> Result<Consumer> {
         let mut conn = Connection::connect(name)?;
         let producer = conn.check_peer(&options.peer_policy)?;
         let id = manager.identity();
@@ -194,13 +208,14 @@ impl Consumer {
                     .into_iter()
                     .next()
                     .ok_or_else(|| Error::Protocol("HostPoolSetup without its FD".into()))?;
-                let ring = HostRing::open(&manager, fd, &info, slots as usize, slot_bytes)?;
+                let copier = stager()?;
+                let ring = HostRing::open(&copier, fd, &info, slots as usize, slot_bytes)?;
                 let mut desc = info.descriptor.clone();
                 if !desc.has_usage(TextureUsage::CopyDst) {
                     desc.usage.push(TextureUsage::CopyDst);
                 }
                 let textures = (0..slots)
-                    .map(|_| manager.create_texture_with(&desc, &info.extent))
+                    .map(|_| copier.create_texture_with(&desc, &info.extent))
                     .collect::<Result<Vec<_>>>()?;
                 (SyncMode::Host, textures, None, Some(ring))
             }

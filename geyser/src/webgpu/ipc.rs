@@ -4,6 +4,7 @@
 //! the sync mode negotiated with the peer: GPU-side timeline waits where the device exports
 //! timelines, otherwise the host fallback (wait for the one submission, then message).
 
+use std::cell::OnceCell;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +12,8 @@ use super::manager::WgpuTextureShareManager;
 use super::texture::{self, WgpuTexture};
 use crate::common::TextureDescriptor;
 use crate::ipc::{Consumer, ConsumerOptions, Frame, Producer, ProducerOptions, WriteSlot};
-use crate::{Error, Result, SharedTexture};
+use crate::vulkan::{ContextOptions, DeviceSelector, Validation, VulkanTextureShareManager};
+use crate::{Result, SharedTexture};
 
 fn wrap_all(
     manager: &WgpuTextureShareManager,
@@ -47,34 +49,46 @@ impl WgpuConsumer {
     }
 
     /// Connects to the producer at `name`. Fails like [`Consumer::connect_with`], and with
-    /// [`crate::Error::Unsupported`] when wgpu cannot represent the producer's descriptor, or
-    /// when the producer runs on another GPU or driver (the host-memory ring is not available
-    /// to wgpu consumers yet).
+    /// [`crate::Error::Unsupported`] when wgpu cannot represent the producer's descriptor.
+    ///
+    /// A producer on another GPU or driver (or `options.host_transfer`) sends frames through
+    /// its host-memory ring. Geyser never submits to wgpu's queue, so those frames are copied
+    /// by a second Vulkan device that Geyser opens on the same GPU (same `deviceUUID`,
+    /// validation from `GEYSER_VALIDATION`), into textures that wgpu's device imports once:
+    /// the GPU copies out of host memory, wgpu reads the result with no further copy, and the
+    /// handoff is host-synchronized.
     pub fn connect_with(
         name: &str,
         manager: Arc<WgpuTextureShareManager>,
         options: ConsumerOptions,
     ) -> Result<Self> {
-        let unsupported = || {
-            Error::unsupported(
-                "the host-memory ring in a wgpu consumer",
-                "not implemented yet (its copies would have to go through wgpu's queue): run wgpu consumers on the producer's GPU and driver",
-            )
-        };
-        if options.host_transfer {
-            return Err(unsupported());
-        }
-        let consumer = match Consumer::connect_with(name, manager.vulkan().clone(), options) {
-            Err(Error::Unsupported { feature, .. }) if feature == "Geyser submissions" => {
-                return Err(unsupported())
+        let wgpu_device = manager.vulkan().clone();
+        let copier: OnceCell<Arc<VulkanTextureShareManager>> = OnceCell::new();
+        let stager = || -> Result<Arc<VulkanTextureShareManager>> {
+            if let Some(c) = copier.get() {
+                return Ok(c.clone());
             }
-            other => other?,
+            let made = Arc::new(VulkanTextureShareManager::create(&ContextOptions {
+                device: DeviceSelector::Uuid(wgpu_device.identity().device_uuid),
+                validation: Validation::from_env(),
+            })?);
+            Ok(copier.get_or_init(|| made).clone())
         };
+        let consumer = Consumer::connect_staging(name, wgpu_device.clone(), options, &stager)?;
         let first = consumer.textures().first().map(|t| *t.extent());
         if let Some(extent) = first {
             texture::check_representable(&manager, consumer.descriptor(), &extent)?;
         }
-        let textures = wrap_all(&manager, consumer.textures())?;
+        let textures = match copier.get() {
+            // Frames arrive in the ring's textures, on wgpu's device.
+            None => wrap_all(&manager, consumer.textures())?,
+            // Frames arrive in the copier's textures: wgpu's device imports them.
+            Some(copier) => consumer
+                .textures()
+                .iter()
+                .map(|t| texture::wrap(&manager, wgpu_device.import(copier.export(t)?)?))
+                .collect::<Result<Vec<_>>>()?,
+        };
         Ok(Self {
             textures,
             consumer,
