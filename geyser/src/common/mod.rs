@@ -15,7 +15,10 @@ pub use handle::{
     parse_uuid, uuid_string, ApiTextureHandle, ExportInfo, ExportedTexture, ExternalHandleType,
     MemoryLayout,
 };
-pub use usage::{usage_bits, usages_from_bits, usages_from_bits_checked, TextureUsage};
+pub use usage::{
+    usage_bits, usage_column, usages_from_bits, usages_from_bits_checked, TextureUsage, UsageInfo,
+    USAGE_TABLE,
+};
 
 use serde::{Deserialize, Serialize};
 

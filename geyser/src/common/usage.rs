@@ -34,6 +34,83 @@ impl TextureUsage {
     }
 }
 
+/// One row of [`USAGE_TABLE`]: a usage and what each API calls it, as raw flag values (the
+/// backends read their column; nothing else maps usages per API).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UsageInfo {
+    /// The usage.
+    pub usage: TextureUsage,
+    /// `VkImageUsageFlags` for colour formats.
+    pub vk: u32,
+    /// `VkImageUsageFlags` for depth/stencil formats.
+    pub vk_depth_stencil: u32,
+    /// `wgpu::TextureUsages` bits.
+    pub wgpu: u32,
+    /// `MTLTextureUsage` bits (copies need none in Metal).
+    pub metal: u64,
+}
+
+/// Every usage, in [`TextureUsage::ALL`] order (row `u as usize` is usage `u`).
+pub const USAGE_TABLE: [UsageInfo; 5] = [
+    // TRANSFER_SRC; COPY_SRC.
+    UsageInfo {
+        usage: TextureUsage::CopySrc,
+        vk: 0x1,
+        vk_depth_stencil: 0x1,
+        wgpu: 1 << 0,
+        metal: 0,
+    },
+    // TRANSFER_DST; COPY_DST.
+    UsageInfo {
+        usage: TextureUsage::CopyDst,
+        vk: 0x2,
+        vk_depth_stencil: 0x2,
+        wgpu: 1 << 1,
+        metal: 0,
+    },
+    // SAMPLED; TEXTURE_BINDING; ShaderRead.
+    UsageInfo {
+        usage: TextureUsage::TextureBinding,
+        vk: 0x4,
+        vk_depth_stencil: 0x4,
+        wgpu: 1 << 2,
+        metal: 1,
+    },
+    // STORAGE; STORAGE_BINDING; ShaderRead | ShaderWrite.
+    UsageInfo {
+        usage: TextureUsage::StorageBinding,
+        vk: 0x8,
+        vk_depth_stencil: 0x8,
+        wgpu: 1 << 3,
+        metal: 1 | 2,
+    },
+    // COLOR_ATTACHMENT or DEPTH_STENCIL_ATTACHMENT; RENDER_ATTACHMENT; RenderTarget.
+    UsageInfo {
+        usage: TextureUsage::RenderAttachment,
+        vk: 0x10,
+        vk_depth_stencil: 0x20,
+        wgpu: 1 << 4,
+        metal: 4,
+    },
+];
+
+impl TextureUsage {
+    /// This usage's row of [`USAGE_TABLE`].
+    pub const fn info(self) -> &'static UsageInfo {
+        &USAGE_TABLE[self as usize]
+    }
+}
+
+/// The union of one column of [`USAGE_TABLE`] over `usages`.
+pub fn usage_column<T: std::ops::BitOr<Output = T> + Default>(
+    usages: &[TextureUsage],
+    column: impl Fn(&UsageInfo) -> T,
+) -> T {
+    usages
+        .iter()
+        .fold(T::default(), |acc, u| acc | column(u.info()))
+}
+
 /// A set of usages as bits (see [`TextureUsage::bit`]), order- and duplicate-insensitive.
 pub fn usage_bits(usages: &[TextureUsage]) -> u32 {
     usages.iter().fold(0, |acc, u| acc | u.bit())
@@ -72,5 +149,50 @@ mod tests {
             vec![TextureUsage::CopySrc, TextureUsage::CopyDst]
         );
         assert_eq!(usages_from_bits_checked(1 << 7), None);
+    }
+
+    #[test]
+    fn table_rows_follow_enum_order() {
+        for (i, row) in USAGE_TABLE.iter().enumerate() {
+            assert_eq!(row.usage as usize, i);
+            assert_eq!(TextureUsage::ALL[i], row.usage);
+        }
+    }
+
+    #[cfg(feature = "vulkan")]
+    #[test]
+    fn raw_vk_values_match_ash() {
+        use ash::vk::ImageUsageFlags as F;
+        let expect = [
+            (TextureUsage::CopySrc, F::TRANSFER_SRC, F::TRANSFER_SRC),
+            (TextureUsage::CopyDst, F::TRANSFER_DST, F::TRANSFER_DST),
+            (TextureUsage::TextureBinding, F::SAMPLED, F::SAMPLED),
+            (TextureUsage::StorageBinding, F::STORAGE, F::STORAGE),
+            (
+                TextureUsage::RenderAttachment,
+                F::COLOR_ATTACHMENT,
+                F::DEPTH_STENCIL_ATTACHMENT,
+            ),
+        ];
+        for (u, colour, depth) in expect {
+            assert_eq!(u.info().vk, colour.as_raw(), "{u:?}");
+            assert_eq!(u.info().vk_depth_stencil, depth.as_raw(), "{u:?}");
+        }
+    }
+
+    #[cfg(feature = "webgpu")]
+    #[test]
+    fn raw_wgpu_values_match_wgpu() {
+        use wgpu::TextureUsages as U;
+        let expect = [
+            (TextureUsage::CopySrc, U::COPY_SRC),
+            (TextureUsage::CopyDst, U::COPY_DST),
+            (TextureUsage::TextureBinding, U::TEXTURE_BINDING),
+            (TextureUsage::StorageBinding, U::STORAGE_BINDING),
+            (TextureUsage::RenderAttachment, U::RENDER_ATTACHMENT),
+        ];
+        for (u, bits) in expect {
+            assert_eq!(u.info().wgpu, bits.bits(), "{u:?}");
+        }
     }
 }

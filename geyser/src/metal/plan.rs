@@ -2,7 +2,9 @@
 //! both APIs (from [`FORMAT_TABLE`](crate::common::FORMAT_TABLE)), the surface's row pitch and
 //! size, and the `MTLTextureUsage` bits. Pure logic, compiled and unit-tested on every platform.
 
-use crate::common::{TextureDescriptor, TextureDimension, TextureExtent, TextureUsage};
+use crate::common::{
+    usage_column, TextureDescriptor, TextureDimension, TextureExtent, TextureUsage,
+};
 use crate::{Error, Result};
 
 /// `MTLTextureUsageShaderRead`.
@@ -70,16 +72,10 @@ pub fn plan(desc: &TextureDescriptor, extent: &TextureExtent) -> Result<SurfaceP
     })
 }
 
-/// `MTLTextureUsage` bits for Geyser usages (copies need no bit in Metal).
+/// `MTLTextureUsage` bits for Geyser usages (the `metal` column of
+/// [`USAGE_TABLE`](crate::common::USAGE_TABLE); copies need no bit in Metal).
 pub fn mtl_usage(usages: &[TextureUsage]) -> u64 {
-    usages.iter().fold(0, |bits, u| {
-        bits | match u {
-            TextureUsage::CopySrc | TextureUsage::CopyDst => 0,
-            TextureUsage::TextureBinding => MTL_USAGE_SHADER_READ,
-            TextureUsage::StorageBinding => MTL_USAGE_SHADER_WRITE | MTL_USAGE_SHADER_READ,
-            TextureUsage::RenderAttachment => MTL_USAGE_RENDER_TARGET,
-        }
-    })
+    usage_column(usages, |u| u.metal)
 }
 
 #[cfg(test)]

@@ -8,8 +8,8 @@ use ash::vk;
 
 use super::context::SharedDevice;
 use crate::common::{
-    Backend, ExportInfo, TextureAspect, TextureDescriptor, TextureDimension, TextureExtent,
-    TextureUsage,
+    usage_column, Backend, ExportInfo, TextureAspect, TextureDescriptor, TextureDimension,
+    TextureExtent,
 };
 use crate::{Error, Result, SharedTexture};
 
@@ -29,20 +29,14 @@ pub(crate) struct ImageParams {
 
 /// Vulkan usage flags for a descriptor's usages.
 pub fn vk_usage(desc: &TextureDescriptor) -> vk::ImageUsageFlags {
-    desc.usage
-        .iter()
-        .fold(vk::ImageUsageFlags::empty(), |acc, u| {
-            acc | match u {
-                TextureUsage::CopySrc => vk::ImageUsageFlags::TRANSFER_SRC,
-                TextureUsage::CopyDst => vk::ImageUsageFlags::TRANSFER_DST,
-                TextureUsage::TextureBinding => vk::ImageUsageFlags::SAMPLED,
-                TextureUsage::StorageBinding => vk::ImageUsageFlags::STORAGE,
-                TextureUsage::RenderAttachment if desc.format.is_depth_stencil() => {
-                    vk::ImageUsageFlags::DEPTH_STENCIL_ATTACHMENT
-                }
-                TextureUsage::RenderAttachment => vk::ImageUsageFlags::COLOR_ATTACHMENT,
-            }
-        })
+    let depth = desc.format.is_depth_stencil();
+    vk::ImageUsageFlags::from_raw(usage_column(&desc.usage, |u| {
+        if depth {
+            u.vk_depth_stencil
+        } else {
+            u.vk
+        }
+    }))
 }
 
 /// The Vulkan aspect flags of a copy aspect.

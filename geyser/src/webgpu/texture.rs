@@ -14,7 +14,8 @@ use wgpu_hal::api::Vulkan;
 
 use super::manager::WgpuTextureShareManager;
 use crate::common::{
-    Backend, TextureDescriptor, TextureDimension, TextureExtent, TextureFormat, TextureUsage,
+    usage_column, Backend, TextureDescriptor, TextureDimension, TextureExtent, TextureFormat,
+    TextureUsage,
 };
 use crate::vulkan::{TimelinePoint, VulkanTexture, SHARED_LAYOUT};
 use crate::{Error, Result, SharedTexture};
@@ -73,17 +74,7 @@ impl SharedTexture for WgpuTexture {
 }
 
 fn wgpu_usages(desc: &TextureDescriptor) -> wgpu::TextureUsages {
-    desc.usage
-        .iter()
-        .fold(wgpu::TextureUsages::empty(), |acc, u| {
-            acc | match u {
-                TextureUsage::CopySrc => wgpu::TextureUsages::COPY_SRC,
-                TextureUsage::CopyDst => wgpu::TextureUsages::COPY_DST,
-                TextureUsage::TextureBinding => wgpu::TextureUsages::TEXTURE_BINDING,
-                TextureUsage::StorageBinding => wgpu::TextureUsages::STORAGE_BINDING,
-                TextureUsage::RenderAttachment => wgpu::TextureUsages::RENDER_ATTACHMENT,
-            }
-        })
+    wgpu::TextureUsages::from_bits_truncate(usage_column(&desc.usage, |u| u.wgpu))
 }
 
 fn hal_uses(desc: &TextureDescriptor) -> wgpu::TextureUses {
