@@ -4,6 +4,7 @@ mod descriptor;
 mod error;
 mod format;
 mod handle;
+mod name;
 mod usage;
 
 pub use descriptor::{TextureDescriptor, TextureDimension, TextureExtent, MAX_DIMENSION};
@@ -15,6 +16,7 @@ pub use handle::{
     parse_uuid, uuid_string, ApiTextureHandle, ExportInfo, ExportedTexture, ExternalHandleType,
     MemoryLayout,
 };
+pub use name::{check_endpoint_name, MAX_ENDPOINT_NAME};
 pub use usage::{
     usage_bits, usage_column, usages_from_bits, usages_from_bits_checked, TextureUsage, UsageInfo,
     USAGE_TABLE,

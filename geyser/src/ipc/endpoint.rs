@@ -73,18 +73,7 @@ pub fn socket_path(name: &str) -> Result<PathBuf> {
 }
 
 fn socket_path_in(dir: &Path, name: &str) -> Result<PathBuf> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-    if !ok {
-        return Err(Error::InvalidArgument {
-            what: "endpoint name",
-            reason: format!("`{name}`: use 1 to 64 of A-Z a-z 0-9 . _ - (not starting with .)"),
-        });
-    }
+    crate::common::check_endpoint_name(name)?;
     let path = dir.join(format!("{name}.sock"));
     if path.as_os_str().len() > 107 {
         return Err(Error::InvalidArgument {

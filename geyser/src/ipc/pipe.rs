@@ -61,7 +61,7 @@ use windows_sys::Win32::System::IO::{CancelIoEx, GetOverlappedResult, OVERLAPPED
 
 use super::handle_block::{self, MAX_BLOCK_BYTES, MAX_PIPE_MESSAGE_BYTES};
 use super::peer::{PeerCredentials, PeerPolicy};
-use super::protocol::{self, Message, HEADER_BYTES, MAX_MESSAGE_BYTES, MAX_STRING};
+use super::protocol::{self, Message, HEADER_BYTES, MAX_MESSAGE_BYTES};
 use super::transport::recv_within;
 use crate::{Error, Result};
 
@@ -73,23 +73,10 @@ pub const CONNECT_WAIT_MS: u32 = 5_000;
 /// dropped (a cancelled write may have left part of a message in the pipe).
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The pipe path for an endpoint name: `\\.\pipe\geyser-<name>`. Names are 1 to 64 ASCII
-/// letters, digits, `-`, `_` or `.` ([`Error::InvalidArgument`] otherwise), as on Unix.
+/// The pipe path for an endpoint name: `\\.\pipe\geyser-<name>`. Names follow
+/// [`check_endpoint_name`](crate::common::check_endpoint_name), as on Unix.
 pub fn pipe_path(name: &str) -> Result<String> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if !ok {
-        return Err(Error::InvalidArgument {
-            what: "endpoint name",
-            reason: format!(
-                "`{}` must be 1 to 64 ASCII letters, digits, `-`, `_` or `.`",
-                name.chars().take(MAX_STRING).collect::<String>()
-            ),
-        });
-    }
+    crate::common::check_endpoint_name(name)?;
     Ok(format!(r"\\.\pipe\geyser-{name}"))
 }
 

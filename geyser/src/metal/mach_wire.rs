@@ -30,7 +30,7 @@ use crate::{Error, Result};
 /// Prefix of every bootstrap service name Geyser registers: endpoint `cam` is `geyser.cam`.
 pub const SERVICE_PREFIX: &str = "geyser.";
 /// Longest endpoint name (before [`SERVICE_PREFIX`]), as for Unix sockets and named pipes.
-pub const MAX_NAME_BYTES: usize = 64;
+pub const MAX_NAME_BYTES: usize = crate::common::MAX_ENDPOINT_NAME;
 /// Largest body of one message: the cap of Geyser's wire frames
 /// (`ipc::protocol::MAX_MESSAGE_BYTES`), so any frame fits inline.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -99,24 +99,11 @@ pub const MSG_ID_DATA: i32 = 0x4759_5302;
 /// `MACH_NOTIFY_NO_SENDERS`: the kernel's notice that no send right to a port is left.
 pub const MSG_ID_NO_SENDERS: i32 = 0o106;
 
-/// The bootstrap service name of endpoint `name`: [`SERVICE_PREFIX`] and the name. Names are
-/// 1 to [`MAX_NAME_BYTES`] ASCII letters, digits, `-`, `_` or `.`
-/// ([`Error::InvalidArgument`] otherwise), as on Unix and Windows.
+/// The bootstrap service name of endpoint `name`: [`SERVICE_PREFIX`] and the name. Names follow
+/// [`check_endpoint_name`](crate::common::check_endpoint_name) ([`Error::InvalidArgument`]
+/// otherwise), as on Unix and Windows.
 pub fn service_name(name: &str) -> Result<String> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_NAME_BYTES
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if !ok {
-        return Err(Error::InvalidArgument {
-            what: "endpoint name",
-            reason: format!(
-                "`{}` must be 1 to {MAX_NAME_BYTES} ASCII letters, digits, `-`, `_` or `.`",
-                name.chars().take(2 * MAX_NAME_BYTES).collect::<String>()
-            ),
-        });
-    }
+    crate::common::check_endpoint_name(name)?;
     Ok(format!("{SERVICE_PREFIX}{name}"))
 }
 
