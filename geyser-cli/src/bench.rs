@@ -202,6 +202,7 @@ pub fn run(args: &BenchArgs) -> geyser::Result<bool> {
             fps: 0.0,
             devices: None,
             host_transfer: false,
+            host_rings: "auto".into(),
             apis: "vulkan".into(),
         };
         let mut pa = vec!["__produce".to_string()];

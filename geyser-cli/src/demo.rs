@@ -59,6 +59,10 @@ pub struct DemoArgs {
     /// Every consumer takes the host-memory ring, even on the producer's device.
     #[arg(long)]
     pub host_transfer: bool,
+    /// Host-memory rings of consumers on other devices: auto, shared (one copy per frame) or
+    /// per-consumer (one copy per frame and consumer; no consumer can alter another's frames).
+    #[arg(long, default_value = "auto")]
+    pub host_rings: String,
     /// The API of each consumer, comma-separated (`vulkan` or `wgpu`; the last repeats): a
     /// wgpu consumer receives each frame as a `wgpu::Texture` and checks it in a compute pass.
     #[arg(long, default_value = "vulkan")]
@@ -93,6 +97,8 @@ impl DemoArgs {
         if self.host_transfer {
             v.push("--host-transfer".into());
         }
+        v.push("--host-rings".into());
+        v.push(self.host_rings.clone());
         v.push("--fps".into());
         v.push(self.fps.to_string());
         v
@@ -130,6 +136,7 @@ pub fn produce(args: &DemoArgs) -> geyser::Result<()> {
             lossless: args.lossless,
             sync: parse_sync(&args.sync)?,
             max_consumers: Some(args.consumers.max(1)),
+            host_rings: args.host_rings.parse()?,
             ..Default::default()
         },
         frame_interval: (args.fps > 0.0).then(|| Duration::from_secs_f64(1.0 / args.fps)),
@@ -290,6 +297,7 @@ pub fn run(args: &DemoArgs) -> geyser::Result<bool> {
     let (w, h) = parse_size(&args.size)?;
     let format: geyser::common::TextureFormat = args.format.parse()?;
     parse_sync(&args.sync)?;
+    args.host_rings.parse::<geyser::ipc::HostRingSharing>()?;
     if args.consumers == 0 {
         return Err(geyser::Error::InvalidArgument {
             what: "consumers",

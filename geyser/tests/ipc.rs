@@ -20,7 +20,7 @@ use geyser::ipc::demo::{
 };
 use geyser::ipc::endpoint::{Connection, PeerPolicy};
 use geyser::ipc::protocol::{Hello, Message, Role, SyncMode, MAGIC, PROTOCOL_VERSION};
-use geyser::ipc::{Consumer, ConsumerOptions, Producer, ProducerOptions};
+use geyser::ipc::{Consumer, ConsumerOptions, HostRingSharing, Producer, ProducerOptions};
 use geyser::vulkan::{PatternWriter, ProbeReader};
 use geyser::Error;
 
@@ -778,5 +778,84 @@ fn max_held_frames_caps_what_one_lossless_consumer_can_hold() {
         (1, 2),
         "{stats:?}"
     );
+    assert_validation_clean();
+}
+
+/// A consumer on another device maps its host-memory ring writable (host-memory import needs
+/// it), so it can overwrite a frame after the producer copied it in. Here a raw consumer does
+/// exactly that to every frame it is sent, before a second cross-device consumer copies the
+/// frame out: with one shared ring the second one reads the scribble (which shows the attack
+/// reaches it), with per-consumer rings it reads every frame intact.
+#[test]
+fn a_consumer_scribbling_on_its_host_ring_reaches_others_only_through_a_shared_ring() {
+    use std::os::unix::fs::FileExt;
+    let m = Arc::new(manager());
+    let m2 = Arc::new(manager());
+    let desc = demo_descriptor(32, 16, TextureFormat::Rgba8Unorm);
+    let writer = PatternWriter::new(&m, desc.tight_size()).unwrap();
+    let probe = ProbeReader::new(&m2).unwrap();
+    const FRAMES: u64 = 6;
+    for sharing in [HostRingSharing::PerConsumer, HostRingSharing::Shared] {
+        let name = unique("scribble");
+        let options = ProducerOptions {
+            sync: Some(SyncMode::Host),
+            host_rings: sharing,
+            ..Default::default()
+        };
+        let producer = Producer::bind(&name, m.clone(), &desc, options).unwrap();
+        let mut scribbler = raw_client(&name);
+        scribbler.send(&Message::StagedRequest, &[]).unwrap();
+        scribbler.send(&Message::Hello(hello(&m)), &[]).unwrap();
+        let _ = scribbler.recv(Some(Duration::from_secs(5))).unwrap(); // Hello
+        let (setup, fds) = scribbler.recv(Some(Duration::from_secs(5))).unwrap();
+        let Message::HostPoolSetup { slot_bytes, .. } = setup else {
+            panic!("expected HostPoolSetup, got {}", setup.kind());
+        };
+        let ring = std::fs::File::from(fds.into_iter().next().expect("the ring's memfd"));
+        let victim_options = ConsumerOptions {
+            host_transfer: true,
+            ..Default::default()
+        };
+        let mut victim = Consumer::connect_with(&name, m2.clone(), victim_options).unwrap();
+        producer
+            .wait_for_consumers(2, Duration::from_secs(5))
+            .unwrap();
+        let scribble = vec![0xa5; desc.tight_size() as usize];
+        let mut intact = 0;
+        for _ in 0..FRAMES {
+            let slot = producer.acquire(Some(Duration::from_secs(5))).unwrap();
+            geyser::ipc::demo::write_slot(&writer, &slot).unwrap();
+            producer.present(slot).unwrap();
+            let (msg, _) = scribbler.recv(Some(Duration::from_secs(5))).unwrap();
+            let Message::FrameReady { slot, frame, .. } = msg else {
+                panic!("expected FrameReady, got {}", msg.kind());
+            };
+            ring.write_all_at(&scribble, u64::from(slot) * slot_bytes)
+                .unwrap();
+            scribbler
+                .send(
+                    &Message::FrameReleased {
+                        slot,
+                        frame,
+                        value: 0,
+                    },
+                    &[],
+                )
+                .unwrap();
+            let f = victim.next_frame(Some(Duration::from_secs(5))).unwrap();
+            assert_eq!(f.number(), frame);
+            f.wait_ready(Duration::from_secs(5)).unwrap();
+            intact += u64::from(probe.check(f.texture(), f.number()).unwrap().ok());
+        }
+        let expected = match sharing {
+            HostRingSharing::Shared => 0,
+            _ => FRAMES,
+        };
+        assert_eq!(intact, expected, "{sharing:?}: intact frames");
+        assert_eq!(
+            victim.transfer_path(),
+            geyser::vulkan::TransferPath::HostMemory
+        );
+    }
     assert_validation_clean();
 }

@@ -41,5 +41,7 @@ mod transport;
 
 pub use consumer::{Consumer, ConsumerCounters, ConsumerOptions, Frame};
 pub use peer::{PeerCredentials, PeerPolicy};
-pub use producer::{ConsumerStats, Producer, ProducerOptions, ProducerStats, WriteSlot};
+pub use producer::{
+    ConsumerStats, HostRingSharing, Producer, ProducerOptions, ProducerStats, WriteSlot,
+};
 pub use protocol::SyncMode;

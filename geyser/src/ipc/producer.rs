@@ -52,6 +52,57 @@ pub struct ProducerOptions {
     /// there, host-synchronized (default `true`; needs `CopySrc` on the frames). `false`
     /// refuses them.
     pub cross_device: bool,
+    /// Whether consumers on other devices share one host-memory ring or each get their own
+    /// (default [`HostRingSharing::Auto`]).
+    pub host_rings: HostRingSharing,
+}
+
+/// How consumers on other devices get their host-memory ring.
+///
+/// The ring's mapping is writable on the consumer's side too (host-memory import needs it), so
+/// a consumer can change what is in its ring: with a shared ring, what the other cross-device
+/// consumers read. Consumers that import the producer's textures are never affected.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HostRingSharing {
+    /// [`PerConsumer`](Self::PerConsumer) when [`ProducerOptions::peer_policy`] admits other
+    /// users, [`Shared`](Self::Shared) for [`PeerPolicy::SameUser`] (processes of one user can
+    /// usually reach each other's memory anyway: ptrace, `/proc/<pid>/mem`).
+    #[default]
+    Auto,
+    /// One ring for all: one GPU copy per frame, however many cross-device consumers.
+    Shared,
+    /// One ring per consumer: one GPU copy per frame and consumer, and `slots` × the frame
+    /// size (rounded up to 64 KiB) of host memory each; a consumer can change only its own
+    /// frames.
+    PerConsumer,
+}
+
+impl std::str::FromStr for HostRingSharing {
+    type Err = Error;
+
+    /// `auto`, `shared` or `per-consumer`.
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "shared" => Ok(Self::Shared),
+            "per-consumer" => Ok(Self::PerConsumer),
+            _ => Err(Error::InvalidArgument {
+                what: "host rings",
+                reason: format!("`{s}`; use auto, shared or per-consumer"),
+            }),
+        }
+    }
+}
+
+impl HostRingSharing {
+    /// Whether each consumer gets its own ring under `policy`.
+    pub fn per_consumer(self, policy: &PeerPolicy) -> bool {
+        match self {
+            Self::Auto => *policy != PeerPolicy::SameUser,
+            Self::Shared => false,
+            Self::PerConsumer => true,
+        }
+    }
 }
 
 impl Default for ProducerOptions {
@@ -67,6 +118,7 @@ impl Default for ProducerOptions {
             max_held_frames: None,
             max_hold: Duration::from_secs(10),
             cross_device: true,
+            host_rings: HostRingSharing::Auto,
         }
     }
 }
@@ -157,8 +209,70 @@ struct Shared {
     /// Timeline mode: "frame `f` is written" is this timeline reaching `f + 1`.
     ready: Option<Arc<SharedTimelineSemaphore>>,
     manager: Arc<VulkanTextureShareManager>,
-    /// The host-memory ring for consumers on other devices, made when the first connects.
-    host_ring: Mutex<Option<HostRing>>,
+    /// The host-memory rings of consumers on other devices. Lock order: `state`, then this.
+    host_rings: Mutex<HostRings>,
+}
+
+/// A producer-side host-memory ring, and which frame each of its slots holds.
+struct ProducerRing {
+    ring: HostRing,
+    frames: Vec<Option<u64>>,
+}
+
+impl ProducerRing {
+    fn download(&mut self, slot: usize, frame: u64, texture: &VulkanTexture) -> Result<()> {
+        // Forget the slot's old frame first: a failed copy leaves nothing announced.
+        self.frames[slot] = None;
+        self.ring.download(slot, texture)?;
+        self.frames[slot] = Some(frame);
+        Ok(())
+    }
+}
+
+/// The host-memory rings of consumers on other devices (see [`HostRingSharing`]).
+#[derive(Default)]
+struct HostRings {
+    /// The ring every such consumer shares, made when the first connects.
+    shared: Option<ProducerRing>,
+    /// Per-consumer rings, by peer id; those of consumers that left are dropped at the next
+    /// `present`.
+    own: Vec<(u64, ProducerRing)>,
+}
+
+impl HostRings {
+    fn lock(m: &Mutex<Self>) -> MutexGuard<'_, Self> {
+        m.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The ring that serves consumer `peer`.
+    fn of(&self, peer: u64) -> Option<&ProducerRing> {
+        self.own
+            .iter()
+            .find(|(id, _)| *id == peer)
+            .map(|(_, r)| r)
+            .or(self.shared.as_ref())
+    }
+
+    /// Whether `peer` can be sent `frame` in `slot`: it imports the producer's textures, or
+    /// its ring holds that frame (one that connected after the frame was copied does not).
+    fn serves(&self, peer: &Peer, slot: u32, frame: u64) -> bool {
+        !peer.staged
+            || self
+                .of(peer.id)
+                .is_some_and(|r| r.frames.get(slot as usize) == Some(&Some(frame)))
+    }
+
+    /// Copies `texture` (holding `frame`) into slot `slot` of every ring.
+    fn download(&mut self, slot: usize, frame: u64, texture: &VulkanTexture) -> Result<()> {
+        for ring in self
+            .shared
+            .iter_mut()
+            .chain(self.own.iter_mut().map(|(_, r)| r))
+        {
+            ring.download(slot, frame, texture)?;
+        }
+        Ok(())
+    }
 }
 
 impl Shared {
@@ -308,7 +422,7 @@ impl Producer {
             exports,
             ready,
             manager: manager.clone(),
-            host_ring: Mutex::new(None),
+            host_rings: Mutex::new(HostRings::default()),
         });
         let thread = {
             let shared = shared.clone();
@@ -491,16 +605,13 @@ impl Producer {
                 .wait(signal.value, crate::vulkan::SUBMIT_TIMEOUT)?;
         }
         if staged {
-            // Consumers on other devices read the frame from the host-memory ring: copy it
-            // there (and wait) before announcing it. The slot is free of every consumer.
-            let mut ring = self
-                .shared
-                .host_ring
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            if let Some(ring) = ring.as_mut() {
-                ring.download(slot.index, &self.textures[slot.index])?;
-            }
+            // Consumers on other devices read the frame from a host-memory ring: copy it into
+            // each (and wait) before announcing it. The slot is free of every consumer.
+            HostRings::lock(&self.shared.host_rings).download(
+                slot.index,
+                slot.frame,
+                &self.textures[slot.index],
+            )?;
         }
         let mut state = self.shared.lock();
         if state.writing != Some(slot.index) || state.next_frame != slot.frame {
@@ -521,11 +632,21 @@ impl Producer {
         let now = monotonic_ns();
         let lossless = self.shared.options.lossless;
         let mut dead = Vec::new();
+        let mut rings = HostRings::lock(&self.shared.host_rings);
+        // Rings of consumers that left go now (the copies into them have completed).
+        rings
+            .own
+            .retain(|(id, _)| state.peers.iter().any(|p| p.id == *id));
         for peer in state
             .peers
             .iter_mut()
             .filter(|p| matches!(p.phase, Phase::Active))
         {
+            // A consumer on another device that connected after the copy above has not got
+            // this frame in its ring: it starts with the next one.
+            if !rings.serves(peer, index, frame) {
+                continue;
+            }
             let cap = if lossless {
                 self.shared
                     .options
@@ -544,6 +665,7 @@ impl Producer {
                 Err(e) => dead.push((peer.id, e)),
             }
         }
+        drop(rings);
         for (id, e) in dead {
             drop_peer(&mut state, id, &e);
         }
@@ -578,20 +700,39 @@ fn staged_setup(shared: &Shared, peer: &mut Peer, hello: &Hello) -> Result<()> {
             "the frames lack TextureUsage::CopySrc, which the copy into host memory needs",
         ));
     }
-    let mut ring = shared.host_ring.lock().unwrap_or_else(|p| p.into_inner());
-    if ring.is_none() {
-        let made = HostRing::create(&shared.manager, info, shared.exports.len())?;
-        tracing::info!(path = %made.path(), "host-memory ring for consumers on other devices");
-        *ring = Some(made);
+    let slots = shared.exports.len();
+    let make = || -> Result<ProducerRing> {
+        let ring = HostRing::create(&shared.manager, info, slots)?;
+        Ok(ProducerRing {
+            ring,
+            frames: vec![None; slots],
+        })
+    };
+    let mut rings = HostRings::lock(&shared.host_rings);
+    let per_consumer = shared
+        .options
+        .host_rings
+        .per_consumer(&shared.options.peer_policy);
+    if per_consumer {
+        // A stale entry of this id cannot exist (ids are never reused); replace it anyway.
+        rings.own.retain(|(id, _)| *id != peer.id);
+        let made = make()?;
+        tracing::info!(consumer = peer.id, path = %made.ring.path(), "own host-memory ring");
+        rings.own.push((peer.id, made));
+    } else if rings.shared.is_none() {
+        let made = make()?;
+        tracing::info!(path = %made.ring.path(), "host-memory ring for consumers on other devices");
+        rings.shared = Some(made);
     }
-    let ring = ring
-        .as_ref()
-        .ok_or_else(|| Error::Protocol("host ring missing".into()))?;
+    let ring = &rings
+        .of(peer.id)
+        .ok_or_else(|| Error::Protocol("host ring missing".into()))?
+        .ring;
     peer.conn.send(&Message::Hello(shared.hello.clone()), &[])?;
     let setup = Message::HostPoolSetup {
         generation: 1,
         info: info.clone(),
-        slots: shared.exports.len() as u32,
+        slots: slots as u32,
         slot_bytes: ring.region_bytes(),
     };
     peer.conn.send(&setup, &[borrow_os_handle(ring.handle())])
@@ -1016,7 +1157,10 @@ fn handle(
             }
             // A lossy consumer that just finished gets the latest frame if it missed it.
             if let (false, true, Some((slot, frame))) = (lossless, peer.held.is_empty(), latest) {
-                if peer.last_sent.is_none_or(|l| l < frame) && writing != Some(slot as usize) {
+                if peer.last_sent.is_none_or(|l| l < frame)
+                    && writing != Some(slot as usize)
+                    && HostRings::lock(&shared.host_rings).serves(peer, slot, frame)
+                {
                     send_frame(peer, slot, frame, monotonic_ns())?;
                 }
             }
@@ -1042,5 +1186,33 @@ fn handle(
             "unexpected {} from a consumer",
             other.kind()
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_host_rings_are_per_consumer_once_other_users_may_connect() {
+        let auto = HostRingSharing::Auto;
+        assert!(!auto.per_consumer(&PeerPolicy::SameUser));
+        assert!(auto.per_consumer(&PeerPolicy::AnyUser));
+        assert!(auto.per_consumer(&PeerPolicy::Uids(vec![1000])));
+        assert!(!HostRingSharing::Shared.per_consumer(&PeerPolicy::AnyUser));
+        assert!(HostRingSharing::PerConsumer.per_consumer(&PeerPolicy::SameUser));
+        assert_eq!(
+            "Per-Consumer".parse::<HostRingSharing>().unwrap(),
+            HostRingSharing::PerConsumer
+        );
+        assert_eq!(
+            "shared".parse::<HostRingSharing>().unwrap(),
+            HostRingSharing::Shared
+        );
+        let e = "private"
+            .parse::<HostRingSharing>()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("per-consumer"), "{e}");
     }
 }
