@@ -17,7 +17,7 @@ use std::time::Duration;
 use common::{assert_validation_clean, manager};
 use geyser::common::TextureFormat;
 use geyser::ipc::demo::{demo_descriptor, write_slot};
-use geyser::ipc::{Consumer, ConsumerOptions, Producer, ProducerOptions};
+use geyser::ipc::{Consumer, ConsumerOptions, HostRingSharing, Producer, ProducerOptions};
 use geyser::vulkan::{PatternWriter, ProbeReader};
 
 static COUNTING: AtomicBool = AtomicBool::new(false);
@@ -54,16 +54,24 @@ static ALLOCATOR: Counting = Counting;
 /// importing the producer's ring, and through the host-memory ring.
 #[test]
 fn a_frame_handoff_allocates_nothing_and_opens_no_fd_in_steady_state() {
-    steady_state(false);
-    steady_state(true);
+    steady_state(false, HostRingSharing::Auto);
+    steady_state(true, HostRingSharing::Shared);
+    steady_state(true, HostRingSharing::PerConsumer);
 }
 
-fn steady_state(host_transfer: bool) {
-    let name = format!("steady{}-{host_transfer}", std::process::id());
+fn steady_state(host_transfer: bool, host_rings: HostRingSharing) {
+    let name = format!(
+        "steady{}-{host_transfer}-{host_rings:?}",
+        std::process::id()
+    );
     let pm = Arc::new(manager());
     let cm = Arc::new(manager());
     let desc = demo_descriptor(64, 64, TextureFormat::Rgba8Unorm);
-    let producer = Producer::bind(&name, pm.clone(), &desc, ProducerOptions::default()).unwrap();
+    let options = ProducerOptions {
+        host_rings,
+        ..Default::default()
+    };
+    let producer = Producer::bind(&name, pm.clone(), &desc, options).unwrap();
     let writer = PatternWriter::new(&pm, desc.tight_size()).unwrap();
     let options = ConsumerOptions {
         host_transfer,
@@ -103,7 +111,7 @@ fn steady_state(host_transfer: bool) {
     COUNTING.store(false, Ordering::SeqCst);
     let allocations = ALLOCATIONS.load(Ordering::SeqCst);
     println!(
-        "allocations in 200 steady-state frames ({:?} sync, {:?}): {allocations}",
+        "allocations in 200 steady-state frames ({:?} sync, {:?}, {host_rings:?} rings): {allocations}",
         consumer.sync_mode(),
         consumer.transfer_path()
     );
