@@ -1,7 +1,8 @@
 //! `geyser bench`: measures, in one run and side by side, (a) in-process Vulkan → Vulkan
 //! sharing, (b) cross-process zero-copy sharing in the best sync mode, (c) the CPU-copy path,
-//! each with the same GPU work per frame, at each size. Prints a table and the ratios; with
-//! `--out DIR` writes `bench.json` and `bench.svg`.
+//! each with the same GPU work per frame, at each size; with `--host-rings`, also two consumers
+//! through (d) one shared host-memory ring and (e) one ring each. Prints a table and the
+//! ratios; with `--out DIR` writes `bench.json` and `bench.svg`.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -33,7 +34,15 @@ pub struct BenchArgs {
     /// Write bench.json and bench.svg into this directory.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Also measure two consumers through the host-memory ring (what consumers on another
+    /// device get; forced here): one ring shared by both vs one ring each.
+    #[arg(long)]
+    pub host_rings: bool,
 }
+
+/// Row names of the host-ring measurements.
+const HOST_SHARED: &str = "host ring, shared (2)";
+const HOST_OWN: &str = "host ring, per-consumer (2)";
 
 /// Arguments of the hidden CPU-copy child processes.
 #[derive(Args, Clone, Debug)]
@@ -52,11 +61,12 @@ pub struct CpuCopyArgs {
 /// One measured row.
 #[derive(Clone, Debug, Serialize)]
 pub struct Row {
-    /// `in-process`, `cross-process zero-copy` or `cross-process CPU copy`.
+    /// `in-process`, `cross-process zero-copy`, `cross-process CPU copy`, or one of the
+    /// host-ring modes.
     pub mode: String,
     /// `WxH`.
     pub size: String,
-    /// Frames the consumer received and verified per second.
+    /// Frames the consumer received and verified per second (the slowest one's, with two).
     pub fps: f64,
     /// Handoff latency, producer present → consumer receive (host clock), median µs.
     pub handoff_p50_us: f64,
@@ -76,17 +86,24 @@ pub struct Row {
 
 impl Row {
     fn new(mode: &str, size: &str, p: &ProduceReport, c: &ConsumeReport) -> Row {
+        Self::slowest(mode, size, p, std::slice::from_ref(c))
+    }
+
+    /// One row for several consumers of one producer: the slowest value of each column, the
+    /// fewest frames, all corrupted frames.
+    fn slowest(mode: &str, size: &str, p: &ProduceReport, cs: &[ConsumeReport]) -> Row {
+        let max = |f: fn(&ConsumeReport) -> f64| cs.iter().map(f).fold(0.0, f64::max);
         Row {
             mode: mode.into(),
             size: size.into(),
-            fps: c.fps,
-            handoff_p50_us: c.age_p50_us,
-            handoff_p99_us: c.age_p99_us,
+            fps: cs.iter().map(|c| c.fps).fold(f64::INFINITY, f64::min),
+            handoff_p50_us: max(|c| c.age_p50_us),
+            handoff_p99_us: max(|c| c.age_p99_us),
             producer_cpu_us: p.cpu_us_per_frame,
-            consumer_cpu_us: c.cpu_us_per_frame,
-            sync: c.sync.clone(),
-            frames: c.frames,
-            corrupted: c.corrupted,
+            consumer_cpu_us: max(|c| c.cpu_us_per_frame),
+            sync: cs.first().map(|c| c.sync.clone()).unwrap_or_default(),
+            frames: cs.iter().map(|c| c.frames).min().unwrap_or(0),
+            corrupted: cs.iter().map(|c| c.corrupted).sum(),
         }
     }
 }
@@ -122,10 +139,22 @@ fn pair(
     producer: &[String],
     consumer: &[String],
 ) -> geyser::Result<(ProduceReport, ConsumeReport)> {
+    let (p, mut cs) = group(producer, &[consumer])?;
+    let c = cs
+        .pop()
+        .ok_or_else(|| geyser::Error::Protocol("no consumer report".into()))?;
+    Ok((p, c))
+}
+
+/// Runs a producer child and consumer children; returns their reports.
+fn group(
+    producer: &[String],
+    consumers: &[&[String]],
+) -> geyser::Result<(ProduceReport, Vec<ConsumeReport>)> {
     let mut children = Vec::new();
     let mut states = Vec::new();
     let mut threads = Vec::new();
-    for args in [producer, consumer] {
+    for args in std::iter::once(producer).chain(consumers.iter().copied()) {
         let mut child = spawn_self(args)?;
         let state = Arc::new(Mutex::new(ChildState::default()));
         threads.extend(watch(&mut child, state.clone()));
@@ -160,9 +189,13 @@ fn pair(
     };
     let p: ProduceReport =
         serde_json::from_str(&result(0)?).map_err(|e| geyser::Error::Protocol(e.to_string()))?;
-    let c: ConsumeReport =
-        serde_json::from_str(&result(1)?).map_err(|e| geyser::Error::Protocol(e.to_string()))?;
-    Ok((p, c))
+    let cs = (1..states.len())
+        .map(|i| {
+            serde_json::from_str::<ConsumeReport>(&result(i)?)
+                .map_err(|e| geyser::Error::Protocol(e.to_string()))
+        })
+        .collect::<geyser::Result<Vec<_>>>()?;
+    Ok((p, cs))
 }
 
 /// Runs the benchmark; returns whether every frame of every mode was verified.
@@ -174,7 +207,8 @@ pub fn run(args: &BenchArgs) -> geyser::Result<bool> {
     println!(
         "geyser bench on {device}: {frames} frames per measurement, RGBA8, ring of 3, lossless"
     );
-    let bar = ProgressBar::new((args.sizes.len() * 3) as u64);
+    let modes = if args.host_rings { 5 } else { 3 };
+    let bar = ProgressBar::new((args.sizes.len() * modes) as u64);
     bar.set_style(
         ProgressStyle::with_template("{spinner} {bar:30} {pos}/{len} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -229,17 +263,38 @@ pub fn run(args: &BenchArgs) -> geyser::Result<bool> {
         let (p, c) = pair(&cpu("__cpu-produce"), &cpu("__cpu-consume"))?;
         rows.push(Row::new("cross-process CPU copy", size, &p, &c));
         bar.inc(1);
+
+        if args.host_rings {
+            for (mode, rings) in [(HOST_SHARED, "shared"), (HOST_OWN, "per-consumer")] {
+                bar.set_message(format!("{size}: {mode}"));
+                let name = format!("geyser-bench-ring-{}", std::process::id());
+                let ring = DemoArgs {
+                    consumers: 2,
+                    host_transfer: true,
+                    host_rings: rings.into(),
+                    name: Some(name.clone()),
+                    ..demo.clone()
+                };
+                let mut pa = vec!["__produce".to_string()];
+                pa.extend(ring.child_args(&name));
+                let mut ca = vec!["__consume".to_string()];
+                ca.extend(ring.child_args(&name));
+                let (p, cs) = group(&pa, &[&ca, &ca])?;
+                rows.push(Row::slowest(mode, size, &p, &cs));
+                bar.inc(1);
+            }
+        }
     }
     bar.finish_and_clear();
 
     println!();
     println!(
-        "{:<26} {:>9} {:>9} {:>12} {:>12} {:>13} {:>13}  sync",
+        "{:<28} {:>9} {:>9} {:>12} {:>12} {:>13} {:>13}  sync",
         "mode", "size", "fps", "handoff p50", "handoff p99", "producer CPU", "consumer CPU"
     );
     for r in &rows {
         println!(
-            "{:<26} {:>9} {:>9.1} {:>9.0} µs {:>9.0} µs {:>7.0} µs/fr {:>7.0} µs/fr  {}",
+            "{:<28} {:>9} {:>9.1} {:>9.0} µs {:>9.0} µs {:>7.0} µs/fr {:>7.0} µs/fr  {}",
             r.mode,
             r.size,
             r.fps,
@@ -267,7 +322,13 @@ pub fn run(args: &BenchArgs) -> geyser::Result<bool> {
         let ba = fb / fa.max(1e-9);
         let bc = fb / fc.max(1e-9);
         println!("{size}: (b)/(a) zero-copy cross-process vs in-process = {ba:.2}   (b)/(c) zero-copy vs CPU copy = {bc:.2}x");
-        ratios.push(serde_json::json!({ "size": size, "b_over_a": ba, "b_over_c": bc }));
+        let mut ratio = serde_json::json!({ "size": size, "b_over_a": ba, "b_over_c": bc });
+        if args.host_rings {
+            let ed = fps(HOST_OWN) / fps(HOST_SHARED).max(1e-9);
+            println!("{size}: (e)/(d) per-consumer vs shared host rings, two consumers = {ed:.2}");
+            ratio["e_over_d"] = ed.into();
+        }
+        ratios.push(ratio);
     }
     println!(
         "handoff: producer present → consumer receive, host CLOCK_MONOTONIC timestamps (no GPU timestamp \
@@ -311,12 +372,22 @@ fn chart(
         "in-process",
         "cross-process zero-copy",
         "cross-process CPU copy",
+        HOST_SHARED,
+        HOST_OWN,
     ];
     let colors = [
         RGBColor(66, 133, 244),
         RGBColor(52, 168, 83),
         RGBColor(234, 67, 53),
+        RGBColor(251, 188, 5),
+        RGBColor(154, 160, 166),
     ];
+    // Bars per size group: the modes measured, plus one bar's gap.
+    let modes = &modes[..modes
+        .iter()
+        .filter(|m| rows.iter().any(|r| r.mode == **m))
+        .count()];
+    let width = modes.len() as f64 + 1.0;
     let max = rows.iter().map(|r| r.fps).fold(1.0, f64::max) * 1.35;
     let err = |e: String| geyser::Error::Io(std::io::Error::other(e));
     let root = SVGBackend::new(path, (900, 500)).into_drawing_area();
@@ -330,16 +401,16 @@ fn chart(
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(60)
-        .build_cartesian_2d(0f64..groups * 4.0, 0f64..max)
+        .build_cartesian_2d(0f64..groups * width, 0f64..max)
         .map_err(|e| err(e.to_string()))?;
     chart
         .configure_mesh()
         .disable_x_mesh()
-        .x_labels(sizes.len() * 4 + 1)
+        .x_labels(sizes.len() * width as usize + 1)
         .x_label_formatter(&|x| {
-            // Ticks fall on integers; each group of three bars is centred on 4g + 2.
-            let g = (x / 4.0).floor() as usize;
-            if (x - (g as f64 * 4.0 + 2.0)).abs() < 0.25 {
+            // Ticks fall on integers; each group of bars is centred on width·g + width/2.
+            let g = (x / width).floor() as usize;
+            if (x - (g as f64 * width + width / 2.0)).abs() < 0.25 {
                 sizes.get(g).cloned().unwrap_or_default()
             } else {
                 String::new()
@@ -355,7 +426,7 @@ fn chart(
             .enumerate()
             .filter_map(|(g, size)| {
                 let r = rows.iter().find(|r| &r.size == size && r.mode == *mode)?;
-                let x = g as f64 * 4.0 + 0.5 + m as f64;
+                let x = g as f64 * width + 0.5 + m as f64;
                 Some(Rectangle::new([(x, 0.0), (x + 0.9, r.fps)], color.filled()))
             })
             .collect();
