@@ -859,3 +859,56 @@ fn a_consumer_scribbling_on_its_host_ring_reaches_others_only_through_a_shared_r
     }
     assert_validation_clean();
 }
+
+/// A consumer's own host-memory ring (its memfd and mapping, and the buffers imported from it)
+/// is freed when the consumer leaves, even if the producer presents nothing after that.
+#[test]
+fn a_per_consumer_ring_is_freed_when_its_consumer_leaves() {
+    use std::os::unix::fs::MetadataExt;
+    let m = Arc::new(manager());
+    let desc = demo_descriptor(32, 16, TextureFormat::Rgba8Unorm);
+    let name = unique("ring-freed");
+    let options = ProducerOptions {
+        host_rings: HostRingSharing::PerConsumer,
+        ..Default::default()
+    };
+    let producer = Producer::bind(&name, m.clone(), &desc, options).unwrap();
+    // FDs of this process open on the file with inode `ino` (other tests run in parallel, so
+    // count only this one).
+    let open_on = |ino: u64| {
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|e| std::fs::metadata(e.ok()?.path()).ok())
+            .filter(|md| md.ino() == ino)
+            .count()
+    };
+    let mut c = raw_client(&name);
+    c.send(&Message::StagedRequest, &[]).unwrap();
+    c.send(&Message::Hello(hello(&m)), &[]).unwrap();
+    let _ = c.recv(Some(Duration::from_secs(5))).unwrap(); // Hello
+    let (setup, ring_fds) = c.recv(Some(Duration::from_secs(5))).unwrap();
+    assert!(
+        matches!(setup, Message::HostPoolSetup { .. }),
+        "{}",
+        setup.kind()
+    );
+    let ring = std::fs::File::from(ring_fds.into_iter().next().expect("the ring's memfd"));
+    let ino = ring.metadata().unwrap().ino();
+    producer
+        .wait_for_consumers(1, Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(open_on(ino), 2, "ours and the producer's");
+    drop(ring);
+    drop(c);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while open_on(ino) != 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(producer.consumer_count(), 0);
+    assert_eq!(
+        open_on(ino),
+        0,
+        "the producer still holds the consumer's ring"
+    );
+    assert_validation_clean();
+}

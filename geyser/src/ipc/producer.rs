@@ -234,8 +234,8 @@ impl ProducerRing {
 struct HostRings {
     /// The ring every such consumer shares, made when the first connects.
     shared: Option<ProducerRing>,
-    /// Per-consumer rings, by peer id; those of consumers that left are dropped at the next
-    /// `present`.
+    /// Per-consumer rings, by peer id; those of consumers that left are dropped by the
+    /// service thread or at the next `present`.
     own: Vec<(u64, ProducerRing)>,
 }
 
@@ -251,6 +251,11 @@ impl HostRings {
             .find(|(id, _)| *id == peer)
             .map(|(_, r)| r)
             .or(self.shared.as_ref())
+    }
+
+    /// Drops the rings of consumers that left.
+    fn prune(&mut self, peers: &[Peer]) {
+        self.own.retain(|(id, _)| peers.iter().any(|p| p.id == *id));
     }
 
     /// Whether `peer` can be sent `frame` in `slot`: it imports the producer's textures, or
@@ -634,9 +639,7 @@ impl Producer {
         let mut dead = Vec::new();
         let mut rings = HostRings::lock(&self.shared.host_rings);
         // Rings of consumers that left go now (the copies into them have completed).
-        rings
-            .own
-            .retain(|(id, _)| state.peers.iter().any(|p| p.id == *id));
+        rings.prune(&state.peers);
         for peer in state
             .peers
             .iter_mut()
@@ -868,6 +871,13 @@ fn service(shared: &Shared, mut listener: Listener) {
             for (id, why) in late {
                 drop_peer(&mut state, id, &Error::Timeout(why.into()));
                 changed = true;
+            }
+            // Free the rings of consumers that left now, not at the next present (a producer
+            // may pause); skipped while a present is copying into the rings.
+            if changed {
+                if let Ok(mut rings) = shared.host_rings.try_lock() {
+                    rings.prune(&state.peers);
+                }
             }
         }
         if changed {
