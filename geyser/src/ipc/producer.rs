@@ -217,6 +217,8 @@ struct Shared {
 struct ProducerRing {
     ring: HostRing,
     frames: Vec<Option<u64>>,
+    /// Copy the frame being presented into this ring (a consumer it serves will be sent it).
+    wanted: bool,
 }
 
 impl ProducerRing {
@@ -253,6 +255,28 @@ impl HostRings {
             .or(self.shared.as_ref())
     }
 
+    fn all(&mut self) -> impl Iterator<Item = &mut ProducerRing> {
+        self.shared
+            .iter_mut()
+            .chain(self.own.iter_mut().map(|(_, r)| r))
+    }
+
+    fn want_none(&mut self) {
+        self.all().for_each(|r| r.wanted = false);
+    }
+
+    /// Marks the ring that serves consumer `peer` for the next download.
+    fn want(&mut self, peer: u64) {
+        let own = self.own.iter_mut().find(|(id, _)| *id == peer);
+        if let Some(ring) = own.map(|(_, r)| r).or(self.shared.as_mut()) {
+            ring.wanted = true;
+        }
+    }
+
+    fn any_wanted(&mut self) -> bool {
+        self.all().any(|r| r.wanted)
+    }
+
     /// Drops the rings of consumers that left.
     fn prune(&mut self, peers: &[Peer]) {
         self.own.retain(|(id, _)| peers.iter().any(|p| p.id == *id));
@@ -267,13 +291,9 @@ impl HostRings {
                 .is_some_and(|r| r.frames.get(slot as usize) == Some(&Some(frame)))
     }
 
-    /// Copies `texture` (holding `frame`) into slot `slot` of every ring.
+    /// Copies `texture` (holding `frame`) into slot `slot` of every wanted ring.
     fn download(&mut self, slot: usize, frame: u64, texture: &VulkanTexture) -> Result<()> {
-        for ring in self
-            .shared
-            .iter_mut()
-            .chain(self.own.iter_mut().map(|(_, r)| r))
-        {
+        for ring in self.all().filter(|r| r.wanted) {
             ring.download(slot, frame, texture)?;
         }
         Ok(())
@@ -283,6 +303,15 @@ impl HostRings {
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Most frames one consumer may hold before it skips new ones.
+    fn held_cap(&self) -> usize {
+        if self.options.lossless {
+            self.options.max_held_frames.unwrap_or(usize::MAX).max(1)
+        } else {
+            1
+        }
     }
 }
 
@@ -596,14 +625,22 @@ impl Producer {
         // counts as one, and so does every cross-device one) need the write finished before
         // the frame is announced; cross-device ones (active once marked) also need it copied
         // into the host-memory ring.
-        let (host_peers, staged) = self
-            .shared
-            .lock()
-            .peers
-            .iter()
-            .fold((false, false), |(host, staged), p| {
-                (host || p.sync == SyncMode::Host, staged || p.staged)
-            });
+        // Only rings of consumers that will be sent the frame are copied into: one that
+        // still holds as many frames as it may skips this one anyway.
+        let cap = self.shared.held_cap();
+        let (host_peers, staged) = {
+            let state = self.shared.lock();
+            let mut rings = HostRings::lock(&self.shared.host_rings);
+            rings.want_none();
+            let mut host_peers = false;
+            for p in &state.peers {
+                host_peers |= p.sync == SyncMode::Host;
+                if p.staged && p.held.len() < cap {
+                    rings.want(p.id);
+                }
+            }
+            (host_peers, rings.any_wanted())
+        };
         if let (Some(signal), true) = (&slot.signal, host_peers) {
             signal
                 .semaphore
@@ -611,7 +648,8 @@ impl Producer {
         }
         if staged {
             // Consumers on other devices read the frame from a host-memory ring: copy it into
-            // each (and wait) before announcing it. The slot is free of every consumer.
+            // the rings wanted (and wait) before announcing it. The slot is free of every
+            // consumer.
             HostRings::lock(&self.shared.host_rings).download(
                 slot.index,
                 slot.frame,
@@ -635,7 +673,6 @@ impl Producer {
         state.spare_waits.push(waits);
         state.latest = Some((index, frame));
         let now = monotonic_ns();
-        let lossless = self.shared.options.lossless;
         let mut dead = Vec::new();
         let mut rings = HostRings::lock(&self.shared.host_rings);
         // Rings of consumers that left go now (the copies into them have completed).
@@ -647,20 +684,16 @@ impl Producer {
         {
             // A consumer on another device that connected after the copy above has not got
             // this frame in its ring: it starts with the next one.
-            if !rings.serves(peer, index, frame) {
-                continue;
-            }
-            let cap = if lossless {
-                self.shared
-                    .options
-                    .max_held_frames
-                    .unwrap_or(usize::MAX)
-                    .max(1)
-            } else {
-                1
-            };
             if peer.held.len() >= cap {
                 peer.skipped += 1;
+                continue;
+            }
+            if !rings.serves(peer, index, frame) {
+                // Its ring was not copied into: it connected after the copy (its first frame
+                // is the next), or it was at `cap` then and has released since.
+                if peer.last_sent.is_some() {
+                    peer.skipped += 1;
+                }
                 continue;
             }
             match send_frame(peer, index, frame, now) {
@@ -709,6 +742,7 @@ fn staged_setup(shared: &Shared, peer: &mut Peer, hello: &Hello) -> Result<()> {
         Ok(ProducerRing {
             ring,
             frames: vec![None; slots],
+            wanted: false,
         })
     };
     let mut rings = HostRings::lock(&shared.host_rings);
