@@ -913,83 +913,90 @@ fn a_per_consumer_ring_is_freed_when_its_consumer_leaves() {
     assert_validation_clean();
 }
 
-/// The producer copies a frame into a consumer's host-memory ring only when that consumer
-/// will be sent it: while a lossy cross-device consumer holds a frame, the frames it skips
-/// are not copied into its ring (it stays zero-filled), and it gets the next frame presented
-/// after it released.
+/// The producer copies a frame into a consumer's host-memory ring only when that consumer may
+/// still be sent it. A lossless consumer holding as many frames as it may skips the next ones
+/// for good: they are not copied into its ring (it stays zero-filled). A lossy one is sent the
+/// latest frame as soon as it releases: the frames it skipped are copied, and the latest
+/// arrives without another present.
 #[test]
-fn frames_a_busy_cross_device_consumer_skips_are_not_copied_for_it() {
+fn a_host_ring_gets_the_frames_its_consumer_may_still_be_sent() {
     use std::os::unix::fs::FileExt;
     let m = Arc::new(manager());
     let desc = demo_descriptor(32, 16, TextureFormat::Rgba8Unorm);
     let writer = PatternWriter::new(&m, desc.tight_size()).unwrap();
-    let name = unique("busy-ring");
-    let options = ProducerOptions {
-        slots: 3,
-        sync: Some(SyncMode::Host),
-        host_rings: HostRingSharing::PerConsumer,
-        ..Default::default()
-    };
-    let producer = Producer::bind(&name, m.clone(), &desc, options).unwrap();
-    let mut c = raw_client(&name);
-    c.send(&Message::StagedRequest, &[]).unwrap();
-    c.send(&Message::Hello(hello(&m)), &[]).unwrap();
-    let _ = c.recv(Some(Duration::from_secs(5))).unwrap(); // Hello
-    let (setup, fds) = c.recv(Some(Duration::from_secs(5))).unwrap();
-    let Message::HostPoolSetup { slot_bytes, .. } = setup else {
-        panic!("expected HostPoolSetup, got {}", setup.kind());
-    };
-    let ring = std::fs::File::from(fds.into_iter().next().expect("the ring's memfd"));
-    producer
-        .wait_for_consumers(1, Duration::from_secs(5))
-        .unwrap();
-    let frame_bytes = desc.tight_size() as usize;
-    let slot_is_zero = |slot: u32| {
-        let mut buf = vec![0u8; frame_bytes];
-        ring.read_exact_at(&mut buf, u64::from(slot) * slot_bytes)
+    for lossless in [true, false] {
+        let name = unique("busy-ring");
+        let options = ProducerOptions {
+            slots: 3,
+            lossless,
+            max_held_frames: Some(1),
+            sync: Some(SyncMode::Host),
+            host_rings: HostRingSharing::PerConsumer,
+            ..Default::default()
+        };
+        let producer = Producer::bind(&name, m.clone(), &desc, options).unwrap();
+        let mut c = raw_client(&name);
+        c.send(&Message::StagedRequest, &[]).unwrap();
+        c.send(&Message::Hello(hello(&m)), &[]).unwrap();
+        let _ = c.recv(Some(Duration::from_secs(5))).unwrap(); // Hello
+        let (setup, fds) = c.recv(Some(Duration::from_secs(5))).unwrap();
+        let Message::HostPoolSetup { slot_bytes, .. } = setup else {
+            panic!("expected HostPoolSetup, got {}", setup.kind());
+        };
+        let ring = std::fs::File::from(fds.into_iter().next().expect("the ring's memfd"));
+        producer
+            .wait_for_consumers(1, Duration::from_secs(5))
             .unwrap();
-        buf.iter().all(|b| *b == 0)
-    };
-    let present = || {
-        let slot = producer.acquire(Some(Duration::from_secs(5))).unwrap();
-        let index = slot.index as u32;
-        geyser::ipc::demo::write_slot(&writer, &slot).unwrap();
-        (index, producer.present(slot).unwrap())
-    };
-    let frame_ready = |c: &mut Connection| match c.recv(Some(Duration::from_secs(5))) {
-        Ok((Message::FrameReady { slot, frame, .. }, _)) => (slot, frame),
-        other => panic!("expected FrameReady, got {other:?}"),
-    };
-    let (held_slot, held) = present();
-    assert_eq!(frame_ready(&mut c), (held_slot, held));
-    assert!(
-        !slot_is_zero(held_slot),
-        "the frame it was sent is in its ring"
-    );
-    // It holds frame 0: the next frames are skipped for it and not copied into its ring.
-    let skipped: Vec<u32> = (0..3).map(|_| present().0).collect();
-    assert!(skipped.iter().all(|s| *s != held_slot));
-    for s in &skipped {
+        let frame_bytes = desc.tight_size() as usize;
+        let slot_is_zero = |slot: u32| {
+            let mut buf = vec![0u8; frame_bytes];
+            ring.read_exact_at(&mut buf, u64::from(slot) * slot_bytes)
+                .unwrap();
+            buf.iter().all(|b| *b == 0)
+        };
+        let present = || {
+            let slot = producer.acquire(Some(Duration::from_secs(5))).unwrap();
+            let index = slot.index as u32;
+            geyser::ipc::demo::write_slot(&writer, &slot).unwrap();
+            (index, producer.present(slot).unwrap())
+        };
+        let frame_ready = |c: &mut Connection| match c.recv(Some(Duration::from_secs(5))) {
+            Ok((Message::FrameReady { slot, frame, .. }, _)) => (slot, frame),
+            other => panic!("expected FrameReady, got {other:?}"),
+        };
+        let (held_slot, held) = present();
+        assert_eq!(frame_ready(&mut c), (held_slot, held));
         assert!(
-            slot_is_zero(*s),
-            "a frame it skips was copied into its ring"
+            !slot_is_zero(held_slot),
+            "the frame it was sent is in its ring"
         );
+        // It holds its frame: the next two are skipped for it.
+        let skipped: Vec<(u32, u64)> = (0..2).map(|_| present()).collect();
+        assert_eq!(producer.stats().consumers[0].skipped, 2);
+        for (s, _) in &skipped {
+            assert_ne!(*s, held_slot);
+            assert_eq!(slot_is_zero(*s), lossless, "lossless: {lossless}, slot {s}");
+        }
+        c.send(
+            &Message::FrameReleased {
+                slot: held_slot,
+                frame: held,
+                value: 0,
+            },
+            &[],
+        )
+        .unwrap();
+        if !lossless {
+            // The latest frame comes on the release, from the ring.
+            assert_eq!(frame_ready(&mut c), skipped[1]);
+        } else {
+            // Give the service thread time to take the release (it wakes when the message
+            // arrives): the next frame is then copied into the ring and sent.
+            std::thread::sleep(Duration::from_millis(500));
+            let (slot, frame) = present();
+            assert_eq!(frame_ready(&mut c), (slot, frame));
+            assert!(!slot_is_zero(slot));
+        }
     }
-    assert_eq!(producer.stats().consumers[0].skipped, 3);
-    c.send(
-        &Message::FrameReleased {
-            slot: held_slot,
-            frame: held,
-            value: 0,
-        },
-        &[],
-    )
-    .unwrap();
-    // Give the service thread time to take the release (it wakes when the message arrives):
-    // the next frame is then copied into the ring and sent.
-    std::thread::sleep(Duration::from_millis(500));
-    let (slot, frame) = present();
-    assert_eq!(frame_ready(&mut c), (slot, frame));
-    assert!(!slot_is_zero(slot));
     assert_validation_clean();
 }
