@@ -644,20 +644,35 @@ impl Producer {
             }
             (host_peers, rings.any_wanted())
         };
-        if let (Some(signal), true) = (&slot.signal, host_peers) {
-            signal
-                .semaphore
-                .wait(signal.value, crate::vulkan::SUBMIT_TIMEOUT)?;
-        }
-        if staged {
-            // Consumers on other devices read the frame from a host-memory ring: copy it into
-            // the rings wanted (and wait) before announcing it. The slot is free of every
-            // consumer.
-            HostRings::lock(&self.shared.host_rings).download(
-                slot.index,
-                slot.frame,
-                &self.textures[slot.index],
-            )?;
+        let prepared = (|| {
+            if let (Some(signal), true) = (&slot.signal, host_peers) {
+                signal
+                    .semaphore
+                    .wait(signal.value, crate::vulkan::SUBMIT_TIMEOUT)?;
+            }
+            if staged {
+                // Consumers on other devices read the frame from a host-memory ring: copy it
+                // into the rings wanted (and wait) before announcing it. The slot is free of
+                // every consumer.
+                HostRings::lock(&self.shared.host_rings).download(
+                    slot.index,
+                    slot.frame,
+                    &self.textures[slot.index],
+                )?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = prepared {
+            // The frame is not announced; give the slot back so the next `acquire` works.
+            let mut state = self.shared.lock();
+            if state.writing == Some(slot.index) && state.next_frame == slot.frame {
+                state.writing = None;
+                // Its waits still guard the slot's next write.
+                state.slot_waits[slot.index] = slot.waits;
+            }
+            drop(state);
+            self.shared.changed.notify_all();
+            return Err(e);
         }
         let mut state = self.shared.lock();
         if state.writing != Some(slot.index) || state.next_frame != slot.frame {
@@ -704,10 +719,11 @@ impl Producer {
                 Err(e) => dead.push((peer.id, e)),
             }
         }
-        drop(rings);
         for (id, e) in dead {
             drop_peer(&mut state, id, &e);
         }
+        rings.prune(&state.peers);
+        drop(rings);
         drop(state);
         self.shared.changed.notify_all();
         Ok(frame)
@@ -776,6 +792,18 @@ fn staged_setup(shared: &Shared, peer: &mut Peer, hello: &Hello) -> Result<()> {
         slot_bytes: ring.region_bytes(),
     };
     peer.conn.send(&setup, &[borrow_os_handle(ring.handle())])
+}
+
+/// Whether the host ring of staged consumer `peer` holds `frame` in `slot`, for the lossy
+/// resend on release. Called with `state` locked, so it does not wait for the rings: while a
+/// `present` copies into them it says no, and that `present` sends this (now free) consumer
+/// its newer frame.
+fn lossy_ring_holds(shared: &Shared, peer: &Peer, slot: u32, frame: u64) -> bool {
+    match shared.host_rings.try_lock() {
+        Ok(rings) => rings.serves(peer, slot, frame),
+        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().serves(peer, slot, frame),
+        Err(std::sync::TryLockError::WouldBlock) => false,
+    }
 }
 
 fn send_frame(peer: &mut Peer, slot: u32, frame: u64, present_ns: u64) -> Result<()> {
@@ -912,7 +940,12 @@ fn service(shared: &Shared, mut listener: Listener) {
             // Free the rings of consumers that left now, not at the next present (a producer
             // may pause); skipped while a present is copying into the rings.
             if changed {
-                if let Ok(mut rings) = shared.host_rings.try_lock() {
+                let rings = match shared.host_rings.try_lock() {
+                    Ok(r) => Some(r),
+                    Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                    Err(std::sync::TryLockError::WouldBlock) => None,
+                };
+                if let Some(mut rings) = rings {
                     rings.prune(&state.peers);
                 }
             }
@@ -1206,7 +1239,7 @@ fn handle(
             if let (false, true, Some((slot, frame))) = (lossless, peer.held.is_empty(), latest) {
                 if peer.last_sent.is_none_or(|l| l < frame)
                     && writing != Some(slot as usize)
-                    && HostRings::lock(&shared.host_rings).serves(peer, slot, frame)
+                    && (!peer.staged || lossy_ring_holds(shared, peer, slot, frame))
                 {
                     send_frame(peer, slot, frame, monotonic_ns())?;
                 }
