@@ -488,6 +488,24 @@ fn raw_consumer(
     c
 }
 
+/// A raw client that asks for the host-memory ring and completes the handshake; returns the
+/// connection, the ring's memfd and the slot size.
+fn raw_staged_consumer(
+    name: &str,
+    m: &geyser::vulkan::VulkanTextureShareManager,
+) -> (Connection, std::fs::File, u64) {
+    let mut c = raw_client(name);
+    c.send(&Message::StagedRequest, &[]).unwrap();
+    c.send(&Message::Hello(hello(m)), &[]).unwrap();
+    let _ = c.recv(Some(Duration::from_secs(5))).unwrap(); // Hello
+    let (setup, fds) = c.recv(Some(Duration::from_secs(5))).unwrap();
+    let Message::HostPoolSetup { slot_bytes, .. } = setup else {
+        panic!("expected HostPoolSetup, got {}", setup.kind());
+    };
+    let ring = std::fs::File::from(fds.into_iter().next().expect("the ring's memfd"));
+    (c, ring, slot_bytes)
+}
+
 /// The connection ends (Bye, then closed) instead of serving the bad client.
 fn assert_closed(c: &mut Connection) {
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -803,15 +821,7 @@ fn a_consumer_scribbling_on_its_host_ring_reaches_others_only_through_a_shared_r
             ..Default::default()
         };
         let producer = Producer::bind(&name, m.clone(), &desc, options).unwrap();
-        let mut scribbler = raw_client(&name);
-        scribbler.send(&Message::StagedRequest, &[]).unwrap();
-        scribbler.send(&Message::Hello(hello(&m)), &[]).unwrap();
-        let _ = scribbler.recv(Some(Duration::from_secs(5))).unwrap(); // Hello
-        let (setup, fds) = scribbler.recv(Some(Duration::from_secs(5))).unwrap();
-        let Message::HostPoolSetup { slot_bytes, .. } = setup else {
-            panic!("expected HostPoolSetup, got {}", setup.kind());
-        };
-        let ring = std::fs::File::from(fds.into_iter().next().expect("the ring's memfd"));
+        let (mut scribbler, ring, slot_bytes) = raw_staged_consumer(&name, &m);
         let victim_options = ConsumerOptions {
             host_transfer: true,
             ..Default::default()
@@ -882,17 +892,7 @@ fn a_per_consumer_ring_is_freed_when_its_consumer_leaves() {
             .filter(|md| md.ino() == ino)
             .count()
     };
-    let mut c = raw_client(&name);
-    c.send(&Message::StagedRequest, &[]).unwrap();
-    c.send(&Message::Hello(hello(&m)), &[]).unwrap();
-    let _ = c.recv(Some(Duration::from_secs(5))).unwrap(); // Hello
-    let (setup, ring_fds) = c.recv(Some(Duration::from_secs(5))).unwrap();
-    assert!(
-        matches!(setup, Message::HostPoolSetup { .. }),
-        "{}",
-        setup.kind()
-    );
-    let ring = std::fs::File::from(ring_fds.into_iter().next().expect("the ring's memfd"));
+    let (c, ring, _) = raw_staged_consumer(&name, &m);
     let ino = ring.metadata().unwrap().ino();
     producer
         .wait_for_consumers(1, Duration::from_secs(5))
@@ -935,15 +935,7 @@ fn a_host_ring_gets_the_frames_its_consumer_may_still_be_sent() {
             ..Default::default()
         };
         let producer = Producer::bind(&name, m.clone(), &desc, options).unwrap();
-        let mut c = raw_client(&name);
-        c.send(&Message::StagedRequest, &[]).unwrap();
-        c.send(&Message::Hello(hello(&m)), &[]).unwrap();
-        let _ = c.recv(Some(Duration::from_secs(5))).unwrap(); // Hello
-        let (setup, fds) = c.recv(Some(Duration::from_secs(5))).unwrap();
-        let Message::HostPoolSetup { slot_bytes, .. } = setup else {
-            panic!("expected HostPoolSetup, got {}", setup.kind());
-        };
-        let ring = std::fs::File::from(fds.into_iter().next().expect("the ring's memfd"));
+        let (mut c, ring, slot_bytes) = raw_staged_consumer(&name, &m);
         producer
             .wait_for_consumers(1, Duration::from_secs(5))
             .unwrap();
