@@ -246,6 +246,16 @@ impl HostRings {
         m.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// [`Self::lock`] for callers that hold `state` and must not wait for a `present` that is
+    /// copying into the rings: `None` while one is.
+    fn try_lock(m: &Mutex<Self>) -> Option<MutexGuard<'_, Self>> {
+        match m.try_lock() {
+            Ok(rings) => Some(rings),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
     /// The ring that serves consumer `peer`.
     fn of(&self, peer: u64) -> Option<&ProducerRing> {
         self.own
@@ -253,6 +263,14 @@ impl HostRings {
             .find(|(id, _)| *id == peer)
             .map(|(_, r)| r)
             .or(self.shared.as_ref())
+    }
+
+    fn of_mut(&mut self, peer: u64) -> Option<&mut ProducerRing> {
+        self.own
+            .iter_mut()
+            .find(|(id, _)| *id == peer)
+            .map(|(_, r)| r)
+            .or(self.shared.as_mut())
     }
 
     fn all(&mut self) -> impl Iterator<Item = &mut ProducerRing> {
@@ -267,8 +285,7 @@ impl HostRings {
 
     /// Marks the ring that serves consumer `peer` for the next download.
     fn want(&mut self, peer: u64) {
-        let own = self.own.iter_mut().find(|(id, _)| *id == peer);
-        if let Some(ring) = own.map(|(_, r)| r).or(self.shared.as_mut()) {
+        if let Some(ring) = self.of_mut(peer) {
             ring.wanted = true;
         }
     }
@@ -693,15 +710,11 @@ impl Producer {
         let now = monotonic_ns();
         let mut dead = Vec::new();
         let mut rings = HostRings::lock(&self.shared.host_rings);
-        // Rings of consumers that left go now (the copies into them have completed).
-        rings.prune(&state.peers);
         for peer in state
             .peers
             .iter_mut()
             .filter(|p| matches!(p.phase, Phase::Active))
         {
-            // A consumer on another device that connected after the copy above has not got
-            // this frame in its ring: it starts with the next one.
             if peer.held.len() >= cap {
                 peer.skipped += 1;
                 continue;
@@ -722,6 +735,8 @@ impl Producer {
         for (id, e) in dead {
             drop_peer(&mut state, id, &e);
         }
+        // Rings of consumers that left, before or just now, go here (the copies into them
+        // have completed).
         rings.prune(&state.peers);
         drop(rings);
         drop(state);
@@ -770,8 +785,6 @@ fn staged_setup(shared: &Shared, peer: &mut Peer, hello: &Hello) -> Result<()> {
         .host_rings
         .per_consumer(&shared.options.peer_policy);
     if per_consumer {
-        // A stale entry of this id cannot exist (ids are never reused); replace it anyway.
-        rings.own.retain(|(id, _)| *id != peer.id);
         let made = make()?;
         tracing::info!(consumer = peer.id, path = %made.ring.path(), "own host-memory ring");
         rings.own.push((peer.id, made));
@@ -799,11 +812,7 @@ fn staged_setup(shared: &Shared, peer: &mut Peer, hello: &Hello) -> Result<()> {
 /// `present` copies into them it says no, and that `present` sends this (now free) consumer
 /// its newer frame.
 fn lossy_ring_holds(shared: &Shared, peer: &Peer, slot: u32, frame: u64) -> bool {
-    match shared.host_rings.try_lock() {
-        Ok(rings) => rings.serves(peer, slot, frame),
-        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().serves(peer, slot, frame),
-        Err(std::sync::TryLockError::WouldBlock) => false,
-    }
+    HostRings::try_lock(&shared.host_rings).is_some_and(|r| r.serves(peer, slot, frame))
 }
 
 fn send_frame(peer: &mut Peer, slot: u32, frame: u64, present_ns: u64) -> Result<()> {
@@ -940,12 +949,7 @@ fn service(shared: &Shared, mut listener: Listener) {
             // Free the rings of consumers that left now, not at the next present (a producer
             // may pause); skipped while a present is copying into the rings.
             if changed {
-                let rings = match shared.host_rings.try_lock() {
-                    Ok(r) => Some(r),
-                    Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
-                    Err(std::sync::TryLockError::WouldBlock) => None,
-                };
-                if let Some(mut rings) = rings {
+                if let Some(mut rings) = HostRings::try_lock(&shared.host_rings) {
                     rings.prune(&state.peers);
                 }
             }
