@@ -9,11 +9,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Args;
-use geyser::ipc::bench::{
-    retry_not_found, run_cpu_copy_consumer, run_cpu_copy_producer, run_in_process,
-};
-use geyser::ipc::demo::{demo_descriptor, parse_size, ConsumeReport, ProduceReport};
 use geyser::vulkan::VulkanTextureShareManager;
+use geyser_harness::args::parse_size;
+use geyser_harness::args::retry_not_found;
+use geyser_harness::bench::{run_cpu_copy_consumer, run_cpu_copy_producer, run_in_process};
+use geyser_harness::demo::demo_descriptor;
+use geyser_harness::report::{ConsumeReport, ProduceReport};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 

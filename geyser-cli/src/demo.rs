@@ -8,16 +8,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Args;
-use geyser::ipc::demo::{
-    demo_descriptor, parse_size, parse_sync, run_consumer, run_producer, ConsumeReport,
-    ProduceConfig, ProduceReport,
-};
 use geyser::ipc::{ConsumerOptions, ProducerOptions};
 use geyser::vulkan::VulkanTextureShareManager;
 #[cfg(any(target_os = "linux", target_os = "android"))]
-use geyser::webgpu::demo::run_wgpu_consumer;
-#[cfg(any(target_os = "linux", target_os = "android"))]
 use geyser::webgpu::WgpuTextureShareManager;
+use geyser_harness::args::{parse_size, parse_sync};
+use geyser_harness::demo::{demo_descriptor, run_consumer, run_producer, ProduceConfig};
+use geyser_harness::report::{ConsumeReport, ProduceReport};
+#[cfg(any(target_os = "linux", target_os = "android"))]
+use geyser_harness::wgpu_demo::run_wgpu_consumer;
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Options shared by the demo and its child processes.

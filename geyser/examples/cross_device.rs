@@ -10,11 +10,13 @@
 
 use clap::Parser;
 use geyser::common::{TextureDescriptor, TextureFormat, TextureUsage};
-use geyser::ipc::demo::{parse_size, percentile};
 use geyser::vulkan::{
-    ContextOptions, CrossDeviceTransfer, DeviceSelector, PatternWriter, ProbeReader, TransferPath,
-    Validation, VulkanTextureShareManager,
+    ContextOptions, CrossDeviceTransfer, DeviceSelector, TransferPath, Validation,
+    VulkanTextureShareManager,
 };
+use geyser_harness::args::parse_size;
+use geyser_harness::pattern::{PatternWriter, ProbeReader};
+use geyser_harness::report::percentile;
 
 #[derive(Parser)]
 struct Args {

@@ -7,43 +7,21 @@
 //! The last line is `RESULT {json}` for scripts.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::Parser;
 use geyser::common::TextureFormat;
-use geyser::ipc::demo::{demo_descriptor, parse_size, parse_sync, run_producer, ProduceConfig};
-use geyser::ipc::ProducerOptions;
 use geyser::vulkan::VulkanTextureShareManager;
+use geyser_harness::args::ProducerArgs;
+use geyser_harness::demo::run_producer;
+use geyser_harness::report::result_line;
 
 #[derive(Parser)]
 struct Args {
-    /// Endpoint name (a socket in $XDG_RUNTIME_DIR/geyser/).
-    #[arg(long, default_value = "geyser-demo")]
-    name: String,
-    /// Frames to stream (0: forever).
-    #[arg(long, default_value_t = 600)]
-    frames: u64,
-    /// Frame size.
-    #[arg(long, default_value = "1920x1080")]
-    size: String,
+    #[command(flatten)]
+    producer: ProducerArgs,
     /// Texel format (colour formats; see `geyser info`).
     #[arg(long, default_value = "rgba8unorm")]
     format: String,
-    /// Textures in the ring.
-    #[arg(long, default_value_t = 3)]
-    slots: usize,
-    /// Consumers to wait for before streaming.
-    #[arg(long, default_value_t = 1)]
-    wait: usize,
-    /// Deliver every frame to every consumer (the producer waits for slow ones).
-    #[arg(long)]
-    lossless: bool,
-    /// Sync mode: auto, host, binary, timeline.
-    #[arg(long, default_value = "auto")]
-    sync: String,
-    /// Pause between frames, in milliseconds.
-    #[arg(long)]
-    interval_ms: Option<u64>,
 }
 
 fn main() {
@@ -58,30 +36,18 @@ fn main() {
 }
 
 fn run(args: &Args) -> geyser::Result<()> {
-    let (w, h) = parse_size(&args.size)?;
     let format: TextureFormat = args.format.parse()?;
+    let config = args.producer.config("1920x1080", format)?;
     let manager = Arc::new(VulkanTextureShareManager::create_default()?);
-    let config = ProduceConfig {
-        name: args.name.clone(),
-        descriptor: demo_descriptor(w, h, format),
-        frames: args.frames,
-        wait_consumers: args.wait,
-        wait_timeout: Duration::from_secs(60),
-        options: ProducerOptions {
-            slots: args.slots,
-            lossless: args.lossless,
-            sync: parse_sync(&args.sync)?,
-            max_consumers: Some(args.slots.saturating_sub(1).max(args.wait)),
-            ..Default::default()
-        },
-        frame_interval: args.interval_ms.map(Duration::from_millis),
-    };
+    let d = &config.descriptor;
     println!(
-        "producer `{}` on {}: {w}x{h} {format}, {} slots; waiting for {} consumer(s)",
-        args.name,
+        "producer `{}` on {}: {}x{} {format}, {} slots; waiting for {} consumer(s)",
+        config.name,
         manager.identity().name,
-        args.slots,
-        args.wait
+        d.width,
+        d.height,
+        config.options.slots,
+        config.wait_consumers
     );
     let report = run_producer(manager, &config, |n| {
         if n % 100 == 0 {
@@ -92,9 +58,6 @@ fn run(args: &Args) -> geyser::Result<()> {
         "presented {} frames in {:.2} s: {:.1} fps, sync {}",
         report.frames, report.seconds, report.fps, report.sync
     );
-    println!(
-        "RESULT {}",
-        serde_json::to_string(&report).unwrap_or_default()
-    );
+    println!("{}", result_line(&report));
     Ok(())
 }

@@ -11,9 +11,10 @@ use std::sync::Arc;
 
 use clap::Parser;
 use geyser::common::TextureFormat;
-use geyser::ipc::bench::run_in_process_ring;
-use geyser::ipc::demo::{demo_descriptor, parse_size};
 use geyser::vulkan::VulkanTextureShareManager;
+use geyser_harness::args::parse_size;
+use geyser_harness::bench::run_in_process_ring;
+use geyser_harness::demo::demo_descriptor;
 
 #[derive(Parser)]
 struct Args {

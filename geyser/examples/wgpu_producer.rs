@@ -9,41 +9,19 @@
 //! The last line is `RESULT {json}` for scripts.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::Parser;
 use geyser::common::TextureFormat;
-use geyser::ipc::demo::{demo_descriptor, parse_size, parse_sync, ProduceConfig};
-use geyser::ipc::ProducerOptions;
-use geyser::webgpu::demo::run_wgpu_producer;
 use geyser::webgpu::WgpuTextureShareManager;
+use geyser_harness::args::ProducerArgs;
+use geyser_harness::report::result_line;
+use geyser_harness::wgpu_demo::run_wgpu_producer;
 
+/// Frames are RGBA8 (`--size` defaults to 1280x720).
 #[derive(Parser)]
 struct Args {
-    /// Endpoint name (a socket in $XDG_RUNTIME_DIR/geyser/).
-    #[arg(long, default_value = "geyser-demo")]
-    name: String,
-    /// Frames to stream (0: forever).
-    #[arg(long, default_value_t = 600)]
-    frames: u64,
-    /// Frame size (RGBA8).
-    #[arg(long, default_value = "1280x720")]
-    size: String,
-    /// Textures in the ring.
-    #[arg(long, default_value_t = 3)]
-    slots: usize,
-    /// Consumers to wait for before streaming.
-    #[arg(long, default_value_t = 1)]
-    wait: usize,
-    /// Deliver every frame to every consumer.
-    #[arg(long)]
-    lossless: bool,
-    /// Sync mode: auto, host, timeline.
-    #[arg(long, default_value = "auto")]
-    sync: String,
-    /// Pause between frames, in milliseconds.
-    #[arg(long)]
-    interval_ms: Option<u64>,
+    #[command(flatten)]
+    producer: ProducerArgs,
 }
 
 fn main() {
@@ -58,29 +36,19 @@ fn main() {
 }
 
 fn run(args: &Args) -> geyser::Result<()> {
-    let (w, h) = parse_size(&args.size)?;
+    let config = args
+        .producer
+        .config("1280x720", TextureFormat::Rgba8Unorm)?;
     let manager = Arc::new(WgpuTextureShareManager::create_default()?);
-    let config = ProduceConfig {
-        name: args.name.clone(),
-        descriptor: demo_descriptor(w, h, TextureFormat::Rgba8Unorm),
-        frames: args.frames,
-        wait_consumers: args.wait,
-        wait_timeout: Duration::from_secs(60),
-        options: ProducerOptions {
-            slots: args.slots,
-            lossless: args.lossless,
-            sync: parse_sync(&args.sync)?,
-            max_consumers: Some(args.slots.saturating_sub(1).max(args.wait)),
-            ..Default::default()
-        },
-        frame_interval: args.interval_ms.map(Duration::from_millis),
-    };
+    let d = &config.descriptor;
     println!(
-        "wgpu producer `{}` on {}: {w}x{h} rgba8unorm, {} slots; waiting for {} consumer(s)",
-        args.name,
+        "wgpu producer `{}` on {}: {}x{} rgba8unorm, {} slots; waiting for {} consumer(s)",
+        config.name,
         manager.identity().name,
-        args.slots,
-        args.wait
+        d.width,
+        d.height,
+        config.options.slots,
+        config.wait_consumers
     );
     let report = run_wgpu_producer(manager, &config, |n| {
         if n % 100 == 0 {
@@ -91,9 +59,6 @@ fn run(args: &Args) -> geyser::Result<()> {
         "wgpu presented {} frames in {:.2} s: {:.1} fps, sync {}",
         report.frames, report.seconds, report.fps, report.sync
     );
-    println!(
-        "RESULT {}",
-        serde_json::to_string(&report).unwrap_or_default()
-    );
+    println!("{}", result_line(&report));
     Ok(())
 }

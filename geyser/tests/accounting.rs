@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 
 use common::{assert_validation_clean, manager, pattern};
 use geyser::common::{TextureAspect, TextureDescriptor, TextureFormat, TextureUsage};
-use geyser::ipc::demo::demo_descriptor;
 use geyser::ipc::{Consumer, Producer, ProducerOptions};
-use geyser::vulkan::PatternWriter;
 use geyser::vulkan::{aspect_size, live_objects};
 use geyser::TextureShareManager;
+use geyser_harness::demo::demo_descriptor;
+use geyser_harness::pattern::PatternWriter;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -132,7 +132,7 @@ fn fifty_ipc_connect_disconnect_cycles_leave_fds_flat_on_both_sides() {
     .unwrap();
     let writer = PatternWriter::new(&m, desc.tight_size()).unwrap();
     let slot = producer.acquire(None).unwrap();
-    geyser::ipc::demo::write_slot(&writer, &slot).unwrap();
+    geyser_harness::demo::write_slot(&writer, &slot).unwrap();
     producer.present(slot).unwrap();
     let cycle = || {
         let mut c = Consumer::connect(&name, m.clone()).unwrap();

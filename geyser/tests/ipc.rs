@@ -15,14 +15,13 @@ use std::time::{Duration, Instant};
 
 use common::{assert_validation_clean, exit_child, manager};
 use geyser::common::TextureFormat;
-use geyser::ipc::demo::{
-    demo_descriptor, run_consumer, run_producer, ConsumeReport, ProduceConfig, ProduceReport,
-};
 use geyser::ipc::endpoint::{Connection, PeerPolicy};
 use geyser::ipc::protocol::{Hello, Message, Role, SyncMode, MAGIC, PROTOCOL_VERSION};
 use geyser::ipc::{Consumer, ConsumerOptions, HostRingSharing, Producer, ProducerOptions};
-use geyser::vulkan::{PatternWriter, ProbeReader};
 use geyser::Error;
+use geyser_harness::demo::{demo_descriptor, run_consumer, run_producer, ProduceConfig};
+use geyser_harness::pattern::{PatternWriter, ProbeReader};
+use geyser_harness::report::{ConsumeReport, ProduceReport};
 
 fn env(key: &str) -> Option<String> {
     std::env::var(key).ok()
@@ -410,7 +409,7 @@ fn producer_keeps_serving_when_a_consumer_is_killed() {
         let slot = producer
             .acquire(Some(Duration::from_secs(5)))
             .expect("a dead consumer's slots come back within the timeout");
-        geyser::ipc::demo::write_slot(&writer, &slot).unwrap();
+        geyser_harness::demo::write_slot(&writer, &slot).unwrap();
         producer.present(slot).unwrap();
         frames += 1;
         if frames == 50 {
@@ -755,7 +754,7 @@ fn a_consumer_that_never_releases_is_dropped_and_its_slots_reclaimed() {
         let slot = producer
             .acquire(Some(Duration::from_secs(5)))
             .expect("slots come back after max_hold");
-        geyser::ipc::demo::write_slot(&writer, &slot).unwrap();
+        geyser_harness::demo::write_slot(&writer, &slot).unwrap();
         producer.present(slot).unwrap();
     }
     assert!(
@@ -787,7 +786,7 @@ fn max_held_frames_caps_what_one_lossless_consumer_can_hold() {
     for _ in 0..3 {
         // Never blocks: the hoarder can pin one slot, not the ring.
         let slot = producer.acquire(Some(Duration::from_secs(1))).unwrap();
-        geyser::ipc::demo::write_slot(&writer, &slot).unwrap();
+        geyser_harness::demo::write_slot(&writer, &slot).unwrap();
         producer.present(slot).unwrap();
     }
     let stats = producer.stats();
@@ -834,7 +833,7 @@ fn a_consumer_scribbling_on_its_host_ring_reaches_others_only_through_a_shared_r
         let mut intact = 0;
         for _ in 0..FRAMES {
             let slot = producer.acquire(Some(Duration::from_secs(5))).unwrap();
-            geyser::ipc::demo::write_slot(&writer, &slot).unwrap();
+            geyser_harness::demo::write_slot(&writer, &slot).unwrap();
             producer.present(slot).unwrap();
             let (msg, _) = scribbler.recv(Some(Duration::from_secs(5))).unwrap();
             let Message::FrameReady { slot, frame, .. } = msg else {
@@ -949,7 +948,7 @@ fn a_host_ring_gets_the_frames_its_consumer_may_still_be_sent() {
         let present = || {
             let slot = producer.acquire(Some(Duration::from_secs(5))).unwrap();
             let index = slot.index as u32;
-            geyser::ipc::demo::write_slot(&writer, &slot).unwrap();
+            geyser_harness::demo::write_slot(&writer, &slot).unwrap();
             (index, producer.present(slot).unwrap())
         };
         let frame_ready = |c: &mut Connection| match c.recv(Some(Duration::from_secs(5))) {

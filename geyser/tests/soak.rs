@@ -17,10 +17,11 @@ use std::time::{Duration, Instant};
 
 use common::{assert_validation_clean, exit_child, manager};
 use geyser::common::TextureFormat;
-use geyser::ipc::demo::{demo_descriptor, run_consumer, write_slot};
 use geyser::ipc::{ConsumerOptions, Producer, ProducerOptions};
-use geyser::vulkan::{live_objects, PatternWriter};
+use geyser::vulkan::live_objects;
 use geyser::Error;
+use geyser_harness::demo::{demo_descriptor, run_consumer, write_slot};
+use geyser_harness::pattern::PatternWriter;
 
 const CONSUMERS: usize = 4;
 

@@ -16,9 +16,9 @@ use std::time::Duration;
 
 use common::{assert_validation_clean, manager};
 use geyser::common::TextureFormat;
-use geyser::ipc::demo::{demo_descriptor, write_slot};
 use geyser::ipc::{Consumer, ConsumerOptions, HostRingSharing, Producer, ProducerOptions};
-use geyser::vulkan::{PatternWriter, ProbeReader};
+use geyser_harness::demo::{demo_descriptor, write_slot};
+use geyser_harness::pattern::{PatternWriter, ProbeReader};
 
 static COUNTING: AtomicBool = AtomicBool::new(false);
 static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);

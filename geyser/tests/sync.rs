@@ -15,12 +15,11 @@ use std::time::{Duration, Instant};
 
 use common::{assert_validation_clean, manager};
 use geyser::common::TextureFormat;
-use geyser::ipc::demo::{demo_descriptor, run_consumer, run_producer, ProduceConfig};
 use geyser::ipc::{Consumer, ConsumerOptions, ProducerOptions, SyncMode};
-use geyser::vulkan::{
-    ProbeReader, SharedFence, SharedSemaphore, SharedTimelineSemaphore, SyncHandleType,
-};
+use geyser::vulkan::{SharedFence, SharedSemaphore, SharedTimelineSemaphore, SyncHandleType};
 use geyser::Error;
+use geyser_harness::demo::{demo_descriptor, run_consumer, run_producer, ProduceConfig};
+use geyser_harness::pattern::ProbeReader;
 
 fn expect_unsupported<T: std::fmt::Debug>(r: geyser::Result<T>, what: &str) {
     match r {
@@ -144,8 +143,8 @@ fn stream(
     frames: u64,
     size: (u32, u32),
 ) -> (
-    geyser::ipc::demo::ProduceReport,
-    geyser::ipc::demo::ConsumeReport,
+    geyser_harness::report::ProduceReport,
+    geyser_harness::report::ConsumeReport,
 ) {
     let name = format!("s{}-{sync:?}-{frames}", std::process::id());
     let config = ProduceConfig {

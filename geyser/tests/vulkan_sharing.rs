@@ -270,7 +270,7 @@ fn exports_from_another_device_are_refused() {
 
 #[test]
 fn gpu_pattern_written_in_one_context_is_probed_in_another() {
-    use geyser::vulkan::{PatternWriter, ProbeReader};
+    use geyser_harness::pattern::{PatternWriter, ProbeReader};
     let a = manager();
     let b = manager();
     for format in [
@@ -310,7 +310,7 @@ fn gpu_pattern_written_in_one_context_is_probed_in_another() {
 
 #[test]
 fn pattern_writer_fills_every_texel_not_only_the_probes() {
-    use geyser::vulkan::{expected_texel, frame_word, PatternWriter};
+    use geyser_harness::pattern::{expected_texel, frame_word, PatternWriter};
     let a = manager();
     for (w, h, format) in [
         (1920u32, 1080u32, TextureFormat::Rgba8Unorm),

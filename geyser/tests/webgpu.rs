@@ -357,11 +357,11 @@ fn seed_api_works_on_the_wgpu_manager_and_textures_are_freed() {
 #[test]
 fn wgpu_pattern_and_probe_agree_with_the_vulkan_ones_and_can_fail() {
     let _serial = serial();
-    use geyser::vulkan::ProbeReader;
-    use geyser::webgpu::{WgpuPatternWriter, WgpuProbe};
+    use geyser_harness::pattern::ProbeReader;
+    use geyser_harness::wgpu_pattern::{WgpuPatternWriter, WgpuProbe};
     let v = manager();
     let w = wgpu_manager();
-    let desc = geyser::ipc::demo::demo_descriptor(53, 29, TextureFormat::Rgba8Unorm);
+    let desc = geyser_harness::demo::demo_descriptor(53, 29, TextureFormat::Rgba8Unorm);
     let t = w.create_texture(&desc).unwrap();
     let probe = WgpuProbe::new(&w, std::slice::from_ref(&t)).unwrap();
     let reader = ProbeReader::new(&v).unwrap();

@@ -13,14 +13,13 @@ use std::time::{Duration, Instant};
 
 use common::{assert_validation_clean, exit_child, manager};
 use geyser::common::TextureFormat;
-use geyser::ipc::demo::{
-    demo_descriptor, run_consumer, run_producer, ConsumeReport, ProduceConfig,
-};
 use geyser::ipc::{ConsumerOptions, ProducerOptions};
 use geyser::vulkan::{ContextOptions, DeviceSelector, Validation};
-use geyser::webgpu::demo::{run_wgpu_consumer, run_wgpu_producer};
 use geyser::webgpu::WgpuTextureShareManager;
 use geyser::Error;
+use geyser_harness::demo::{demo_descriptor, run_consumer, run_producer, ProduceConfig};
+use geyser_harness::report::ConsumeReport;
+use geyser_harness::wgpu_demo::{run_wgpu_consumer, run_wgpu_producer};
 
 const FRAMES: u64 = 300;
 

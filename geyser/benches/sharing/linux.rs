@@ -7,10 +7,14 @@ use std::time::Duration;
 
 use criterion::{criterion_group, BatchSize, Criterion};
 use geyser::common::{TextureDescriptor, TextureFormat, TextureUsage};
-use geyser::ipc::bench::{retry_not_found, run_in_process};
-use geyser::ipc::demo::{demo_descriptor, run_consumer, run_producer, write_slot, ProduceConfig};
 use geyser::ipc::{fd_passing, Consumer, ConsumerOptions, Producer, ProducerOptions, SyncMode};
-use geyser::vulkan::{PatternWriter, ProbeReader, VulkanTextureShareManager};
+use geyser::vulkan::VulkanTextureShareManager;
+use geyser_harness::args::retry_not_found;
+use geyser_harness::bench::run_in_process;
+use geyser_harness::demo::{
+    demo_descriptor, run_consumer, run_producer, write_slot, ProduceConfig,
+};
+use geyser_harness::pattern::{PatternWriter, ProbeReader};
 
 fn managers() -> (
     Arc<VulkanTextureShareManager>,
@@ -185,7 +189,7 @@ fn pipeline(c: &mut Criterion) {
 }
 
 fn rand_tag() -> u64 {
-    geyser::ipc::negotiate::monotonic_ns()
+    geyser::ipc::clock::monotonic_ns()
 }
 
 criterion_group!(benches, textures, fd_transfer, handoff, pipeline);

@@ -5,7 +5,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::negotiate::{monotonic_ns, supported_sync_modes, unsupported_sync};
+use super::clock::monotonic_ns;
+use super::negotiate::{supported_sync_modes, unsupported_sync};
 use super::peer::{PeerCredentials, PeerPolicy};
 use super::protocol::{Hello, Message, Role, SyncMode, MAX_SLOTS};
 use super::staging::HostRing;
@@ -77,19 +78,54 @@ type Timelines = (Arc<SharedTimelineSemaphore>, Arc<SharedTimelineSemaphore>);
 
 /// The consuming end of a named endpoint.
 ///
+/// Each frame: [`Self::next_frame`], record GPU work that reads [`Frame::texture`] (waiting
+/// for [`Frame::wait_point`] and signaling [`Frame::release_point`] when there are some), then
+/// drop the frame, which hands the slot back. Here the work copies each frame into the
+/// application's own texture:
+///
 /// ```no_run
 /// # use std::sync::Arc;
 /// # use geyser::ipc::Consumer;
-/// # use geyser::vulkan::{VulkanTextureShareManager, ProbeReader};
+/// # use geyser::vulkan::{ash::vk, Submitter, VulkanTextureShareManager};
 /// # fn main() -> geyser::Result<()> {
 /// let manager = Arc::new(VulkanTextureShareManager::create_default()?);
 /// let mut consumer = Consumer::connect("camera", manager.clone())?;
-/// let probe = ProbeReader::new(&manager)?;
+/// let mine = manager.create_texture(consumer.descriptor())?; // needs CopyDst
+/// let submitter = Submitter::new(&manager, 2)?;
+/// let family = submitter.queue_family();
 /// loop {
-///     let frame = consumer.next_frame(None)?;          // Err(PeerGone) when the producer dies
-///     let ok = probe.check(frame.texture(), frame.number())?.ok(); // GPU work, waited for
-///     drop(frame);                                     // releases the slot to the producer
-/// #   let _ = ok;
+///     let mut frame = consumer.next_frame(None)?; // Err(PeerGone) when the producer dies
+///     let src = vk::ImageLayout::TRANSFER_SRC_OPTIMAL;
+///     let dst = vk::ImageLayout::TRANSFER_DST_OPTIMAL;
+///     let [acquire, release] =
+///         frame.texture().access_barriers(family, true, src, vk::AccessFlags::TRANSFER_READ);
+///     let [mine_in, mine_out] = mine.access_barriers(family, false, dst, vk::AccessFlags::TRANSFER_WRITE);
+///     let range = frame.texture().subresource_range();
+///     let layers = vk::ImageSubresourceLayers {
+///         aspect_mask: range.aspect_mask, mip_level: 0, base_array_layer: 0, layer_count: range.layer_count,
+///     };
+///     let copy = vk::ImageCopy::default()
+///         .src_subresource(layers)
+///         .dst_subresource(layers)
+///         .extent(frame.texture().vk_extent());
+///     let (src_image, dst_image) = (frame.texture().image(), mine.image());
+///     let waits: Vec<_> = frame.wait_point().into_iter().collect();
+///     let signals: Vec<_> = frame.release_point().into_iter().collect();
+///     submitter.submit(
+///         // SAFETY: recording on the submitter's command buffer; both images outlive the
+///         // submission (the consumer holds its ring, `mine` lives on).
+///         |device, cmd| unsafe {
+///             let all = vk::PipelineStageFlags::ALL_COMMANDS;
+///             let none = vk::DependencyFlags::empty();
+///             device.cmd_pipeline_barrier(cmd, all, all, none, &[], &[], &[acquire, mine_in]);
+///             device.cmd_copy_image(cmd, src_image, src, dst_image, dst, &[copy]);
+///             device.cmd_pipeline_barrier(cmd, all, all, none, &[], &[], &[release, mine_out]);
+///         },
+///         &waits,
+///         &signals,
+///         signals.is_empty(), // host sync: done reading before the frame is released
+///     )?;
+///     drop(frame); // releases the slot to the producer
 /// }
 /// # }
 /// ```

@@ -18,12 +18,10 @@
 //! - [`peer`]: who is at the other end, and who may be.
 //! - `shm`: shared memory regions (host-memory ring, CPU-copy path).
 //! - [`producer`] / [`consumer`]: the ring, the handshake, frame handoff, fault handling.
-//! - [`demo`]: the verifying loops `geyser demo` and the examples run.
-//! - [`bench`](mod@bench): the in-process and CPU-copy paths `geyser bench` compares the IPC path with.
+//! - [`clock`]: the clock frame messages are stamped with.
 
-pub mod bench;
+pub mod clock;
 pub mod consumer;
-pub mod demo;
 #[cfg(unix)]
 pub mod endpoint;
 #[cfg(unix)]
@@ -37,6 +35,8 @@ pub mod producer;
 pub mod protocol;
 mod shm;
 mod staging;
+#[doc(hidden)]
+pub mod testing;
 mod transport;
 
 pub use consumer::{Consumer, ConsumerCounters, ConsumerOptions, Frame};

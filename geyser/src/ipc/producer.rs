@@ -7,7 +7,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::negotiate::{monotonic_ns, negotiate_sync, supported_sync_modes, unsupported_sync};
+use super::clock::monotonic_ns;
+use super::negotiate::{negotiate_sync, supported_sync_modes, unsupported_sync};
 use super::peer::{PeerCredentials, PeerPolicy};
 use super::protocol::{Hello, Message, Role, SyncMode, MAX_SLOTS};
 use super::staging::HostRing;
@@ -347,26 +348,52 @@ pub struct WriteSlot {
     /// The point the GPU work must signal when the write is done (`ready` at `frame + 1`);
     /// `None` in host mode, where the caller waits for its GPU work before presenting. When it
     /// is `Some`, the submission writing the slot MUST signal it (and wait for `waits`):
-    /// consumers' GPUs wait for it. [`super::demo::write_slot`] shows both cases.
+    /// consumers' GPUs wait for it. [`Producer`]'s example shows both cases.
     pub signal: Option<TimelinePoint>,
 }
 
 /// The producing end of a named endpoint.
 ///
+/// Each frame: [`Self::acquire`] a slot, record GPU work that writes its texture (waiting for
+/// [`WriteSlot::waits`] and signaling [`WriteSlot::signal`] when there is one), then
+/// [`Self::present`] it. Here the work is a clear to a colour that changes per frame:
+///
 /// ```no_run
 /// # use std::sync::Arc;
 /// # use geyser::ipc::{Producer, ProducerOptions};
 /// # use geyser::common::*;
-/// # use geyser::vulkan::{VulkanTextureShareManager, PatternWriter};
+/// # use geyser::vulkan::{ash::vk, Submitter, VulkanTextureShareManager};
 /// # fn main() -> geyser::Result<()> {
 /// let manager = Arc::new(VulkanTextureShareManager::create_default()?);
 /// let desc = TextureDescriptor::new(1920, 1080, TextureFormat::Rgba8Unorm,
 ///     &[TextureUsage::CopyDst, TextureUsage::CopySrc, TextureUsage::TextureBinding]);
 /// let producer = Producer::bind("camera", manager.clone(), &desc, ProducerOptions::default())?;
-/// let writer = PatternWriter::new(&manager, desc.tight_size())?;
+/// let submitter = Submitter::new(&manager, 2)?;
 /// loop {
 ///     let slot = producer.acquire(None)?;
-///     writer.write(&slot.texture, slot.frame)?; // GPU work, finished before present
+///     let family = submitter.queue_family();
+///     let layout = vk::ImageLayout::TRANSFER_DST_OPTIMAL;
+///     // The whole image is overwritten: old contents may be discarded.
+///     let [acquire, release] =
+///         slot.texture.access_barriers(family, false, layout, vk::AccessFlags::TRANSFER_WRITE);
+///     let grey = (slot.frame % 256) as f32 / 255.0;
+///     let colour = vk::ClearColorValue { float32: [grey, grey, grey, 1.0] };
+///     let range = slot.texture.subresource_range();
+///     let signals: Vec<_> = slot.signal.iter().cloned().collect();
+///     submitter.submit(
+///         // SAFETY: recording on the submitter's command buffer; the texture outlives the
+///         // submission (the slot holds it, and host mode blocks until it is done).
+///         |device, cmd| unsafe {
+///             let all = vk::PipelineStageFlags::ALL_COMMANDS;
+///             let none = vk::DependencyFlags::empty();
+///             device.cmd_pipeline_barrier(cmd, all, all, none, &[], &[], &[acquire]);
+///             device.cmd_clear_color_image(cmd, slot.texture.image(), layout, &colour, &[range]);
+///             device.cmd_pipeline_barrier(cmd, all, all, none, &[], &[], &[release]);
+///         },
+///         &slot.waits,
+///         &signals,
+///         slot.signal.is_none(), // host sync: the write must be done before present
+///     )?;
 ///     producer.present(slot)?;
 /// }
 /// # }

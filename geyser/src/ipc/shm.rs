@@ -9,7 +9,7 @@ use crate::common::OwnedOsHandle;
 use crate::{Error, Result};
 
 /// A read/write shared mapping of a region, with the OS handle that names it.
-pub(crate) struct SharedRegion {
+pub struct SharedRegion {
     ptr: *mut u8,
     len: usize,
     handle: OwnedOsHandle,
@@ -33,7 +33,7 @@ impl SharedRegion {
     /// A new zero-filled region of `len` bytes, mapped. On Unix the memfd is sealed against
     /// shrinking and growing: a peer that truncated it would make every mapping of it fault.
     #[cfg(unix)]
-    pub(crate) fn create(name: &str, len: usize) -> Result<Self> {
+    pub fn create(name: &str, len: usize) -> Result<Self> {
         use rustix::fs::{MemfdFlags, SealFlags};
         let fd = rustix::fs::memfd_create(name, MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
             .map_err(|e| Error::Io(e.into()))?;
@@ -47,7 +47,7 @@ impl SharedRegion {
     /// [`Error::Protocol`]) an FD that is not a memfd sealed against shrinking, or one shorter
     /// than `len`.
     #[cfg(unix)]
-    pub(crate) fn open(handle: OwnedOsHandle, len: usize) -> Result<Self> {
+    pub fn open(handle: OwnedOsHandle, len: usize) -> Result<Self> {
         use rustix::mm::{mmap, MapFlags, ProtFlags};
         let seals = rustix::fs::fcntl_get_seals(&handle)
             .map_err(|e| Error::Protocol(format!("shared region is not a sealable memfd: {e}")))?;
@@ -90,7 +90,7 @@ impl SharedRegion {
     /// A new zero-filled region of `len` bytes: an unnamed section backed by the paging file
     /// (fixed size; reachable only through its handle), mapped.
     #[cfg(windows)]
-    pub(crate) fn create(_name: &str, len: usize) -> Result<Self> {
+    pub fn create(_name: &str, len: usize) -> Result<Self> {
         use std::os::windows::io::{FromRawHandle, OwnedHandle};
         use windows_sys::Win32::Foundation::INVALID_HANDLE_VALUE;
         use windows_sys::Win32::System::Memory::{CreateFileMappingW, PAGE_READWRITE};
@@ -118,7 +118,7 @@ impl SharedRegion {
     /// Maps the first `len` bytes of a section another process created (and duplicated into
     /// this one). A section shorter than `len` cannot be mapped that far: [`Error::Protocol`].
     #[cfg(windows)]
-    pub(crate) fn open(handle: OwnedOsHandle, len: usize) -> Result<Self> {
+    pub fn open(handle: OwnedOsHandle, len: usize) -> Result<Self> {
         use std::os::windows::io::AsRawHandle;
         use windows_sys::Win32::System::Memory::{MapViewOfFile, FILE_MAP_READ, FILE_MAP_WRITE};
         if len == 0 {
@@ -149,17 +149,17 @@ impl SharedRegion {
     }
 
     /// The OS handle, to send to the peer.
-    pub(crate) fn handle(&self) -> &OwnedOsHandle {
+    pub fn handle(&self) -> &OwnedOsHandle {
         &self.handle
     }
 
     /// The start of the mapping.
-    pub(crate) fn as_ptr(&self) -> *mut u8 {
+    pub fn as_ptr(&self) -> *mut u8 {
         self.ptr
     }
 
     /// Slot `index` of `size` bytes.
-    pub(crate) fn slot(&mut self, index: usize, size: usize) -> &mut [u8] {
+    pub fn slot(&mut self, index: usize, size: usize) -> &mut [u8] {
         assert!((index + 1) * size <= self.len, "slot out of the mapping");
         // SAFETY: in bounds (checked above); `&mut self` makes this the only view in this
         // process; the peer only touches a slot the protocol gave it.

@@ -15,9 +15,8 @@ use ash::vk;
 
 use super::shm::SharedRegion;
 use crate::common::{ExportInfo, OwnedOsHandle, TextureAspect};
-use crate::vulkan::buffer::Buffer;
-use crate::vulkan::submit::Submitter;
-use crate::vulkan::transfer::{copy, Direction};
+use crate::vulkan::transfer::{copy, CopyDirection};
+use crate::vulkan::{Buffer, Submitter};
 use crate::vulkan::{TransferPath, VulkanTexture, VulkanTextureShareManager};
 use crate::{Error, Result, SharedTexture};
 
@@ -171,14 +170,14 @@ impl HostRing {
                     "host ring: importing the mapping failed ({e}); copying through the CPU"
                 );
                 let b: Result<Vec<Buffer>> = (0..slots)
-                    .map(|_| Buffer::host(dev, frame_bytes as u64, usage))
+                    .map(|_| Buffer::host_on(dev, frame_bytes as u64, usage))
                     .collect();
                 (TransferPath::CpuCopy, b?)
             }
         };
         Ok(Self {
             path,
-            submit: Submitter::new(dev, 1)?,
+            submit: Submitter::on_device(dev, 1)?,
             buffers,
             region,
             slot_bytes,
@@ -212,7 +211,7 @@ impl HostRing {
             texture,
             TextureAspect::Color,
             buffer,
-            Direction::Download,
+            CopyDirection::Download,
         )?;
         if self.path == TransferPath::CpuCopy {
             let n = self.frame_bytes;
@@ -242,7 +241,7 @@ impl HostRing {
             texture,
             TextureAspect::Color,
             &self.buffers[slot],
-            Direction::Upload,
+            CopyDirection::Upload,
         )
     }
 }

@@ -1,13 +1,16 @@
 //! [`Buffer`]: a `VkBuffer` with its own memory, destroyed on drop; host-visible buffers stay
-//! mapped for their lifetime. Staging and pattern buffers of the backend use it.
+//! mapped for their lifetime. The backend's staging buffers use it, and so can applications
+//! that record their own copies with a [`super::Submitter`].
 
 use ash::vk;
 
 use super::context::SharedDevice;
+use super::manager::VulkanTextureShareManager;
 use crate::{Error, Result};
 
-/// A buffer with its own memory. Host buffers are persistently mapped.
-pub(crate) struct Buffer {
+/// A buffer with its own memory on one manager's device. Host buffers are persistently mapped.
+/// Dropping it frees both: wait for GPU work that uses it first.
+pub struct Buffer {
     dev: SharedDevice,
     pub(crate) buffer: vk::Buffer,
     memory: vk::DeviceMemory,
@@ -21,14 +24,55 @@ unsafe impl Send for Buffer {}
 // SAFETY: as above; readers only read the mapping after waiting for the GPU.
 unsafe impl Sync for Buffer {}
 
+impl std::fmt::Debug for Buffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Buffer")
+            .field("size", &self.size)
+            .field("mapped", &!self.mapped.is_null())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Buffer {
-    /// A host-visible, coherent, mapped buffer.
-    pub(crate) fn host(dev: &SharedDevice, size: u64, usage: vk::BufferUsageFlags) -> Result<Self> {
+    /// A host-visible, coherent buffer of `size` bytes on `manager`'s device, mapped for its
+    /// lifetime ([`Self::bytes`]).
+    pub fn host(
+        manager: &VulkanTextureShareManager,
+        size: u64,
+        usage: vk::BufferUsageFlags,
+    ) -> Result<Self> {
+        Self::host_on(&manager.dev, size, usage)
+    }
+
+    /// A device-local buffer of `size` bytes on `manager`'s device (any memory type when the
+    /// device has no device-local one).
+    pub fn device_local(
+        manager: &VulkanTextureShareManager,
+        size: u64,
+        usage: vk::BufferUsageFlags,
+    ) -> Result<Self> {
+        Self::device_local_on(&manager.dev, size, usage)
+    }
+
+    /// The `VkBuffer`, for recording.
+    pub fn raw(&self) -> vk::Buffer {
+        self.buffer
+    }
+
+    /// Its size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub(crate) fn host_on(
+        dev: &SharedDevice,
+        size: u64,
+        usage: vk::BufferUsageFlags,
+    ) -> Result<Self> {
         Self::new(dev, size, usage, true)
     }
 
-    /// A device-local buffer (any memory type when the device has no device-local one).
-    pub(crate) fn device_local(
+    pub(crate) fn device_local_on(
         dev: &SharedDevice,
         size: u64,
         usage: vk::BufferUsageFlags,
@@ -100,7 +144,6 @@ impl Buffer {
         Ok(b)
     }
 
-    /// A whole-buffer memory barrier from `src` to `dst` accesses, no ownership transfer.
     /// `VkPhysicalDeviceExternalMemoryHostPropertiesEXT::minImportedHostPointerAlignment`
     /// (at least 4 KiB): what [`Self::import_host`] needs of its pointer and size. Only for a
     /// device that offers `VK_EXT_external_memory_host`.
@@ -211,7 +254,8 @@ impl Buffer {
         Ok(b)
     }
 
-    pub(crate) fn barrier(
+    /// A whole-buffer memory barrier from `src` to `dst` accesses, no ownership transfer.
+    pub fn barrier(
         &self,
         src: vk::AccessFlags,
         dst: vk::AccessFlags,
@@ -225,8 +269,9 @@ impl Buffer {
             .dst_queue_family_index(vk::QUEUE_FAMILY_IGNORED)
     }
 
-    /// The mapped bytes (empty for a device-local buffer).
-    pub(crate) fn bytes(&self) -> &[u8] {
+    /// The mapped bytes (empty for a device-local buffer). Read them after the GPU work that
+    /// wrote them has finished.
+    pub fn bytes(&self) -> &[u8] {
         if self.mapped.is_null() {
             return &[];
         }
@@ -235,7 +280,7 @@ impl Buffer {
     }
 
     /// The mapped bytes, writable (empty for a device-local buffer).
-    pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
         if self.mapped.is_null() {
             return &mut [];
         }

@@ -22,7 +22,7 @@ use super::caps::DeviceCaps;
 use super::image::VulkanTexture;
 use super::manager::VulkanTextureShareManager;
 use super::submit::Submitter;
-use super::transfer::{aspect_size, copy, Direction};
+use super::transfer::{aspect_size, copy, CopyDirection};
 use crate::common::{TextureAspect, TextureDescriptor, TextureUsage};
 use crate::{Error, Result, SharedTexture};
 
@@ -232,15 +232,15 @@ impl CrossDeviceTransfer {
                 (s, d, Some(host))
             }
             TransferPath::CpuCopy => (
-                Buffer::host(src_dev, size, usage)?,
-                Buffer::host(dst_dev, size, usage)?,
+                Buffer::host_on(src_dev, size, usage)?,
+                Buffer::host_on(dst_dev, size, usage)?,
                 None,
             ),
         };
         Ok(Self {
             path,
-            src_submit: Submitter::new(src_dev, 1)?,
-            dst_submit: Submitter::new(dst_dev, 1)?,
+            src_submit: Submitter::on_device(src_dev, 1)?,
+            dst_submit: Submitter::on_device(dst_dev, 1)?,
             src_buffer,
             dst_buffer,
             _host: host,
@@ -284,7 +284,7 @@ impl CrossDeviceTransfer {
                 src,
                 *aspect,
                 &self.src_buffer,
-                Direction::Download,
+                CopyDirection::Download,
             )?;
             let t1 = Instant::now();
             if self.path == TransferPath::CpuCopy {
@@ -297,7 +297,7 @@ impl CrossDeviceTransfer {
                 dst,
                 *aspect,
                 &self.dst_buffer,
-                Direction::Upload,
+                CopyDirection::Upload,
             )?;
             let t3 = Instant::now();
             timing.download += t1 - t0;

@@ -247,6 +247,11 @@ impl VulkanTexture {
         self.inner.initialized.store(true, Ordering::Release);
     }
 
+    /// The image's extent in texels at mip 0 (`depth` > 1 only for 3D textures).
+    pub fn vk_extent(&self) -> vk::Extent3D {
+        self.inner.params.extent
+    }
+
     /// The full subresource range (all mips, layers and aspects).
     pub fn subresource_range(&self) -> vk::ImageSubresourceRange {
         vk::ImageSubresourceRange {

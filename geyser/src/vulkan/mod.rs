@@ -6,7 +6,7 @@
 //! and releases it with [`VulkanTexture::end_access_barrier`], whatever context, process or
 //! API used it before.
 
-pub(crate) mod buffer;
+mod buffer;
 mod caps;
 mod context;
 mod cross;
@@ -14,11 +14,11 @@ mod image;
 mod manager;
 mod memory;
 mod os;
-mod pattern;
-pub(crate) mod submit;
+mod submit;
 mod sync;
 pub(crate) mod transfer;
 
+pub use buffer::Buffer;
 pub use caps::{
     enumerate_devices, DeviceCaps, DeviceIdentity, FormatCaps, FormatShareSupport, SyncExportCaps,
 };
@@ -30,10 +30,9 @@ pub use image::{
     live_objects, vk_aspect, vk_full_aspect, vk_usage, LiveObjects, VulkanTexture, SHARED_LAYOUT,
 };
 pub use manager::VulkanTextureShareManager;
-pub use pattern::{expected_texel, frame_word, PatternWriter, ProbeReader, ProbeResult};
-pub use submit::{TimelinePoint, SUBMIT_TIMEOUT};
+pub use submit::{Submitter, TimelinePoint, MAX_POINTS, SUBMIT_TIMEOUT};
 pub use sync::{SharedFence, SharedSemaphore, SharedTimelineSemaphore, SyncHandleType};
-pub use transfer::{aspect_size, StagingBuffer};
+pub use transfer::{aspect_size, record_copy, CopyDirection, StagingBuffer};
 
 #[cfg(feature = "webgpu")]
 pub(crate) use caps::{device_extensions, enumerate_identities};

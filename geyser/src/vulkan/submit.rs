@@ -1,5 +1,6 @@
-//! The submission path of Geyser's own GPU work: a command pool with a ring of command
-//! buffers and fences, submitting through the manager's queue lock with timeline waits/signals.
+//! [`Submitter`]: the submission path of Geyser's own GPU work, and of applications that record
+//! theirs on a manager's device: a command pool with a ring of command buffers and fences,
+//! submitting through the manager's queue lock with timeline waits/signals.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -7,6 +8,7 @@ use std::time::Duration;
 use ash::vk;
 
 use super::context::SharedDevice;
+use super::manager::VulkanTextureShareManager;
 use super::sync::SharedTimelineSemaphore;
 use crate::{Error, Result};
 
@@ -34,16 +36,53 @@ struct InFlight {
     keep: Vec<Arc<SharedTimelineSemaphore>>,
 }
 
-/// A command pool with a ring of command buffers and fences; submits through the manager's
-/// queue lock, optionally waiting for and signaling timeline values.
-pub(crate) struct Submitter {
+/// A command pool with a ring of `depth` command buffers and fences on one manager's device;
+/// submits through the manager's queue lock, optionally waiting for and signaling timeline
+/// values. Up to `depth` submissions are in flight; the next one waits for the oldest.
+///
+/// ```no_run
+/// # use geyser::vulkan::{ash::vk, Submitter, VulkanTextureShareManager, SUBMIT_TIMEOUT};
+/// # fn main() -> geyser::Result<()> {
+/// let manager = VulkanTextureShareManager::create_default()?;
+/// let submitter = Submitter::new(&manager, 2)?;
+/// submitter.submit(|device, cmd| { /* record with `device.cmd_*(cmd, ..)` */ }, &[], &[], false)?;
+/// submitter.drain(SUBMIT_TIMEOUT)?; // every submission has finished
+/// # Ok(()) }
+/// ```
+pub struct Submitter {
     pub(crate) dev: SharedDevice,
     pool: vk::CommandPool,
     ring: Mutex<(Vec<InFlight>, usize)>,
 }
 
+impl std::fmt::Debug for Submitter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Submitter")
+            .field("queue_family", &self.dev.queue_family)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Submitter {
-    pub(crate) fn new(dev: &SharedDevice, depth: usize) -> Result<Self> {
+    /// A submitter with `depth` (at least 1) command buffers on `manager`'s device. Fails with
+    /// [`Error::Unsupported`] when the device's queue belongs to wgpu (record the work in wgpu
+    /// instead).
+    pub fn new(manager: &VulkanTextureShareManager, depth: usize) -> Result<Self> {
+        Self::on_device(&manager.dev, depth)
+    }
+
+    /// The queue family its command buffers are for (the manager's).
+    pub fn queue_family(&self) -> u32 {
+        self.dev.queue_family
+    }
+
+    pub(crate) fn on_device(dev: &SharedDevice, depth: usize) -> Result<Self> {
+        if depth == 0 {
+            return Err(Error::InvalidArgument {
+                what: "submitter depth",
+                reason: "0 command buffers; use at least 1".into(),
+            });
+        }
         if dev.queue_is_foreign() {
             return Err(Error::unsupported(
                 "Geyser submissions",
@@ -107,9 +146,12 @@ impl Submitter {
         Ok(())
     }
 
-    /// Records with `record`, submits with the given timeline waits (at `wait_stage`) and
-    /// signals; with `block`, waits for completion before returning.
-    pub(crate) fn submit(
+    /// Records with `record` (the command buffer is begun and ended around it), submits with
+    /// the given timeline waits (all stages wait) and signals; with `block`, waits for
+    /// completion before returning. The semaphores stay alive until the submission finishes;
+    /// everything else `record` uses must outlive it too (wait with [`Self::drain`] before
+    /// dropping it). At most [`MAX_POINTS`] waits and signals each.
+    pub fn submit(
         &self,
         record: impl FnOnce(&ash::Device, vk::CommandBuffer),
         waits: &[TimelinePoint],
@@ -190,8 +232,10 @@ impl Submitter {
         Ok(())
     }
 
-    /// Waits for every submission still in flight.
-    pub(crate) fn drain(&self, timeout: Duration) -> Result<()> {
+    /// Waits for every submission still in flight (at most `timeout` for each);
+    /// [`Error::Timeout`] when one never finishes, e.g. because it waits on a timeline a dead
+    /// peer never signals.
+    pub fn drain(&self, timeout: Duration) -> Result<()> {
         let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
         for slot in ring.0.iter_mut() {
             Self::wait_slot(&self.dev, slot, timeout)?;

@@ -48,28 +48,38 @@ fn require_usage(texture: &VulkanTexture, usage: TextureUsage, why: &str) -> Res
 }
 
 /// Which way a copy between a texture and a buffer goes.
-pub(crate) enum Direction {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CopyDirection {
+    /// Buffer → texture.
     Upload,
+    /// Texture → buffer (made visible to the host).
     Download,
 }
 
-/// Records acquire → copy of `regions` → release between `texture` and `staging`, plus the
-/// barrier that makes a download visible to the host.
-pub(crate) fn record_copy(
+/// Records acquire (from `VK_QUEUE_FAMILY_EXTERNAL`) → copy of `regions` → release (back to
+/// it) between `texture` and `staging`, plus the barrier that makes a download visible to the
+/// host. The texture keeps its contents (an upload of some regions leaves the rest as is).
+///
+/// # Safety
+/// - `cmd` is a command buffer of `device` in the recording state, for `queue_family`
+///   (a [`Submitter`]'s record closure gives both).
+/// - `device` is the device of `texture` and `staging`, and both outlive the submission.
+/// - Every region lies inside the texture's subresources and the buffer.
+pub unsafe fn record_copy(
     device: &ash::Device,
     cmd: vk::CommandBuffer,
     queue_family: u32,
     texture: &VulkanTexture,
     regions: &[vk::BufferImageCopy],
     staging: &Buffer,
-    dir: &Direction,
+    dir: CopyDirection,
 ) {
     let (layout, access) = match dir {
-        Direction::Upload => (
+        CopyDirection::Upload => (
             vk::ImageLayout::TRANSFER_DST_OPTIMAL,
             vk::AccessFlags::TRANSFER_WRITE,
         ),
-        Direction::Download => (
+        CopyDirection::Download => (
             vk::ImageLayout::TRANSFER_SRC_OPTIMAL,
             vk::AccessFlags::TRANSFER_READ,
         ),
@@ -80,11 +90,11 @@ pub(crate) fn record_copy(
     let [acquire, release] = texture.access_barriers(queue_family, initialized, layout, access);
     let host = staging.barrier(vk::AccessFlags::TRANSFER_WRITE, vk::AccessFlags::HOST_READ);
     let buffers: &[vk::BufferMemoryBarrier] = match dir {
-        Direction::Download => std::slice::from_ref(&host),
-        Direction::Upload => &[],
+        CopyDirection::Download => std::slice::from_ref(&host),
+        CopyDirection::Upload => &[],
     };
-    // SAFETY: `cmd` is in the recording state (the caller's submitter began it); every handle
-    // recorded belongs to this device and outlives the submission, which the caller waits for.
+    // SAFETY: the caller's contract: `cmd` is recording on this device, every handle recorded
+    // belongs to it and outlives the submission, and the regions are in bounds.
     unsafe {
         device.cmd_pipeline_barrier(
             cmd,
@@ -96,14 +106,14 @@ pub(crate) fn record_copy(
             &[acquire],
         );
         match dir {
-            Direction::Upload => device.cmd_copy_buffer_to_image(
+            CopyDirection::Upload => device.cmd_copy_buffer_to_image(
                 cmd,
                 staging.buffer,
                 texture.image(),
                 layout,
                 regions,
             ),
-            Direction::Download => device.cmd_copy_image_to_buffer(
+            CopyDirection::Download => device.cmd_copy_image_to_buffer(
                 cmd,
                 texture.image(),
                 layout,
@@ -129,7 +139,7 @@ pub(crate) fn copy(
     texture: &VulkanTexture,
     aspect: TextureAspect,
     staging: &Buffer,
-    dir: Direction,
+    dir: CopyDirection,
 ) -> Result<()> {
     let family = submit.dev.queue_family;
     let p = &texture.inner.params;
@@ -142,7 +152,10 @@ pub(crate) fn copy(
         })
         .image_extent(p.extent);
     submit.submit(
-        |device, cmd| record_copy(device, cmd, family, texture, &[region], staging, &dir),
+        // SAFETY: the submitter's command buffer is recording on the texture's device; the
+        // region is mip 0 of every layer, which the staging buffer holds (callers size it with
+        // `aspect_size`); the call blocks until the GPU is done.
+        |device, cmd| unsafe { record_copy(device, cmd, family, texture, &[region], staging, dir) },
         &[],
         &[],
         true,
@@ -164,8 +177,8 @@ impl StagingBuffer {
     pub fn new(manager: &VulkanTextureShareManager, bytes: u64) -> Result<Self> {
         let usage = vk::BufferUsageFlags::TRANSFER_SRC | vk::BufferUsageFlags::TRANSFER_DST;
         Ok(Self {
-            submit: Submitter::new(&manager.dev, 1)?,
-            buffer: Buffer::host(&manager.dev, bytes, usage)?,
+            submit: Submitter::on_device(&manager.dev, 1)?,
+            buffer: Buffer::host_on(&manager.dev, bytes, usage)?,
         })
     }
 
@@ -192,7 +205,7 @@ impl StagingBuffer {
             texture,
             TextureAspect::Color,
             &self.buffer,
-            Direction::Download,
+            CopyDirection::Download,
         )?;
         Ok(&self.buffer.bytes()[..size])
     }
@@ -210,7 +223,7 @@ impl StagingBuffer {
             texture,
             TextureAspect::Color,
             &self.buffer,
-            Direction::Upload,
+            CopyDirection::Upload,
         )
     }
 }
@@ -238,14 +251,14 @@ impl VulkanTextureShareManager {
                 ),
             });
         }
-        let mut staging = Buffer::host(&self.dev, size, vk::BufferUsageFlags::TRANSFER_SRC)?;
+        let mut staging = Buffer::host_on(&self.dev, size, vk::BufferUsageFlags::TRANSFER_SRC)?;
         staging.bytes_mut().copy_from_slice(data);
         copy(
-            &Submitter::new(&self.dev, 1)?,
+            &Submitter::on_device(&self.dev, 1)?,
             texture,
             aspect,
             &staging,
-            Direction::Upload,
+            CopyDirection::Upload,
         )
     }
 
@@ -257,13 +270,13 @@ impl VulkanTextureShareManager {
         check_aspect(texture, aspect)?;
         require_usage(texture, TextureUsage::CopySrc, "read_texture")?;
         let size = aspect_size(texture, aspect);
-        let staging = Buffer::host(&self.dev, size, vk::BufferUsageFlags::TRANSFER_DST)?;
+        let staging = Buffer::host_on(&self.dev, size, vk::BufferUsageFlags::TRANSFER_DST)?;
         copy(
-            &Submitter::new(&self.dev, 1)?,
+            &Submitter::on_device(&self.dev, 1)?,
             texture,
             aspect,
             &staging,
-            Direction::Download,
+            CopyDirection::Download,
         )?;
         Ok(staging.bytes().to_vec())
     }

@@ -25,18 +25,14 @@
 //! wgpu owns queue 0 of the device; Geyser submits nothing to it except through wgpu.
 
 mod manager;
-mod pattern;
 mod texture;
 
-#[cfg(all(feature = "ipc", any(target_os = "linux", target_os = "android")))]
-pub mod demo;
 #[cfg(all(feature = "ipc", any(target_os = "linux", target_os = "android")))]
 mod ipc;
 
 #[cfg(all(feature = "ipc", any(target_os = "linux", target_os = "android")))]
 pub use ipc::{WgpuConsumer, WgpuFrame, WgpuProducer, WgpuWriteSlot};
 pub use manager::WgpuTextureShareManager;
-pub use pattern::{WgpuPatternWriter, WgpuProbe};
 pub use texture::WgpuTexture;
 
 /// The wgpu crate Geyser is built against, so applications use the same version.

@@ -1,18 +1,18 @@
-//! The verifying demo loops of [`crate::ipc::demo`], with wgpu on one side: a wgpu consumer
+//! The verifying demo loops of [`crate::demo`], with wgpu on one side: a wgpu consumer
 //! that samples every frame in a compute pass and checks it, and a wgpu producer that renders
 //! each frame's pattern. Reports are the Vulkan loops' types, so results compare directly.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::ipc::{WgpuConsumer, WgpuProducer};
-use super::pattern::{WgpuPatternWriter, WgpuProbe};
-use super::WgpuTextureShareManager;
-use crate::ipc::demo::{
-    pace, produce_report, ConsumeReport, ConsumeStats, ProduceConfig, ProduceReport,
-};
-use crate::ipc::ConsumerOptions;
-use crate::Result;
+use geyser::ipc::clock::cpu_time_ns;
+use geyser::ipc::ConsumerOptions;
+use geyser::webgpu::{WgpuConsumer, WgpuProducer, WgpuTextureShareManager};
+use geyser::Result;
+
+use crate::demo::{pace, produce_report, ProduceConfig};
+use crate::report::{ConsumeReport, ConsumeStats, ProduceReport};
+use crate::wgpu_pattern::{WgpuPatternWriter, WgpuProbe};
 
 /// Connects a wgpu consumer to `name` and checks every frame it receives on the GPU (compute
 /// pass `textureLoad` of probe texels) until the producer ends the stream, dies, or
@@ -72,7 +72,7 @@ pub fn run_wgpu_producer(
     }
     let writer = WgpuPatternWriter;
     let start = Instant::now();
-    let cpu0 = crate::ipc::negotiate::cpu_time_ns();
+    let cpu0 = cpu_time_ns();
     let mut presented = 0;
     while config.frames == 0 || presented < config.frames {
         let slot = producer.acquire(None)?;

@@ -1,24 +1,22 @@
 //! What `geyser bench` and the criterion benches compare, each with the same GPU work per
 //! frame (the producer fills the frame on the GPU, the consumer probes it on the GPU):
 //! (a) [`run_in_process`]: two Vulkan contexts in one process, zero-copy, frames announced over
-//! a channel; (b) the cross-process zero-copy path ([`super::demo`]); (c) the CPU-copy path a
+//! a channel; (b) the cross-process zero-copy path ([`crate::demo`]); (c) the CPU-copy path a
 //! user would otherwise write ([`run_cpu_copy_producer`] / [`run_cpu_copy_consumer`]): GPU →
 //! persistently mapped buffer → memfd shared memory → mapped buffer → GPU, no per-frame
 //! allocation.
 
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::demo::{percentile, ConsumeReport, ProduceReport};
-use super::negotiate::monotonic_ns;
-use crate::common::TextureDescriptor;
-use crate::vulkan::{
-    PatternWriter, ProbeReader, SharedTimelineSemaphore, TimelinePoint, VulkanTextureShareManager,
-};
-use crate::{Error, Result};
+use geyser::common::TextureDescriptor;
+use geyser::ipc::clock::{cpu_time_ns, monotonic_ns};
+use geyser::vulkan::{SharedTimelineSemaphore, TimelinePoint, VulkanTextureShareManager};
+use geyser::{Error, Result};
 
-pub use super::negotiate::cpu_time_ns;
+use crate::pattern::{PatternWriter, ProbeReader};
+use crate::report::{percentile, ConsumeReport, ProduceReport};
 
 /// Ring size of the in-process and CPU-copy paths (the IPC default, for a fair comparison).
 pub const RING: usize = 3;
@@ -44,7 +42,7 @@ pub fn run_in_process_ring(
     frames: u64,
     ring: usize,
 ) -> Result<(ProduceReport, ConsumeReport)> {
-    if ring == 0 || ring > super::protocol::MAX_SLOTS {
+    if ring == 0 || ring > geyser::ipc::protocol::MAX_SLOTS {
         return Err(Error::InvalidArgument {
             what: "ring",
             reason: format!("{ring} textures; use 1..=16"),
@@ -217,10 +215,8 @@ mod cpu_copy {
     use std::os::fd::{AsFd, OwnedFd};
 
     use super::*;
-    use crate::ipc::endpoint::{Connection, Listener};
-    use crate::ipc::fd_passing;
-    use crate::ipc::shm::SharedRegion;
-    use crate::vulkan::StagingBuffer;
+    use geyser::ipc::testing::{fd_passing, Connection, Listener, SharedRegion};
+    use geyser::vulkan::StagingBuffer;
 
     const SETUP: u8 = 1;
     const READY: u8 = 2;
@@ -411,18 +407,4 @@ fn cpu_copy_unsupported() -> Error {
         "the CPU-copy comparison path on Windows",
         "it shares a memfd over the Unix socket; `geyser bench` compares it on Linux only",
     )
-}
-
-/// Retries `f` while it fails with [`Error::NotFound`] (a producer still starting), up to
-/// `timeout`.
-pub fn retry_not_found<T>(timeout: Duration, mut f: impl FnMut() -> Result<T>) -> Result<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match f() {
-            Err(Error::NotFound { .. }) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(20))
-            }
-            other => return other,
-        }
-    }
 }

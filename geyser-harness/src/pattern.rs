@@ -1,16 +1,15 @@
 //! Verifiable frames without the CPU touching texels: [`PatternWriter`] fills a texture on the
 //! GPU with a 32-bit word derived from the frame number, [`ProbeReader`] copies a few probe
 //! texels back and checks them. Used by the demo, examples and tests to prove frame content.
+//! Built only on Geyser's public Vulkan API ([`Submitter`], [`Buffer`], [`record_copy`]).
 
-use ash::vk;
-
-use super::buffer::Buffer;
-use super::image::VulkanTexture;
-use super::manager::VulkanTextureShareManager;
-use super::submit::{Submitter, TimelinePoint, SUBMIT_TIMEOUT};
-use super::transfer::{record_copy, Direction};
-use crate::common::{TextureAspect, TextureUsage};
-use crate::{Error, Result};
+use geyser::common::{TextureAspect, TextureUsage};
+use geyser::vulkan::ash::vk;
+use geyser::vulkan::{
+    aspect_size, record_copy, Buffer, CopyDirection, Submitter, TimelinePoint, VulkanTexture,
+    VulkanTextureShareManager, SUBMIT_TIMEOUT,
+};
+use geyser::{Error, Result};
 
 /// The 32-bit word frame `frame` is filled with: a bijection of the frame number (mod 2^32),
 /// so two different frames never look alike.
@@ -27,7 +26,7 @@ pub fn expected_texel(word: u32, index: u64, texel_bytes: u32) -> impl Iterator<
 }
 
 fn check_color(texture: &VulkanTexture, usage: TextureUsage, what: &str) -> Result<u32> {
-    let d = &texture.inner.info.descriptor;
+    let d = &texture.export_info().descriptor;
     if d.format.is_depth_stencil() {
         return Err(Error::unsupported(
             format!("{what} on {}", d.format),
@@ -53,15 +52,14 @@ pub struct PatternWriter {
 impl PatternWriter {
     /// A writer for textures of up to `max_bytes` (mip 0, one layer) on `manager`'s device.
     pub fn new(manager: &VulkanTextureShareManager, max_bytes: u64) -> Result<Self> {
-        let dev = &manager.dev;
         let size = max_bytes.div_ceil(4) * 4;
         let buffer = Buffer::device_local(
-            dev,
+            manager,
             size,
             vk::BufferUsageFlags::TRANSFER_SRC | vk::BufferUsageFlags::TRANSFER_DST,
         )?;
         Ok(Self {
-            submit: Submitter::new(dev, 3)?,
+            submit: Submitter::new(manager, 3)?,
             buffer,
         })
     }
@@ -84,18 +82,17 @@ impl PatternWriter {
         block: bool,
     ) -> Result<()> {
         check_color(texture, TextureUsage::CopyDst, "PatternWriter::write")?;
-        let p = &texture.inner.params;
-        let bytes = super::transfer::aspect_size(texture, TextureAspect::Color);
-        if bytes > self.buffer.size {
+        let bytes = aspect_size(texture, TextureAspect::Color);
+        if bytes > self.buffer.size() {
             return Err(Error::InvalidArgument {
                 what: "texture",
                 reason: format!(
                     "{bytes} bytes exceed the writer's {} byte buffer",
-                    self.buffer.size
+                    self.buffer.size()
                 ),
             });
         }
-        let family = self.submit.dev.queue_family;
+        let family = self.submit.queue_family();
         let layout = vk::ImageLayout::TRANSFER_DST_OPTIMAL;
         // The whole image is overwritten: discard old contents.
         let [acquire, release] =
@@ -109,9 +106,9 @@ impl PatternWriter {
                 aspect_mask: vk::ImageAspectFlags::COLOR,
                 mip_level: 0,
                 base_array_layer: 0,
-                layer_count: p.array_layers,
+                layer_count: texture.subresource_range().layer_count,
             })
-            .image_extent(p.extent);
+            .image_extent(texture.vk_extent());
         let word = frame_word(frame);
         let fill_size = bytes.div_ceil(4) * 4;
         self.submit.submit(
@@ -133,7 +130,7 @@ impl PatternWriter {
                         &[reuse],
                         &[],
                     );
-                    device.cmd_fill_buffer(cmd, self.buffer.buffer, 0, fill_size, word);
+                    device.cmd_fill_buffer(cmd, self.buffer.raw(), 0, fill_size, word);
                     device.cmd_pipeline_barrier(
                         cmd,
                         vk::PipelineStageFlags::TRANSFER,
@@ -145,7 +142,7 @@ impl PatternWriter {
                     );
                     device.cmd_copy_buffer_to_image(
                         cmd,
-                        self.buffer.buffer,
+                        self.buffer.raw(),
                         texture.image(),
                         layout,
                         &[region],
@@ -207,14 +204,13 @@ impl ProbeReader {
 
     /// A reader on `manager`'s device.
     pub fn new(manager: &VulkanTextureShareManager) -> Result<Self> {
-        let dev = &manager.dev;
         let buffer = Buffer::host(
-            dev,
+            manager,
             (Self::PROBES * 16) as u64,
             vk::BufferUsageFlags::TRANSFER_DST,
         )?;
         Ok(Self {
-            submit: Submitter::new(dev, 1)?,
+            submit: Submitter::new(manager, 1)?,
             buffer,
         })
     }
@@ -249,9 +245,9 @@ impl ProbeReader {
         submitted: impl FnOnce() -> Result<()>,
     ) -> Result<ProbeResult> {
         let bpp = check_color(texture, TextureUsage::CopySrc, "ProbeReader::check")?;
-        let d = &texture.inner.info.descriptor;
+        let d = &texture.export_info().descriptor;
         let (w, h) = (d.width, d.height);
-        let family = self.submit.dev.queue_family;
+        let family = self.submit.queue_family();
         let points = Self::points(w, h);
         let regions: [vk::BufferImageCopy; Self::PROBES] = std::array::from_fn(|i| {
             vk::BufferImageCopy::default()
@@ -274,9 +270,11 @@ impl ProbeReader {
                 })
         });
         self.submit.submit(
-            // Probe points are inside the image and each region fits its 16-byte slot of the
-            // buffer (texels are at most 16 bytes).
-            |device, cmd| {
+            // SAFETY: the submitter's command buffer is recording on the texture's device; the
+            // probe points are inside the image and each region fits its 16-byte slot of the
+            // buffer (texels are at most 16 bytes); the host waits for the GPU below before the
+            // texture or buffer can go.
+            |device, cmd| unsafe {
                 record_copy(
                     device,
                     cmd,
@@ -284,7 +282,7 @@ impl ProbeReader {
                     texture,
                     &regions,
                     &self.buffer,
-                    &Direction::Download,
+                    CopyDirection::Download,
                 )
             },
             waits,

@@ -1,15 +1,15 @@
-//! Verifiable frames on the wgpu side, compatible with [`crate::vulkan::PatternWriter`] and
-//! [`crate::vulkan::ProbeReader`]: [`WgpuPatternWriter`] renders frame `n` as a render pass
+//! Verifiable frames on the wgpu side, compatible with [`crate::pattern::PatternWriter`] and
+//! [`crate::pattern::ProbeReader`]: [`WgpuPatternWriter`] renders frame `n` as a render pass
 //! clear to [`frame_word`]`(n)`, [`WgpuProbe`] samples probe texels in a compute pass
 //! (`textureLoad`) and checks them. RGBA8 unorm only: the word's bytes are the texel's bytes.
 
+use geyser::common::TextureFormat;
+use geyser::webgpu::wgpu;
+use geyser::webgpu::{WgpuTexture, WgpuTextureShareManager};
+use geyser::{Error, Result, SharedTexture};
 use wgpu::util::DeviceExt;
 
-use super::texture::WgpuTexture;
-use super::WgpuTextureShareManager;
-use crate::common::TextureFormat;
-use crate::vulkan::{frame_word, ProbeResult};
-use crate::{Error, Result, SharedTexture};
+use crate::pattern::{frame_word, ProbeResult};
 
 /// Probe texels per check.
 const PROBES: u32 = 8;
