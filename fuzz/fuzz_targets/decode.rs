@@ -5,7 +5,7 @@
 //! `cargo +nightly fuzz run decode -- -max_total_time=600` (from the repository root)
 #![no_main]
 
-use geyser::ipc::protocol::{decode, encode_into};
+use geyser::ipc::wire::{decode, encode_into};
 use geyser::Error;
 use libfuzzer_sys::fuzz_target;
 

@@ -42,7 +42,7 @@ pub fn run_in_process_ring(
     frames: u64,
     ring: usize,
 ) -> Result<(ProduceReport, ConsumeReport)> {
-    if ring == 0 || ring > geyser::ipc::protocol::MAX_SLOTS {
+    if ring == 0 || ring > geyser::ipc::wire::MAX_SLOTS {
         return Err(Error::InvalidArgument {
             what: "ring",
             reason: format!("{ring} textures; use 1..=16"),

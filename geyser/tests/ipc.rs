@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use common::{assert_validation_clean, exit_child, manager};
 use geyser::common::TextureFormat;
-use geyser::ipc::endpoint::{Connection, PeerPolicy};
-use geyser::ipc::protocol::{Hello, Message, Role, SyncMode, MAGIC, PROTOCOL_VERSION};
+use geyser::ipc::testing::Connection;
+use geyser::ipc::wire::{Hello, Message, Role, SyncMode, MAGIC, PROTOCOL_VERSION};
+use geyser::ipc::PeerPolicy;
 use geyser::ipc::{Consumer, ConsumerOptions, HostRingSharing, Producer, ProducerOptions};
 use geyser::Error;
 use geyser_harness::demo::{demo_descriptor, run_consumer, run_producer, ProduceConfig};
@@ -236,7 +237,7 @@ fn consumer_report(r: (Option<i32>, Option<String>, String)) -> ConsumeReport {
 #[test]
 fn producer_streams_verified_frames_to_two_consumer_processes() {
     let name = unique("two");
-    let best = geyser::ipc::negotiate::supported_sync_modes(&manager()).unwrap()[0];
+    let best = geyser::ipc::supported_sync_modes(&manager()).unwrap()[0];
     let p = ChildProc::spawn(
         "producer",
         &name,
@@ -537,7 +538,7 @@ fn malformed_messages_close_only_that_connection() {
     );
     let m = manager();
     let sock_send = |c: &Connection, bytes: &[u8], fds: &[std::os::fd::BorrowedFd<'_>]| {
-        let _ = geyser::ipc::fd_passing::send(c.as_fd(), bytes, fds);
+        let _ = geyser::ipc::testing::fd_passing::send(c.as_fd(), bytes, fds);
     };
     // Random garbage.
     let mut c = raw_client(&name);
@@ -549,7 +550,7 @@ fn malformed_messages_close_only_that_connection() {
     assert_closed(&mut c);
     // Oversized: more than the size cap.
     let mut c = raw_client(&name);
-    let big = vec![0u8; geyser::ipc::protocol::MAX_MESSAGE_BYTES + 1024];
+    let big = vec![0u8; geyser::ipc::wire::MAX_MESSAGE_BYTES + 1024];
     sock_send(&c, &big, &[]);
     assert_closed(&mut c);
     // Wrong protocol version.
@@ -557,7 +558,7 @@ fn malformed_messages_close_only_that_connection() {
     let mut h = hello(&m);
     h.version = PROTOCOL_VERSION + 7;
     let mut buf = Vec::new();
-    geyser::ipc::protocol::encode_into(&Message::Hello(h), &mut buf).unwrap();
+    geyser::ipc::wire::encode_into(&Message::Hello(h), &mut buf).unwrap();
     sock_send(&c, &buf, &[]);
     assert_closed(&mut c);
     // Wrong magic.
@@ -565,7 +566,7 @@ fn malformed_messages_close_only_that_connection() {
     let mut h = hello(&m);
     h.magic = *b"NOPE";
     assert!(MAGIC != h.magic);
-    geyser::ipc::protocol::encode_into(&Message::Hello(h), &mut buf).unwrap();
+    geyser::ipc::wire::encode_into(&Message::Hello(h), &mut buf).unwrap();
     sock_send(&c, &buf, &[]);
     assert_closed(&mut c);
     // A valid handshake, then a release of a frame it does not hold, with an unexpected FD.
@@ -575,7 +576,7 @@ fn malformed_messages_close_only_that_connection() {
     let (setup, fds) = c.recv(Some(Duration::from_secs(5))).unwrap();
     assert!(matches!(setup, Message::PoolSetup { .. }) && !fds.is_empty());
     let extra = std::fs::File::open("/proc/self/exe").unwrap();
-    geyser::ipc::protocol::encode_into(
+    geyser::ipc::wire::encode_into(
         &Message::FrameReleased {
             slot: 0,
             frame: 123_456,
@@ -623,7 +624,7 @@ fn peers_of_another_user_are_refused() {
     if me == 0 {
         let producer = Producer::bind(&name, m.clone(), &desc, ProducerOptions::default()).unwrap();
         // Aim it at our runtime directory (it would otherwise look in its own).
-        let dir = geyser::ipc::endpoint::runtime_dir().unwrap();
+        let dir = geyser::ipc::testing::runtime_dir().unwrap();
         let dir = dir.to_str().unwrap();
         let intruder = ChildProc::spawn_as(
             "consumer",

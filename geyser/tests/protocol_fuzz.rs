@@ -19,7 +19,7 @@ use geyser::common::{
     ExportInfo, ExternalHandleType, MemoryLayout, TextureDescriptor, TextureDimension,
     TextureExtent, TextureFormat, TextureUsage,
 };
-use geyser::ipc::protocol::{
+use geyser::ipc::wire::{
     decode, encode_into, Hello, Message, Role, SyncMode, MAX_MESSAGE_BYTES, MAX_SLOTS, MAX_STRING,
 };
 use geyser::Error;

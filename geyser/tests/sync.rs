@@ -115,7 +115,7 @@ fn binary_semaphores_and_fences_export_what_the_device_offers() {
 #[test]
 fn auto_sync_picks_the_best_mode_the_device_supports() {
     let m = Arc::new(manager());
-    let modes = geyser::ipc::negotiate::supported_sync_modes(&m).unwrap();
+    let modes = geyser::ipc::supported_sync_modes(&m).unwrap();
     assert_eq!(
         modes.last(),
         Some(&SyncMode::Host),

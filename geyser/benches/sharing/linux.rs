@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use criterion::{criterion_group, BatchSize, Criterion};
 use geyser::common::{TextureDescriptor, TextureFormat, TextureUsage};
-use geyser::ipc::{fd_passing, Consumer, ConsumerOptions, Producer, ProducerOptions, SyncMode};
+use geyser::ipc::testing::fd_passing;
+use geyser::ipc::{Consumer, ConsumerOptions, Producer, ProducerOptions, SyncMode};
 use geyser::vulkan::VulkanTextureShareManager;
 use geyser_harness::args::retry_not_found;
 use geyser_harness::bench::run_in_process;
@@ -96,7 +97,7 @@ fn fd_transfer(c: &mut Criterion) {
 fn handoff(c: &mut Criterion) {
     let (pm, cm) = managers();
     let desc = demo_descriptor(16, 16, TextureFormat::Rgba8Unorm);
-    let modes = geyser::ipc::negotiate::supported_sync_modes(&pm).unwrap();
+    let modes = geyser::ipc::supported_sync_modes(&pm).unwrap();
     let mut g = c.benchmark_group("handoff_round_trip_16x16");
     for mode in [SyncMode::Timeline, SyncMode::Host] {
         if !modes.contains(&mode) {

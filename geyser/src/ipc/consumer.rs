@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::clock::monotonic_ns;
-use super::negotiate::{supported_sync_modes, unsupported_sync};
+use super::host_ring::HostRing;
 use super::peer::{PeerCredentials, PeerPolicy};
-use super::protocol::{Hello, Message, Role, SyncMode, MAX_SLOTS};
-use super::staging::HostRing;
 use super::transport::Connection;
+use super::wire::negotiate::{supported_sync_modes, unsupported_sync};
+use super::wire::{Hello, Message, Role, SyncMode, MAX_SLOTS};
 use crate::common::{borrow_os_handle, ExportedTexture, OwnedOsHandle, TextureDescriptor};
 use crate::common::{ExportInfo, TextureUsage};
 use crate::vulkan::TransferPath;

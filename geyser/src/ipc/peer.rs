@@ -1,5 +1,5 @@
 //! Who is at the other end of a connection, and who may be: the same types on every platform;
-//! each transport fills and checks them ([`super::endpoint`] on Unix, `pipe` on Windows).
+//! each transport fills and checks them (the Unix socket, or the Windows pipe).
 
 /// Who is at the other end of a connection. On Unix from the socket's `SO_PEERCRED`; on
 /// Windows the pipe's process id (the peer's user is checked by SID, see [`PeerPolicy`]).

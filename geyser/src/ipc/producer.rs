@@ -8,11 +8,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::clock::monotonic_ns;
-use super::negotiate::{negotiate_sync, supported_sync_modes, unsupported_sync};
+use super::host_ring::HostRing;
 use super::peer::{PeerCredentials, PeerPolicy};
-use super::protocol::{Hello, Message, Role, SyncMode, MAX_SLOTS};
-use super::staging::HostRing;
 use super::transport::{Connection, Listener, Poller, MAX_POLLED_CONNECTIONS};
+use super::wire::negotiate::{negotiate_sync, supported_sync_modes, unsupported_sync};
+use super::wire::{Hello, Message, Role, SyncMode, MAX_SLOTS};
 use crate::common::{
     borrow_os_handle, BorrowedOsHandle, ExportedTexture, OwnedOsHandle, TextureDescriptor,
 };
@@ -40,7 +40,7 @@ pub struct ProducerOptions {
     /// Force a synchronization mode; `None` picks the best both sides support.
     pub sync: Option<SyncMode>,
     /// Largest message accepted from a consumer (theirs are tiny; default 4 KiB, at most
-    /// [`super::protocol::MAX_MESSAGE_BYTES`]). A larger one drops that consumer.
+    /// [`super::wire::MAX_MESSAGE_BYTES`]). A larger one drops that consumer.
     pub max_message_bytes: usize,
     /// Lossless mode: most frames one consumer may hold (received, not released) before the
     /// producer skips it (default: the whole ring). Lossy mode always caps at one.

@@ -2,8 +2,12 @@
 //! handshake, SCM_RIGHTS sends of arbitrary FDs, shared-memory regions. Hidden from the docs and
 //! not a stable API; applications use [`super::Producer`] and [`super::Consumer`].
 
+pub use super::transport::shm::SharedRegion;
 #[cfg(unix)]
-pub use super::endpoint::{runtime_dir, socket_path, Connection, Listener};
+pub use super::transport::unix::{runtime_dir, socket_path, Connection, Listener};
+
+/// SCM_RIGHTS sends and receives of raw frames, with the checks the transport applies.
 #[cfg(unix)]
-pub use super::fd_passing;
-pub use super::shm::SharedRegion;
+pub mod fd_passing {
+    pub use crate::ipc::transport::fd_passing::{check_fd_is_memory, recv, send};
+}

@@ -789,7 +789,7 @@ mod tests {
     ))]
     #[test]
     fn caps_match_the_ipc_wire_protocol() {
-        assert_eq!(MAX_BODY_BYTES, crate::ipc::protocol::MAX_MESSAGE_BYTES);
-        assert_eq!(MAX_PORTS, crate::ipc::protocol::MAX_FDS_PER_MESSAGE);
+        assert_eq!(MAX_BODY_BYTES, crate::ipc::wire::MAX_MESSAGE_BYTES);
+        assert_eq!(MAX_PORTS, crate::ipc::wire::MAX_FDS_PER_MESSAGE);
     }
 }

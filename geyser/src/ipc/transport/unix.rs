@@ -14,9 +14,9 @@ use rustix::net::{
 };
 
 use super::fd_passing;
-pub use super::peer::{PeerCredentials, PeerPolicy};
-use super::protocol::{decode, encode_into, Message, HEADER_BYTES, MAX_MESSAGE_BYTES};
-use super::transport::recv_within;
+use super::recv_within;
+use crate::ipc::peer::{PeerCredentials, PeerPolicy};
+use crate::ipc::wire::{decode, encode_into, Message, HEADER_BYTES, MAX_MESSAGE_BYTES};
 use crate::{Error, Result};
 
 /// The directory endpoint sockets live in: `$GEYSER_RUNTIME_DIR`, else
@@ -370,12 +370,12 @@ impl AsFd for Connection {
 
 #[cfg(test)]
 mod tests {
-    use super::super::protocol::{Hello, Role, SyncMode};
     use super::*;
     use crate::common::{
         ExportInfo, ExternalHandleType, MemoryLayout, TextureDescriptor, TextureExtent,
         TextureFormat, TextureUsage,
     };
+    use crate::ipc::wire::{Hello, Role, SyncMode};
     use std::os::unix::fs::DirBuilderExt;
 
     fn tempdir(tag: &str) -> PathBuf {

@@ -3,10 +3,10 @@
 //! and appends the new values after the protocol frame. Pure byte layout, unit-tested on every
 //! platform; `pipe` (Windows) uses it.
 //!
-//! One pipe message = one [`protocol`](super::protocol) frame, byte for byte what the Unix
+//! One pipe message = one [`protocol`](crate::ipc::wire) frame, byte for byte what the Unix
 //! socket carries, then `count: u8` and `count` little-endian `u64` handle values.
 
-use super::protocol::{HEADER_BYTES, MAX_FDS_PER_MESSAGE, MAX_MESSAGE_BYTES};
+use crate::ipc::wire::{HEADER_BYTES, MAX_FDS_PER_MESSAGE, MAX_MESSAGE_BYTES};
 use crate::{Error, Result};
 
 /// Largest handle block: the count byte and [`MAX_FDS_PER_MESSAGE`] values.
@@ -33,7 +33,7 @@ pub fn append(out: &mut Vec<u8>, values: &[u64]) -> Result<()> {
 }
 
 /// Splits one received pipe message into its protocol frame and its handle values. The frame
-/// is not decoded here ([`super::protocol::decode`] does that); a block whose length does not
+/// is not decoded here ([`crate::ipc::wire::decode`] does that); a block whose length does not
 /// match its count, or more than [`MAX_FDS_PER_MESSAGE`] values, is a protocol error.
 pub fn split(message: &[u8]) -> Result<(&[u8], Vec<u64>)> {
     if message.len() < HEADER_BYTES {
@@ -76,7 +76,7 @@ pub fn split(message: &[u8]) -> Result<(&[u8], Vec<u64>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ipc::protocol::{decode, encode_into, Message};
+    use crate::ipc::wire::{decode, encode_into, Message};
 
     fn frame(msg: &Message) -> Vec<u8> {
         let mut out = Vec::new();

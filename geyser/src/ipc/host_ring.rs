@@ -13,7 +13,7 @@
 
 use ash::vk;
 
-use super::shm::SharedRegion;
+use super::transport::shm::SharedRegion;
 use crate::common::{ExportInfo, OwnedOsHandle, TextureAspect};
 use crate::vulkan::transfer::{copy, CopyDirection};
 use crate::vulkan::{Buffer, Submitter};

@@ -1,5 +1,5 @@
 //! Windows transport: a message-mode named pipe (`\\.\pipe\geyser-<name>`) that carries the
-//! same frames as the Unix socket ([`protocol`](super::protocol)); NT handles travel by
+//! same frames as the Unix socket ([`protocol`](crate::ipc::wire)); NT handles travel by
 //! `DuplicateHandle` into the peer process, their new values in a
 //! [`handle_block`](super::handle_block) after the frame. [`PipeServer`] and
 //! [`PipeConnection`] offer the calls the producer and consumer use on the Unix socket's
@@ -60,9 +60,9 @@ use windows_sys::Win32::System::Threading::{
 use windows_sys::Win32::System::IO::{CancelIoEx, GetOverlappedResult, OVERLAPPED};
 
 use super::handle_block::{self, MAX_BLOCK_BYTES, MAX_PIPE_MESSAGE_BYTES};
-use super::peer::{PeerCredentials, PeerPolicy};
-use super::protocol::{self, Message, HEADER_BYTES, MAX_MESSAGE_BYTES};
-use super::transport::recv_within;
+use super::recv_within;
+use crate::ipc::peer::{PeerCredentials, PeerPolicy};
+use crate::ipc::wire::{self, Message, HEADER_BYTES, MAX_MESSAGE_BYTES};
 use crate::{Error, Result};
 
 /// How long [`PipeConnection::connect`] waits for a busy pipe to offer an instance, in ms.
@@ -906,10 +906,10 @@ mod tests {
     use std::process::{Child, Command};
     use std::time::Instant;
 
-    use super::super::protocol::SyncMode;
     use super::super::shm::SharedRegion;
-    use super::super::transport::Poller;
+    use super::super::Poller;
     use super::*;
+    use crate::ipc::wire::SyncMode;
 
     const CHILD_ENV: &str = "GEYSER_PIPE_TEST_CHILD";
     const CONTENT: &[u8] = b"geyser: a handle that crossed a pipe";

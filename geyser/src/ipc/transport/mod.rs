@@ -1,16 +1,30 @@
 //! The platform's transport under one set of names, for the producer and consumer: on Unix
-//! the `SOCK_SEQPACKET` socket of [`super::endpoint`], on Windows the named pipe of `pipe`.
-//! Both offer the same calls (bind/accept, connect, send with OS handles, recv with a timeout,
+//! the `SOCK_SEQPACKET` socket of `unix` (FDs beside messages by `fd_passing`), on Windows the
+//! named pipe of `pipe` (handles duplicated into the peer, listed in a `handle_block`). Both
+//! offer the same calls (bind/accept, connect, send with OS handles, recv with a timeout,
 //! try_recv, peer checks), and [`Poller`] waits on a listener and its connections at once.
+//! `shm` is the shared memory of host rings and the CPU-copy path. Everything here is
+//! crate-private; [`super::testing`] re-exports what tests need raw.
 
 use std::time::{Duration, Instant};
 
 use crate::{Error, Result};
 
 #[cfg(unix)]
-pub(crate) use super::endpoint::{Connection, Listener};
+pub(crate) mod fd_passing;
+// Windows-only at run time; its byte layout is unit-tested on every platform.
+#[cfg_attr(not(windows), allow(dead_code))]
+pub(crate) mod handle_block;
 #[cfg(windows)]
-pub(crate) use super::pipe::{PipeConnection as Connection, PipeServer as Listener};
+pub(crate) mod pipe;
+pub(crate) mod shm;
+#[cfg(unix)]
+pub(crate) mod unix;
+
+#[cfg(windows)]
+pub(crate) use pipe::{PipeConnection as Connection, PipeServer as Listener};
+#[cfg(unix)]
+pub(crate) use unix::{Connection, Listener};
 
 /// A blocking receive built from a connection's non-blocking one: takes a message as soon as
 /// `try_recv` has one, else waits with `wait` (given the time left; `None`: forever) and tries

@@ -11,7 +11,7 @@ use rustix::net::{
     SendAncillaryBuffer, SendAncillaryMessage, SendFlags,
 };
 
-use super::protocol::MAX_FDS_PER_MESSAGE;
+use crate::ipc::wire::MAX_FDS_PER_MESSAGE;
 use crate::{Error, Result};
 
 fn peer_gone_or_io(e: Errno) -> Error {
