@@ -48,7 +48,6 @@ use windows_sys::Win32::System::Pipes::{
 use windows_sys::Win32::System::Threading::{
     OpenProcess, INFINITE, PROCESS_DUP_HANDLE, PROCESS_QUERY_LIMITED_INFORMATION,
 };
-use windows_sys::Win32::System::IO::{CancelIoEx, GetOverlappedResult, OVERLAPPED};
 
 mod overlapped;
 mod security;
@@ -401,11 +400,6 @@ impl PipeConnection {
         Self::new(pipe, pid)
     }
 
-    /// The peer's process id, as the pipe reports it.
-    pub fn peer_pid(&self) -> u32 {
-        self.peer_pid
-    }
-
     /// The peer's process id (Windows has no uid/gid; see [`Self::check_peer`]).
     pub fn peer_credentials(&self) -> Result<PeerCredentials> {
         Ok(PeerCredentials { pid: self.peer_pid })
@@ -463,7 +457,7 @@ impl PipeConnection {
                 ),
             });
         }
-        protocol::encode_into(msg, &mut self.send_buf)?;
+        wire::encode_into(msg, &mut self.send_buf)?;
         let mut remote = Vec::with_capacity(handles.len());
         let result = self.duplicate_all(handles, &mut remote).and_then(|()| {
             let values: Vec<u64> = remote.iter().map(|h| *h as usize as u64).collect();
@@ -621,7 +615,7 @@ impl PipeConnection {
                 self.max_message_bytes
             )));
         }
-        let msg = protocol::decode(frame)?;
+        let msg = wire::decode(frame)?;
         if handles.len() != msg.expected_fds() {
             return Err(Error::Protocol(format!(
                 "{} came with {} handles, expected {}",
