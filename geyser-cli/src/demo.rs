@@ -195,7 +195,7 @@ pub fn consume(args: &DemoArgs) -> geyser::Result<()> {
     let options = ConsumerOptions {
         sync: parse_sync(&args.sync)?,
         lossless: args.lossless,
-        host_transfer: args.host_transfer,
+        host_ring: args.host_transfer,
         ..Default::default()
     };
     // The producer may still be binding: retry NotFound briefly.

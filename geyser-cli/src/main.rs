@@ -67,7 +67,28 @@ fn main() {
         Ok(false) => std::process::exit(1),
         Err(e) => {
             eprintln!("geyser: error: {e}");
+            if let Some(hint) = hint(&e) {
+                eprintln!("geyser: hint: {hint}");
+            }
             std::process::exit(1);
         }
+    }
+}
+
+/// What to try with this command's flags: the library's errors speak of library options, the
+/// CLI translates.
+fn hint(e: &geyser::Error) -> Option<&'static str> {
+    use geyser::common::RejectReason;
+    match e {
+        geyser::Error::Unsupported { feature, .. } if feature.ends_with("synchronization") => {
+            Some("`geyser info` shows which semaphores the device exports; try --sync auto or --sync host")
+        }
+        geyser::Error::Rejected { reason: RejectReason::Busy, .. } => {
+            Some("the producer serves one consumer fewer than its ring has slots; give it more --slots")
+        }
+        geyser::Error::Loader(_) => {
+            Some("on Debian/Ubuntu, `bash scripts/ensure-vulkan.sh` installs the Vulkan loader and lavapipe")
+        }
+        _ => None,
     }
 }

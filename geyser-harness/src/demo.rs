@@ -54,12 +54,12 @@ pub fn write_slot(writer: &PatternWriter, slot: &WriteSlot) -> Result<()> {
     match &slot.signal {
         Some(signal) => writer.write_synced(
             &slot.texture,
-            slot.frame,
+            slot.id.frame,
             &slot.waits,
             std::slice::from_ref(signal),
             false,
         ),
-        None => writer.write(&slot.texture, slot.frame),
+        None => writer.write(&slot.texture, slot.id.frame),
     }
 }
 

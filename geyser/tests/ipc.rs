@@ -14,9 +14,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{assert_validation_clean, exit_child, manager};
+use geyser::common::RejectReason;
 use geyser::common::TextureFormat;
 use geyser::ipc::testing::Connection;
-use geyser::ipc::wire::{Hello, Message, Role, SyncMode, MAGIC, PROTOCOL_VERSION};
+use geyser::ipc::wire::{FrameId, Hello, Message, Role, SyncMode, MAGIC, PROTOCOL_VERSION};
 use geyser::ipc::PeerPolicy;
 use geyser::ipc::{Consumer, ConsumerOptions, HostRingSharing, Producer, ProducerOptions};
 use geyser::Error;
@@ -74,7 +75,7 @@ fn child_role_entry() {
         "consumer" => {
             let options = ConsumerOptions {
                 lossless: env("GT_LOSSLESS").is_some(),
-                host_transfer: env("GT_HOST_TRANSFER").is_some(),
+                host_ring: env("GT_HOST_TRANSFER").is_some(),
                 ..Default::default()
             };
             let hold = env("GT_HOLD_MS")
@@ -495,12 +496,12 @@ fn raw_staged_consumer(
     m: &geyser::vulkan::VulkanTextureShareManager,
 ) -> (Connection, std::fs::File, u64) {
     let mut c = raw_client(name);
-    c.send(&Message::StagedRequest, &[]).unwrap();
+    c.send(&Message::HostRingRequest, &[]).unwrap();
     c.send(&Message::Hello(hello(m)), &[]).unwrap();
     let _ = c.recv(Some(Duration::from_secs(5))).unwrap(); // Hello
     let (setup, fds) = c.recv(Some(Duration::from_secs(5))).unwrap();
-    let Message::HostPoolSetup { slot_bytes, .. } = setup else {
-        panic!("expected HostPoolSetup, got {}", setup.kind());
+    let Message::HostRingSetup { slot_bytes, .. } = setup else {
+        panic!("expected HostRingSetup, got {}", setup.kind());
     };
     let ring = std::fs::File::from(fds.into_iter().next().expect("the ring's memfd"));
     (c, ring, slot_bytes)
@@ -578,8 +579,10 @@ fn malformed_messages_close_only_that_connection() {
     let extra = std::fs::File::open("/proc/self/exe").unwrap();
     geyser::ipc::wire::encode_into(
         &Message::FrameReleased {
-            slot: 0,
-            frame: 123_456,
+            id: FrameId {
+                slot: 0,
+                frame: 123_456,
+            },
             value: 0,
         },
         &mut buf,
@@ -610,13 +613,13 @@ fn peers_of_another_user_are_refused() {
         ..Default::default()
     };
     let producer = Producer::bind(&name, m.clone(), &desc, options).unwrap();
+    // The consumer learns why (typed), not a broken pipe: the producer lets it read the Reject.
     match Consumer::connect(&name, m.clone()) {
-        Err(Error::PermissionDenied(msg))
-        | Err(Error::PeerGone(msg))
-        | Err(Error::Protocol(msg)) => {
-            assert!(!msg.is_empty())
-        }
-        other => panic!("expected a refusal, got {other:?}"),
+        Err(Error::Rejected {
+            reason: RejectReason::Policy,
+            detail,
+        }) => assert!(!detail.is_empty()),
+        other => panic!("expected a Policy rejection, got {other:?}"),
     }
     assert_eq!(producer.consumer_count(), 0);
     drop(producer);
@@ -823,7 +826,7 @@ fn a_consumer_scribbling_on_its_host_ring_reaches_others_only_through_a_shared_r
         let producer = Producer::bind(&name, m.clone(), &desc, options).unwrap();
         let (mut scribbler, ring, slot_bytes) = raw_staged_consumer(&name, &m);
         let victim_options = ConsumerOptions {
-            host_transfer: true,
+            host_ring: true,
             ..Default::default()
         };
         let mut victim = Consumer::connect_with(&name, m2.clone(), victim_options).unwrap();
@@ -837,23 +840,16 @@ fn a_consumer_scribbling_on_its_host_ring_reaches_others_only_through_a_shared_r
             geyser_harness::demo::write_slot(&writer, &slot).unwrap();
             producer.present(slot).unwrap();
             let (msg, _) = scribbler.recv(Some(Duration::from_secs(5))).unwrap();
-            let Message::FrameReady { slot, frame, .. } = msg else {
+            let Message::FrameReady { id, .. } = msg else {
                 panic!("expected FrameReady, got {}", msg.kind());
             };
-            ring.write_all_at(&scribble, u64::from(slot) * slot_bytes)
+            ring.write_all_at(&scribble, u64::from(id.slot) * slot_bytes)
                 .unwrap();
             scribbler
-                .send(
-                    &Message::FrameReleased {
-                        slot,
-                        frame,
-                        value: 0,
-                    },
-                    &[],
-                )
+                .send(&Message::FrameReleased { id, value: 0 }, &[])
                 .unwrap();
             let f = victim.next_frame(Some(Duration::from_secs(5))).unwrap();
-            assert_eq!(f.number(), frame);
+            assert_eq!(f.number(), id.frame);
             f.wait_ready(Duration::from_secs(5)).unwrap();
             intact += u64::from(probe.check(f.texture(), f.number()).unwrap().ok());
         }
@@ -948,12 +944,12 @@ fn a_host_ring_gets_the_frames_its_consumer_may_still_be_sent() {
         };
         let present = || {
             let slot = producer.acquire(Some(Duration::from_secs(5))).unwrap();
-            let index = slot.index as u32;
+            let index = slot.id.slot;
             geyser_harness::demo::write_slot(&writer, &slot).unwrap();
             (index, producer.present(slot).unwrap())
         };
         let frame_ready = |c: &mut Connection| match c.recv(Some(Duration::from_secs(5))) {
-            Ok((Message::FrameReady { slot, frame, .. }, _)) => (slot, frame),
+            Ok((Message::FrameReady { id, .. }, _)) => (id.slot, id.frame),
             other => panic!("expected FrameReady, got {other:?}"),
         };
         let (held_slot, held) = present();
@@ -971,8 +967,10 @@ fn a_host_ring_gets_the_frames_its_consumer_may_still_be_sent() {
         }
         c.send(
             &Message::FrameReleased {
-                slot: held_slot,
-                frame: held,
+                id: FrameId {
+                    slot: held_slot,
+                    frame: held,
+                },
                 value: 0,
             },
             &[],

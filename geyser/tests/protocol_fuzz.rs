@@ -20,7 +20,8 @@ use geyser::common::{
     TextureExtent, TextureFormat, TextureUsage,
 };
 use geyser::ipc::wire::{
-    decode, encode_into, Hello, Message, Role, SyncMode, MAX_MESSAGE_BYTES, MAX_SLOTS, MAX_STRING,
+    decode, encode_into, FrameId, Hello, Message, RejectReason, Role, SyncMode, MAX_MESSAGE_BYTES,
+    MAX_SLOTS, MAX_STRING,
 };
 use geyser::Error;
 use proptest::prelude::*;
@@ -155,6 +156,16 @@ fn any_info() -> impl Strategy<Value = ExportInfo> {
         )
 }
 
+fn any_reject_reason() -> impl Strategy<Value = RejectReason> {
+    prop_oneof![
+        Just(RejectReason::Busy),
+        Just(RejectReason::Policy),
+        Just(RejectReason::Device),
+        Just(RejectReason::Sync),
+        Just(RejectReason::Limit),
+    ]
+}
+
 fn any_sync() -> impl Strategy<Value = SyncMode> {
     prop_oneof![
         Just(SyncMode::Host),
@@ -182,7 +193,8 @@ fn any_message() -> impl Strategy<Value = Message> {
                 h.pid = pid;
                 Message::Hello(h)
             }),
-        any_string().prop_map(|reason| Message::Reject { reason }),
+        (any_reject_reason(), any_string())
+            .prop_map(|(reason, detail)| Message::Reject { reason, detail }),
         (
             any::<u64>(),
             any_sync(),
@@ -195,14 +207,17 @@ fn any_message() -> impl Strategy<Value = Message> {
             }),
         (0..40u32, any::<u64>(), any::<u64>(), any::<u64>()).prop_map(
             |(slot, frame, present_ns, sent_ns)| Message::FrameReady {
-                slot,
-                frame,
+                id: FrameId { slot, frame },
                 present_ns,
                 sent_ns
             }
         ),
-        (0..40u32, any::<u64>(), any::<u64>())
-            .prop_map(|(slot, frame, value)| Message::FrameReleased { slot, frame, value }),
+        (0..40u32, any::<u64>(), any::<u64>()).prop_map(|(slot, frame, value)| {
+            Message::FrameReleased {
+                id: FrameId { slot, frame },
+                value,
+            }
+        }),
         any_sync().prop_map(|sync| Message::SyncSetup { sync }),
         any_string().prop_map(|reason| Message::Bye { reason }),
     ]

@@ -49,7 +49,7 @@ fn soak_consumer_entry() {
             },
         );
         match r {
-            Err(Error::NotFound { .. }) | Err(Error::PermissionDenied(_))
+            Err(Error::NotFound { .. }) | Err(Error::Rejected { .. })
                 if Instant::now() < deadline =>
             {
                 std::thread::sleep(Duration::from_millis(20))

@@ -74,7 +74,7 @@ fn steady_state(host_transfer: bool, host_rings: HostRingSharing) {
     let producer = Producer::bind(&name, pm.clone(), &desc, options).unwrap();
     let writer = PatternWriter::new(&pm, desc.tight_size()).unwrap();
     let options = ConsumerOptions {
-        host_transfer,
+        host_ring: host_transfer,
         ..Default::default()
     };
     let mut consumer = Consumer::connect_with(&name, cm.clone(), options).unwrap();

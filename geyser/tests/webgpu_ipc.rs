@@ -137,7 +137,7 @@ fn vulkan_producer_to_wgpu_consumer_through_the_host_ring_300_frames_verified() 
     cross_process("vulkan-producer", "ring", |name| {
         let options = ConsumerOptions {
             lossless: true,
-            host_transfer: true,
+            host_ring: true,
             ..Default::default()
         };
         let report =

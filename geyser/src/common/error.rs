@@ -3,6 +3,49 @@
 
 use std::path::PathBuf;
 
+use serde::{Deserialize, Serialize};
+
+/// Why a producer refused a consumer (`Reject` on the wire, [`Error::Rejected`] at the
+/// consumer): tells a consumer whether to retry ([`Self::is_retryable`]) or give up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum RejectReason {
+    /// The producer serves as many consumers as it may, or is busy with handshakes: retry
+    /// later.
+    Busy,
+    /// The producer's peer policy does not admit this process (another user, a uid not
+    /// listed): fatal for this process.
+    Policy,
+    /// This consumer's device cannot import the producer's textures, and the producer cannot
+    /// serve it through a host ring: fatal on this device.
+    Device,
+    /// The two ends share no synchronization mode (e.g. one was forced): fatal with these
+    /// options.
+    Sync,
+    /// The consumer hit a limit of the producer (held a frame too long, too many connections
+    /// of its user, too many messages): it may retry, later and behaving.
+    Limit,
+}
+
+impl RejectReason {
+    /// Whether trying again later may succeed ([`Self::Busy`], [`Self::Limit`]).
+    pub fn is_retryable(self) -> bool {
+        matches!(self, RejectReason::Busy | RejectReason::Limit)
+    }
+}
+
+impl std::fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RejectReason::Busy => "busy",
+            RejectReason::Policy => "policy",
+            RejectReason::Device => "device",
+            RejectReason::Sync => "sync",
+            RejectReason::Limit => "limit",
+        })
+    }
+}
+
 /// Result with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -84,7 +127,7 @@ pub enum Error {
     },
 
     /// The Vulkan loader or driver could not be loaded.
-    #[error("cannot load Vulkan: {0}; install the Vulkan loader and a driver (on Debian/Ubuntu: bash scripts/ensure-vulkan.sh)")]
+    #[error("cannot load Vulkan: {0}; install the Vulkan loader (libvulkan.so.1) and a Vulkan driver (an ICD; on Debian/Ubuntu the packages libvulkan1 and mesa-vulkan-drivers)")]
     Loader(String),
 
     /// A Vulkan call failed.
@@ -131,6 +174,19 @@ pub enum Error {
     /// The peer is not allowed (other user, failed credential check).
     #[error("permission denied: {0}")]
     PermissionDenied(String),
+
+    /// The producer refused this consumer, or dropped it, and said why.
+    #[error("producer refused ({reason}{}): {detail}", if reason.is_retryable() { ", may succeed later" } else { "" })]
+    Rejected {
+        /// What kind of refusal: [`RejectReason::is_retryable`] tells retry from fatal.
+        reason: RejectReason,
+        /// The producer's explanation.
+        detail: String,
+    },
+
+    /// A broken invariant inside Geyser (a bug, not the peer's or the caller's fault).
+    #[error("internal error in Geyser (please report it): {0}")]
+    Internal(String),
 
     /// An operation did not finish in time.
     #[error("timed out: {0}")]

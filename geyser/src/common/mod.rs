@@ -8,7 +8,7 @@ mod name;
 mod usage;
 
 pub use descriptor::{TextureDescriptor, TextureDimension, TextureExtent, MAX_DIMENSION};
-pub use error::{Error, Result};
+pub use error::{Error, RejectReason, Result};
 pub use format::{FormatAspect, FormatInfo, TextureFormat, FORMAT_TABLE};
 #[cfg(any(unix, windows))]
 pub use handle::{borrow_os_handle, BorrowedOsHandle, OwnedOsHandle};

@@ -10,7 +10,7 @@ use super::host_ring::HostRing;
 use super::peer::{PeerCredentials, PeerPolicy};
 use super::transport::Connection;
 use super::wire::negotiate::{supported_sync_modes, unsupported_sync};
-use super::wire::{Hello, Message, Role, SyncMode, MAX_SLOTS};
+use super::wire::{FrameId, Hello, Message, Role, SyncMode, MAX_SLOTS};
 use crate::common::{borrow_os_handle, ExportedTexture, OwnedOsHandle, TextureDescriptor};
 use crate::common::{ExportInfo, TextureUsage};
 use crate::vulkan::TransferPath;
@@ -33,11 +33,11 @@ pub struct ConsumerOptions {
     /// Keep every queued frame instead of skipping to the newest: for producers in lossless
     /// mode, which send every frame.
     pub lossless: bool,
-    /// Receive frames through the producer's host-memory ring even when this device could
-    /// import the producer's textures (what a consumer on another GPU or driver always does):
-    /// each frame is copied into this consumer's own texture. For tests and for consumers
-    /// that want a private copy. Default `false`.
-    pub host_transfer: bool,
+    /// Receive frames through a host ring of the producer even when this device could import
+    /// the producer's textures (what a consumer on another GPU or driver always does): each
+    /// frame is copied into this consumer's own texture. For tests and for consumers that want
+    /// a private copy. Default `false`.
+    pub host_ring: bool,
 }
 
 impl Default for ConsumerOptions {
@@ -48,7 +48,7 @@ impl Default for ConsumerOptions {
             name: format!("consumer-{}", std::process::id()),
             sync: None,
             lossless: false,
-            host_transfer: false,
+            host_ring: false,
         }
     }
 }
@@ -66,8 +66,7 @@ pub struct ConsumerCounters {
 
 #[derive(Clone, Copy, Debug)]
 struct Ready {
-    slot: u32,
-    frame: u64,
+    id: FrameId,
     present_ns: u64,
     sent_ns: u64,
     received_ns: u64,
@@ -144,8 +143,8 @@ pub struct Consumer {
     timelines: Option<Timelines>,
     /// The highest release value handed out (what the producer may have to wait for).
     release_value: u64,
-    /// Frames come through the producer's host-memory ring into our own textures.
-    staged: Option<HostRing>,
+    /// Frames come through a host ring of the producer into our own textures.
+    host_ring: Option<HostRing>,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -172,18 +171,18 @@ impl Consumer {
         options: ConsumerOptions,
     ) -> Result<Consumer> {
         let own = manager.clone();
-        Self::connect_staging(name, manager, options, &move || Ok(own.clone()))
+        Self::connect_with_copier(name, manager, options, &move || Ok(own.clone()))
     }
 
-    /// [`Self::connect_with`], where frames that come through the host-memory ring are copied
-    /// by, and into textures of, the manager `stager` returns (called only then): a manager
-    /// on the same device whose queue Geyser may submit to, for consumers whose own device's
-    /// queue belongs to someone else (wgpu).
-    pub(crate) fn connect_staging(
+    /// [`Self::connect_with`], where frames that come through a host ring are copied by, and
+    /// into textures of, the manager `copier` returns (called only then): a manager on the same
+    /// device whose queue Geyser may submit to, for consumers whose own device's queue belongs
+    /// to someone else (wgpu).
+    pub(crate) fn connect_with_copier(
         name: &str,
         manager: Arc<VulkanTextureShareManager>,
         options: ConsumerOptions,
-        stager: &dyn Fn() -> Result<Arc<VulkanTextureShareManager>>,
+        copier: &dyn Fn() -> Result<Arc<VulkanTextureShareManager>>,
     ) -> Result<Consumer> {
         let mut conn = Connection::connect(name)?;
         let producer = conn.check_peer(&options.peer_policy)?;
@@ -196,27 +195,30 @@ impl Consumer {
             Some(forced) => vec![forced],
             None => modes,
         };
-        if options.host_transfer {
-            conn.send(&Message::StagedRequest, &[])?;
-        }
-        conn.send(
-            &Message::Hello(Hello::new(
-                Role::Consumer,
-                id.device_uuid,
-                id.driver_uuid,
-                offer,
-                options.name.clone(),
-            )),
-            &[],
-        )?;
         let deadline = Instant::now() + options.handshake_timeout;
         let left = || deadline.saturating_duration_since(Instant::now());
+        let hello = Hello::new(
+            Role::Consumer,
+            id.device_uuid,
+            id.driver_uuid,
+            offer,
+            options.name.clone(),
+        );
+        let sent = if options.host_ring {
+            conn.send(&Message::HostRingRequest, &[])
+        } else {
+            Ok(())
+        }
+        .and_then(|()| conn.send(&Message::Hello(hello), &[]));
+        if let Err(e) = sent {
+            // A producer that refused us at once may have closed before our Hello: its Reject
+            // is still queued here, and says more than the broken pipe.
+            return Err(queued_rejection(&mut conn).unwrap_or(e));
+        }
         let hello = match conn.recv(Some(left()))? {
             (Message::Hello(h), _) if h.role == Role::Producer => h,
-            (Message::Reject { reason }, _) => {
-                return Err(Error::PermissionDenied(format!(
-                    "producer refused: {reason}"
-                )))
+            (Message::Reject { reason, detail }, _) => {
+                return Err(Error::Rejected { reason, detail })
             }
             (other, _) => {
                 return Err(Error::Protocol(format!(
@@ -225,14 +227,14 @@ impl Consumer {
                 )))
             }
         };
-        let (sync, textures, timelines, staged) = match conn.recv(Some(left()))? {
+        let (sync, textures, timelines, host_ring) = match conn.recv(Some(left()))? {
             (Message::PoolSetup { sync, slots, .. }, fds) => {
                 let (textures, timelines) =
                     Self::import_pool(&manager, &mut conn, sync, slots, fds, deadline)?;
                 (sync, textures, timelines, None)
             }
             (
-                Message::HostPoolSetup {
+                Message::HostRingSetup {
                     info,
                     slots,
                     slot_bytes,
@@ -243,8 +245,8 @@ impl Consumer {
                 let fd = fds
                     .into_iter()
                     .next()
-                    .ok_or_else(|| Error::Protocol("HostPoolSetup without its FD".into()))?;
-                let copier = stager()?;
+                    .ok_or_else(|| Error::Protocol("HostRingSetup without its FD".into()))?;
+                let copier = copier()?;
                 let ring = HostRing::open(&copier, fd, &info, slots as usize, slot_bytes)?;
                 let mut desc = info.descriptor.clone();
                 if !desc.has_usage(TextureUsage::CopyDst) {
@@ -255,10 +257,8 @@ impl Consumer {
                     .collect::<Result<Vec<_>>>()?;
                 (SyncMode::Host, textures, None, Some(ring))
             }
-            (Message::Reject { reason }, _) => {
-                return Err(Error::PermissionDenied(format!(
-                    "producer refused: {reason}"
-                )))
+            (Message::Reject { reason, detail }, _) => {
+                return Err(Error::Rejected { reason, detail })
             }
             (other, _) => {
                 return Err(Error::Protocol(format!(
@@ -267,7 +267,9 @@ impl Consumer {
                 )))
             }
         };
-        let path = staged.as_ref().map_or(TransferPath::Direct, HostRing::path);
+        let path = host_ring
+            .as_ref()
+            .map_or(TransferPath::Direct, HostRing::path);
         tracing::info!(producer = %hello.name, pid = producer.pid, slots = textures.len(), ?sync, %path, "connected");
         Ok(Consumer {
             conn,
@@ -282,7 +284,7 @@ impl Consumer {
             broken: None,
             timelines,
             release_value: 0,
-            staged,
+            host_ring,
         })
     }
 
@@ -349,11 +351,11 @@ impl Consumer {
     }
 
     /// How frames reach this consumer: [`TransferPath::Direct`] (the producer's textures,
-    /// imported), or through the producer's host-memory ring ([`TransferPath::HostMemory`]:
-    /// this GPU copies from host memory it imported; [`TransferPath::CpuCopy`]: the CPU
-    /// copies into a staging buffer first).
+    /// imported), or through a host ring ([`TransferPath::HostMemory`]: this GPU copies from
+    /// host memory it imported; [`TransferPath::CpuCopy`]: the CPU copies into a staging
+    /// buffer first).
     pub fn transfer_path(&self) -> TransferPath {
-        self.staged
+        self.host_ring
             .as_ref()
             .map_or(TransferPath::Direct, HostRing::path)
     }
@@ -399,21 +401,21 @@ impl Consumer {
         }
         match msg {
             Message::FrameReady {
-                slot,
-                frame,
+                id,
                 present_ns,
                 sent_ns,
             } => {
-                if slot as usize >= self.textures.len() {
+                if id.slot_index() >= self.textures.len() {
                     return Err(Error::Protocol(format!(
-                        "frame in slot {slot}, ring has {}",
+                        "{id}, ring has {} slots",
                         self.textures.len()
                     )));
                 }
-                let newest = self.queue.back().map(|r| r.frame).or(self.last_frame);
-                if newest.is_some_and(|n| frame <= n) {
+                let newest = self.queue.back().map(|r| r.id.frame).or(self.last_frame);
+                if newest.is_some_and(|n| id.frame <= n) {
                     return Err(Error::Protocol(format!(
-                        "frame numbers went backwards: {frame} after {newest:?}"
+                        "frame numbers went backwards: {} after {newest:?}",
+                        id.frame
                     )));
                 }
                 if self.queue.len() >= MAX_SLOTS {
@@ -422,8 +424,7 @@ impl Consumer {
                     ));
                 }
                 self.queue.push_back(Ready {
-                    slot,
-                    frame,
+                    id,
                     present_ns,
                     sent_ns,
                     received_ns: monotonic_ns(),
@@ -433,6 +434,8 @@ impl Consumer {
             Message::Bye { reason } => Err(Error::PeerGone(format!(
                 "producer closed the stream: {reason}"
             ))),
+            // The producer dropped us for a limit (e.g. a frame held too long) and said why.
+            Message::Reject { reason, detail } => Err(Error::Rejected { reason, detail }),
             other => Err(Error::Protocol(format!(
                 "unexpected {} from the producer",
                 other.kind()
@@ -440,15 +443,14 @@ impl Consumer {
         }
     }
 
-    fn release(&mut self, slot: u32, frame: u64) -> Result<()> {
+    fn release(&mut self, id: FrameId) -> Result<()> {
         // A frame released without new GPU work waits for nothing newer than our last
         // release (0 in host mode).
-        self.release_with(slot, frame, self.release_value)
+        self.release_with(id, self.release_value)
     }
 
-    fn release_with(&mut self, slot: u32, frame: u64, value: u64) -> Result<()> {
-        self.conn
-            .send(&Message::FrameReleased { slot, frame, value }, &[])
+    fn release_with(&mut self, id: FrameId, value: u64) -> Result<()> {
+        self.conn.send(&Message::FrameReleased { id, value }, &[])
     }
 
     /// Waits for the next frame (at most `timeout`; forever with `None`). In the default
@@ -491,24 +493,24 @@ impl Consumer {
                 while self.queue.len() > 1 {
                     let old = self.queue.pop_front().expect("len > 1");
                     self.counters.superseded += 1;
-                    if let Err(e) = self.release(old.slot, old.frame) {
+                    if let Err(e) = self.release(old.id) {
                         return Err(self.fail(e));
                     }
                 }
             }
             if let Some(ready) = self.queue.pop_front() {
-                if let Some(ring) = self.staged.as_mut() {
-                    // Copy the frame out of the host-memory ring into our own texture (and
-                    // wait for it) before handing it out.
-                    let slot = ready.slot as usize;
+                if let Some(ring) = self.host_ring.as_mut() {
+                    // Copy the frame out of the host ring into our own texture (and wait for
+                    // it) before handing it out.
+                    let slot = ready.id.slot_index();
                     if let Err(e) = ring.upload(slot, &self.textures[slot]) {
                         return Err(self.fail(e));
                     }
                 }
                 if let Some(last) = self.last_frame {
-                    self.counters.skipped += ready.frame - last - 1;
+                    self.counters.skipped += ready.id.frame - last - 1;
                 }
-                self.last_frame = Some(ready.frame);
+                self.last_frame = Some(ready.id.frame);
                 self.counters.frames += 1;
                 return Ok(Frame {
                     consumer: self,
@@ -558,8 +560,8 @@ pub struct Frame<'a> {
 impl std::fmt::Debug for Frame<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Frame")
-            .field("slot", &self.ready.slot)
-            .field("frame", &self.ready.frame)
+            .field("slot", &self.ready.id.slot)
+            .field("frame", &self.ready.id.frame)
             .finish()
     }
 }
@@ -567,17 +569,22 @@ impl std::fmt::Debug for Frame<'_> {
 impl Frame<'_> {
     /// The texture holding this frame.
     pub fn texture(&self) -> &VulkanTexture {
-        &self.consumer.textures[self.ready.slot as usize]
+        &self.consumer.textures[self.ready.id.slot_index()]
+    }
+
+    /// Which frame this is: slot and number.
+    pub fn id(&self) -> FrameId {
+        self.ready.id
     }
 
     /// The producer's frame number (0, 1, 2, … with gaps where frames were skipped).
     pub fn number(&self) -> u64 {
-        self.ready.frame
+        self.ready.id.frame
     }
 
     /// The ring slot.
     pub fn slot(&self) -> usize {
-        self.ready.slot as usize
+        self.ready.id.slot_index()
     }
 
     /// `CLOCK_MONOTONIC` time at which the producer presented the frame.
@@ -606,7 +613,7 @@ impl Frame<'_> {
             .as_ref()
             .map(|(ready, _)| TimelinePoint {
                 semaphore: ready.clone(),
-                value: self.ready.frame + 1,
+                value: self.ready.id.frame + 1,
             })
     }
 
@@ -643,10 +650,10 @@ impl Frame<'_> {
     }
 
     fn send_release(&mut self) -> Result<()> {
-        let (slot, frame) = (self.ready.slot, self.ready.frame);
+        let id = self.ready.id;
         match self.signal {
-            Some(value) => self.consumer.release_with(slot, frame, value),
-            None => self.consumer.release(slot, frame),
+            Some(value) => self.consumer.release_with(id, value),
+            None => self.consumer.release(id),
         }
     }
 }
@@ -655,8 +662,24 @@ impl Drop for Frame<'_> {
     fn drop(&mut self) {
         if !self.released {
             if let Err(e) = self.send_release() {
-                tracing::debug!("releasing frame {}: {e}", self.ready.frame);
+                tracing::debug!("releasing {}: {e}", self.ready.id);
             }
         }
     }
+}
+
+/// A rejection the producer queued before closing, read without waiting; `None` when there is
+/// none (then the send error that brought us here stands).
+fn queued_rejection(conn: &mut Connection) -> Option<Error> {
+    // A socket reset reports its error once, before the data still queued: read a few times.
+    for _ in 0..4 {
+        match conn.try_recv() {
+            Ok(Some((Message::Reject { reason, detail }, _))) => {
+                return Some(Error::Rejected { reason, detail })
+            }
+            Ok(None) => return None,
+            Ok(Some(_)) | Err(_) => continue,
+        }
+    }
+    None
 }

@@ -51,8 +51,8 @@ impl WgpuConsumer {
     /// Connects to the producer at `name`. Fails like [`Consumer::connect_with`], and with
     /// [`crate::Error::Unsupported`] when wgpu cannot represent the producer's descriptor.
     ///
-    /// A producer on another GPU or driver (or `options.host_transfer`) sends frames through
-    /// its host-memory ring. Geyser never submits to wgpu's queue, so those frames are copied
+    /// A producer on another GPU or driver (or `options.host_ring`) sends frames through a
+    /// host ring. Geyser never submits to wgpu's queue, so those frames are copied
     /// by a second Vulkan device that Geyser opens on the same GPU (same `deviceUUID`,
     /// validation from `GEYSER_VALIDATION`), into textures that wgpu's device imports once:
     /// the GPU copies out of host memory, wgpu reads the result with no further copy, and the
@@ -64,7 +64,7 @@ impl WgpuConsumer {
     ) -> Result<Self> {
         let wgpu_device = manager.vulkan().clone();
         let copier: OnceCell<Arc<VulkanTextureShareManager>> = OnceCell::new();
-        let stager = || -> Result<Arc<VulkanTextureShareManager>> {
+        let make_copier = || -> Result<Arc<VulkanTextureShareManager>> {
             if let Some(c) = copier.get() {
                 return Ok(c.clone());
             }
@@ -74,7 +74,8 @@ impl WgpuConsumer {
             })?);
             Ok(copier.get_or_init(|| made).clone())
         };
-        let consumer = Consumer::connect_staging(name, wgpu_device.clone(), options, &stager)?;
+        let consumer =
+            Consumer::connect_with_copier(name, wgpu_device.clone(), options, &make_copier)?;
         let first = consumer.textures().first().map(|t| *t.extent());
         if let Some(extent) = first {
             texture::check_representable(&manager, consumer.descriptor(), &extent)?;
@@ -248,18 +249,18 @@ pub struct WgpuWriteSlot<'a> {
 impl WgpuWriteSlot<'_> {
     /// The slot's texture.
     pub fn texture(&self) -> &wgpu::Texture {
-        self.producer.textures[self.slot.index].texture()
+        self.producer.textures[self.slot.id.slot_index()].texture()
     }
 
     /// The frame number it will carry.
     pub fn frame(&self) -> u64 {
-        self.slot.frame
+        self.slot.id.frame
     }
 
     /// Acquires the texture for wgpu; in timeline mode wgpu's next submission waits on the
     /// GPU until every consumer released the slot's previous frame.
     pub fn begin(&self) -> Result<()> {
-        let texture = &self.producer.textures[self.slot.index];
+        let texture = &self.producer.textures[self.slot.id.slot_index()];
         self.producer
             .manager
             .begin_access(texture, &self.slot.waits)
@@ -270,7 +271,7 @@ impl WgpuWriteSlot<'_> {
     /// wait on the GPU); in host mode this waits for that submission first. Returns the frame
     /// number.
     pub fn present(self) -> Result<u64> {
-        let texture = &self.producer.textures[self.slot.index];
+        let texture = &self.producer.textures[self.slot.id.slot_index()];
         let manager = &self.producer.manager;
         let index = manager.end_access(texture, self.slot.signal.as_ref())?;
         if self.slot.signal.is_none() {

@@ -375,7 +375,7 @@ mod tests {
         ExportInfo, ExternalHandleType, MemoryLayout, TextureDescriptor, TextureExtent,
         TextureFormat, TextureUsage,
     };
-    use crate::ipc::wire::{Hello, Role, SyncMode};
+    use crate::ipc::wire::{FrameId, Hello, Role, SyncMode};
     use std::os::unix::fs::DirBuilderExt;
 
     fn tempdir(tag: &str) -> PathBuf {
@@ -498,8 +498,7 @@ mod tests {
         let (mut a, mut b) = Connection::pair().unwrap();
         let (r, w) = tracer();
         let m = Message::FrameReleased {
-            slot: 0,
-            frame: 0,
+            id: FrameId { slot: 0, frame: 0 },
             value: 0,
         };
         assert!(matches!(

@@ -1,4 +1,4 @@
-//! What crosses the connection: [`protocol`]'s versioned, length-prefixed postcard messages
+//! What crosses the connection: the versioned, length-prefixed postcard messages
 //! with hard caps (public, so tests, fuzzers and other implementations speak it), and the
 //! sync-mode negotiation both ends run at connection time.
 

@@ -37,13 +37,14 @@ pub fn unsupported_sync(mode: SyncMode, caps: &DeviceCaps) -> Error {
     let reason = match (mode, exports) {
         (SyncMode::Host, _) => "host synchronization is always available; this is a bug".to_string(),
         (SyncMode::BinarySemaphore, _) => format!(
-            "per-frame binary semaphore handoff needs SYNC_FD semaphore export; {device} {} it, and this \
-             build implements no binary IPC path (timeline is the zero-copy path); use --sync timeline, host or auto",
-            if caps.binary_semaphore_export.sync_fd { "offers" } else { "does not offer" }
+            "this build implements no binary-semaphore IPC path ({device} {} binary semaphores); \
+             force SyncMode::Timeline or SyncMode::Host, or leave the mode to negotiation",
+            if caps.binary_semaphore_export.any() { "exports" } else { "does not export" }
         ),
         (_, false) => format!(
-            "{device} does not export timeline semaphores as opaque FDs (VK_KHR_external_semaphore_fd); \
-             `geyser info` shows what it exports; use --sync host or auto"
+            "{device} does not export timeline semaphores as opaque FDs (VK_KHR_external_semaphore_fd; \
+             DeviceCaps::timeline_semaphore_export says what it exports); force SyncMode::Host or \
+             leave the mode to negotiation"
         ),
         (_, true) => format!(
             "{device} exports timeline semaphores, but the device context was created without \

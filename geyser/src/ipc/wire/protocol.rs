@@ -3,11 +3,15 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::common::RejectReason;
 use crate::common::{usages_from_bits_checked, ExportInfo, TextureUsage};
 use crate::{Error, Result};
 
-/// The protocol version. Peers with another version are refused at Hello.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// The protocol version. Peers with another version are refused at Hello: a producer answers
+/// a Hello of another version with its own, whose magic and version every version can read,
+/// so both ends report [`Error::VersionMismatch`]. Version 3: typed rejections, frames named
+/// by [`FrameId`], host-ring messages renamed.
+pub const PROTOCOL_VERSION: u32 = 3;
 /// First bytes of every Hello.
 pub const MAGIC: [u8; 4] = *b"GYSR";
 /// Largest frame (length prefix included) either side sends or accepts.
@@ -33,6 +37,29 @@ pub enum SyncMode {
     BinarySemaphore,
     /// Exported timeline semaphores (exchanged once; values per frame).
     Timeline,
+}
+
+/// One frame in the ring: which slot holds it, and its number (0, 1, 2, … in present order).
+/// The producer's "frame ready" timeline reaches `frame + 1` when its texels are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FrameId {
+    /// Ring slot (`0..slots`).
+    pub slot: u32,
+    /// Frame number.
+    pub frame: u64,
+}
+
+impl FrameId {
+    /// The slot as an index into the ring.
+    pub fn slot_index(self) -> usize {
+        self.slot as usize
+    }
+}
+
+impl std::fmt::Display for FrameId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "frame {} in slot {}", self.frame, self.slot)
+    }
 }
 
 /// Which end of a connection a peer is.
@@ -128,10 +155,13 @@ where
 pub enum Message {
     /// Handshake, both directions.
     Hello(Hello),
-    /// The producer refuses the connection, and why.
+    /// The producer refuses the connection (or, for [`RejectReason::Limit`], drops an
+    /// admitted consumer), and why: the reason tells retry from fatal.
     Reject {
-        /// Why.
-        reason: String,
+        /// What kind of refusal.
+        reason: RejectReason,
+        /// Details for people.
+        detail: String,
     },
     /// The ring, once per connection; one FD per slot travels with it, in order.
     PoolSetup {
@@ -143,24 +173,21 @@ pub enum Message {
         #[serde(deserialize_with = "bounded_seq::<_, _, MAX_SLOTS>")]
         slots: Vec<ExportInfo>,
     },
-    /// Producer → consumer: `frame` is in `slot` and ready to read.
+    /// Producer → consumer: this frame is ready to read (timeline mode: once the "ready"
+    /// timeline reaches `frame + 1`).
     FrameReady {
-        /// Ring slot.
-        slot: u32,
-        /// Frame number.
-        frame: u64,
+        /// The frame.
+        id: FrameId,
         /// Producer's `CLOCK_MONOTONIC` at present, nanoseconds.
         present_ns: u64,
         /// Producer's `CLOCK_MONOTONIC` when this message was sent (later than `present_ns`
         /// when the frame waited for a busy consumer), nanoseconds.
         sent_ns: u64,
     },
-    /// Consumer → producer: done with `frame` in `slot`.
+    /// Consumer → producer: done with this frame.
     FrameReleased {
-        /// Ring slot.
-        slot: u32,
-        /// Frame number.
-        frame: u64,
+        /// The frame.
+        id: FrameId,
         /// Timeline mode: the value of the consumer's release timeline the producer's GPU
         /// must wait for before writing the slot again (0 in host mode).
         value: u64,
@@ -176,14 +203,15 @@ pub enum Message {
         /// Why.
         reason: String,
     },
-    /// Consumer → producer, before its Hello: deliver frames through the host-memory ring
-    /// even if this consumer could import the producer's memory (tests, and consumers that
-    /// want their own copy).
-    StagedRequest,
-    /// Producer → consumer, instead of `PoolSetup`, for a consumer on another device: frames
-    /// arrive in a ring of `slots` host-memory regions of `slot_bytes` each, in the memfd
-    /// beside this message; the consumer copies each into its own texture.
-    HostPoolSetup {
+    /// Consumer → producer, before its Hello: deliver frames through a host ring even if this
+    /// consumer could import the producer's memory (tests, and consumers that want their own
+    /// copy).
+    HostRingRequest,
+    /// Producer → consumer, instead of `PoolSetup`, for a consumer that gets a host ring (on
+    /// another device, or asked for one): frames arrive in a ring of `slots` host-memory
+    /// regions of `slot_bytes` each, in the shared memory beside this message; the consumer
+    /// copies each into its own texture.
+    HostRingSetup {
         /// Bumped when the producer replaces its ring.
         generation: u64,
         /// What the frames are (descriptor and extent; the allocation fields are unused).
@@ -210,8 +238,8 @@ impl Message {
             Message::FrameReleased { .. } => "FrameReleased",
             Message::SyncSetup { .. } => "SyncSetup",
             Message::Bye { .. } => "Bye",
-            Message::StagedRequest => "StagedRequest",
-            Message::HostPoolSetup { .. } => "HostPoolSetup",
+            Message::HostRingRequest => "HostRingRequest",
+            Message::HostRingSetup { .. } => "HostRingSetup",
         }
     }
 
@@ -220,7 +248,7 @@ impl Message {
         match self {
             Message::PoolSetup { slots, .. } => slots.len(),
             Message::SyncSetup { .. } => 1,
-            Message::HostPoolSetup { .. } => 1,
+            Message::HostRingSetup { .. } => 1,
             _ => 0,
         }
     }
@@ -259,9 +287,10 @@ impl Message {
                 }
                 string("name", &h.name)
             }
-            Message::Reject { reason } | Message::Bye { reason } => string("reason", reason),
-            Message::StagedRequest => Ok(()),
-            Message::HostPoolSetup {
+            Message::Reject { detail, .. } => string("detail", detail),
+            Message::Bye { reason } => string("reason", reason),
+            Message::HostRingRequest => Ok(()),
+            Message::HostRingSetup {
                 info,
                 slots,
                 slot_bytes,
@@ -328,14 +357,28 @@ impl Message {
                 }
                 Ok(())
             }
-            Message::FrameReady { slot, .. } | Message::FrameReleased { slot, .. } => {
-                if *slot as usize >= MAX_SLOTS {
-                    return Err(Error::Protocol(format!("slot {slot} out of range")));
+            Message::FrameReady { id, .. } | Message::FrameReleased { id, .. } => {
+                if id.slot_index() >= MAX_SLOTS {
+                    return Err(Error::Protocol(format!("slot {} out of range", id.slot)));
                 }
                 Ok(())
             }
         }
     }
+}
+
+/// `reason` cut to [`MAX_STRING`] bytes (at a character boundary), so a `Reject` or `Bye`
+/// carrying it passes the receiver's checks.
+pub fn bounded_reason(mut reason: String) -> String {
+    if reason.len() > MAX_STRING {
+        let mut end = MAX_STRING - "…".len();
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        reason.truncate(end);
+        reason.push('…');
+    }
+    reason
 }
 
 /// Encodes `msg` as one frame into `out` (cleared first; its capacity is reused, so steady-state

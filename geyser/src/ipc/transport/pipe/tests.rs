@@ -21,7 +21,11 @@ fn unique(tag: &str) -> String {
 
 fn spawn_child(name: &str, role: &str) -> Child {
     Command::new(std::env::current_exe().expect("current_exe"))
-        .args(["--exact", "ipc::pipe::tests::child_entry", "--nocapture"])
+        .args([
+            "--exact",
+            "ipc::transport::pipe::tests::child_entry",
+            "--nocapture",
+        ])
         .env(CHILD_ENV, format!("{role}:{name}"))
         .spawn()
         .expect("spawn the child test process")
@@ -86,14 +90,14 @@ fn child_entry() {
             let slot = region.slot(0, REGION);
             assert_eq!(&slot[..CONTENT.len()], CONTENT);
             slot[REGION - 1] = 0xa5;
-            conn.send(&Message::StagedRequest, &[]).expect("send");
+            conn.send(&Message::HostRingRequest, &[]).expect("send");
             assert!(matches!(
                 conn.recv(Some(Duration::from_secs(10))),
                 Err(Error::PeerGone(_))
             ));
         }
         "leave" => {
-            conn.send(&Message::StagedRequest, &[]).expect("send");
+            conn.send(&Message::HostRingRequest, &[]).expect("send");
             // Exits without a word more: the server must see PeerGone.
         }
         other => panic!("unknown child role {other}"),
@@ -180,7 +184,7 @@ fn a_shared_region_crosses_and_both_sides_see_each_others_writes() {
     )
     .expect("send the region");
     let (msg, _) = conn.recv(Some(Duration::from_secs(20))).expect("answer");
-    assert!(matches!(msg, Message::StagedRequest), "got {}", msg.kind());
+    assert!(matches!(msg, Message::HostRingRequest), "got {}", msg.kind());
     assert_eq!(region.slot(0, REGION)[REGION - 1], 0xa5);
     drop(conn);
     assert!(child.wait().expect("child").success(), "child failed");
@@ -195,14 +199,14 @@ fn a_peer_that_leaves_is_peer_gone() {
     let (msg, _) = conn
         .recv(Some(Duration::from_secs(20)))
         .expect("first message");
-    assert!(matches!(msg, Message::StagedRequest));
+    assert!(matches!(msg, Message::HostRingRequest));
     assert!(child.wait().expect("child").success(), "child failed");
     assert!(matches!(
         conn.recv(Some(Duration::from_secs(10))),
         Err(Error::PeerGone(_))
     ));
     assert!(matches!(
-        conn.send(&Message::StagedRequest, &[]),
+        conn.send(&Message::HostRingRequest, &[]),
         Err(Error::PeerGone(_))
     ));
 }

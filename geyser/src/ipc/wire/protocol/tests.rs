@@ -36,7 +36,8 @@ fn samples() -> Vec<Message> {
             "c".into(),
         )),
         Message::Reject {
-            reason: "no".into(),
+            reason: RejectReason::Busy,
+            detail: "no".into(),
         },
         Message::PoolSetup {
             generation: 1,
@@ -44,14 +45,15 @@ fn samples() -> Vec<Message> {
             slots: vec![info(), info()],
         },
         Message::FrameReady {
-            slot: 2,
-            frame: u64::MAX - 1,
+            id: FrameId {
+                slot: 2,
+                frame: u64::MAX - 1,
+            },
             present_ns: 123,
             sent_ns: 456,
         },
         Message::FrameReleased {
-            slot: 1,
-            frame: 7,
+            id: FrameId { slot: 1, frame: 7 },
             value: 8,
         },
         Message::SyncSetup {
@@ -81,8 +83,10 @@ fn frame_messages_are_small_and_reuse_the_buffer() {
     let mut buf = Vec::with_capacity(64);
     encode_into(
         &Message::FrameReady {
-            slot: 15,
-            frame: u64::MAX,
+            id: FrameId {
+                slot: 15,
+                frame: u64::MAX,
+            },
             present_ns: u64::MAX,
             sent_ns: u64::MAX,
         },
@@ -97,8 +101,10 @@ fn frame_messages_are_small_and_reuse_the_buffer() {
     // A realistic frame: an hour of 240 fps, timestamps a day after boot.
     let day_ns = 86_400 * 1_000_000_000u64;
     let ready = Message::FrameReady {
-        slot: 2,
-        frame: 864_000,
+        id: FrameId {
+            slot: 2,
+            frame: 864_000,
+        },
         present_ns: day_ns,
         sent_ns: day_ns + 5_000,
     };
@@ -108,8 +114,7 @@ fn frame_messages_are_small_and_reuse_the_buffer() {
     let ptr = buf.as_ptr();
     encode_into(
         &Message::FrameReleased {
-            slot: 1,
-            frame: 99,
+            id: FrameId { slot: 1, frame: 99 },
             value: 100,
         },
         &mut buf,
@@ -182,8 +187,10 @@ fn other_versions_and_strangers_are_named() {
 fn out_of_range_fields_are_rejected() {
     let bad = [
         Message::FrameReady {
-            slot: MAX_SLOTS as u32,
-            frame: 0,
+            id: FrameId {
+                slot: MAX_SLOTS as u32,
+                frame: 0,
+            },
             present_ns: 0,
             sent_ns: 0,
         },
