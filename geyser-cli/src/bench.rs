@@ -1,7 +1,7 @@
 //! `geyser bench`: measures, in one run and side by side, (a) in-process Vulkan → Vulkan
 //! sharing, (b) cross-process zero-copy sharing in the best sync mode, (c) the CPU-copy path,
 //! each with the same GPU work per frame, at each size; with `--host-rings`, also two consumers
-//! through (d) one shared host-memory ring and (e) one ring each. Prints a table and the
+//! through (d) one shared host ring and (e) one ring each. Prints a table and the
 //! ratios; with `--out DIR` writes `bench.json` and `bench.svg`.
 
 use std::path::PathBuf;
@@ -35,7 +35,7 @@ pub struct BenchArgs {
     /// Write bench.json and bench.svg into this directory.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Also measure two consumers through the host-memory ring (what consumers on another
+    /// Also measure two consumers through the host ring (what consumers on another
     /// device get; forced here): one ring shared by both vs one ring each.
     #[arg(long)]
     pub host_rings: bool,

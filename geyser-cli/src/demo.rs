@@ -55,7 +55,7 @@ pub struct DemoArgs {
     /// ring. Default: `GEYSER_DEVICE` for all.
     #[arg(long)]
     pub devices: Option<String>,
-    /// Every consumer takes the host-memory ring, even on the producer's device.
+    /// Every consumer takes the host ring, even on the producer's device.
     #[arg(long)]
     pub host_transfer: bool,
     /// Host-memory rings of consumers on other devices: auto, shared (one copy per frame) or

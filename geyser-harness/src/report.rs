@@ -57,7 +57,7 @@ pub struct ConsumeReport {
     /// Negotiated sync mode.
     pub sync: String,
     /// How frames reached the consumer ([`geyser::vulkan::TransferPath`]: `Direct`, or
-    /// `HostMemory`/`CpuCopy` through the producer's host-memory ring).
+    /// `HostMemory`/`CpuCopy` through the producer's host ring).
     #[serde(default)]
     pub path: String,
     /// Why the loop ended (`end of stream`, `producer gone: …`, `frame limit`).

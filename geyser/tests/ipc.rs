@@ -264,7 +264,7 @@ fn producer_streams_verified_frames_to_two_consumer_processes() {
     }
 }
 
-/// One producer; one consumer imports its ring, two take the host-memory ring (what a consumer
+/// One producer; one consumer imports its ring, two take the host ring (what a consumer
 /// on another GPU or driver gets; forced here, lavapipe being one device), one of them with
 /// the CPU-copy fallback forced. Each gets all 300 frames, every one verified, and reports
 /// its path.
@@ -282,7 +282,7 @@ fn direct_host_memory_and_cpu_copy_consumers_are_served_at_once() {
         ],
     );
     let direct = ChildProc::spawn("consumer", &name, &[("GT_LOSSLESS", "1")]);
-    let staged = ChildProc::spawn(
+    let host_ring = ChildProc::spawn(
         "consumer",
         &name,
         &[("GT_LOSSLESS", "1"), ("GT_HOST_TRANSFER", "1")],
@@ -299,14 +299,14 @@ fn direct_host_memory_and_cpu_copy_consumers_are_served_at_once() {
     let (code, _, stderr) = p.finish(Duration::from_secs(120));
     assert_eq!(code, Some(0), "producer: {stderr}");
     let d = consumer_report(direct.finish(Duration::from_secs(30)));
-    let h = consumer_report(staged.finish(Duration::from_secs(30)));
+    let h = consumer_report(host_ring.finish(Duration::from_secs(30)));
     let c = consumer_report(cpu.finish(Duration::from_secs(30)));
     for (r, path) in [(&d, "Direct"), (&h, "HostMemory"), (&c, "CpuCopy")] {
         assert_eq!(r.path, path, "{r:?}");
         assert_eq!((r.frames, r.corrupted, r.skipped), (300, 0, 0), "{r:?}");
         assert!(r.clean_end, "{r:?}");
     }
-    assert_eq!(h.sync, "Host", "the host-memory ring is host-synchronized");
+    assert_eq!(h.sync, "Host", "the host ring is host-synchronized");
 }
 
 #[test]
@@ -489,9 +489,9 @@ fn raw_consumer(
     c
 }
 
-/// A raw client that asks for the host-memory ring and completes the handshake; returns the
+/// A raw client that asks for the host ring and completes the handshake; returns the
 /// connection, the ring's memfd and the slot size.
-fn raw_staged_consumer(
+fn raw_host_ring_consumer(
     name: &str,
     m: &geyser::vulkan::VulkanTextureShareManager,
 ) -> (Connection, std::fs::File, u64) {
@@ -802,7 +802,7 @@ fn max_held_frames_caps_what_one_lossless_consumer_can_hold() {
     assert_validation_clean();
 }
 
-/// A consumer on another device maps its host-memory ring writable (host-memory import needs
+/// A consumer on another device maps its host ring writable (host-memory import needs
 /// it), so it can overwrite a frame after the producer copied it in. Here a raw consumer does
 /// exactly that to every frame it is sent, before a second cross-device consumer copies the
 /// frame out: with one shared ring the second one reads the scribble (which shows the attack
@@ -824,7 +824,7 @@ fn a_consumer_scribbling_on_its_host_ring_reaches_others_only_through_a_shared_r
             ..Default::default()
         };
         let producer = Producer::bind(&name, m.clone(), &desc, options).unwrap();
-        let (mut scribbler, ring, slot_bytes) = raw_staged_consumer(&name, &m);
+        let (mut scribbler, ring, slot_bytes) = raw_host_ring_consumer(&name, &m);
         let victim_options = ConsumerOptions {
             host_ring: true,
             ..Default::default()
@@ -866,7 +866,7 @@ fn a_consumer_scribbling_on_its_host_ring_reaches_others_only_through_a_shared_r
     assert_validation_clean();
 }
 
-/// A consumer's own host-memory ring (its memfd and mapping, and the buffers imported from it)
+/// A consumer's own host ring (its memfd and mapping, and the buffers imported from it)
 /// is freed when the consumer leaves, even if the producer presents nothing after that.
 #[test]
 fn a_per_consumer_ring_is_freed_when_its_consumer_leaves() {
@@ -888,7 +888,7 @@ fn a_per_consumer_ring_is_freed_when_its_consumer_leaves() {
             .filter(|md| md.ino() == ino)
             .count()
     };
-    let (c, ring, _) = raw_staged_consumer(&name, &m);
+    let (c, ring, _) = raw_host_ring_consumer(&name, &m);
     let ino = ring.metadata().unwrap().ino();
     producer
         .wait_for_consumers(1, Duration::from_secs(5))
@@ -909,7 +909,7 @@ fn a_per_consumer_ring_is_freed_when_its_consumer_leaves() {
     assert_validation_clean();
 }
 
-/// The producer copies a frame into a consumer's host-memory ring only when that consumer may
+/// The producer copies a frame into a consumer's host ring only when that consumer may
 /// still be sent it. A lossless consumer holding as many frames as it may skips the next ones
 /// for good: they are not copied into its ring (it stays zero-filled). A lossy one is sent the
 /// latest frame as soon as it releases: the frames it skipped are copied, and the latest
@@ -931,7 +931,7 @@ fn a_host_ring_gets_the_frames_its_consumer_may_still_be_sent() {
             ..Default::default()
         };
         let producer = Producer::bind(&name, m.clone(), &desc, options).unwrap();
-        let (mut c, ring, slot_bytes) = raw_staged_consumer(&name, &m);
+        let (mut c, ring, slot_bytes) = raw_host_ring_consumer(&name, &m);
         producer
             .wait_for_consumers(1, Duration::from_secs(5))
             .unwrap();

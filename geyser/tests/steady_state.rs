@@ -51,7 +51,7 @@ unsafe impl GlobalAlloc for Counting {
 static ALLOCATOR: Counting = Counting;
 
 /// Both ways of receiving, one after the other (the allocation counter is process-wide):
-/// importing the producer's ring, and through the host-memory ring.
+/// importing the producer's ring, and through the host ring.
 #[test]
 fn a_frame_handoff_allocates_nothing_and_opens_no_fd_in_steady_state() {
     steady_state(false, HostRingSharing::Auto);

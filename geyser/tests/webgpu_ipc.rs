@@ -1,6 +1,6 @@
 //! Vulkan and wgpu across processes, validation layer on in both: a Vulkan producer streams
 //! 300 frames to a wgpu consumer (every frame sampled in a wgpu compute pass and checked),
-//! also through the host-memory ring, and a wgpu producer (frames rendered by wgpu) streams 300
+//! also through the host ring, and a wgpu producer (frames rendered by wgpu) streams 300
 //! frames to a Vulkan consumer.
 //! The producer is a child process (this binary re-executed with `GW_ROLE`).
 #![cfg(feature = "webgpu")]
@@ -128,7 +128,7 @@ fn vulkan_producer_to_wgpu_consumer_300_frames_verified() {
     });
 }
 
-/// The host-memory ring into a wgpu consumer (what a consumer on another GPU gets; forced
+/// The host ring into a wgpu consumer (what a consumer on another GPU gets; forced
 /// here): a second Vulkan device on wgpu's GPU copies each frame out of host memory into
 /// textures wgpu imported.
 #[test]

@@ -1,4 +1,4 @@
-//! The host-memory ring for consumers on another device (another GPU or driver, which cannot
+//! The host ring for consumers on another device (another GPU or driver, which cannot
 //! import the producer's memory): a [`SharedRegion`] (a sealed memfd on Unix, a section on
 //! Windows) mapped by the producer and each such consumer, and imported into each side's own
 //! device with `VK_EXT_external_memory_host`. The producer's GPU
@@ -63,7 +63,7 @@ impl HostRing {
         {
             return Err(Error::unsupported(
                 format!("{} frames for a consumer on another device", d.format),
-                "the host-memory ring carries single-sample, single-layer, single-mip colour frames",
+                "the host ring carries single-sample, single-layer, single-mip colour frames",
             ));
         }
         Ok(())

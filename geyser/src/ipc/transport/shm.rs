@@ -1,4 +1,4 @@
-//! [`SharedRegion`]: memory two processes map, for the host-memory ring (and the CPU-copy
+//! [`SharedRegion`]: memory two processes map, for the host ring (and the CPU-copy
 //! comparison path): a memfd sealed against resizing on Unix, an unnamed pagefile-backed
 //! section on Windows (whose size is fixed at creation). The OS handle travels like any other
 //! (SCM_RIGHTS, or `DuplicateHandle` into the peer); the mapping is unmapped on drop.

@@ -291,17 +291,7 @@ impl Connection {
 
     /// Sends a message with exactly the FDs it expects.
     pub fn send(&mut self, msg: &Message, fds: &[BorrowedFd<'_>]) -> Result<()> {
-        if fds.len() != msg.expected_fds() {
-            return Err(Error::InvalidArgument {
-                what: "fds",
-                reason: format!(
-                    "{} carries {} FDs, {} given",
-                    msg.kind(),
-                    msg.expected_fds(),
-                    fds.len()
-                ),
-            });
-        }
+        msg.check_outgoing_handles(fds.len())?;
         encode_into(msg, &mut self.send_buf)?;
         fd_passing::send(self.fd.as_fd(), &self.send_buf, fds)
     }
@@ -320,14 +310,7 @@ impl Connection {
             )));
         }
         let msg = decode(&self.recv_buf[..n])?; // on error, `fds` drops: extra FDs are closed
-        if fds.len() != msg.expected_fds() {
-            return Err(Error::Protocol(format!(
-                "{} came with {} FDs, expected {}",
-                msg.kind(),
-                fds.len(),
-                msg.expected_fds()
-            )));
-        }
+        msg.check_incoming_handles(fds.len())?;
         for fd in &fds {
             fd_passing::check_fd_is_memory(fd.as_fd())?;
         }

@@ -33,7 +33,8 @@ pub enum SyncMode {
     /// Host-synchronized fallback: the producer waits for its GPU fence before `FrameReady`,
     /// the consumer waits for its own before `FrameReleased`. Works on every device.
     Host,
-    /// Exported binary semaphores (a sync FD per frame).
+    /// Exported binary semaphores. Reserved: this build never offers or negotiates it
+    /// (forcing it gives [`Error::Unsupported`]); the variant keeps its place on the wire.
     BinarySemaphore,
     /// Exported timeline semaphores (exchanged once; values per frame).
     Timeline,
@@ -253,6 +254,35 @@ impl Message {
         }
     }
 
+    /// Before sending: `given` OS handles (FDs, NT handles) must be exactly what this message
+    /// carries ([`Error::InvalidArgument`] otherwise: a caller's mistake).
+    pub fn check_outgoing_handles(&self, given: usize) -> Result<()> {
+        if given != self.expected_fds() {
+            return Err(Error::InvalidArgument {
+                what: "OS handles",
+                reason: format!(
+                    "{} carries {} OS handles, {given} given",
+                    self.kind(),
+                    self.expected_fds()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// After receiving: the peer sent `got` OS handles with this message, which must be
+    /// exactly what it carries ([`Error::Protocol`] otherwise: the peer broke the protocol).
+    pub fn check_incoming_handles(&self, got: usize) -> Result<()> {
+        if got != self.expected_fds() {
+            return Err(Error::Protocol(format!(
+                "{} came with {got} OS handles, expected {}",
+                self.kind(),
+                self.expected_fds()
+            )));
+        }
+        Ok(())
+    }
+
     /// Semantic checks on a decoded message: string lengths, counts, descriptors.
     pub fn validate(&self) -> Result<()> {
         let string = |what: &str, s: &str| {
@@ -302,16 +332,7 @@ impl Message {
                     )));
                 }
                 let d = &info.descriptor;
-                if let Some(label) = &d.label {
-                    string("label", label)?;
-                }
-                if usages_from_bits_checked(crate::common::usage_bits(&d.usage)).is_none()
-                    || d.usage.len() > TextureUsage::ALL.len()
-                {
-                    return Err(Error::Protocol("host ring: bad usage list".into()));
-                }
-                d.validate_with(&info.extent)
-                    .map_err(|e| Error::Protocol(format!("host ring: {e}")))?;
+                validate_frame_info("host ring", info)?;
                 if *slot_bytes < d.tight_size()
                     || *slot_bytes > MAX_SLOT_BYTES
                     || !slot_bytes.is_multiple_of(4096)
@@ -331,18 +352,7 @@ impl Message {
                     )));
                 }
                 for (i, info) in slots.iter().enumerate() {
-                    let d = &info.descriptor;
-                    if let Some(label) = &d.label {
-                        string("label", label)?;
-                    }
-                    let usage_bits = crate::common::usage_bits(&d.usage);
-                    if d.usage.len() > TextureUsage::ALL.len()
-                        || usages_from_bits_checked(usage_bits).is_none()
-                    {
-                        return Err(Error::Protocol(format!("slot {i}: bad usage list")));
-                    }
-                    d.validate_with(&info.extent)
-                        .map_err(|e| Error::Protocol(format!("slot {i}: {e}")))?;
+                    validate_frame_info(&format!("slot {i}"), info)?;
                     if info.allocation_size == 0 {
                         return Err(Error::Protocol(format!("slot {i}: zero allocation size")));
                     }
@@ -365,6 +375,24 @@ impl Message {
             }
         }
     }
+}
+
+/// The checks a frame description from a peer passes (pool slot or host ring): label length,
+/// a usage list of known, distinct usages, a descriptor valid with its extent.
+fn validate_frame_info(what: &str, info: &ExportInfo) -> Result<()> {
+    let d = &info.descriptor;
+    if d.label.as_ref().is_some_and(|l| l.len() > MAX_STRING) {
+        return Err(Error::Protocol(format!(
+            "{what}: label longer than {MAX_STRING} bytes"
+        )));
+    }
+    if d.usage.len() > TextureUsage::ALL.len()
+        || usages_from_bits_checked(crate::common::usage_bits(&d.usage)).is_none()
+    {
+        return Err(Error::Protocol(format!("{what}: bad usage list")));
+    }
+    d.validate_with(&info.extent)
+        .map_err(|e| Error::Protocol(format!("{what}: {e}")))
 }
 
 /// `reason` cut to [`MAX_STRING`] bytes (at a character boundary), so a `Reject` or `Bye`

@@ -446,17 +446,7 @@ impl PipeConnection {
     /// Sends `msg` with `handles` duplicated into the peer. The handles stay ours; on failure
     /// the duplicates already made in the peer are closed there again.
     pub fn send(&mut self, msg: &Message, handles: &[BorrowedHandle<'_>]) -> Result<()> {
-        if handles.len() != msg.expected_fds() {
-            return Err(Error::InvalidArgument {
-                what: "handles",
-                reason: format!(
-                    "{} carries {} handles, {} given",
-                    msg.kind(),
-                    msg.expected_fds(),
-                    handles.len()
-                ),
-            });
-        }
+        msg.check_outgoing_handles(handles.len())?;
         wire::encode_into(msg, &mut self.send_buf)?;
         let mut remote = Vec::with_capacity(handles.len());
         let result = self.duplicate_all(handles, &mut remote).and_then(|()| {
@@ -616,14 +606,7 @@ impl PipeConnection {
             )));
         }
         let msg = wire::decode(frame)?;
-        if handles.len() != msg.expected_fds() {
-            return Err(Error::Protocol(format!(
-                "{} came with {} handles, expected {}",
-                msg.kind(),
-                handles.len(),
-                msg.expected_fds()
-            )));
-        }
+        msg.check_incoming_handles(handles.len())?;
         Ok((msg, handles))
     }
 }

@@ -184,7 +184,11 @@ fn a_shared_region_crosses_and_both_sides_see_each_others_writes() {
     )
     .expect("send the region");
     let (msg, _) = conn.recv(Some(Duration::from_secs(20))).expect("answer");
-    assert!(matches!(msg, Message::HostRingRequest), "got {}", msg.kind());
+    assert!(
+        matches!(msg, Message::HostRingRequest),
+        "got {}",
+        msg.kind()
+    );
     assert_eq!(region.slot(0, REGION)[REGION - 1], 0xa5);
     drop(conn);
     assert!(child.wait().expect("child").success(), "child failed");
