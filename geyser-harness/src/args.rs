@@ -75,6 +75,13 @@ pub struct ProducerArgs {
     /// Pause between frames, in milliseconds.
     #[arg(long)]
     pub interval_ms: Option<u64>,
+    /// Who may connect: same-user, any-user, uids:UID[,UID…].
+    #[arg(long, default_value = "same-user")]
+    pub policy: String,
+    /// Who, of those, gets zero-copy (the others get their own host ring): same-user,
+    /// any-user, uids:UID[,UID…] or none.
+    #[arg(long, default_value = "same-user")]
+    pub trust: String,
 }
 
 impl ProducerArgs {
@@ -101,6 +108,8 @@ impl ProducerArgs {
                 lossless: self.lossless,
                 sync: parse_sync(&self.sync)?,
                 max_consumers: Some(self.slots.saturating_sub(1).max(self.wait)),
+                peer_policy: self.policy.parse()?,
+                trusted: self.trust.parse()?,
                 ..Default::default()
             },
             frame_interval: self.interval_ms.map(Duration::from_millis),
@@ -126,6 +135,9 @@ pub struct ConsumerArgs {
     /// Keep every frame (for a producer started with --lossless).
     #[arg(long)]
     pub lossless: bool,
+    /// Which producer to accept: same-user, any-user, uids:UID[,UID…].
+    #[arg(long, default_value = "same-user")]
+    pub policy: String,
 }
 
 impl ConsumerArgs {
@@ -138,6 +150,7 @@ impl ConsumerArgs {
         Ok(geyser::ipc::ConsumerOptions {
             sync: parse_sync(&self.sync)?,
             lossless: self.lossless,
+            peer_policy: self.policy.parse()?,
             ..Default::default()
         })
     }

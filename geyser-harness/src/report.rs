@@ -67,6 +67,9 @@ pub struct ConsumeReport {
     /// CPU time of the consumer process per frame, microseconds (from the first frame on).
     #[serde(default)]
     pub cpu_us_per_frame: f64,
+    /// The longest time between two frames received (the stream's worst stall), microseconds.
+    #[serde(default)]
+    pub max_gap_us: f64,
 }
 
 /// Percentile `p` (0..=100) of sorted microsecond samples.
@@ -154,6 +157,8 @@ pub struct ConsumeStats {
     latencies: Vec<f64>,
     ages: Vec<f64>,
     first: Option<Instant>,
+    last: Option<Instant>,
+    max_gap: Duration,
     cpu0: u64,
 }
 
@@ -169,15 +174,21 @@ impl ConsumeStats {
             latencies: Vec::with_capacity(capacity),
             ages: Vec::with_capacity(capacity),
             first: None,
+            last: None,
+            max_gap: Duration::ZERO,
             cpu0: 0,
         }
     }
 
     /// Records one received frame (starting the clocks at the first).
     pub fn record(&mut self, latency: Duration, age: Duration) {
+        let now = Instant::now();
         if self.first.is_none() {
-            self.first = Some(Instant::now());
+            self.first = Some(now);
             self.cpu0 = cpu_time_ns();
+        }
+        if let Some(last) = self.last.replace(now) {
+            self.max_gap = self.max_gap.max(now - last);
         }
         self.latencies.push(latency.as_secs_f64() * 1e6);
         self.ages.push(age.as_secs_f64() * 1e6);
@@ -188,6 +199,7 @@ impl ConsumeStats {
         report.skipped = c.skipped;
         report.superseded = c.superseded;
         report.seconds = self.first.map(|f| f.elapsed().as_secs_f64()).unwrap_or(0.0);
+        report.max_gap_us = self.max_gap.as_secs_f64() * 1e6;
         report.fps = if report.seconds > 0.0 {
             report.frames as f64 / report.seconds
         } else {

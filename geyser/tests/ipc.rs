@@ -7,233 +7,28 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
+/// Not a test: the body of a child process (see `common::child`).
+#[test]
+fn child_role_entry() {
+    common::child::role_entry()
+}
+
 use std::os::fd::AsFd;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{assert_validation_clean, exit_child, manager};
+use common::child::{assert_closed, consumer_report, hello, raw_client, unique, ChildProc};
+use common::{assert_validation_clean, manager};
 use geyser::common::RejectReason;
 use geyser::common::TextureFormat;
 use geyser::ipc::testing::Connection;
-use geyser::ipc::wire::{FrameId, Hello, Message, Role, SyncMode, MAGIC, PROTOCOL_VERSION};
+use geyser::ipc::wire::{FrameId, Message, SyncMode, MAGIC, PROTOCOL_VERSION};
 use geyser::ipc::PeerPolicy;
 use geyser::ipc::{Consumer, ConsumerOptions, HostRingSharing, Producer, ProducerOptions};
 use geyser::Error;
 use geyser_harness::demo::{demo_descriptor, run_consumer, run_producer, ProduceConfig};
 use geyser_harness::pattern::{PatternWriter, ProbeReader};
-use geyser_harness::report::{ConsumeReport, ProduceReport};
-
-fn env(key: &str) -> Option<String> {
-    std::env::var(key).ok()
-}
-
-fn env_u64(key: &str, default: u64) -> u64 {
-    env(key).and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-/// Not a test: the body of a child process. Does nothing unless `GT_ROLE` is set.
-#[test]
-fn child_role_entry() {
-    let Some(role) = env("GT_ROLE") else { return };
-    let name = env("GT_NAME").expect("GT_NAME");
-    let m = Arc::new(manager());
-    let code = match role.as_str() {
-        "producer" => {
-            let config = ProduceConfig {
-                name,
-                descriptor: demo_descriptor(
-                    env_u64("GT_W", 64) as u32,
-                    env_u64("GT_H", 48) as u32,
-                    TextureFormat::Rgba8Unorm,
-                ),
-                frames: env_u64("GT_FRAMES", 100),
-                wait_consumers: env_u64("GT_WAIT", 1) as usize,
-                wait_timeout: Duration::from_secs(30),
-                options: ProducerOptions {
-                    slots: env_u64("GT_SLOTS", 3) as usize,
-                    lossless: env("GT_LOSSLESS").is_some(),
-                    max_consumers: Some(8),
-                    ..Default::default()
-                },
-                frame_interval: env("GT_INTERVAL_MS")
-                    .and_then(|v| v.parse().ok())
-                    .map(Duration::from_millis),
-            };
-            match run_producer(m, &config, |_| {}) {
-                Ok(r) => {
-                    println!("RESULT {}", serde_json::to_string(&r).unwrap());
-                    0
-                }
-                Err(e) => {
-                    eprintln!("producer error: {e}");
-                    1
-                }
-            }
-        }
-        "consumer" => {
-            let options = ConsumerOptions {
-                lossless: env("GT_LOSSLESS").is_some(),
-                host_ring: env("GT_HOST_TRANSFER").is_some(),
-                ..Default::default()
-            };
-            let hold = env("GT_HOLD_MS")
-                .and_then(|v| v.parse().ok())
-                .map(Duration::from_millis);
-            // The producer may still be starting: retry NotFound for a while.
-            let deadline = Instant::now() + Duration::from_secs(20);
-            let result = loop {
-                let r = run_consumer(
-                    m.clone(),
-                    &name,
-                    options.clone(),
-                    env_u64("GT_FRAMES", 0),
-                    Duration::from_secs(20),
-                    |r| {
-                        if r.frames == 1 || r.frames % 10 == 0 {
-                            println!("\nFRAMES {}", r.frames);
-                        }
-                        if let Some(h) = hold {
-                            std::thread::sleep(h);
-                        }
-                    },
-                );
-                match r {
-                    Err(Error::NotFound { .. }) if Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(50))
-                    }
-                    other => break other,
-                }
-            };
-            match result {
-                Ok(r) => {
-                    println!("RESULT {}", serde_json::to_string(&r).unwrap());
-                    0
-                }
-                Err(e) => {
-                    eprintln!("consumer error: {e}");
-                    1
-                }
-            }
-        }
-        other => panic!("unknown GT_ROLE {other}"),
-    };
-    exit_child(code);
-}
-
-struct ChildProc {
-    child: Child,
-    lines: std::sync::mpsc::Receiver<String>,
-    stderr: std::thread::JoinHandle<String>,
-}
-
-impl ChildProc {
-    fn spawn(role: &str, name: &str, vars: &[(&str, &str)]) -> ChildProc {
-        Self::spawn_as(role, name, vars, None)
-    }
-
-    fn spawn_as(role: &str, name: &str, vars: &[(&str, &str)], uid: Option<u32>) -> ChildProc {
-        let mut cmd = Command::new(std::env::current_exe().unwrap());
-        cmd.args([
-            "--exact",
-            "child_role_entry",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("GT_ROLE", role)
-        .env("GT_NAME", name)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-        for (k, v) in vars {
-            cmd.env(k, v);
-        }
-        if let Some(uid) = uid {
-            use std::os::unix::process::CommandExt;
-            cmd.uid(uid).gid(uid);
-        }
-        let mut child = cmd.spawn().expect("spawn child");
-        let (tx, lines) = std::sync::mpsc::channel();
-        let out = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = tx.send(l);
-            }
-        });
-        let err = child.stderr.take().unwrap();
-        let stderr = std::thread::spawn(move || {
-            let mut s = String::new();
-            for l in BufReader::new(err).lines().map_while(Result::ok) {
-                s.push_str(&l);
-                s.push('\n');
-            }
-            s
-        });
-        ChildProc {
-            child,
-            lines,
-            stderr,
-        }
-    }
-
-    /// Waits for a stdout line containing `prefix` (libtest may print before it on the line).
-    fn wait_line(&self, prefix: &str, timeout: Duration) -> Option<String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) if l.contains(prefix) => return Some(l),
-                Ok(_) => {}
-                Err(_) => return None,
-            }
-        }
-    }
-
-    /// Waits for exit; returns (exit code, RESULT json, stderr).
-    fn finish(mut self, timeout: Duration) -> (Option<i32>, Option<String>, String) {
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                break self.child.wait().unwrap();
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        let mut result = None;
-        let mut out = String::new();
-        while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
-            if let Some(i) = l.find("RESULT ") {
-                result = Some(l[i + 7..].to_string());
-            }
-            out.push_str(&l);
-            out.push('\n');
-        }
-        let stderr = self.stderr.join().unwrap_or_default();
-        (
-            status.code(),
-            result,
-            format!("stdout:\n{out}stderr:\n{stderr}"),
-        )
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill(); // SIGKILL
-        let _ = self.child.wait();
-    }
-}
-
-fn unique(name: &str) -> String {
-    format!("t{}-{name}", std::process::id())
-}
-
-fn consumer_report(r: (Option<i32>, Option<String>, String)) -> ConsumeReport {
-    let (code, json, stderr) = r;
-    assert_eq!(code, Some(0), "consumer failed: {stderr}");
-    serde_json::from_str(&json.expect("RESULT line")).unwrap()
-}
+use geyser_harness::report::ProduceReport;
 
 #[test]
 fn producer_streams_verified_frames_to_two_consumer_processes() {
@@ -449,28 +244,6 @@ fn producer_keeps_serving_when_a_consumer_is_killed() {
 }
 
 /// A raw client that speaks (or breaks) the protocol.
-fn raw_client(name: &str) -> Connection {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        match Connection::connect(name) {
-            Ok(c) => return c,
-            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-            Err(e) => panic!("{e}"),
-        }
-    }
-}
-
-fn hello(m: &geyser::vulkan::VulkanTextureShareManager) -> Hello {
-    let id = m.identity();
-    Hello::new(
-        Role::Consumer,
-        id.device_uuid,
-        id.driver_uuid,
-        vec![SyncMode::Host],
-        "raw".into(),
-    )
-}
-
 /// A raw client that completes the handshake (Hello, then the producer's Hello and PoolSetup,
 /// whose FDs it drops) and then does whatever the test makes it do.
 fn raw_consumer(
@@ -505,18 +278,6 @@ fn raw_host_ring_consumer(
     };
     let ring = std::fs::File::from(fds.into_iter().next().expect("the ring's memfd"));
     (c, ring, slot_bytes)
-}
-
-/// The connection ends (Bye, then closed) instead of serving the bad client.
-fn assert_closed(c: &mut Connection) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        match c.recv(Some(Duration::from_secs(5))) {
-            Ok((Message::Bye { .. }, _)) | Err(Error::PeerGone(_)) => return,
-            Ok(_) if Instant::now() < deadline => {}
-            other => panic!("expected the producer to close the connection, got {other:?}"),
-        }
-    }
 }
 
 #[test]

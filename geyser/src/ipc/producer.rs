@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 pub use host_ring::HostRingSharing;
 use host_ring::HostRings;
 use service::{drop_peer, send_frame};
-use state::{Shared, State};
+use state::{lock_conn, Shared, State};
 
 use super::clock::monotonic_ns;
 use super::peer::PeerPolicy;
@@ -33,14 +33,21 @@ pub struct ProducerOptions {
     /// Textures in the ring (2..=16, default 3). The producer writes a slot no consumer holds.
     pub slots: usize,
     /// Most consumers served at once (default: `slots - 1`, which guarantees that the producer
-    /// always finds a free slot even if every consumer holds a frame; at most 63). More are
-    /// refused.
+    /// always finds a free slot even if every consumer holds a frame; at most 63). Counted at
+    /// Hello: more are refused with [`crate::common::RejectReason::Busy`]. Connections that
+    /// have not said Hello yet are counted apart ([`Self::max_pending_handshakes`]).
     pub max_consumers: Option<usize>,
     /// Every consumer gets every frame and the producer blocks until one is free (recording).
     /// Default `false`: a busy consumer skips frames and gets the latest when it is ready.
     pub lossless: bool,
     /// Who may connect (default: same user).
     pub peer_policy: PeerPolicy,
+    /// Who, of those `peer_policy` admits, is trusted with zero-copy: the ring's memory and the
+    /// timeline semaphores (default: same user). Anyone else gets only its own host ring, whose
+    /// memory it can harm only for itself; the producer imports nothing from it. A trusted peer
+    /// can change texels every consumer reads, and on some drivers crash the producer through
+    /// the memory (SECURITY.md): trust only processes you would let touch your memory.
+    pub trusted: PeerPolicy,
     /// A consumer that connects and does not finish its handshake in this time is dropped.
     pub handshake_timeout: Duration,
     /// Force a synchronization mode; `None` picks the best both sides support.
@@ -54,6 +61,19 @@ pub struct ProducerOptions {
     /// A consumer that holds a frame longer than this is dropped and its slots reclaimed, so a
     /// stuck or malicious consumer cannot stall a lossless producer forever (default 10 s).
     pub max_hold: Duration,
+    /// Lossless mode: a hold longer than this counts as stalling the ring (default 2.5 s).
+    pub stall_hold: Duration,
+    /// Lossless mode: a consumer that stalls the ring this many times is dropped with
+    /// [`crate::common::RejectReason::Limit`], and its process's reconnects are refused for a
+    /// while (1 s, doubling per repeat, at most 60 s). Default 3; 0 never drops.
+    pub max_stalls: u32,
+    /// Connections that have not completed their first handshake step, at most (default 16);
+    /// a new one beyond makes room by dropping the oldest, so silent connections cannot lock
+    /// consumers out.
+    pub max_pending_handshakes: usize,
+    /// The same per user (default 8): one user's flood evicts its own pending connections
+    /// first.
+    pub max_pending_per_user: usize,
     /// Serve consumers that cannot import this ring (another GPU or driver), and those that
     /// ask for one, through a host ring: each frame they get costs one GPU copy here and one
     /// there, host-synchronized (default `true`; needs `CopySrc` on the frames). `false`
@@ -71,11 +91,16 @@ impl Default for ProducerOptions {
             max_consumers: None,
             lossless: false,
             peer_policy: PeerPolicy::default(),
+            trusted: PeerPolicy::SameUser,
             handshake_timeout: Duration::from_secs(2),
             sync: None,
             max_message_bytes: 4096,
             max_held_frames: None,
             max_hold: Duration::from_secs(10),
+            stall_hold: Duration::from_millis(2500),
+            max_stalls: 3,
+            max_pending_handshakes: 16,
+            max_pending_per_user: 8,
             host_ring_consumers: true,
             host_rings: HostRingSharing::Auto,
         }
@@ -268,6 +293,8 @@ impl Producer {
                     .map(|_| Vec::with_capacity(max_consumers + 1))
                     .collect(),
                 lingering: Vec::new(),
+                backoff: Vec::new(),
+                unlogged_refusals: (0, None),
             }),
             changed: Condvar::new(),
             stop: AtomicBool::new(false),
@@ -535,21 +562,25 @@ impl Drop for Producer {
         let mut peers = std::mem::take(&mut state.peers);
         drop(state);
         for peer in peers.iter_mut() {
-            let _ = peer.conn.send(
+            let mut conn = lock_conn(&peer.conn);
+            let _ = conn.send(
                 &Message::Bye {
                     reason: "producer shut down".into(),
                 },
                 &[],
             );
-            peer.conn.shutdown_write();
+            conn.shutdown_write();
         }
         let deadline = Instant::now() + Duration::from_millis(500);
         while !peers.is_empty() && Instant::now() < deadline {
-            peers.retain_mut(|p| loop {
-                match p.conn.try_recv() {
-                    Ok(Some(_)) => continue,
-                    Ok(None) => break true,
-                    Err(_) => break false, // closed by the consumer (or broken): done
+            peers.retain_mut(|p| {
+                let mut conn = lock_conn(&p.conn);
+                loop {
+                    match conn.try_recv() {
+                        Ok(Some(_)) => continue,
+                        Ok(None) => break true,
+                        Err(_) => break false, // closed by the consumer (or broken): done
+                    }
                 }
             });
             if !peers.is_empty() {
@@ -564,13 +595,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn auto_host_rings_are_per_consumer_once_other_users_may_connect() {
+    fn untrusted_consumers_always_get_their_own_host_ring() {
         let auto = HostRingSharing::Auto;
-        assert!(!auto.per_consumer(&PeerPolicy::SameUser));
-        assert!(auto.per_consumer(&PeerPolicy::AnyUser));
-        assert!(auto.per_consumer(&PeerPolicy::Uids(vec![1000])));
-        assert!(!HostRingSharing::Shared.per_consumer(&PeerPolicy::AnyUser));
-        assert!(HostRingSharing::PerConsumer.per_consumer(&PeerPolicy::SameUser));
+        assert!(!auto.own_ring(true));
+        assert!(auto.own_ring(false));
+        assert!(!HostRingSharing::Shared.own_ring(true));
+        assert!(HostRingSharing::Shared.own_ring(false));
+        assert!(HostRingSharing::PerConsumer.own_ring(true));
         assert_eq!(
             "Per-Consumer".parse::<HostRingSharing>().unwrap(),
             HostRingSharing::PerConsumer

@@ -2,6 +2,9 @@
 //! patterns that are valid for each format's aspects.
 #![allow(dead_code)]
 
+#[cfg(target_os = "linux")]
+pub mod child;
+
 use geyser::common::{TextureAspect, TextureFormat};
 use geyser::vulkan::{ContextOptions, DeviceSelector, Validation, VulkanTextureShareManager};
 

@@ -7,24 +7,23 @@ use std::sync::{Mutex, MutexGuard};
 use super::state::{Peer, Shared};
 use crate::common::{borrow_os_handle, TextureUsage};
 use crate::ipc::host_ring::HostRing;
-use crate::ipc::peer::PeerPolicy;
 use crate::ipc::wire::{FrameId, Hello, Message, SyncMode};
 use crate::vulkan::VulkanTexture;
 use crate::{Error, Result};
 
-/// How consumers that get a host ring share it.
+/// How trusted consumers that get a host ring share it. Untrusted consumers (not admitted by
+/// [`super::ProducerOptions::trusted`]) always get their own, whatever this says.
 ///
 /// The ring's mapping is writable on the consumer's side too (host-memory import needs it), so
 /// a consumer can change what is in its ring: with a shared ring, what the other host-ring
 /// consumers read. Consumers that import the producer's textures are never affected.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum HostRingSharing {
-    /// [`PerConsumer`](Self::PerConsumer) when [`super::ProducerOptions::peer_policy`] admits
-    /// other users, [`Shared`](Self::Shared) for [`PeerPolicy::SameUser`] (processes of one user
-    /// can usually reach each other's memory anyway: ptrace, `/proc/<pid>/mem`).
+    /// [`Shared`](Self::Shared) among trusted consumers (processes of one user can usually
+    /// reach each other's memory anyway: ptrace, `/proc/<pid>/mem`), one each for untrusted.
     #[default]
     Auto,
-    /// One ring for all: one GPU copy per frame, however many host-ring consumers.
+    /// One ring for all trusted host-ring consumers: one GPU copy per frame, however many.
     Shared,
     /// One ring per consumer: one GPU copy per frame and consumer, and `slots` × the frame
     /// size (rounded up to 64 KiB) of host memory each; a consumer can change only its own
@@ -50,13 +49,10 @@ impl std::str::FromStr for HostRingSharing {
 }
 
 impl HostRingSharing {
-    /// Whether each consumer gets its own ring under `policy`.
-    pub fn per_consumer(self, policy: &PeerPolicy) -> bool {
-        match self {
-            Self::Auto => *policy != PeerPolicy::SameUser,
-            Self::Shared => false,
-            Self::PerConsumer => true,
-        }
+    /// Whether a consumer gets its own ring: always when it is not trusted, and when this
+    /// says so.
+    pub fn own_ring(self, trusted: bool) -> bool {
+        !trusted || self == Self::PerConsumer
     }
 }
 
@@ -193,11 +189,7 @@ pub(super) fn setup_host_ring(shared: &Shared, peer: &mut Peer, hello: &Hello) -
         })
     };
     let mut rings = HostRings::lock(&shared.host_rings);
-    let per_consumer = shared
-        .options
-        .host_rings
-        .per_consumer(&shared.options.peer_policy);
-    let ring: &ProducerRing = if per_consumer {
+    let ring: &ProducerRing = if shared.options.host_rings.own_ring(peer.trusted) {
         let made = make()?;
         tracing::info!(consumer = peer.id, path = %made.ring.path(), "own host ring");
         rings.own.push((peer.id, made));
@@ -213,13 +205,12 @@ pub(super) fn setup_host_ring(shared: &Shared, peer: &mut Peer, hello: &Hello) -
             }
         }
     };
-    peer.conn.send(&Message::Hello(shared.hello.clone()), &[])?;
+    peer.send(&Message::Hello(shared.hello.clone()), &[])?;
     let setup = Message::HostRingSetup {
         generation: 1,
         info: info.clone(),
         slots: slots as u32,
         slot_bytes: ring.ring.region_bytes(),
     };
-    peer.conn
-        .send(&setup, &[borrow_os_handle(ring.ring.handle())])
+    peer.send(&setup, &[borrow_os_handle(ring.ring.handle())])
 }

@@ -1,13 +1,16 @@
-//! The producer's service thread: accepts connections, routes each message a consumer sends to
-//! its handler (one function per message: host-ring request, Hello, SyncSetup, release, Bye),
-//! enforces deadlines, and drops consumers that fail, telling them why.
+//! The producer's service thread: accepts connections into a bounded pool of pending
+//! handshakes, routes each message a consumer sends to its handler (one function per message:
+//! host-ring request, Hello, SyncSetup, release, Bye), enforces deadlines and stall limits, and
+//! drops consumers that fail, telling them why. Each round takes a bounded number of messages
+//! from each connection, received and decoded without the state lock, so no peer can hold up
+//! `present`.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::host_ring::{setup_host_ring, HostRings};
-use super::state::{Held, Peer, Phase, Shared, State};
+use super::state::{lock_conn, Held, Peer, Phase, Shared, SharedConn, State};
 use crate::common::{borrow_os_handle, BorrowedOsHandle, OwnedOsHandle, RejectReason};
 use crate::ipc::clock::monotonic_ns;
 use crate::ipc::transport::{Connection, Listener, Poller};
@@ -15,6 +18,15 @@ use crate::ipc::wire::negotiate::negotiate_sync;
 use crate::ipc::wire::{bounded_reason, FrameId, Hello, Message, Role, SyncMode};
 use crate::vulkan::{SharedTimelineSemaphore, TimelinePoint};
 use crate::{Error, Result};
+
+/// Most messages taken from one connection per round. A consumer sends one release per frame
+/// it was sent; more than this per round is a flood, whose rest waits for the next round
+/// (after `present` had its turn at the state lock).
+const MESSAGES_PER_ROUND: usize = 16;
+/// Most connections accepted per round: the rest wait in the listen backlog (a flood of
+/// connects is throttled by it) while the connections already accepted are served, so a
+/// consumer's Hello is read before a burst of new connections could evict it.
+const ACCEPTS_PER_ROUND: usize = 8;
 
 /// What a frame offer depends on besides the consumer: the latest frame, the slot being
 /// written, the hold cap and the mode.
@@ -58,29 +70,35 @@ impl Offer {
 pub(super) fn service(shared: &Shared, mut listener: Listener) {
     const TICK: Duration = Duration::from_millis(50);
     // Buffers reused across wake-ups: the loop runs for every release, so it must not allocate.
-    let capacity = shared.max_consumers + 2;
+    let capacity = shared.max_consumers + shared.options.max_pending_handshakes + 2;
     let mut ids: Vec<u64> = Vec::with_capacity(capacity);
     let mut poller = Poller::with_capacity(capacity);
+    let mut batch: Batch = Vec::with_capacity(MESSAGES_PER_ROUND);
+    let mut last_check = Instant::now();
     while !shared.stop.load(Ordering::SeqCst) {
         // Snapshot the connections to wait on; a consumer dropped meanwhile only causes a
         // spurious wake.
         ids.clear();
         poller.clear();
-        for p in shared.lock().peers.iter_mut() {
+        for p in shared.lock().peers.iter() {
             ids.push(p.id);
-            poller.add(&mut p.conn);
+            poller.add(&mut lock_conn(&p.conn));
         }
         let ready = poller.wait(&mut listener, TICK);
         let mut changed = false;
-        if ready[0] {
-            changed |= accept_all(shared, &mut listener);
-        }
+        // Connections first: a consumer that left is reaped before new ones are counted.
         for (i, id) in ids.iter().enumerate() {
             if ready[i + 1] {
-                changed |= serve_peer(shared, *id);
+                changed |= serve_peer(shared, *id, &mut batch);
             }
         }
-        changed |= enforce_deadlines(shared);
+        if ready[0] {
+            changed |= accept_some(shared, &mut listener, &mut batch);
+        }
+        if last_check.elapsed() >= TICK {
+            last_check = Instant::now();
+            changed |= enforce_deadlines(shared);
+        }
         if changed {
             // Free the host rings of consumers that left now, not at the next present (a
             // producer may pause); skipped while a present is copying into the rings.
@@ -94,16 +112,18 @@ pub(super) fn service(shared: &Shared, mut listener: Listener) {
     }
 }
 
-/// Drops consumers past their handshake deadline (telling them) or holding a frame longer than
-/// `max_hold` (rejecting them for [`RejectReason::Limit`]); closes lingering connections whose
-/// time is up.
+/// Drops consumers past their handshake deadline (telling them), holding a frame longer than
+/// `max_hold`, or stalling a lossless ring too often (rejecting them for
+/// [`RejectReason::Limit`], and refusing their reconnects for a while); closes lingering
+/// connections whose time is up.
 fn enforce_deadlines(shared: &Shared) -> bool {
     let mut state = shared.lock();
     state.linger();
     let now = Instant::now();
-    let max_hold = shared.options.max_hold;
+    let options = &shared.options;
     // Empty (no allocation) on almost every tick.
     let mut late: Vec<(u64, Error)> = Vec::new();
+    let mut offenders = Vec::new();
     for peer in state.peers.iter_mut() {
         let why = match peer.phase {
             Phase::Handshake { deadline } | Phase::AwaitSync { deadline } if deadline <= now => {
@@ -111,16 +131,26 @@ fn enforce_deadlines(shared: &Shared) -> bool {
                 tell_why(shared, peer, &e);
                 e
             }
-            Phase::Active
-                if peer
-                    .held
-                    .iter()
-                    .any(|h| now.duration_since(h.since) > max_hold) =>
-            {
-                let detail = format!(
-                    "held a frame longer than the producer's max_hold ({max_hold:?}); release frames sooner"
-                );
-                reject(&mut peer.conn, RejectReason::Limit, detail)
+            Phase::Active => {
+                if peer.held.iter().any(|h| now - h.since > options.max_hold) {
+                    let detail = format!(
+                        "held a frame longer than the producer's max_hold ({:?}); release frames sooner",
+                        options.max_hold
+                    );
+                    reject(&peer.conn, RejectReason::Limit, detail)
+                } else if options.lossless
+                    && count_stalls(peer, options.stall_hold, options.max_stalls, now)
+                {
+                    offenders.push(peer.creds);
+                    let detail = format!(
+                        "stalled the lossless stream {} times (held frames longer than {:?}); \
+                         reconnect later, or consume lossy",
+                        peer.stalls, options.stall_hold
+                    );
+                    reject(&peer.conn, RejectReason::Limit, detail)
+                } else {
+                    continue;
+                }
             }
             _ => continue,
         };
@@ -130,78 +160,192 @@ fn enforce_deadlines(shared: &Shared) -> bool {
     for (id, why) in late {
         drop_peer(&mut state, id, &why);
     }
+    for creds in offenders {
+        let wait = state.back_off(creds, now);
+        tracing::warn!(pid = creds.pid, "refusing its reconnects for {wait:?}");
+    }
     changed
 }
 
-fn accept_all(shared: &Shared, listener: &mut Listener) -> bool {
+/// Counts this consumer's holds past `stall_hold` not counted yet; whether it has now stalled
+/// the ring `max_stalls` times (0: never).
+fn count_stalls(peer: &mut Peer, stall_hold: Duration, max_stalls: u32, now: Instant) -> bool {
+    for h in peer.held.iter_mut().filter(|h| !h.stalled) {
+        if now - h.since > stall_hold {
+            h.stalled = true;
+            peer.stalls += 1;
+        }
+    }
+    max_stalls > 0 && peer.stalls >= max_stalls
+}
+
+fn accept_some(shared: &Shared, listener: &mut Listener, batch: &mut Batch) -> bool {
     let mut changed = false;
-    loop {
+    for _ in 0..ACCEPTS_PER_ROUND {
         let mut conn = match listener.accept(true) {
             Ok(Some(c)) => c,
-            Ok(None) => return changed,
+            Ok(None) => break,
             Err(e) => {
                 tracing::warn!("accept failed: {e}");
-                return changed;
+                break;
             }
         };
         conn.set_max_message_bytes(shared.options.max_message_bytes);
-        let creds = match conn.check_peer(&shared.options.peer_policy) {
-            Ok(c) => c,
-            Err(e) => {
-                reject(&mut conn, RejectReason::Policy, e.to_string());
-                let mut state = shared.lock();
-                state.stats.refused += 1;
-                state.keep_lingering(conn);
-                continue;
-            }
-        };
-        let mut state = shared.lock();
-        if state.peers.len() >= shared.max_consumers {
-            let detail = format!(
-                "producer serves at most {} consumers (its ProducerOptions::slots / max_consumers)",
-                shared.max_consumers
-            );
-            reject(&mut conn, RejectReason::Busy, detail);
-            state.stats.refused += 1;
+        changed |= admit(shared, conn, batch);
+    }
+    changed
+}
+
+/// Takes a new connection into the pool of pending handshakes, or refuses it: another user's
+/// by policy, a process in back-off. A full pool (for its user, or in all) first reads what
+/// its pending connections sent (a consumer's Hello completes its handshake step), then makes
+/// room by dropping the oldest still pending, so connections that never speak cannot lock
+/// consumers out.
+fn admit(shared: &Shared, conn: Connection, batch: &mut Batch) -> bool {
+    let options = &shared.options;
+    let creds = match conn.check_peer(&options.peer_policy) {
+        Ok(c) => c,
+        Err(e) => {
+            let conn = Arc::new(std::sync::Mutex::new(conn));
+            let why = reject(&conn, RejectReason::Policy, e.to_string());
+            let mut state = shared.lock();
+            state.refused(&why);
             state.keep_lingering(conn);
-            continue;
+            return false;
         }
-        let id = state.next_peer;
-        state.next_peer += 1;
-        let deadline = Instant::now() + shared.options.handshake_timeout;
-        state.peers.push(Peer::new(id, conn, creds, deadline));
-        changed = true;
+    };
+    // Trusted peers may import the ring's memory; anyone else admitted gets its own host ring.
+    let trusted = conn.check_peer(&options.trusted).is_ok();
+    if pool_full(&shared.lock(), options, &creds) {
+        let pending: Vec<u64> = shared
+            .lock()
+            .peers
+            .iter()
+            .filter(|p| p.is_pending())
+            .map(|p| p.id)
+            .collect();
+        for id in pending {
+            serve_peer(shared, id, batch);
+        }
+    }
+    let mut state = shared.lock();
+    let now = Instant::now();
+    if let Some(left) = state.backoff_left(&creds, now) {
+        let conn = Arc::new(std::sync::Mutex::new(conn));
+        let detail =
+            format!("dropped earlier for stalling the stream; reconnect in {left:.1?} or later");
+        let why = reject(&conn, RejectReason::Limit, detail);
+        state.refused(&why);
+        state.keep_lingering(conn);
+        return false;
+    }
+    let same_user = |p: &&Peer| p.is_pending() && same_user(&p.creds, &creds);
+    let evict = if state.peers.iter().filter(same_user).count() >= options.max_pending_per_user {
+        oldest(state.peers.iter().filter(same_user))
+    } else if pending_count(&state) >= options.max_pending_handshakes {
+        oldest(state.peers.iter().filter(|p| p.is_pending()))
+    } else {
+        None
+    };
+    if let Some(old) = evict {
+        let why = match state.peers.iter().find(|p| p.id == old) {
+            Some(p) => reject(
+                &p.conn,
+                RejectReason::Busy,
+                "too many handshakes pending; finish yours promptly".into(),
+            ),
+            None => Error::Internal("evicted handshake vanished".into()),
+        };
+        state.refused(&why);
+        drop_peer(&mut state, old, &why);
+    }
+    let id = state.next_peer;
+    state.next_peer += 1;
+    let deadline = now + options.handshake_timeout;
+    state
+        .peers
+        .push(Peer::new(id, conn, creds, trusted, deadline));
+    true
+}
+
+/// Received messages of one round, reused across rounds.
+type Batch = Vec<Result<(Message, Vec<OwnedOsHandle>)>>;
+
+fn pending_count(state: &State) -> usize {
+    state.peers.iter().filter(|p| p.is_pending()).count()
+}
+
+/// Whether a connection of `creds` would have to evict a pending handshake.
+fn pool_full(
+    state: &State,
+    options: &super::ProducerOptions,
+    creds: &crate::ipc::peer::PeerCredentials,
+) -> bool {
+    pending_count(state) >= options.max_pending_handshakes
+        || state
+            .peers
+            .iter()
+            .filter(|p| p.is_pending() && same_user(&p.creds, creds))
+            .count()
+            >= options.max_pending_per_user
+}
+
+/// The id of the peer that connected first.
+fn oldest<'a>(peers: impl Iterator<Item = &'a Peer>) -> Option<u64> {
+    peers.min_by_key(|p| p.since).map(|p| p.id)
+}
+
+/// Whether two connections come from the same user (on Windows every pipe client is ours).
+fn same_user(a: &crate::ipc::peer::PeerCredentials, b: &crate::ipc::peer::PeerCredentials) -> bool {
+    #[cfg(unix)]
+    return a.uid == b.uid;
+    #[cfg(windows)]
+    {
+        let _ = (a, b);
+        true
     }
 }
 
-/// Reads everything a peer has sent; drops it on any error. Returns whether state changed.
-fn serve_peer(shared: &Shared, id: u64) -> bool {
-    let mut state = shared.lock();
-    let mut changed = false;
-    loop {
-        let Some(peer) = state.peer_mut(id) else {
-            return changed;
-        };
-        let result = match peer.conn.try_recv() {
-            Ok(None) => return changed,
-            Ok(Some((msg, fds))) => {
-                changed = true;
-                // The connection already checked that the FD count matches the message.
-                dispatch(shared, &mut state, id, msg, fds)
+/// Takes up to [`MESSAGES_PER_ROUND`] messages a peer has sent (received and decoded under
+/// its connection's lock only), then handles them under the state lock; drops the peer on any
+/// error. Returns whether state changed.
+fn serve_peer(shared: &Shared, id: u64, batch: &mut Batch) -> bool {
+    let Some(conn) = shared.lock().peer_mut(id).map(|p| p.conn.clone()) else {
+        return false;
+    };
+    batch.clear();
+    {
+        let mut conn = lock_conn(&conn);
+        while batch.len() < MESSAGES_PER_ROUND {
+            match conn.try_recv() {
+                Ok(None) => break,
+                Ok(Some(m)) => batch.push(Ok(m)),
+                Err(e) => {
+                    batch.push(Err(e));
+                    break;
+                }
             }
-            Err(e) => Err(e),
-        };
+        }
+    }
+    if batch.is_empty() {
+        return false;
+    }
+    let mut state = shared.lock();
+    for received in batch.drain(..) {
+        // The connection already checked that the FD count matches the message.
+        let result = received.and_then(|(msg, fds)| dispatch(shared, &mut state, id, msg, fds));
         if let Err(e) = result {
             if let Some(peer) = state.peer_mut(id) {
                 tell_why(shared, peer, &e);
             }
             if matches!(e, Error::Rejected { .. }) {
-                state.stats.refused += 1;
+                state.refused(&e);
             }
             drop_peer(&mut state, id, &e);
-            return true;
+            break;
         }
     }
+    true
 }
 
 /// Routes one message to its handler, by the consumer's phase.
@@ -213,15 +357,23 @@ fn dispatch(
     fds: Vec<OwnedOsHandle>,
 ) -> Result<()> {
     let offer = Offer::of(shared, state);
+    let admitted = state.admitted_count();
     let Some(peer) = state.peer_mut(id) else {
         return Ok(());
     };
     match (&peer.phase, msg) {
-        (Phase::Handshake { .. }, Message::HostRingRequest) => {
+        (Phase::Handshake { .. }, Message::HostRingRequest) if !peer.wants_host_ring => {
             peer.wants_host_ring = true;
             Ok(())
         }
         (Phase::Handshake { .. }, Message::Hello(hello)) => {
+            if admitted >= shared.max_consumers {
+                let detail = format!(
+                    "producer serves at most {} consumers (its ProducerOptions::slots / max_consumers)",
+                    shared.max_consumers
+                );
+                return Err(reject(&peer.conn, RejectReason::Busy, detail));
+            }
             on_hello(shared, peer, hello, &offer)?;
             if peer.is_active() {
                 state.stats.connected += 1;
@@ -250,7 +402,7 @@ fn dispatch(
             Err(Error::PeerGone(format!("consumer said bye: {reason}")))
         }
         (Phase::Handshake { .. }, other) => Err(Error::Protocol(format!(
-            "expected Hello, got {}",
+            "expected Hello (after at most one HostRingRequest), got {}",
             other.kind()
         ))),
         (Phase::AwaitSync { .. }, other) => Err(Error::Protocol(format!(
@@ -264,8 +416,9 @@ fn dispatch(
     }
 }
 
-/// A consumer's Hello: admits it through a host ring (another device, or it asked), or sends
-/// the pool and, in timeline mode, our timeline (it becomes active once its own arrives).
+/// A consumer's Hello: admits it through a host ring (another device, it asked, or it is not
+/// trusted), or sends the pool and, in timeline mode, our timeline (it becomes active once
+/// its own arrives).
 fn on_hello(shared: &Shared, peer: &mut Peer, hello: Hello, offer: &Offer) -> Result<()> {
     if hello.role != Role::Consumer {
         return Err(Error::Protocol("a producer connected to a producer".into()));
@@ -273,15 +426,22 @@ fn on_hello(shared: &Shared, peer: &mut Peer, hello: Hello, offer: &Offer) -> Re
     let ours = &shared.hello;
     let other_device =
         hello.device_uuid != ours.device_uuid || hello.driver_uuid != ours.driver_uuid;
-    if other_device || peer.wants_host_ring {
-        let why = if other_device {
+    if other_device || peer.wants_host_ring || !peer.trusted {
+        let why = if !peer.trusted {
+            "consumer is not trusted with the ring's memory (ProducerOptions::trusted)"
+        } else if other_device {
             "consumer runs on another GPU or driver"
         } else {
             "consumer asked for a host ring"
         };
         if let Err(e) = setup_host_ring(shared, peer, &hello) {
             let detail = format!("{why}, and it cannot be served through a host ring: {e}");
-            return Err(reject(&mut peer.conn, RejectReason::Device, detail));
+            let reason = if peer.trusted {
+                RejectReason::Device
+            } else {
+                RejectReason::Policy
+            };
+            return Err(reject(&peer.conn, reason, detail));
         }
         peer.name = hello.name;
         peer.sync = SyncMode::Host;
@@ -299,9 +459,9 @@ fn on_hello(shared: &Shared, peer: &mut Peer, hello: Hello, offer: &Offer) -> Re
             "no common sync mode: producer offers {:?}, consumer {:?}",
             shared.sync_modes, hello.sync_modes
         );
-        return Err(reject(&mut peer.conn, RejectReason::Sync, detail));
+        return Err(reject(&peer.conn, RejectReason::Sync, detail));
     };
-    peer.conn.send(&Message::Hello(ours.clone()), &[])?;
+    peer.send(&Message::Hello(ours.clone()), &[])?;
     let setup = Message::PoolSetup {
         generation: 1,
         sync,
@@ -312,7 +472,7 @@ fn on_hello(shared: &Shared, peer: &mut Peer, hello: Hello, offer: &Offer) -> Re
         .iter()
         .map(|e| borrow_os_handle(e.os_handle()))
         .collect();
-    peer.conn.send(&setup, &pool_fds)?;
+    peer.send(&setup, &pool_fds)?;
     peer.name = hello.name;
     peer.sync = sync;
     if sync == SyncMode::Timeline {
@@ -320,8 +480,7 @@ fn on_hello(shared: &Shared, peer: &mut Peer, hello: Hello, offer: &Offer) -> Re
             Error::Internal("timeline sync negotiated without a ready timeline".into())
         })?;
         let fd = ready.export()?;
-        peer.conn
-            .send(&Message::SyncSetup { sync }, &[borrow_os_handle(&fd)])?;
+        peer.send(&Message::SyncSetup { sync }, &[borrow_os_handle(&fd)])?;
         peer.phase = Phase::AwaitSync {
             deadline: Instant::now() + shared.options.handshake_timeout,
         };
@@ -337,7 +496,8 @@ fn on_hello(shared: &Shared, peer: &mut Peer, hello: Hello, offer: &Offer) -> Re
     offer.latest_to(shared, peer)
 }
 
-/// Timeline mode: the consumer's release timeline arrives; it becomes active.
+/// Timeline mode: the consumer's release timeline arrives; it becomes active. (Only trusted
+/// consumers get here: the producer imports nothing from any other.)
 fn on_sync_setup(
     shared: &Shared,
     peer: &mut Peer,
@@ -402,10 +562,11 @@ fn on_frame_released(
 
 /// Sends `Reject` (its detail cut to what the wire carries) and returns the error the caller
 /// drops the connection with.
-fn reject(conn: &mut Connection, reason: RejectReason, detail: String) -> Error {
+fn reject(conn: &SharedConn, reason: RejectReason, detail: String) -> Error {
     let detail = bounded_reason(detail);
-    tracing::warn!(%reason, "refusing consumer: {detail}");
-    let _ = conn.send(
+    // Logged by the caller's drop (one line per consumer, at warn only for admitted ones, so
+    // a flood of connections cannot flood the log).
+    let _ = lock_conn(conn).send(
         &Message::Reject {
             reason,
             detail: detail.clone(),
@@ -426,12 +587,12 @@ fn tell_why(shared: &Shared, peer: &mut Peer, e: &Error) {
             reason: bounded_reason(e.to_string()),
         },
     };
-    let _ = peer.conn.send(&msg, &[]);
+    let _ = peer.send(&msg, &[]);
 }
 
 /// Announces `id` to a consumer and records that it holds it.
 pub(super) fn send_frame(peer: &mut Peer, id: FrameId, present_ns: u64) -> Result<()> {
-    peer.conn.send(
+    peer.send(
         &Message::FrameReady {
             id,
             present_ns,
@@ -442,6 +603,7 @@ pub(super) fn send_frame(peer: &mut Peer, id: FrameId, present_ns: u64) -> Resul
     peer.held.push(Held {
         id,
         since: Instant::now(),
+        stalled: false,
     });
     peer.last_sent = Some(id.frame);
     peer.delivered += 1;
@@ -459,6 +621,11 @@ pub(super) fn drop_peer(state: &mut State, id: u64, why: &Error) {
         Error::PeerGone(_) => {
             tracing::info!(consumer = peer.id, pid = peer.creds.pid, "consumer left")
         }
+        e if peer.is_pending() => tracing::debug!(
+            consumer = peer.id,
+            pid = peer.creds.pid,
+            "dropping a connection before its Hello: {e}"
+        ),
         e => tracing::warn!(
             consumer = peer.id,
             pid = peer.creds.pid,

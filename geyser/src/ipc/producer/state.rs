@@ -1,6 +1,9 @@
-//! What the producer knows, behind one lock: its consumers ([`Peer`]: phase, frames held,
-//! sync, host ring) and the ring's state, and [`Peer::may_send`], the one rule that decides
-//! whether a consumer is sent a frame (at present, at its greeting, after a lossy release).
+//! What the producer knows, behind one lock: its consumers ([`Peer`]: phase, trust, frames
+//! held, sync, host ring), the ring's state, connections being closed and reconnect back-offs,
+//! and [`Peer::may_send`], the one rule that decides whether a consumer is sent a frame (at
+//! present, at its greeting, after a lossy release). Each connection has its own lock, taken
+//! after the state's when both are held, so the service thread receives and decodes without
+//! the state lock.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -8,11 +11,12 @@ use std::time::{Duration, Instant};
 
 use super::host_ring::HostRings;
 use super::{ProducerOptions, ProducerStats};
-use crate::common::ExportedTexture;
+use crate::common::{BorrowedOsHandle, ExportedTexture};
 use crate::ipc::peer::PeerCredentials;
 use crate::ipc::transport::Connection;
-use crate::ipc::wire::{FrameId, Hello, SyncMode};
+use crate::ipc::wire::{FrameId, Hello, Message, SyncMode};
 use crate::vulkan::{SharedTimelineSemaphore, TimelinePoint, VulkanTextureShareManager};
+use crate::Result;
 
 /// Where a consumer's handshake is.
 pub(super) enum Phase {
@@ -29,14 +33,33 @@ pub(super) enum Phase {
 pub(super) struct Held {
     pub id: FrameId,
     pub since: Instant,
+    /// Already counted as a stall (held past `stall_hold` in lossless mode).
+    pub stalled: bool,
+}
+
+/// A connection, locked on its own: sends (from `present` and the service thread) and the
+/// service thread's receives take it. Lock order: the state, then a connection.
+pub(super) type SharedConn = Arc<Mutex<Connection>>;
+
+/// Locks a connection (a poisoned lock is still usable: a connection has no invariant a
+/// panic mid-send could break beyond the stream itself, which the peer then rejects).
+pub(super) fn lock_conn(conn: &SharedConn) -> MutexGuard<'_, Connection> {
+    conn.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// One connection, from accept to drop.
 pub(super) struct Peer {
     pub id: u64,
-    pub conn: Connection,
+    pub conn: SharedConn,
     pub creds: PeerCredentials,
+    /// Admitted by `ProducerOptions::trusted`: may import the ring's memory and exchange
+    /// semaphores. Untrusted consumers only ever get their own host ring.
+    pub trusted: bool,
     pub phase: Phase,
+    /// When it connected (for oldest-first eviction of pending handshakes).
+    pub since: Instant,
+    /// Holds that stalled a lossless ring (see `ProducerOptions::max_stalls`).
+    pub stalls: u32,
     pub name: String,
     pub held: Vec<Held>,
     pub last_sent: Option<u64>,
@@ -52,12 +75,21 @@ pub(super) struct Peer {
 }
 
 impl Peer {
-    pub fn new(id: u64, conn: Connection, creds: PeerCredentials, deadline: Instant) -> Self {
+    pub fn new(
+        id: u64,
+        conn: Connection,
+        creds: PeerCredentials,
+        trusted: bool,
+        deadline: Instant,
+    ) -> Self {
         Peer {
             id,
-            conn,
+            conn: Arc::new(Mutex::new(conn)),
             creds,
+            trusted,
             phase: Phase::Handshake { deadline },
+            since: Instant::now(),
+            stalls: 0,
             name: String::new(),
             held: Vec::with_capacity(crate::ipc::wire::MAX_SLOTS),
             last_sent: None,
@@ -72,6 +104,16 @@ impl Peer {
 
     pub fn is_active(&self) -> bool {
         matches!(self.phase, Phase::Active)
+    }
+
+    /// Still in its first handshake step (no Hello yet).
+    pub fn is_pending(&self) -> bool {
+        matches!(self.phase, Phase::Handshake { .. })
+    }
+
+    /// Sends on its connection.
+    pub fn send(&self, msg: &Message, fds: &[BorrowedOsHandle<'_>]) -> Result<()> {
+        lock_conn(&self.conn).send(msg, fds)
     }
 
     /// Whether it holds a frame in `slot`.
@@ -104,11 +146,13 @@ impl Peer {
 const LINGER: Duration = Duration::from_secs(1);
 /// Most such connections kept at once; the oldest is closed beyond.
 const MAX_LINGERING: usize = 64;
+/// Messages read from a lingering connection per check; more and it is closed.
+const LINGER_READS: usize = 4;
 
 /// A connection told why it is closed (`Reject` or `Bye`), its write side shut: kept until the
 /// peer closes it or [`LINGER`] has passed.
 pub(super) struct Lingering {
-    conn: Connection,
+    conn: SharedConn,
     until: Instant,
 }
 
@@ -128,7 +172,25 @@ pub(super) struct State {
     pub spare_waits: Vec<Vec<TimelinePoint>>,
     /// Connections told why they are closed, until their peer has read it.
     pub lingering: Vec<Lingering>,
+    /// Processes dropped for stalling, and until when a reconnect of theirs is refused.
+    pub backoff: Vec<Backoff>,
+    /// Refusals not logged yet, and when the last log line was written: at most one line a
+    /// second, so a flood of connections cannot flood the log.
+    pub unlogged_refusals: (u64, Option<Instant>),
 }
+
+/// A process that was dropped for stalling the ring: refused until `until`; a repeat offence
+/// doubles `wait` (up to [`MAX_BACKOFF`]).
+pub(super) struct Backoff {
+    pub creds: PeerCredentials,
+    pub until: Instant,
+    pub wait: Duration,
+}
+
+/// Longest reconnect back-off.
+pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// Most back-off entries kept (the oldest is forgotten beyond).
+const MAX_BACKOFFS: usize = 64;
 
 impl State {
     pub fn peer_mut(&mut self, id: u64) -> Option<&mut Peer> {
@@ -139,9 +201,56 @@ impl State {
         self.peers.iter().filter(|p| p.is_active()).count()
     }
 
+    /// Consumers past their Hello (active, or exchanging timelines): what `max_consumers`
+    /// limits.
+    pub fn admitted_count(&self) -> usize {
+        self.peers.iter().filter(|p| !p.is_pending()).count()
+    }
+
+    /// Counts a refused connection (in the stats, and in at most one log line a second).
+    pub fn refused(&mut self, why: &crate::Error) {
+        self.stats.refused += 1;
+        let (count, last) = &mut self.unlogged_refusals;
+        *count += 1;
+        let now = Instant::now();
+        if last.is_none_or(|l| now - l >= Duration::from_secs(1)) {
+            tracing::warn!("refused {count} connection(s) since the last report; latest: {why}");
+            *count = 0;
+            *last = Some(now);
+        }
+    }
+
+    /// How long a reconnect of `creds` is still refused, if it is.
+    pub fn backoff_left(&self, creds: &PeerCredentials, now: Instant) -> Option<Duration> {
+        self.backoff
+            .iter()
+            .find(|b| b.creds == *creds && b.until > now)
+            .map(|b| b.until - now)
+    }
+
+    /// Refuses reconnects of `creds` for a while: 1 s, doubling per repeat offence.
+    pub fn back_off(&mut self, creds: PeerCredentials, now: Instant) -> Duration {
+        let wait = match self.backoff.iter().position(|b| b.creds == creds) {
+            Some(i) => {
+                let old = self.backoff.remove(i);
+                (old.wait * 2).min(MAX_BACKOFF)
+            }
+            None => Duration::from_secs(1),
+        };
+        if self.backoff.len() >= MAX_BACKOFFS {
+            self.backoff.remove(0);
+        }
+        self.backoff.push(Backoff {
+            creds,
+            until: now + wait,
+            wait,
+        });
+        wait
+    }
+
     /// Shuts `conn`'s write side and keeps it until its peer has read what we sent.
-    pub fn keep_lingering(&mut self, mut conn: Connection) {
-        conn.shutdown_write();
+    pub fn keep_lingering(&mut self, conn: SharedConn) {
+        lock_conn(&conn).shutdown_write();
         if self.lingering.len() >= MAX_LINGERING {
             self.lingering.remove(0);
         }
@@ -159,13 +268,17 @@ impl State {
             if l.until <= now {
                 return false;
             }
-            loop {
-                match l.conn.try_recv() {
+            let mut conn = lock_conn(&l.conn);
+            // A peer that keeps talking is not reading what we said: a few messages a tick
+            // are read (to see it close), one that sends more is closed at once.
+            for _ in 0..LINGER_READS {
+                match conn.try_recv() {
                     Ok(Some(_)) => continue,
                     Ok(None) => return true,
                     Err(_) => return false,
                 }
             }
+            false
         });
     }
 }
