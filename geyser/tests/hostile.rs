@@ -513,3 +513,115 @@ fn a_lossless_consumer_that_stalls_the_ring_is_dropped_and_backed_off() {
     assert_eq!(code, Some(0), "{out}");
     assert_validation_clean();
 }
+
+/// What a trusted consumer holds: the ring's memory FDs. Prints what they are and whether a
+/// peer can map and write them (the answer differs by driver: SECURITY.md records lavapipe's
+/// and NVIDIA's), and checks that the producer's textures survive the consumer closing them.
+#[test]
+fn what_a_trusted_consumer_can_do_with_the_rings_memory_fds() {
+    let _serial = serial();
+    let name = unique("fd-kinds");
+    let m = Arc::new(manager());
+    let desc = demo_descriptor(64, 64, TextureFormat::Rgba8Unorm);
+    let producer = Producer::bind(&name, m.clone(), &desc, ProducerOptions::default()).unwrap();
+    let mut c = raw_client(&name);
+    c.send(&Message::Hello(hello(&m)), &[]).unwrap();
+    let _ = c.recv(Some(Duration::from_secs(5))).unwrap(); // Hello
+    let (setup, fds) = c.recv(Some(Duration::from_secs(5))).unwrap();
+    assert!(matches!(setup, Message::PoolSetup { .. }));
+    use std::os::fd::AsRawFd;
+    for fd in &fds {
+        let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|e| format!("? ({e})"));
+        let len = rustix::fs::fstat(fd).map(|s| s.st_size).unwrap_or(-1);
+        // SAFETY: a fresh shared mapping of the whole FD, unmapped below; nothing else maps it
+        // in this process.
+        let map = unsafe {
+            rustix::mm::mmap(
+                std::ptr::null_mut(),
+                (len.max(4096)) as usize,
+                rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
+                rustix::mm::MapFlags::SHARED,
+                fd,
+                0,
+            )
+        };
+        let mappable = match map {
+            Ok(p) => {
+                // SAFETY: `p` is the mapping made above, of this length.
+                let _ = unsafe { rustix::mm::munmap(p, (len.max(4096)) as usize) };
+                "yes".to_string()
+            }
+            Err(e) => format!("no ({e})"),
+        };
+        println!(
+            "MEMORY-FD {}: {link}, size {len}, mappable writable: {mappable}",
+            m.identity().name
+        );
+    }
+    drop(fds);
+    drop(c);
+    // Still serving: a new consumer connects and gets a frame.
+    let writer = PatternWriter::new(&m, desc.tight_size()).unwrap();
+    let mut consumer = Consumer::connect(&name, m.clone()).unwrap();
+    let slot = producer.acquire(Some(Duration::from_secs(5))).unwrap();
+    write_slot(&writer, &slot).unwrap();
+    producer.present(slot).unwrap();
+    consumer.next_frame(Some(Duration::from_secs(5))).unwrap();
+    assert_validation_clean();
+}
+
+/// Timeline mode is the one path where the producer imports a consumer's FD (its release
+/// timeline, from trusted consumers only). One that sends something else instead is dropped,
+/// and the producer goes on serving. Needs a device that exports timeline semaphores (not
+/// lavapipe: there it says so and checks nothing).
+#[test]
+fn a_bogus_release_timeline_drops_only_that_consumer() {
+    let _serial = serial();
+    let m = Arc::new(manager());
+    if geyser::ipc::supported_sync_modes(&m).unwrap()[0] != geyser::ipc::SyncMode::Timeline {
+        eprintln!(
+            "skipped: {} exports no timeline semaphores",
+            m.identity().name
+        );
+        return;
+    }
+    let name = unique("bogus-timeline");
+    let desc = demo_descriptor(64, 64, TextureFormat::Rgba8Unorm);
+    let producer = Producer::bind(&name, m.clone(), &desc, ProducerOptions::default()).unwrap();
+    let id = m.identity();
+    let mut c = raw_client(&name);
+    let hello = geyser::ipc::wire::Hello::new(
+        geyser::ipc::wire::Role::Consumer,
+        id.device_uuid,
+        id.driver_uuid,
+        vec![geyser::ipc::SyncMode::Timeline],
+        "bogus".into(),
+    );
+    c.send(&Message::Hello(hello), &[]).unwrap();
+    let _ = c.recv(Some(Duration::from_secs(5))).unwrap(); // Hello
+    let _ = c.recv(Some(Duration::from_secs(5))).unwrap(); // PoolSetup
+    let _ = c.recv(Some(Duration::from_secs(5))).unwrap(); // SyncSetup (the ready timeline)
+    let not_a_semaphore =
+        rustix::fs::memfd_create("bogus", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+    rustix::fs::ftruncate(&not_a_semaphore, 4096).unwrap();
+    use std::os::fd::AsFd;
+    let sent = c.send(
+        &Message::SyncSetup {
+            sync: geyser::ipc::SyncMode::Timeline,
+        },
+        &[not_a_semaphore.as_fd()],
+    );
+    println!("bogus SyncSetup sent: {sent:?}");
+    common::child::assert_closed(&mut c);
+    let writer = PatternWriter::new(&m, desc.tight_size()).unwrap();
+    let mut consumer = Consumer::connect(&name, m.clone()).unwrap();
+    let slot = producer.acquire(Some(Duration::from_secs(5))).unwrap();
+    write_slot(&writer, &slot).unwrap();
+    producer.present(slot).unwrap();
+    let f = consumer.next_frame(Some(Duration::from_secs(5))).unwrap();
+    f.wait_ready(Duration::from_secs(5)).unwrap();
+    assert_eq!(producer.consumer_count(), 1);
+    assert_validation_clean();
+}
