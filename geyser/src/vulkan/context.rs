@@ -2,12 +2,12 @@
 //! Geyser creates with the extensions sharing needs, chosen by [`DeviceSelector`].
 
 use std::ffi::{c_char, c_void, CStr};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use ash::vk;
 
 use super::caps::{self, DeviceIdentity};
+use super::diagnostics;
 use super::os;
 use crate::common::{parse_uuid, uuid_string};
 use crate::{Error, Result};
@@ -127,8 +127,6 @@ impl ContextOptions {
     }
 }
 
-static VALIDATION_ERRORS: AtomicUsize = AtomicUsize::new(0);
-
 /// Raw handles of timeline semaphores whose payload is shared with other objects (exported or
 /// imported). The validation layer cannot see signals made through the other objects, and
 /// Debian's 1.3.239 layer reports `VUID-VkSemaphoreSignalInfo-value-03259` for host signals on
@@ -155,22 +153,6 @@ fn is_external_timeline_false_positive(data: &vk::DebugUtilsMessengerCallbackDat
         .unwrap_or_default();
     !objects.is_empty() && objects.iter().all(|o| external.contains(&o.object_handle))
 }
-static VALIDATION_MESSAGES: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-/// Number of validation-layer errors reported by any instance Geyser created in this process.
-/// Tests assert it stays 0.
-pub fn validation_error_count() -> usize {
-    VALIDATION_ERRORS.load(Ordering::SeqCst)
-}
-
-/// The first validation error messages (at most 32), for test failure output.
-pub fn validation_messages() -> Vec<String> {
-    VALIDATION_MESSAGES
-        .lock()
-        .map(|m| m.clone())
-        .unwrap_or_default()
-}
-
 unsafe extern "system" fn debug_callback(
     severity: vk::DebugUtilsMessageSeverityFlagsEXT,
     kind: vk::DebugUtilsMessageTypeFlagsEXT,
@@ -191,12 +173,7 @@ unsafe extern "system" fn debug_callback(
     if known_false_positive {
         tracing::warn!(target: "geyser::vulkan::validation", "ignored for an external timeline (the layer cannot see its other users): {message}");
     } else if severity.contains(vk::DebugUtilsMessageSeverityFlagsEXT::ERROR) {
-        VALIDATION_ERRORS.fetch_add(1, Ordering::SeqCst);
-        if let Ok(mut m) = VALIDATION_MESSAGES.lock() {
-            if m.len() < 32 {
-                m.push(message.clone());
-            }
-        }
+        diagnostics::record_validation_error(&message);
         tracing::error!(target: "geyser::vulkan::validation", ?kind, "{message}");
     } else if severity.contains(vk::DebugUtilsMessageSeverityFlagsEXT::WARNING) {
         tracing::warn!(target: "geyser::vulkan::validation", ?kind, "{message}");

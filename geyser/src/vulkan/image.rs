@@ -1,12 +1,13 @@
 //! Shareable images: the create parameters both sides derive from a descriptor, and
 //! [`VulkanTexture`], a reference-counted image + dedicated memory destroyed exactly once.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use ash::vk;
 
 use super::context::SharedDevice;
+use super::diagnostics::{LIVE_IMAGES, LIVE_MEMORIES, LIVE_TEXTURES};
 use crate::common::{
     usage_column, Backend, ExportInfo, TextureAspect, TextureDescriptor, TextureDimension,
     TextureExtent,
@@ -120,31 +121,6 @@ impl ImageParams {
             unsafe { device.create_image(&info, None) }.map_err(Error::vk("vkCreateImage"))?;
         LIVE_IMAGES.fetch_add(1, Ordering::Relaxed);
         Ok(image)
-    }
-}
-
-pub(crate) static LIVE_IMAGES: AtomicUsize = AtomicUsize::new(0);
-pub(crate) static LIVE_MEMORIES: AtomicUsize = AtomicUsize::new(0);
-pub(crate) static LIVE_TEXTURES: AtomicUsize = AtomicUsize::new(0);
-
-/// Counts of Vulkan objects Geyser's wrappers hold right now in this process (for leak tests
-/// and soak runs).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct LiveObjects {
-    /// `VkImage`s.
-    pub images: usize,
-    /// `VkDeviceMemory` allocations.
-    pub memories: usize,
-    /// Texture objects.
-    pub textures: usize,
-}
-
-/// Current [`LiveObjects`].
-pub fn live_objects() -> LiveObjects {
-    LiveObjects {
-        images: LIVE_IMAGES.load(Ordering::Relaxed),
-        memories: LIVE_MEMORIES.load(Ordering::Relaxed),
-        textures: LIVE_TEXTURES.load(Ordering::Relaxed),
     }
 }
 

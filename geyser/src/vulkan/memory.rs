@@ -8,9 +8,8 @@ use std::sync::Arc;
 use ash::vk;
 
 use super::context::SharedDevice;
-use super::image::{
-    ImageParams, TextureInner, VulkanTexture, LIVE_IMAGES, LIVE_MEMORIES, LIVE_TEXTURES,
-};
+use super::diagnostics::{LIVE_IMAGES, LIVE_MEMORIES, LIVE_TEXTURES};
+use super::image::{ImageParams, TextureInner, VulkanTexture};
 use super::os;
 use crate::common::{
     uuid_string, ExportInfo, ExportedTexture, ExternalHandleType, MemoryLayout, TextureDescriptor,

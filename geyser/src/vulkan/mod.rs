@@ -10,6 +10,7 @@ mod buffer;
 mod caps;
 mod context;
 mod cross;
+pub mod diagnostics;
 mod image;
 mod manager;
 mod memory;
@@ -22,13 +23,9 @@ pub use buffer::Buffer;
 pub use caps::{
     enumerate_devices, DeviceCaps, DeviceIdentity, FormatCaps, FormatShareSupport, SyncExportCaps,
 };
-pub use context::{
-    validation_error_count, validation_messages, ContextOptions, DeviceSelector, Validation,
-};
+pub use context::{ContextOptions, DeviceSelector, Validation};
 pub use cross::{CrossDeviceTransfer, TransferPath, TransferTiming};
-pub use image::{
-    live_objects, vk_aspect, vk_full_aspect, vk_usage, LiveObjects, VulkanTexture, SHARED_LAYOUT,
-};
+pub use image::{vk_aspect, vk_full_aspect, vk_usage, VulkanTexture, SHARED_LAYOUT};
 pub use manager::VulkanTextureShareManager;
 pub use submit::{Submitter, TimelinePoint, MAX_POINTS, SUBMIT_TIMEOUT};
 pub use sync::{SharedFence, SharedSemaphore, SharedTimelineSemaphore, SyncHandleType};

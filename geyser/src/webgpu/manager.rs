@@ -55,7 +55,7 @@ fn ready<F: std::future::Future>(fut: F) -> Option<F::Output> {
 impl WgpuTextureShareManager {
     /// Creates a Vulkan instance and a wgpu device on the device `options` selects, with every
     /// sharing extension the device offers (the validation layer per `options.validation`;
-    /// its errors are counted by [`crate::vulkan::validation_error_count`]).
+    /// its errors are counted by [`crate::vulkan::diagnostics::validation_error_count`]).
     pub fn create(options: &ContextOptions) -> Result<Self> {
         let flags = wgpu::InstanceFlags::empty();
         let created = crate::vulkan::create_instance(options, |entry| {
