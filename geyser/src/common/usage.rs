@@ -159,27 +159,6 @@ mod tests {
         }
     }
 
-    #[cfg(feature = "vulkan")]
-    #[test]
-    fn raw_vk_values_match_ash() {
-        use ash::vk::ImageUsageFlags as F;
-        let expect = [
-            (TextureUsage::CopySrc, F::TRANSFER_SRC, F::TRANSFER_SRC),
-            (TextureUsage::CopyDst, F::TRANSFER_DST, F::TRANSFER_DST),
-            (TextureUsage::TextureBinding, F::SAMPLED, F::SAMPLED),
-            (TextureUsage::StorageBinding, F::STORAGE, F::STORAGE),
-            (
-                TextureUsage::RenderAttachment,
-                F::COLOR_ATTACHMENT,
-                F::DEPTH_STENCIL_ATTACHMENT,
-            ),
-        ];
-        for (u, colour, depth) in expect {
-            assert_eq!(u.info().vk, colour.as_raw(), "{u:?}");
-            assert_eq!(u.info().vk_depth_stencil, depth.as_raw(), "{u:?}");
-        }
-    }
-
     #[cfg(feature = "webgpu")]
     #[test]
     fn raw_wgpu_values_match_wgpu() {

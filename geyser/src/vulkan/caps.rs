@@ -6,7 +6,7 @@ use std::ffi::CString;
 use ash::vk;
 use serde::Serialize;
 
-use super::image;
+use super::conv::{self, ImageParams};
 use crate::common::{uuid_string, ExternalHandleType, TextureFormat, TextureUsage, FORMAT_TABLE};
 use crate::{Error, Result};
 
@@ -283,7 +283,7 @@ pub(crate) fn enumerate_identities(instance: &ash::Instance) -> Result<Vec<Devic
 pub(crate) fn external_image_support(
     instance: &ash::Instance,
     physical: vk::PhysicalDevice,
-    info: &image::ImageParams,
+    info: &ImageParams,
     handle_type: vk::ExternalMemoryHandleTypeFlags,
 ) -> Result<std::result::Result<bool, String>> {
     let mut external_info =
@@ -348,13 +348,14 @@ fn format_support(
     instance: &ash::Instance,
     physical: vk::PhysicalDevice,
     format: TextureFormat,
-    handle_type: vk::ExternalMemoryHandleTypeFlags,
+    handle_type: ExternalHandleType,
 ) -> Result<FormatShareSupport> {
+    let handle_type = conv::memory_handle_type(handle_type);
     let mut out = FormatShareSupport::default();
     let mut reasons = Vec::new();
     for usage in TextureUsage::ALL {
         let desc = crate::common::TextureDescriptor::new(64, 64, format, &[usage]);
-        let params = image::ImageParams::new(&desc, &Default::default());
+        let params = ImageParams::new(&desc, &Default::default());
         match external_image_support(instance, physical, &params, handle_type)? {
             Ok(dedicated) => {
                 out.usages.push(usage);
@@ -461,12 +462,7 @@ pub(crate) fn query(instance: &ash::Instance, identity: &DeviceIdentity) -> Resu
     let mut formats = Vec::with_capacity(FORMAT_TABLE.len());
     for row in FORMAT_TABLE {
         let opaque_fd = if has(ash::khr::external_memory_fd::NAME) {
-            format_support(
-                instance,
-                physical,
-                row.format,
-                vk::ExternalMemoryHandleTypeFlags::OPAQUE_FD,
-            )?
+            format_support(instance, physical, row.format, ExternalHandleType::OpaqueFd)?
         } else {
             FormatShareSupport {
                 reason: Some("VK_KHR_external_memory_fd is missing".into()),
@@ -478,7 +474,7 @@ pub(crate) fn query(instance: &ash::Instance, identity: &DeviceIdentity) -> Resu
                 instance,
                 physical,
                 row.format,
-                vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT,
+                ExternalHandleType::DmaBuf,
             )?)
         } else {
             None
@@ -489,7 +485,7 @@ pub(crate) fn query(instance: &ash::Instance, identity: &DeviceIdentity) -> Resu
                 instance,
                 physical,
                 row.format,
-                vk::ExternalMemoryHandleTypeFlags::OPAQUE_WIN32,
+                ExternalHandleType::OpaqueWin32,
             )?
         } else {
             FormatShareSupport {

@@ -9,7 +9,8 @@ use ash::vk;
 
 use super::caps::{self, DeviceCaps, DeviceIdentity};
 use super::context::{ContextOptions, DeviceShared, SharedDevice};
-use super::image::{ImageParams, VulkanTexture};
+use super::conv::ImageParams;
+use super::image::VulkanTexture;
 use super::memory;
 use super::os;
 use crate::common::{ApiTextureHandle, ExportedTexture, TextureDescriptor, TextureExtent};

@@ -9,6 +9,7 @@
 mod buffer;
 mod caps;
 mod context;
+pub mod conv;
 mod cross;
 pub mod diagnostics;
 mod image;
@@ -25,7 +26,7 @@ pub use caps::{
 };
 pub use context::{ContextOptions, DeviceSelector, Validation};
 pub use cross::{CrossDeviceTransfer, TransferPath, TransferTiming};
-pub use image::{vk_aspect, vk_full_aspect, vk_usage, VulkanTexture, SHARED_LAYOUT};
+pub use image::{VulkanTexture, SHARED_LAYOUT};
 pub use manager::VulkanTextureShareManager;
 pub use submit::{Submitter, TimelinePoint, MAX_POINTS, SUBMIT_TIMEOUT};
 pub use sync::{SharedFence, SharedSemaphore, SharedTimelineSemaphore, SyncHandleType};
