@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use ash::vk;
 
-use super::context::SharedDevice;
 use super::conv::{self, ImageParams};
+use super::device::SharedDevice;
 use super::diagnostics::{LIVE_IMAGES, LIVE_MEMORIES, LIVE_TEXTURES};
 use crate::common::{Backend, ExportInfo, TextureDescriptor, TextureExtent};
 use crate::SharedTexture;

@@ -8,10 +8,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 use ash::vk;
 
 use super::caps::{self, DeviceCaps, DeviceIdentity};
-use super::context::{ContextOptions, DeviceShared, SharedDevice};
 use super::conv::ImageParams;
+use super::device::{DeviceShared, SharedDevice};
 use super::image::VulkanTexture;
 use super::memory;
+use super::options::ContextOptions;
 use super::os;
 use crate::common::{ApiTextureHandle, ExportedTexture, TextureDescriptor, TextureExtent};
 use crate::{Error, Result, SharedTexture, TextureShareManager};

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use ash::vk;
 
-use super::context::SharedDevice;
 use super::conv::ImageParams;
+use super::device::SharedDevice;
 use super::diagnostics::{LIVE_IMAGES, LIVE_MEMORIES, LIVE_TEXTURES};
 use super::image::{TextureInner, VulkanTexture};
 use super::os;

@@ -8,26 +8,29 @@
 
 mod buffer;
 mod caps;
-mod context;
 pub mod conv;
 mod cross;
+mod device;
 pub mod diagnostics;
 mod image;
+mod instance;
 mod manager;
 mod memory;
+mod options;
 mod os;
 mod submit;
 mod sync;
 pub(crate) mod transfer;
+mod validation;
 
 pub use buffer::Buffer;
 pub use caps::{
     enumerate_devices, DeviceCaps, DeviceIdentity, FormatCaps, FormatShareSupport, SyncExportCaps,
 };
-pub use context::{ContextOptions, DeviceSelector, Validation};
 pub use cross::{CrossDeviceTransfer, TransferPath, TransferTiming};
 pub use image::{VulkanTexture, SHARED_LAYOUT};
 pub use manager::VulkanTextureShareManager;
+pub use options::{ContextOptions, DeviceSelector, Validation};
 pub use submit::{Submitter, TimelinePoint, MAX_POINTS, SUBMIT_TIMEOUT};
 pub use sync::{SharedFence, SharedSemaphore, SharedTimelineSemaphore, SyncHandleType};
 pub use transfer::{aspect_size, record_copy, CopyDirection, StagingBuffer};
@@ -35,9 +38,11 @@ pub use transfer::{aspect_size, record_copy, CopyDirection, StagingBuffer};
 #[cfg(feature = "webgpu")]
 pub(crate) use caps::{device_extensions, enumerate_identities};
 #[cfg(feature = "webgpu")]
-pub(crate) use context::SharedDevice;
+pub(crate) use device::SharedDevice;
 #[cfg(feature = "webgpu")]
-pub(crate) use context::{create_instance, destroy_owned, OPTIONAL_DEVICE_EXTENSIONS};
+pub(crate) use device::OPTIONAL_DEVICE_EXTENSIONS;
+#[cfg(feature = "webgpu")]
+pub(crate) use instance::{create_instance, destroy_owned};
 
 /// The ash crate Geyser is built against, so applications use the same version.
 pub use ash;

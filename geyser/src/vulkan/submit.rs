@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use ash::vk;
 
-use super::context::SharedDevice;
+use super::device::SharedDevice;
 use super::manager::VulkanTextureShareManager;
 use super::sync::SharedTimelineSemaphore;
 use crate::{Error, Result};

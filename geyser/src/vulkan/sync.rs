@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use ash::vk;
 
-use super::context::SharedDevice;
+use super::device::SharedDevice;
 use super::manager::VulkanTextureShareManager;
 use super::os;
+use super::validation;
 use crate::common::OwnedOsHandle;
 use crate::{Error, Result};
 
@@ -190,7 +191,7 @@ impl SharedTimelineSemaphore {
         check_semaphore_export(manager, SyncHandleType::native(), true)?;
         let dev = manager.dev.clone();
         let semaphore = create_semaphore(&dev, Some(SyncHandleType::native()), Some(initial))?;
-        register_external(semaphore);
+        validation::register_external_timeline(semaphore);
         Ok(Self {
             dev,
             semaphore,
@@ -205,7 +206,7 @@ impl SharedTimelineSemaphore {
         check_semaphore_export(manager, SyncHandleType::native(), true)?;
         let dev = manager.dev.clone();
         let semaphore = create_semaphore(&dev, None, Some(0))?;
-        register_external(semaphore);
+        validation::register_external_timeline(semaphore);
         let this = Self {
             dev,
             semaphore,
@@ -290,19 +291,9 @@ fn check_timeline(manager: &VulkanTextureShareManager) -> Result<()> {
     Ok(())
 }
 
-fn register_external(semaphore: vk::Semaphore) {
-    use ash::vk::Handle;
-    if let Ok(mut v) = super::context::EXTERNAL_TIMELINES.lock() {
-        v.push(semaphore.as_raw());
-    }
-}
-
 impl Drop for SharedTimelineSemaphore {
     fn drop(&mut self) {
-        use ash::vk::Handle;
-        if let Ok(mut v) = super::context::EXTERNAL_TIMELINES.lock() {
-            v.retain(|h| *h != self.semaphore.as_raw());
-        }
+        validation::forget_external_timeline(self.semaphore);
         // SAFETY: owners keep the semaphore alive while submissions that use it are pending
         // (Geyser's submitters hold a reference until their fence signals).
         unsafe { self.dev.device.destroy_semaphore(self.semaphore, None) };
