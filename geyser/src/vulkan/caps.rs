@@ -182,6 +182,24 @@ pub(crate) fn device_extensions(
         .collect())
 }
 
+/// Whether `physical` offers the Vulkan 1.2 `timelineSemaphore` feature when used at
+/// `api_version` (never below 1.2).
+pub(crate) fn offers_timelines(
+    instance: &ash::Instance,
+    physical: vk::PhysicalDevice,
+    api_version: u32,
+) -> bool {
+    if api_version < vk::API_VERSION_1_2 {
+        return false;
+    }
+    let mut features12 = vk::PhysicalDeviceVulkan12Features::default();
+    let mut features2 = vk::PhysicalDeviceFeatures2::default().push_next(&mut features12);
+    // SAFETY: `physical` belongs to `instance`; the chain holds only Vulkan 1.2 structs, and
+    // the device is used at 1.2 or later.
+    unsafe { instance.get_physical_device_features2(physical, &mut features2) };
+    features12.timeline_semaphore == vk::TRUE
+}
+
 fn version_string(v: u32) -> String {
     format!(
         "{}.{}.{}",
@@ -451,13 +469,7 @@ pub(crate) fn query(instance: &ash::Instance, identity: &DeviceIdentity) -> Resu
     }
     // SAFETY: `physical` belongs to `instance`.
     let props = unsafe { instance.get_physical_device_properties(physical) };
-    let mut features12 = vk::PhysicalDeviceVulkan12Features::default();
-    let mut features2 = vk::PhysicalDeviceFeatures2::default().push_next(&mut features12);
-    let timeline_semaphores = props.api_version >= vk::API_VERSION_1_2 && {
-        // SAFETY: Vulkan 1.2 structs on a 1.2 device.
-        unsafe { instance.get_physical_device_features2(physical, &mut features2) };
-        features12.timeline_semaphore == vk::TRUE
-    };
+    let timeline_semaphores = offers_timelines(instance, physical, props.api_version);
     let sem_ext = has(super::os::SEMAPHORE_EXTENSION);
     let mut formats = Vec::with_capacity(FORMAT_TABLE.len());
     for row in FORMAT_TABLE {

@@ -1,5 +1,5 @@
-//! The Vulkan device a manager works on: either the caller's (borrowed, never destroyed) or one
-//! Geyser creates with the extensions sharing needs, chosen by a [`super::DeviceSelector`].
+//! The Vulkan device a manager works on: either borrowed (never destroyed; the caller's, or one
+//! opened through another API) or one Geyser creates with the device recipe's extensions.
 
 use std::ffi::{c_char, CStr};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -7,21 +7,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use ash::vk;
 
 use super::caps::{self, DeviceIdentity};
-use super::instance::{create_instance, destroy_owned, CreatedInstance, Owned};
+use super::instance::{load_entry, InstanceRecipe, OwnedInstance};
 use super::options::ContextOptions;
 use super::os;
+use super::recipe;
 use crate::{Error, Result};
-
-/// Device extensions Geyser enables when the device offers them (besides the required
-/// `VK_KHR_external_memory_fd`).
-pub(crate) const OPTIONAL_DEVICE_EXTENSIONS: &[&CStr] = &[
-    ash::ext::external_memory_dma_buf::NAME,
-    ash::ext::image_drm_format_modifier::NAME,
-    os::SEMAPHORE_EXTENSION,
-    os::FENCE_EXTENSION,
-    ash::ext::external_memory_host::NAME,
-    ash::ext::queue_family_foreign::NAME,
-];
 
 /// The queue Geyser submits to, behind one lock (Vulkan queues are externally synchronized).
 pub(crate) struct QueueState {
@@ -46,10 +36,11 @@ pub(crate) struct DeviceShared {
     /// Whether timeline semaphores are enabled (Vulkan 1.2 `timelineSemaphore` feature).
     pub(crate) timeline: bool,
     queue: Mutex<QueueState>,
-    /// Another API (wgpu) owns queue 0 and serializes its submissions without Geyser's lock:
-    /// Geyser must never touch that queue (no submissions, no idle waits).
+    /// Another API owns queue 0 and serializes its submissions without Geyser's lock: Geyser
+    /// must never touch that queue (no submissions, no idle waits).
     foreign_queue: bool,
-    owned: Option<Owned>,
+    /// The instance Geyser created for a device it created (destroyed after the device).
+    owned: Option<OwnedInstance>,
 }
 
 impl std::fmt::Debug for DeviceShared {
@@ -63,13 +54,16 @@ impl std::fmt::Debug for DeviceShared {
 }
 
 impl DeviceShared {
-    /// Wraps the caller's device. Checks that `VK_KHR_external_memory_fd` (`_win32` on
-    /// Windows) is enabled on it.
+    /// Wraps a device Geyser did not create and never destroys. Checks that
+    /// `VK_KHR_external_memory_fd` (`_win32` on Windows) is enabled on it. With
+    /// `foreign_queue`, the device was opened through another API that owns queue 0 of
+    /// `queue_family` (see [`Self::queue_is_foreign`]).
     pub(crate) fn borrowed(
         instance: ash::Instance,
         device: ash::Device,
         physical: vk::PhysicalDevice,
         queue_family: u32,
+        foreign_queue: bool,
     ) -> Result<Self> {
         // SAFETY: `device` is a live device created from `instance`; looking up a command
         // pointer has no other requirement. A null result means the extension is not enabled.
@@ -87,38 +81,29 @@ impl DeviceShared {
         // the device is Vulkan 1.2+ and offers it.
         // SAFETY: `physical` belongs to `instance`.
         let api = unsafe { instance.get_physical_device_properties(physical) }.api_version;
-        let mut f12 = vk::PhysicalDeviceVulkan12Features::default();
-        let mut f2 = vk::PhysicalDeviceFeatures2::default().push_next(&mut f12);
-        let timeline = api >= vk::API_VERSION_1_2 && {
-            // SAFETY: Vulkan 1.2 structs on a 1.2 device.
-            unsafe { instance.get_physical_device_features2(physical, &mut f2) };
-            f12.timeline_semaphore == vk::TRUE
-        };
-        Self::finish(instance, device, physical, queue_family, timeline, None)
+        let timeline = caps::offers_timelines(&instance, physical, api);
+        let mut shared = Self::finish(instance, device, physical, queue_family, timeline, None)?;
+        shared.foreign_queue = foreign_queue;
+        Ok(shared)
     }
 
     /// Creates Geyser's own instance and device.
     pub(crate) fn create(options: &ContextOptions) -> Result<Self> {
-        let CreatedInstance {
+        let entry = load_entry()?;
+        let recipe = InstanceRecipe::new(&entry, options, Vec::new())?;
+        // Dropped (destroying the instance) on every early return below.
+        let owned = OwnedInstance::create(entry, &recipe)?;
+        let instance = owned.raw().clone();
+        let (device, physical, queue_family, timeline) =
+            Self::create_device(&instance, options, recipe.api_version)?;
+        Self::finish(
             instance,
-            api_version,
-            mut owned,
-            ..
-        } = create_instance(options, |_| Ok(Vec::new()))?;
-        match Self::create_device(&instance, options, api_version) {
-            Ok((device, physical, queue_family, timeline)) => Self::finish(
-                instance,
-                device,
-                physical,
-                queue_family,
-                timeline,
-                Some(owned),
-            ),
-            Err(e) => {
-                destroy_owned(&instance, &mut owned);
-                Err(e)
-            }
-        }
+            device,
+            physical,
+            queue_family,
+            timeline,
+            Some(owned),
+        )
     }
 
     fn create_device(
@@ -126,8 +111,7 @@ impl DeviceShared {
         options: &ContextOptions,
         api_version: u32,
     ) -> Result<(ash::Device, vk::PhysicalDevice, u32, bool)> {
-        let devices = caps::enumerate_identities(instance)?;
-        let chosen = options.device.select(&devices)?;
+        let chosen = options.device.pick(instance)?;
         let physical = chosen.physical;
         tracing::info!(device = %chosen.name, driver = %chosen.driver_name, "using Vulkan device");
 
@@ -151,39 +135,10 @@ impl DeviceShared {
                 )
             })? as u32;
 
-        let available = caps::device_extensions(instance, physical)?;
-        let required = [os::MEMORY_EXTENSION];
-        for ext in required {
-            if !available.iter().any(|e| e.as_c_str() == ext) {
-                return Err(Error::unsupported(
-                    ext.to_string_lossy(),
-                    format!(
-                        "{} does not offer {}, which every share needs",
-                        chosen.name,
-                        ext.to_string_lossy()
-                    ),
-                ));
-            }
-        }
-        let mut enabled: Vec<*const c_char> = required.iter().map(|e| e.as_ptr()).collect();
-        for ext in OPTIONAL_DEVICE_EXTENSIONS {
-            if available.iter().any(|e| e.as_c_str() == ext) {
-                enabled.push(ext.as_ptr());
-            }
-        }
-        // SAFETY: as above.
-        let props = unsafe { instance.get_physical_device_properties(physical) };
-        let device_api = props.api_version.min(api_version);
-        let mut features12 = vk::PhysicalDeviceVulkan12Features::default();
-        let mut features2 = vk::PhysicalDeviceFeatures2::default().push_next(&mut features12);
-        if device_api >= vk::API_VERSION_1_2 {
-            // SAFETY: as above; the chain holds only structs from Vulkan 1.2.
-            unsafe { instance.get_physical_device_features2(physical, &mut features2) };
-        }
-        let timeline =
-            device_api >= vk::API_VERSION_1_2 && features12.timeline_semaphore == vk::TRUE;
-        let mut enable12 =
-            vk::PhysicalDeviceVulkan12Features::default().timeline_semaphore(timeline);
+        let setup = recipe::SHARING.check(instance, &chosen, api_version)?;
+        let enabled: Vec<*const c_char> = setup.extensions.iter().map(|e| e.as_ptr()).collect();
+        let mut enable12 = vk::PhysicalDeviceVulkan12Features::default()
+            .timeline_semaphore(setup.timeline_semaphore);
 
         let priorities = [1.0f32];
         let queue_infos = [vk::DeviceQueueCreateInfo::default()
@@ -192,14 +147,14 @@ impl DeviceShared {
         let mut create_info = vk::DeviceCreateInfo::default()
             .queue_create_infos(&queue_infos)
             .enabled_extension_names(&enabled);
-        if device_api >= vk::API_VERSION_1_2 {
+        if setup.api_version >= vk::API_VERSION_1_2 {
             create_info = create_info.push_next(&mut enable12);
         }
         // SAFETY: all pointers point into locals that outlive the call; the extensions were
         // checked to be available.
         let device = unsafe { instance.create_device(physical, &create_info, None) }
             .map_err(Error::vk("vkCreateDevice"))?;
-        Ok((device, physical, queue_family, timeline))
+        Ok((device, physical, queue_family, setup.timeline_semaphore))
     }
 
     fn finish(
@@ -208,19 +163,16 @@ impl DeviceShared {
         physical: vk::PhysicalDevice,
         queue_family: u32,
         timeline: bool,
-        mut owned: Option<Owned>,
+        owned: Option<OwnedInstance>,
     ) -> Result<Self> {
-        let cleanup = |owned: &mut Option<Owned>| {
-            if let Some(o) = owned.as_mut() {
-                // SAFETY: on this error path nothing else has used the device we created.
-                unsafe { device.destroy_device(None) };
-                destroy_owned(&instance, o);
-            }
-        };
         let identity = match caps::identity(&instance, physical, 0) {
             Ok(id) => id,
             Err(e) => {
-                cleanup(&mut owned);
+                if owned.is_some() {
+                    // SAFETY: on this error path nothing else has used the device we created.
+                    unsafe { device.destroy_device(None) };
+                }
+                // Dropping `owned` destroys the instance we created.
                 return Err(e);
             }
         };
@@ -259,13 +211,6 @@ impl DeviceShared {
     /// Locks the queue for a submission. Poisoning is ignored: the state is plain handles.
     pub(crate) fn lock_queue(&self) -> MutexGuard<'_, QueueState> {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Marks queue 0 as owned by another API (see [`Self::queue_is_foreign`]).
-    #[cfg(feature = "webgpu")]
-    pub(crate) fn with_foreign_queue(mut self) -> Self {
-        self.foreign_queue = true;
-        self
     }
 
     /// Whether another API owns the queue; then Geyser submits nothing and waits for nothing
@@ -313,13 +258,14 @@ impl Drop for DeviceShared {
                 let _ = self.device.queue_wait_idle(q.queue);
             }
         }
-        if let Some(mut owned) = self.owned.take() {
-            // SAFETY: we created the device and instance; all their children are gone.
+        if let Some(owned) = self.owned.take() {
+            // SAFETY: we created the device; all its children are gone.
             unsafe {
                 let _ = self.device.device_wait_idle();
                 self.device.destroy_device(None);
             }
-            destroy_owned(&self.instance, &mut owned);
+            // Destroys the messenger and the instance, whose last child was the device.
+            drop(owned);
         }
     }
 }

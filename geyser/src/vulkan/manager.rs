@@ -75,17 +75,18 @@ impl VulkanTextureShareManager {
         physical_device: vk::PhysicalDevice,
         queue_family: u32,
     ) -> Result<Self> {
-        Ok(Self::from_shared(DeviceShared::borrowed(
+        Ok(Self::from_device(DeviceShared::borrowed(
             instance,
             device,
             physical_device,
             queue_family,
+            false,
         )?))
     }
 
     /// Creates Geyser's own instance and device as `options` says.
     pub fn create(options: &ContextOptions) -> Result<Self> {
-        Ok(Self::from_shared(DeviceShared::create(options)?))
+        Ok(Self::from_device(DeviceShared::create(options)?))
     }
 
     /// [`Self::create`] with [`ContextOptions::from_env`] (`GEYSER_DEVICE`,
@@ -94,22 +95,9 @@ impl VulkanTextureShareManager {
         Self::create(&ContextOptions::from_env())
     }
 
-    /// Wraps wgpu's device: borrowed like [`Self::new`], and its queue belongs to wgpu, so
-    /// this manager never submits to it or waits on it.
-    #[cfg(feature = "webgpu")]
-    pub(crate) fn for_wgpu(
-        instance: ash::Instance,
-        device: ash::Device,
-        physical_device: vk::PhysicalDevice,
-        queue_family: u32,
-    ) -> Result<Self> {
-        Ok(Self::from_shared(
-            DeviceShared::borrowed(instance, device, physical_device, queue_family)?
-                .with_foreign_queue(),
-        ))
-    }
-
-    fn from_shared(dev: DeviceShared) -> Self {
+    /// A manager on `dev`: Geyser's own device, or a borrowed one (see
+    /// [`DeviceShared::borrowed`]).
+    pub(crate) fn from_device(dev: DeviceShared) -> Self {
         Self {
             dev: Arc::new(dev),
             id: NEXT_MANAGER_ID.fetch_add(1, Ordering::Relaxed),

@@ -10,14 +10,15 @@ mod buffer;
 mod caps;
 pub mod conv;
 mod cross;
-mod device;
+pub(crate) mod device;
 pub mod diagnostics;
 mod image;
-mod instance;
+pub(crate) mod instance;
 mod manager;
 mod memory;
 mod options;
 mod os;
+pub(crate) mod recipe;
 mod submit;
 mod sync;
 pub(crate) mod transfer;
@@ -34,15 +35,6 @@ pub use options::{ContextOptions, DeviceSelector, Validation};
 pub use submit::{Submitter, TimelinePoint, MAX_POINTS, SUBMIT_TIMEOUT};
 pub use sync::{SharedFence, SharedSemaphore, SharedTimelineSemaphore, SyncHandleType};
 pub use transfer::{aspect_size, record_copy, CopyDirection, StagingBuffer};
-
-#[cfg(feature = "webgpu")]
-pub(crate) use caps::{device_extensions, enumerate_identities};
-#[cfg(feature = "webgpu")]
-pub(crate) use device::SharedDevice;
-#[cfg(feature = "webgpu")]
-pub(crate) use device::OPTIONAL_DEVICE_EXTENSIONS;
-#[cfg(feature = "webgpu")]
-pub(crate) use instance::{create_instance, destroy_owned};
 
 /// The ash crate Geyser is built against, so applications use the same version.
 pub use ash;

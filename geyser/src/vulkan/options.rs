@@ -1,7 +1,7 @@
 //! How Geyser creates its own instance and device: which physical device
 //! ([`DeviceSelector`]) and whether the validation layer is on ([`Validation`]).
 
-use super::caps::DeviceIdentity;
+use super::caps::{self, DeviceIdentity};
 use crate::common::{parse_uuid, uuid_string};
 use crate::{Error, Result};
 
@@ -78,6 +78,12 @@ impl DeviceSelector {
             DeviceSelector::PciBus(p) => format!("pci {p}"),
             DeviceSelector::Name(n) => format!("name containing `{n}`"),
         }
+    }
+
+    /// Enumerates `instance`'s physical devices and picks one.
+    pub(crate) fn pick(&self, instance: &ash::Instance) -> Result<DeviceIdentity> {
+        let devices = caps::enumerate_identities(instance)?;
+        self.select(&devices).cloned()
     }
 
     /// Picks a device from `devices` (in enumeration order).

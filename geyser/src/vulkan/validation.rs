@@ -48,7 +48,7 @@ fn is_external_timeline_false_positive(data: &vk::DebugUtilsMessengerCallbackDat
         .unwrap_or_default();
     !objects.is_empty() && objects.iter().all(|o| external.contains(&o.object_handle))
 }
-pub(super) unsafe extern "system" fn debug_callback(
+unsafe extern "system" fn debug_callback(
     severity: vk::DebugUtilsMessageSeverityFlagsEXT,
     kind: vk::DebugUtilsMessageTypeFlagsEXT,
     data: *const vk::DebugUtilsMessengerCallbackDataEXT<'_>,
@@ -76,4 +76,20 @@ pub(super) unsafe extern "system" fn debug_callback(
         tracing::debug!(target: "geyser::vulkan::validation", ?kind, "{message}");
     }
     vk::FALSE
+}
+
+/// The create info of Geyser's messenger: errors and warnings of every message type, to
+/// [`debug_callback`].
+pub(crate) fn messenger_info() -> vk::DebugUtilsMessengerCreateInfoEXT<'static> {
+    vk::DebugUtilsMessengerCreateInfoEXT::default()
+        .message_severity(
+            vk::DebugUtilsMessageSeverityFlagsEXT::ERROR
+                | vk::DebugUtilsMessageSeverityFlagsEXT::WARNING,
+        )
+        .message_type(
+            vk::DebugUtilsMessageTypeFlagsEXT::VALIDATION
+                | vk::DebugUtilsMessageTypeFlagsEXT::GENERAL
+                | vk::DebugUtilsMessageTypeFlagsEXT::PERFORMANCE,
+        )
+        .pfn_user_callback(Some(debug_callback))
 }
