@@ -296,14 +296,25 @@ pub(crate) fn enumerate_identities(instance: &ash::Instance) -> Result<Vec<Devic
         .collect()
 }
 
-/// Whether `format` can be created exportable and importable with `handle_type` for exactly
-/// these `usage` flags. `Ok(None)` with the reason when not; `Ok(Some(dedicated_only))` when so.
+/// The driver's answer to "can this image be created exportable and imported again?".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum ShareSupport {
+    /// Yes; `dedicated_only` when the driver requires a dedicated allocation.
+    Supported { dedicated_only: bool },
+    /// No, for this reason (the driver does not support the combination, or the image
+    /// exceeds the format's limits).
+    Unsupported(String),
+}
+
+/// Whether an image with `info` can be created exportable and importable with `handle_type`
+/// (optimal tiling). `ERROR_FORMAT_NOT_SUPPORTED` is a "no", not an error; other failures of
+/// the query are errors.
 pub(crate) fn external_image_support(
     instance: &ash::Instance,
     physical: vk::PhysicalDevice,
     info: &ImageParams,
     handle_type: vk::ExternalMemoryHandleTypeFlags,
-) -> Result<std::result::Result<bool, String>> {
+) -> Result<ShareSupport> {
     let mut external_info =
         vk::PhysicalDeviceExternalImageFormatInfo::default().handle_type(handle_type);
     let format_info = vk::PhysicalDeviceImageFormatInfo2::default()
@@ -322,7 +333,7 @@ pub(crate) fn external_image_support(
     match r {
         Ok(()) => {}
         Err(vk::Result::ERROR_FORMAT_NOT_SUPPORTED) => {
-            return Ok(Err(
+            return Ok(ShareSupport::Unsupported(
                 "the driver does not support this format/usage combination as an external image"
                     .into(),
             ))
@@ -337,7 +348,7 @@ pub(crate) fn external_image_support(
         || limits.max_mip_levels < info.mip_levels
         || !limits.sample_counts.contains(info.samples)
     {
-        return Ok(Err(format!(
+        return Ok(ShareSupport::Unsupported(format!(
             "exceeds the device's limits for this format (max extent {}x{}x{}, {} layers, {} mips, samples {:?})",
             limits.max_extent.width,
             limits.max_extent.height,
@@ -353,13 +364,13 @@ pub(crate) fn external_image_support(
     let needed =
         vk::ExternalMemoryFeatureFlags::EXPORTABLE | vk::ExternalMemoryFeatureFlags::IMPORTABLE;
     if !features.contains(needed) {
-        return Ok(Err(format!(
+        return Ok(ShareSupport::Unsupported(format!(
             "external memory features are {features:?}, need EXPORTABLE | IMPORTABLE"
         )));
     }
-    Ok(Ok(
-        features.contains(vk::ExternalMemoryFeatureFlags::DEDICATED_ONLY)
-    ))
+    Ok(ShareSupport::Supported {
+        dedicated_only: features.contains(vk::ExternalMemoryFeatureFlags::DEDICATED_ONLY),
+    })
 }
 
 fn format_support(
@@ -375,11 +386,11 @@ fn format_support(
         let desc = crate::common::TextureDescriptor::new(64, 64, format, &[usage]);
         let params = ImageParams::new(&desc, &Default::default());
         match external_image_support(instance, physical, &params, handle_type)? {
-            Ok(dedicated) => {
+            ShareSupport::Supported { dedicated_only } => {
                 out.usages.push(usage);
-                out.dedicated_only |= dedicated;
+                out.dedicated_only |= dedicated_only;
             }
-            Err(reason) => reasons.push(format!("{usage:?}: {reason}")),
+            ShareSupport::Unsupported(reason) => reasons.push(format!("{usage:?}: {reason}")),
         }
     }
     if out.usages.is_empty() {

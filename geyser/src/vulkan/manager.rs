@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use ash::vk;
 
-use super::caps::{self, DeviceCaps, DeviceIdentity};
+use super::caps::{self, DeviceCaps, DeviceIdentity, ShareSupport};
 use super::conv::ImageParams;
 use super::device::{DeviceShared, SharedDevice};
 use super::image::VulkanTexture;
@@ -55,8 +55,8 @@ pub(crate) fn check_format_support(
     desc: &TextureDescriptor,
 ) -> Result<()> {
     match caps::external_image_support(&dev.instance, dev.physical, params, handle_type)? {
-        Ok(_dedicated_only) => Ok(()),
-        Err(reason) => Err(Error::unsupported(
+        ShareSupport::Supported { .. } => Ok(()),
+        ShareSupport::Unsupported(reason) => Err(Error::unsupported(
             format!(
                 "{} with usages {:?} as a shareable ({handle_type:?}) image",
                 desc.format, desc.usage
