@@ -7,8 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use ash::vk;
 
-use super::caps::{self, DeviceCaps, DeviceIdentity, ShareSupport};
-use super::conv::ImageParams;
+use super::caps::{self, DeviceCaps, DeviceIdentity};
 use super::device::{DeviceShared, SharedDevice};
 use super::image::VulkanTexture;
 use super::memory;
@@ -43,26 +42,6 @@ impl std::fmt::Debug for VulkanTextureShareManager {
             .field("id", &self.id)
             .field("device", &self.dev.identity.name)
             .finish()
-    }
-}
-
-/// Checks that the device can create this image exportable with `handle_type`; returns
-/// `Unsupported` with the driver's answer otherwise.
-pub(crate) fn check_format_support(
-    dev: &DeviceShared,
-    params: &ImageParams,
-    handle_type: vk::ExternalMemoryHandleTypeFlags,
-    desc: &TextureDescriptor,
-) -> Result<()> {
-    match caps::external_image_support(&dev.instance, dev.physical, params, handle_type)? {
-        ShareSupport::Supported { .. } => Ok(()),
-        ShareSupport::Unsupported(reason) => Err(Error::unsupported(
-            format!(
-                "{} with usages {:?} as a shareable ({handle_type:?}) image",
-                desc.format, desc.usage
-            ),
-            format!("{reason} on {}", dev.identity.name),
-        )),
     }
 }
 
@@ -189,15 +168,7 @@ impl VulkanTextureShareManager {
                 ),
             });
         }
-        let handle_type = os::NATIVE_MEMORY;
-        let params = ImageParams::new(desc, extent);
-        check_format_support(
-            &self.dev,
-            &params,
-            os::memory_handle_type(handle_type)?,
-            desc,
-        )?;
-        memory::create_exportable(&self.dev, desc, extent, handle_type)
+        memory::create_exportable(&self.dev, desc, extent, os::NATIVE_MEMORY)
     }
 
     /// Exports a texture as an owned, transferable handle: give it to another context

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use ash::vk;
 
+use super::caps::{self, ShareSupport};
 use super::conv::ImageParams;
 use super::device::SharedDevice;
 use super::diagnostics::{LIVE_IMAGES, LIVE_MEMORIES, LIVE_TEXTURES};
@@ -140,7 +141,28 @@ fn finish(
     })
 }
 
-/// Creates an image and a dedicated allocation it can export with `handle_type`.
+/// Checks that the device can create this image exportable with `handle_type`; returns
+/// `Unsupported` with the driver's answer otherwise.
+fn check_format_support(
+    dev: &SharedDevice,
+    params: &ImageParams,
+    handle_type: vk::ExternalMemoryHandleTypeFlags,
+    desc: &TextureDescriptor,
+) -> Result<()> {
+    match caps::external_image_support(&dev.instance, dev.physical, params, handle_type)? {
+        ShareSupport::Supported { .. } => Ok(()),
+        ShareSupport::Unsupported(reason) => Err(Error::unsupported(
+            format!(
+                "{} with usages {:?} as a shareable ({handle_type:?}) image",
+                desc.format, desc.usage
+            ),
+            format!("{reason} on {}", dev.identity.name),
+        )),
+    }
+}
+
+/// Creates an image and a dedicated allocation it can export with `handle_type`, after
+/// checking that the device supports that ([`Error::Unsupported`] otherwise).
 pub(crate) fn create_exportable(
     dev: &SharedDevice,
     desc: &TextureDescriptor,
@@ -149,6 +171,7 @@ pub(crate) fn create_exportable(
 ) -> Result<VulkanTexture> {
     let vk_type = os::memory_handle_type(handle_type)?;
     let params = ImageParams::new(desc, extent);
+    check_format_support(dev, &params, vk_type, desc)?;
     let device = &dev.device;
     let mut partial = Partial::new(device, &params, vk_type)?;
     let (reqs, _) = requirements(device, partial.image);
@@ -256,7 +279,7 @@ pub(crate) fn import(
     check_importable(dev, &info, desc)?;
     let vk_type = os::memory_handle_type(info.handle_type)?;
     let params = ImageParams::new(&info.descriptor, &info.extent);
-    super::manager::check_format_support(dev, &params, vk_type, &info.descriptor)?;
+    check_format_support(dev, &params, vk_type, &info.descriptor)?;
     let device = &dev.device;
     let mut partial = Partial::new(device, &params, vk_type)?;
     let (reqs, _) = requirements(device, partial.image);

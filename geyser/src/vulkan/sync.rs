@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use ash::vk;
 
+use super::caps::SyncExportCaps;
 use super::device::SharedDevice;
 use super::manager::VulkanTextureShareManager;
 use super::os;
@@ -59,7 +60,7 @@ impl SyncHandleType {
     }
 
     /// Whether `caps` reports export and import of this handle type.
-    fn supported_by(self, caps: &super::SyncExportCaps) -> bool {
+    fn supported_by(self, caps: &SyncExportCaps) -> bool {
         match self {
             SyncHandleType::OpaqueFd => caps.opaque_fd,
             SyncHandleType::SyncFd => caps.sync_fd,
