@@ -13,7 +13,9 @@ use super::image::VulkanTexture;
 use super::memory;
 use super::options::ContextOptions;
 use super::os;
-use crate::common::{ApiTextureHandle, ExportedTexture, TextureDescriptor, TextureExtent};
+use crate::common::{
+    self, ApiTextureHandle, Backend, ExportedTexture, TextureDescriptor, TextureExtent,
+};
 use crate::{Error, Result, SharedTexture, TextureShareManager};
 
 static NEXT_MANAGER_ID: AtomicU32 = AtomicU32::new(1);
@@ -220,16 +222,9 @@ impl VulkanTextureShareManager {
         Ok(())
     }
 
-    fn downcast<'a>(&self, texture: &'a dyn SharedTexture) -> Result<&'a VulkanTexture> {
-        let tex = texture
-            .as_any()
-            .downcast_ref::<VulkanTexture>()
-            .ok_or_else(|| {
-                Error::WrongTexture(format!(
-                    "{:?} texture given to the Vulkan manager",
-                    texture.backend()
-                ))
-            })?;
+    /// `texture` as a texture of this manager's device ([`Error::WrongTexture`] otherwise).
+    fn own_texture<'a>(&self, texture: &'a dyn SharedTexture) -> Result<&'a VulkanTexture> {
+        let tex = common::downcast::<VulkanTexture>(texture, Backend::Vulkan)?;
         if !Arc::ptr_eq(&tex.inner.dev, &self.dev) {
             return Err(Error::WrongTexture(
                 "the texture belongs to another device context".into(),
@@ -245,7 +240,7 @@ impl TextureShareManager for VulkanTextureShareManager {
     }
 
     fn export_texture(&self, texture: &dyn SharedTexture) -> Result<ApiTextureHandle> {
-        let tex = self.downcast(texture)?;
+        let tex = self.own_texture(texture)?;
         let exported = self.export(tex)?;
         let handle = ApiTextureHandle {
             manager: self.id,

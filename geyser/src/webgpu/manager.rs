@@ -8,7 +8,9 @@ use ash::vk;
 use wgpu_hal::api::Vulkan;
 
 use super::texture::{self, WgpuTexture};
-use crate::common::{ApiTextureHandle, ExportedTexture, TextureDescriptor, TextureExtent};
+use crate::common::{
+    self, ApiTextureHandle, Backend, ExportedTexture, TextureDescriptor, TextureExtent,
+};
 use crate::vulkan::device::{DeviceShared, SharedDevice};
 use crate::vulkan::instance::{self, InstanceRecipe, OwnedInstance};
 use crate::vulkan::recipe::SHARING;
@@ -352,24 +354,13 @@ impl WgpuTextureShareManager {
     }
 }
 
-impl WgpuTextureShareManager {
-    fn downcast<'a>(&self, texture: &'a dyn SharedTexture) -> Result<&'a WgpuTexture> {
-        texture.as_any().downcast_ref::<WgpuTexture>().ok_or_else(|| {
-            Error::WrongTexture(format!(
-                "{:?} texture passed to a wgpu manager; export it with its own manager and import the export",
-                texture.backend()
-            ))
-        })
-    }
-}
-
 impl TextureShareManager for WgpuTextureShareManager {
     fn create_shareable_texture(&self, desc: &TextureDescriptor) -> Result<Box<dyn SharedTexture>> {
         Ok(Box::new(self.create_texture(desc)?))
     }
 
     fn export_texture(&self, texture: &dyn SharedTexture) -> Result<ApiTextureHandle> {
-        let texture = self.downcast(texture)?;
+        let texture = common::downcast::<WgpuTexture>(texture, Backend::WebGpu)?;
         self.vk.export_texture(texture.vulkan())
     }
 
