@@ -30,14 +30,18 @@ impl FormatAspect {
 }
 
 /// One row of the format table: what a [`TextureFormat`] is called in every API we speak.
+/// Columns of optional APIs exist with their feature (`wgpu` with `webgpu`), so rows are made
+/// only by the table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FormatInfo {
     /// The format this row describes.
     pub format: TextureFormat,
     /// `VkFormat` raw value (`ash::vk::Format::from_raw`).
     pub vk_format: i32,
-    /// Name of the matching `wgpu::TextureFormat` variant, when wgpu has one.
-    pub wgpu_name: Option<&'static str>,
+    /// The matching `wgpu::TextureFormat`, when wgpu has one (feature `webgpu`).
+    #[cfg(feature = "webgpu")]
+    pub wgpu: Option<wgpu::TextureFormat>,
     /// `MTLPixelFormat` raw value, when Metal has one.
     pub mtl_pixel_format: Option<u64>,
     /// `DXGI_FORMAT` raw value (D3D11/D3D12, e.g. for a Vulkan image shared with D3D on
@@ -79,7 +83,8 @@ macro_rules! format_table {
             FormatInfo {
                 format: TextureFormat::$name,
                 vk_format: format_table!(@vk $vk),
-                wgpu_name: format_table!(@opt_str $wgpu),
+                #[cfg(feature = "webgpu")]
+                wgpu: format_table!(@wgpu $wgpu),
                 mtl_pixel_format: format_table!(@opt $mtl),
                 dxgi_format: $dxgi,
                 iosurface_fourcc: format_table!(@fourcc $ios),
@@ -90,22 +95,10 @@ macro_rules! format_table {
                 srgb: $srgb,
             },
         )*];
-
-        #[cfg(feature = "webgpu")]
-        impl TextureFormat {
-            /// The matching `wgpu::TextureFormat` (the table's wgpu column), if wgpu has one.
-            pub fn to_wgpu(self) -> Option<wgpu::TextureFormat> {
-                match self {
-                    $(TextureFormat::$name => format_table!(@wgpu $wgpu),)*
-                }
-            }
-        }
     };
     (@wgpu -) => { None };
     (@wgpu $v:ident) => { Some(wgpu::TextureFormat::$v) };
     (@vk $vk:ident) => { vk_raw::$vk };
-    (@opt_str -) => { None };
-    (@opt_str $v:ident) => { Some(stringify!($v)) };
     (@opt -) => { None };
     (@opt $v:literal) => { Some($v) };
     (@fourcc -) => { None };
@@ -263,11 +256,18 @@ impl TextureFormat {
             .map(|r| r.format)
     }
 
-    /// The format whose wgpu variant has this name, if any.
-    pub fn from_wgpu_name(name: &str) -> Option<Self> {
+    /// The matching `wgpu::TextureFormat` (the table's wgpu column), if wgpu has one.
+    #[cfg(feature = "webgpu")]
+    pub fn to_wgpu(self) -> Option<wgpu::TextureFormat> {
+        self.info().wgpu
+    }
+
+    /// The format whose wgpu column is `format`, if any.
+    #[cfg(feature = "webgpu")]
+    pub fn from_wgpu(format: wgpu::TextureFormat) -> Option<Self> {
         FORMAT_TABLE
             .iter()
-            .find(|r| r.wgpu_name == Some(name))
+            .find(|r| r.wgpu == Some(format))
             .map(|r| r.format)
     }
 
@@ -369,8 +369,9 @@ mod tests {
             if let Some(mtl) = row.mtl_pixel_format {
                 assert_eq!(TextureFormat::from_mtl_pixel_format(mtl), Some(row.format));
             }
-            if let Some(name) = row.wgpu_name {
-                assert_eq!(TextureFormat::from_wgpu_name(name), Some(row.format));
+            #[cfg(feature = "webgpu")]
+            if let Some(wgpu) = row.wgpu {
+                assert_eq!(TextureFormat::from_wgpu(wgpu), Some(row.format));
             }
         }
     }
