@@ -158,20 +158,4 @@ mod tests {
             assert_eq!(TextureUsage::ALL[i], row.usage);
         }
     }
-
-    #[cfg(feature = "webgpu")]
-    #[test]
-    fn raw_wgpu_values_match_wgpu() {
-        use wgpu::TextureUsages as U;
-        let expect = [
-            (TextureUsage::CopySrc, U::COPY_SRC),
-            (TextureUsage::CopyDst, U::COPY_DST),
-            (TextureUsage::TextureBinding, U::TEXTURE_BINDING),
-            (TextureUsage::StorageBinding, U::STORAGE_BINDING),
-            (TextureUsage::RenderAttachment, U::RENDER_ATTACHMENT),
-        ];
-        for (u, bits) in expect {
-            assert_eq!(u.info().wgpu, bits.bits(), "{u:?}");
-        }
-    }
 }
