@@ -50,6 +50,18 @@ pub struct UsageInfo {
     pub metal: u64,
 }
 
+/// Raw `MTLTextureUsage` bits (`<Metal/MTLTexture.h>`), so that the table needs no Metal
+/// bindings; on Apple targets a unit test of the Metal backend checks them against
+/// objc2-metal's.
+mod mtl_raw {
+    /// `MTLTextureUsageShaderRead`.
+    pub const SHADER_READ: u64 = 1;
+    /// `MTLTextureUsageShaderWrite`.
+    pub const SHADER_WRITE: u64 = 2;
+    /// `MTLTextureUsageRenderTarget`.
+    pub const RENDER_TARGET: u64 = 4;
+}
+
 /// Every usage, in [`TextureUsage::ALL`] order (row `u as usize` is usage `u`).
 pub const USAGE_TABLE: [UsageInfo; 5] = [
     // TRANSFER_SRC; COPY_SRC.
@@ -74,7 +86,7 @@ pub const USAGE_TABLE: [UsageInfo; 5] = [
         vk: 0x4,
         vk_depth_stencil: 0x4,
         wgpu: 1 << 2,
-        metal: 1,
+        metal: mtl_raw::SHADER_READ,
     },
     // STORAGE; STORAGE_BINDING; ShaderRead | ShaderWrite.
     UsageInfo {
@@ -82,7 +94,7 @@ pub const USAGE_TABLE: [UsageInfo; 5] = [
         vk: 0x8,
         vk_depth_stencil: 0x8,
         wgpu: 1 << 3,
-        metal: 1 | 2,
+        metal: mtl_raw::SHADER_READ | mtl_raw::SHADER_WRITE,
     },
     // COLOR_ATTACHMENT or DEPTH_STENCIL_ATTACHMENT; RENDER_ATTACHMENT; RenderTarget.
     UsageInfo {
@@ -90,7 +102,7 @@ pub const USAGE_TABLE: [UsageInfo; 5] = [
         vk: 0x10,
         vk_depth_stencil: 0x20,
         wgpu: 1 << 4,
-        metal: 4,
+        metal: mtl_raw::RENDER_TARGET,
     },
 ];
 
