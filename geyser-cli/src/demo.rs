@@ -152,11 +152,11 @@ pub fn produce(args: &DemoArgs) -> geyser::Result<()> {
 /// Fails a child whose Vulkan validation layer (when `GEYSER_VALIDATION` enabled it) reported
 /// errors, so the demo's PASS means validation-clean too.
 fn check_validation() -> geyser::Result<()> {
-    let n = geyser::vulkan::validation_error_count();
+    let n = geyser::vulkan::diagnostics::validation_error_count();
     if n == 0 {
         return Ok(());
     }
-    let first = geyser::vulkan::validation_messages()
+    let first = geyser::vulkan::diagnostics::validation_messages()
         .into_iter()
         .next()
         .unwrap_or_default();

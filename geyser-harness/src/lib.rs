@@ -9,14 +9,18 @@
 //!   `ipc_*` examples, every frame verified; [`wgpu_demo`] with wgpu on one side.
 //! - [`bench`] (feature `ipc`): the in-process and CPU-copy paths `geyser bench` compares the
 //!   cross-process path with.
-//! - [`report`]: what the loops measure, as the JSON the CLI and examples print.
-//! - [`args`]: size and sync parsers, the paired examples' arguments.
+//! - [`report`] (feature `ipc`): what the loops measure, as the JSON the CLI and examples
+//!   print.
+//! - [`args`] (feature `ipc`): size and sync parsers, the paired examples' arguments.
 #![warn(missing_docs)]
 
-pub mod args;
 pub mod pattern;
-pub mod report;
 
+#[cfg(all(
+    feature = "ipc",
+    any(target_os = "linux", target_os = "android", windows)
+))]
+pub mod args;
 #[cfg(all(
     feature = "ipc",
     any(target_os = "linux", target_os = "android", windows)
@@ -27,6 +31,11 @@ pub mod bench;
     any(target_os = "linux", target_os = "android", windows)
 ))]
 pub mod demo;
+#[cfg(all(
+    feature = "ipc",
+    any(target_os = "linux", target_os = "android", windows)
+))]
+pub mod report;
 #[cfg(all(
     feature = "ipc",
     feature = "webgpu",

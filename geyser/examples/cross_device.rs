@@ -133,10 +133,10 @@ fn run(args: &Args) -> geyser::Result<bool> {
             );
         }
     }
-    if geyser::vulkan::validation_error_count() > 0 {
+    if geyser::vulkan::diagnostics::validation_error_count() > 0 {
         println!(
             "validation errors: {:#?}",
-            geyser::vulkan::validation_messages()
+            geyser::vulkan::diagnostics::validation_messages()
         );
         all_ok = false;
     }

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use common::{assert_validation_clean, manager, pattern};
 use geyser::common::{TextureAspect, TextureDescriptor, TextureFormat, TextureUsage};
 use geyser::ipc::{Consumer, Producer, ProducerOptions};
-use geyser::vulkan::{aspect_size, live_objects};
+use geyser::vulkan::aspect_size;
+use geyser::vulkan::diagnostics::live_objects;
 use geyser::TextureShareManager;
 use geyser_harness::demo::demo_descriptor;
 use geyser_harness::pattern::PatternWriter;
@@ -148,12 +149,12 @@ fn fifty_ipc_connect_disconnect_cycles_leave_fds_flat_on_both_sides() {
     };
     wait_gone();
     let fds = open_fds();
-    let objects = geyser::vulkan::live_objects();
+    let objects = live_objects();
     for _ in 0..50 {
         cycle();
     }
     wait_gone();
     assert_eq!(open_fds(), fds);
-    assert_eq!(geyser::vulkan::live_objects(), objects);
+    assert_eq!(live_objects(), objects);
     assert_validation_clean();
 }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use common::{assert_validation_clean, exit_child, manager};
 use geyser::common::TextureFormat;
 use geyser::ipc::{ConsumerOptions, Producer, ProducerOptions};
-use geyser::vulkan::live_objects;
+use geyser::vulkan::diagnostics::live_objects;
 use geyser::Error;
 use geyser_harness::demo::{demo_descriptor, run_consumer, write_slot};
 use geyser_harness::pattern::PatternWriter;

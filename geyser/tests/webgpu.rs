@@ -303,7 +303,7 @@ fn descriptors_wgpu_cannot_represent_are_typed_errors() {
 fn seed_api_works_on_the_wgpu_manager_and_textures_are_freed() {
     let _serial = serial();
     let w = wgpu_manager();
-    let before = geyser::vulkan::live_objects();
+    let before = geyser::vulkan::diagnostics::live_objects();
     {
         let desc = TextureDescriptor {
             width: 64,
@@ -347,7 +347,7 @@ fn seed_api_works_on_the_wgpu_manager_and_textures_are_freed() {
         .poll(wgpu::PollType::wait_indefinitely())
         .unwrap();
     assert_eq!(
-        geyser::vulkan::live_objects(),
+        geyser::vulkan::diagnostics::live_objects(),
         before,
         "wgpu textures leaked Vulkan objects"
     );

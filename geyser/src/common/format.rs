@@ -30,14 +30,18 @@ impl FormatAspect {
 }
 
 /// One row of the format table: what a [`TextureFormat`] is called in every API we speak.
+/// Columns of optional APIs exist with their feature (`wgpu` with `webgpu`), so rows are made
+/// only by the table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FormatInfo {
     /// The format this row describes.
     pub format: TextureFormat,
     /// `VkFormat` raw value (`ash::vk::Format::from_raw`).
     pub vk_format: i32,
-    /// Name of the matching `wgpu::TextureFormat` variant, when wgpu has one.
-    pub wgpu_name: Option<&'static str>,
+    /// The matching `wgpu::TextureFormat`, when wgpu has one (feature `webgpu`).
+    #[cfg(feature = "webgpu")]
+    pub wgpu: Option<wgpu::TextureFormat>,
     /// `MTLPixelFormat` raw value, when Metal has one.
     pub mtl_pixel_format: Option<u64>,
     /// `DXGI_FORMAT` raw value (D3D11/D3D12, e.g. for a Vulkan image shared with D3D on
@@ -79,7 +83,8 @@ macro_rules! format_table {
             FormatInfo {
                 format: TextureFormat::$name,
                 vk_format: format_table!(@vk $vk),
-                wgpu_name: format_table!(@opt_str $wgpu),
+                #[cfg(feature = "webgpu")]
+                wgpu: format_table!(@wgpu $wgpu),
                 mtl_pixel_format: format_table!(@opt $mtl),
                 dxgi_format: $dxgi,
                 iosurface_fourcc: format_table!(@fourcc $ios),
@@ -90,22 +95,10 @@ macro_rules! format_table {
                 srgb: $srgb,
             },
         )*];
-
-        #[cfg(feature = "webgpu")]
-        impl TextureFormat {
-            /// The matching `wgpu::TextureFormat` (the table's wgpu column), if wgpu has one.
-            pub fn to_wgpu(self) -> Option<wgpu::TextureFormat> {
-                match self {
-                    $(TextureFormat::$name => format_table!(@wgpu $wgpu),)*
-                }
-            }
-        }
     };
     (@wgpu -) => { None };
     (@wgpu $v:ident) => { Some(wgpu::TextureFormat::$v) };
     (@vk $vk:ident) => { vk_raw::$vk };
-    (@opt_str -) => { None };
-    (@opt_str $v:ident) => { Some(stringify!($v)) };
     (@opt -) => { None };
     (@opt $v:literal) => { Some($v) };
     (@fourcc -) => { None };
@@ -115,8 +108,8 @@ macro_rules! format_table {
 }
 
 /// Raw `VkFormat` values (from the Vulkan registry), so that this table does not need the
-/// `vulkan` feature. The Vulkan backend turns them into `ash::vk::Format` and a unit test checks
-/// them against ash's constants.
+/// `vulkan` feature. The Vulkan backend's `conv.rs` turns them into `ash::vk::Format`, and its
+/// unit tests check them against ash's constants.
 #[allow(non_upper_case_globals, missing_docs)]
 mod vk_raw {
     pub const R8_UNORM: i32 = 9;
@@ -263,11 +256,18 @@ impl TextureFormat {
             .map(|r| r.format)
     }
 
-    /// The format whose wgpu variant has this name, if any.
-    pub fn from_wgpu_name(name: &str) -> Option<Self> {
+    /// The matching `wgpu::TextureFormat` (the table's wgpu column), if wgpu has one.
+    #[cfg(feature = "webgpu")]
+    pub fn to_wgpu(self) -> Option<wgpu::TextureFormat> {
+        self.info().wgpu
+    }
+
+    /// The format whose wgpu column is `format`, if any.
+    #[cfg(feature = "webgpu")]
+    pub fn from_wgpu(format: wgpu::TextureFormat) -> Option<Self> {
         FORMAT_TABLE
             .iter()
-            .find(|r| r.wgpu_name == Some(name))
+            .find(|r| r.wgpu == Some(format))
             .map(|r| r.format)
     }
 
@@ -369,8 +369,9 @@ mod tests {
             if let Some(mtl) = row.mtl_pixel_format {
                 assert_eq!(TextureFormat::from_mtl_pixel_format(mtl), Some(row.format));
             }
-            if let Some(name) = row.wgpu_name {
-                assert_eq!(TextureFormat::from_wgpu_name(name), Some(row.format));
+            #[cfg(feature = "webgpu")]
+            if let Some(wgpu) = row.wgpu {
+                assert_eq!(TextureFormat::from_wgpu(wgpu), Some(row.format));
             }
         }
     }
@@ -463,45 +464,5 @@ mod tests {
             TextureFormat::from_drm_fourcc(DrmFourcc::Argb8888),
             Some(TextureFormat::Bgra8Unorm)
         );
-    }
-
-    #[cfg(feature = "vulkan")]
-    #[test]
-    fn raw_vk_values_match_ash() {
-        use ash::vk::Format as F;
-        let expect = [
-            (TextureFormat::Rgba8Unorm, F::R8G8B8A8_UNORM),
-            (TextureFormat::Rgba8UnormSrgb, F::R8G8B8A8_SRGB),
-            (TextureFormat::Rgba8Snorm, F::R8G8B8A8_SNORM),
-            (TextureFormat::Rgba8Uint, F::R8G8B8A8_UINT),
-            (TextureFormat::Bgra8Unorm, F::B8G8R8A8_UNORM),
-            (TextureFormat::Bgra8UnormSrgb, F::B8G8R8A8_SRGB),
-            (TextureFormat::R8Unorm, F::R8_UNORM),
-            (TextureFormat::R8Uint, F::R8_UINT),
-            (TextureFormat::Rg8Unorm, F::R8G8_UNORM),
-            (TextureFormat::R16Unorm, F::R16_UNORM),
-            (TextureFormat::R16Uint, F::R16_UINT),
-            (TextureFormat::R16Float, F::R16_SFLOAT),
-            (TextureFormat::Rg16Unorm, F::R16G16_UNORM),
-            (TextureFormat::Rg16Float, F::R16G16_SFLOAT),
-            (TextureFormat::Rgba16Unorm, F::R16G16B16A16_UNORM),
-            (TextureFormat::Rgba16Uint, F::R16G16B16A16_UINT),
-            (TextureFormat::Rgba16Float, F::R16G16B16A16_SFLOAT),
-            (TextureFormat::R32Uint, F::R32_UINT),
-            (TextureFormat::R32Float, F::R32_SFLOAT),
-            (TextureFormat::Rg32Float, F::R32G32_SFLOAT),
-            (TextureFormat::Rgba32Float, F::R32G32B32A32_SFLOAT),
-            (TextureFormat::Rgba32Uint, F::R32G32B32A32_UINT),
-            (TextureFormat::Rgb10a2Unorm, F::A2B10G10R10_UNORM_PACK32),
-            (TextureFormat::Rg11b10Float, F::B10G11R11_UFLOAT_PACK32),
-            (TextureFormat::Depth16Unorm, F::D16_UNORM),
-            (TextureFormat::Depth24UnormStencil8, F::D24_UNORM_S8_UINT),
-            (TextureFormat::Depth32Float, F::D32_SFLOAT),
-            (TextureFormat::Depth32FloatStencil8, F::D32_SFLOAT_S8_UINT),
-        ];
-        assert_eq!(expect.len(), FORMAT_TABLE.len());
-        for (f, vk) in expect {
-            assert_eq!(f.info().vk_format, vk.as_raw(), "{f:?}");
-        }
     }
 }

@@ -57,3 +57,19 @@ pub enum Backend {
     /// Metal.
     Metal,
 }
+
+/// `texture` as the backend texture type `T`, or [`Error::WrongTexture`] saying whose texture
+/// it is instead; `expected` is `T`'s backend. What every manager's `export_texture` does
+/// first.
+#[cfg(any(feature = "vulkan", all(feature = "metal", target_vendor = "apple")))]
+pub(crate) fn downcast<T: crate::SharedTexture + 'static>(
+    texture: &dyn crate::SharedTexture,
+    expected: Backend,
+) -> Result<&T> {
+    texture.as_any().downcast_ref::<T>().ok_or_else(|| {
+        Error::WrongTexture(format!(
+            "{:?} texture given to a {expected:?} manager; export it with its own manager and import the export",
+            texture.backend()
+        ))
+    })
+}

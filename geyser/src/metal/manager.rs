@@ -19,7 +19,7 @@ use objc2_metal::{
 
 use super::plan::{plan, SurfacePlan};
 use super::port::OwnedMachPort;
-use crate::common::{ApiTextureHandle, Backend, TextureDescriptor, TextureExtent};
+use crate::common::{self, ApiTextureHandle, Backend, TextureDescriptor, TextureExtent};
 use crate::{Error, Result, SharedTexture, TextureShareManager};
 
 /// Manager ids start here so that a Vulkan manager's handle is never mistaken for ours.
@@ -312,15 +312,7 @@ impl TextureShareManager for MetalTextureShareManager {
     }
 
     fn export_texture(&self, texture: &dyn SharedTexture) -> Result<ApiTextureHandle> {
-        let tex = texture
-            .as_any()
-            .downcast_ref::<MetalTexture>()
-            .ok_or_else(|| {
-                Error::WrongTexture(format!(
-                    "{:?} texture given to the Metal manager",
-                    texture.backend()
-                ))
-            })?;
+        let tex = common::downcast::<MetalTexture>(texture, Backend::Metal)?;
         if tex.manager != self.id {
             return Err(Error::WrongTexture(
                 "the texture belongs to another Metal manager".into(),

@@ -7,12 +7,6 @@ use crate::common::{
 };
 use crate::{Error, Result};
 
-/// `MTLTextureUsageShaderRead`.
-pub const MTL_USAGE_SHADER_READ: u64 = 1;
-/// `MTLTextureUsageShaderWrite`.
-pub const MTL_USAGE_SHADER_WRITE: u64 = 2;
-/// `MTLTextureUsageRenderTarget`.
-pub const MTL_USAGE_RENDER_TARGET: u64 = 4;
 /// Row alignment used for IOSurface rows (the platform may raise it; the Apple backend asks
 /// `IOSurfaceAlignProperty`). 64 bytes satisfies every Apple GPU's linear-texture alignment.
 pub const ROW_ALIGNMENT: u64 = 64;
@@ -99,7 +93,7 @@ mod tests {
         assert_eq!(p.bytes_per_element, 4);
         assert_eq!(p.bytes_per_row, 448); // 400 rounded up to 64
         assert_eq!(p.alloc_size, 4480);
-        assert_eq!(p.mtl_usage, MTL_USAGE_RENDER_TARGET);
+        assert_eq!(p.mtl_usage, 4); // MTLTextureUsageRenderTarget
     }
 
     #[test]
@@ -142,8 +136,31 @@ mod tests {
     fn usages_map_to_metal_bits() {
         assert_eq!(
             mtl_usage(&[TextureUsage::StorageBinding, TextureUsage::CopySrc]),
-            MTL_USAGE_SHADER_READ | MTL_USAGE_SHADER_WRITE
+            1 | 2 // MTLTextureUsageShaderRead | MTLTextureUsageShaderWrite
         );
         assert_eq!(mtl_usage(&[TextureUsage::CopyDst]), 0);
+    }
+
+    #[cfg(all(feature = "metal", target_vendor = "apple"))]
+    #[test]
+    fn usage_column_matches_objc2_metal() {
+        use objc2_metal::MTLTextureUsage as M;
+        let bits = |m: M| m.bits() as u64;
+        assert_eq!(
+            mtl_usage(&[TextureUsage::TextureBinding]),
+            bits(M::ShaderRead)
+        );
+        assert_eq!(
+            mtl_usage(&[TextureUsage::StorageBinding]),
+            bits(M::ShaderRead | M::ShaderWrite)
+        );
+        assert_eq!(
+            mtl_usage(&[TextureUsage::RenderAttachment]),
+            bits(M::RenderTarget)
+        );
+        assert_eq!(
+            mtl_usage(&[TextureUsage::CopySrc, TextureUsage::CopyDst]),
+            0
+        );
     }
 }

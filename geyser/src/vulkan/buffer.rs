@@ -4,7 +4,7 @@
 
 use ash::vk;
 
-use super::context::SharedDevice;
+use super::device::SharedDevice;
 use super::manager::VulkanTextureShareManager;
 use crate::{Error, Result};
 

@@ -6,7 +6,7 @@ use std::ffi::CString;
 use ash::vk;
 use serde::Serialize;
 
-use super::image;
+use super::conv::{self, ImageParams};
 use crate::common::{uuid_string, ExternalHandleType, TextureFormat, TextureUsage, FORMAT_TABLE};
 use crate::{Error, Result};
 
@@ -182,6 +182,24 @@ pub(crate) fn device_extensions(
         .collect())
 }
 
+/// Whether `physical` offers the Vulkan 1.2 `timelineSemaphore` feature when used at
+/// `api_version` (never below 1.2).
+pub(crate) fn offers_timelines(
+    instance: &ash::Instance,
+    physical: vk::PhysicalDevice,
+    api_version: u32,
+) -> bool {
+    if api_version < vk::API_VERSION_1_2 {
+        return false;
+    }
+    let mut features12 = vk::PhysicalDeviceVulkan12Features::default();
+    let mut features2 = vk::PhysicalDeviceFeatures2::default().push_next(&mut features12);
+    // SAFETY: `physical` belongs to `instance`; the chain holds only Vulkan 1.2 structs, and
+    // the device is used at 1.2 or later.
+    unsafe { instance.get_physical_device_features2(physical, &mut features2) };
+    features12.timeline_semaphore == vk::TRUE
+}
+
 fn version_string(v: u32) -> String {
     format!(
         "{}.{}.{}",
@@ -278,14 +296,25 @@ pub(crate) fn enumerate_identities(instance: &ash::Instance) -> Result<Vec<Devic
         .collect()
 }
 
-/// Whether `format` can be created exportable and importable with `handle_type` for exactly
-/// these `usage` flags. `Ok(None)` with the reason when not; `Ok(Some(dedicated_only))` when so.
+/// The driver's answer to "can this image be created exportable and imported again?".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum ShareSupport {
+    /// Yes; `dedicated_only` when the driver requires a dedicated allocation.
+    Supported { dedicated_only: bool },
+    /// No, for this reason (the driver does not support the combination, or the image
+    /// exceeds the format's limits).
+    Unsupported(String),
+}
+
+/// Whether an image with `info` can be created exportable and importable with `handle_type`
+/// (optimal tiling). `ERROR_FORMAT_NOT_SUPPORTED` is a "no", not an error; other failures of
+/// the query are errors.
 pub(crate) fn external_image_support(
     instance: &ash::Instance,
     physical: vk::PhysicalDevice,
-    info: &image::ImageParams,
+    info: &ImageParams,
     handle_type: vk::ExternalMemoryHandleTypeFlags,
-) -> Result<std::result::Result<bool, String>> {
+) -> Result<ShareSupport> {
     let mut external_info =
         vk::PhysicalDeviceExternalImageFormatInfo::default().handle_type(handle_type);
     let format_info = vk::PhysicalDeviceImageFormatInfo2::default()
@@ -304,7 +333,7 @@ pub(crate) fn external_image_support(
     match r {
         Ok(()) => {}
         Err(vk::Result::ERROR_FORMAT_NOT_SUPPORTED) => {
-            return Ok(Err(
+            return Ok(ShareSupport::Unsupported(
                 "the driver does not support this format/usage combination as an external image"
                     .into(),
             ))
@@ -319,7 +348,7 @@ pub(crate) fn external_image_support(
         || limits.max_mip_levels < info.mip_levels
         || !limits.sample_counts.contains(info.samples)
     {
-        return Ok(Err(format!(
+        return Ok(ShareSupport::Unsupported(format!(
             "exceeds the device's limits for this format (max extent {}x{}x{}, {} layers, {} mips, samples {:?})",
             limits.max_extent.width,
             limits.max_extent.height,
@@ -335,32 +364,33 @@ pub(crate) fn external_image_support(
     let needed =
         vk::ExternalMemoryFeatureFlags::EXPORTABLE | vk::ExternalMemoryFeatureFlags::IMPORTABLE;
     if !features.contains(needed) {
-        return Ok(Err(format!(
+        return Ok(ShareSupport::Unsupported(format!(
             "external memory features are {features:?}, need EXPORTABLE | IMPORTABLE"
         )));
     }
-    Ok(Ok(
-        features.contains(vk::ExternalMemoryFeatureFlags::DEDICATED_ONLY)
-    ))
+    Ok(ShareSupport::Supported {
+        dedicated_only: features.contains(vk::ExternalMemoryFeatureFlags::DEDICATED_ONLY),
+    })
 }
 
 fn format_support(
     instance: &ash::Instance,
     physical: vk::PhysicalDevice,
     format: TextureFormat,
-    handle_type: vk::ExternalMemoryHandleTypeFlags,
+    handle_type: ExternalHandleType,
 ) -> Result<FormatShareSupport> {
+    let handle_type = conv::memory_handle_type(handle_type);
     let mut out = FormatShareSupport::default();
     let mut reasons = Vec::new();
     for usage in TextureUsage::ALL {
         let desc = crate::common::TextureDescriptor::new(64, 64, format, &[usage]);
-        let params = image::ImageParams::new(&desc, &Default::default());
+        let params = ImageParams::new(&desc, &Default::default());
         match external_image_support(instance, physical, &params, handle_type)? {
-            Ok(dedicated) => {
+            ShareSupport::Supported { dedicated_only } => {
                 out.usages.push(usage);
-                out.dedicated_only |= dedicated;
+                out.dedicated_only |= dedicated_only;
             }
-            Err(reason) => reasons.push(format!("{usage:?}: {reason}")),
+            ShareSupport::Unsupported(reason) => reasons.push(format!("{usage:?}: {reason}")),
         }
     }
     if out.usages.is_empty() {
@@ -450,23 +480,12 @@ pub(crate) fn query(instance: &ash::Instance, identity: &DeviceIdentity) -> Resu
     }
     // SAFETY: `physical` belongs to `instance`.
     let props = unsafe { instance.get_physical_device_properties(physical) };
-    let mut features12 = vk::PhysicalDeviceVulkan12Features::default();
-    let mut features2 = vk::PhysicalDeviceFeatures2::default().push_next(&mut features12);
-    let timeline_semaphores = props.api_version >= vk::API_VERSION_1_2 && {
-        // SAFETY: Vulkan 1.2 structs on a 1.2 device.
-        unsafe { instance.get_physical_device_features2(physical, &mut features2) };
-        features12.timeline_semaphore == vk::TRUE
-    };
+    let timeline_semaphores = offers_timelines(instance, physical, props.api_version);
     let sem_ext = has(super::os::SEMAPHORE_EXTENSION);
     let mut formats = Vec::with_capacity(FORMAT_TABLE.len());
     for row in FORMAT_TABLE {
         let opaque_fd = if has(ash::khr::external_memory_fd::NAME) {
-            format_support(
-                instance,
-                physical,
-                row.format,
-                vk::ExternalMemoryHandleTypeFlags::OPAQUE_FD,
-            )?
+            format_support(instance, physical, row.format, ExternalHandleType::OpaqueFd)?
         } else {
             FormatShareSupport {
                 reason: Some("VK_KHR_external_memory_fd is missing".into()),
@@ -478,7 +497,7 @@ pub(crate) fn query(instance: &ash::Instance, identity: &DeviceIdentity) -> Resu
                 instance,
                 physical,
                 row.format,
-                vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT,
+                ExternalHandleType::DmaBuf,
             )?)
         } else {
             None
@@ -489,7 +508,7 @@ pub(crate) fn query(instance: &ash::Instance, identity: &DeviceIdentity) -> Resu
                 instance,
                 physical,
                 row.format,
-                vk::ExternalMemoryHandleTypeFlags::OPAQUE_WIN32,
+                ExternalHandleType::OpaqueWin32,
             )?
         } else {
             FormatShareSupport {

@@ -1,152 +1,16 @@
-//! Shareable images: the create parameters both sides derive from a descriptor, and
-//! [`VulkanTexture`], a reference-counted image + dedicated memory destroyed exactly once.
+//! [`VulkanTexture`]: a reference-counted shareable image + dedicated memory, destroyed
+//! exactly once, and the barriers that hand it to and from `VK_QUEUE_FAMILY_EXTERNAL`.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use ash::vk;
 
-use super::context::SharedDevice;
-use crate::common::{
-    usage_column, Backend, ExportInfo, TextureAspect, TextureDescriptor, TextureDimension,
-    TextureExtent,
-};
-use crate::{Error, Result, SharedTexture};
-
-/// The `VkImageCreateInfo` fields a descriptor determines. Exporter and importer compute them
-/// the same way, which is what makes an import alias the exporter's texels correctly.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct ImageParams {
-    pub format: vk::Format,
-    pub image_type: vk::ImageType,
-    pub extent: vk::Extent3D,
-    pub array_layers: u32,
-    pub mip_levels: u32,
-    pub samples: vk::SampleCountFlags,
-    pub usage: vk::ImageUsageFlags,
-    pub flags: vk::ImageCreateFlags,
-}
-
-/// Vulkan usage flags for a descriptor's usages.
-pub fn vk_usage(desc: &TextureDescriptor) -> vk::ImageUsageFlags {
-    let depth = desc.format.is_depth_stencil();
-    vk::ImageUsageFlags::from_raw(usage_column(&desc.usage, |u| {
-        if depth {
-            u.vk_depth_stencil
-        } else {
-            u.vk
-        }
-    }))
-}
-
-/// The Vulkan aspect flags of a copy aspect.
-pub fn vk_aspect(aspect: TextureAspect) -> vk::ImageAspectFlags {
-    match aspect {
-        TextureAspect::Color => vk::ImageAspectFlags::COLOR,
-        TextureAspect::Depth => vk::ImageAspectFlags::DEPTH,
-        TextureAspect::Stencil => vk::ImageAspectFlags::STENCIL,
-    }
-}
-
-/// All aspects of a format, for barriers.
-pub fn vk_full_aspect(format: crate::common::TextureFormat) -> vk::ImageAspectFlags {
-    TextureAspect::all_of(format)
-        .iter()
-        .fold(vk::ImageAspectFlags::empty(), |acc, a| acc | vk_aspect(*a))
-}
-
-impl ImageParams {
-    pub(crate) fn new(desc: &TextureDescriptor, extent: &TextureExtent) -> Self {
-        let layers = extent.depth_or_array_layers;
-        let (image_type, depth, array_layers, flags) = match extent.dimension {
-            TextureDimension::D2 => (
-                vk::ImageType::TYPE_2D,
-                1,
-                layers,
-                vk::ImageCreateFlags::empty(),
-            ),
-            TextureDimension::D3 => (
-                vk::ImageType::TYPE_3D,
-                layers,
-                1,
-                vk::ImageCreateFlags::empty(),
-            ),
-            TextureDimension::Cube => (
-                vk::ImageType::TYPE_2D,
-                1,
-                layers,
-                vk::ImageCreateFlags::CUBE_COMPATIBLE,
-            ),
-        };
-        Self {
-            format: vk::Format::from_raw(desc.format.info().vk_format),
-            image_type,
-            extent: vk::Extent3D {
-                width: desc.width,
-                height: desc.height,
-                depth,
-            },
-            array_layers,
-            mip_levels: extent.mip_level_count,
-            samples: vk::SampleCountFlags::from_raw(extent.sample_count),
-            usage: vk_usage(desc),
-            flags,
-        }
-    }
-
-    /// Creates the image with external-memory info for `handle_type` chained.
-    pub(crate) fn create_image(
-        &self,
-        device: &ash::Device,
-        handle_type: vk::ExternalMemoryHandleTypeFlags,
-    ) -> Result<vk::Image> {
-        let mut external = vk::ExternalMemoryImageCreateInfo::default().handle_types(handle_type);
-        let info = vk::ImageCreateInfo::default()
-            .flags(self.flags)
-            .image_type(self.image_type)
-            .format(self.format)
-            .extent(self.extent)
-            .mip_levels(self.mip_levels)
-            .array_layers(self.array_layers)
-            .samples(self.samples)
-            .tiling(vk::ImageTiling::OPTIMAL)
-            .usage(self.usage)
-            .sharing_mode(vk::SharingMode::EXCLUSIVE)
-            .initial_layout(vk::ImageLayout::UNDEFINED)
-            .push_next(&mut external);
-        // SAFETY: the parameters were checked against the device's external image format
-        // properties by the caller; the chain points at a local that outlives the call.
-        let image =
-            unsafe { device.create_image(&info, None) }.map_err(Error::vk("vkCreateImage"))?;
-        LIVE_IMAGES.fetch_add(1, Ordering::Relaxed);
-        Ok(image)
-    }
-}
-
-pub(crate) static LIVE_IMAGES: AtomicUsize = AtomicUsize::new(0);
-pub(crate) static LIVE_MEMORIES: AtomicUsize = AtomicUsize::new(0);
-pub(crate) static LIVE_TEXTURES: AtomicUsize = AtomicUsize::new(0);
-
-/// Counts of Vulkan objects Geyser's wrappers hold right now in this process (for leak tests
-/// and soak runs).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct LiveObjects {
-    /// `VkImage`s.
-    pub images: usize,
-    /// `VkDeviceMemory` allocations.
-    pub memories: usize,
-    /// Texture objects.
-    pub textures: usize,
-}
-
-/// Current [`LiveObjects`].
-pub fn live_objects() -> LiveObjects {
-    LiveObjects {
-        images: LIVE_IMAGES.load(Ordering::Relaxed),
-        memories: LIVE_MEMORIES.load(Ordering::Relaxed),
-        textures: LIVE_TEXTURES.load(Ordering::Relaxed),
-    }
-}
+use super::conv::{self, ImageParams};
+use super::device::SharedDevice;
+use super::diagnostics::{LIVE_IMAGES, LIVE_MEMORIES, LIVE_TEXTURES};
+use crate::common::{Backend, ExportInfo, TextureDescriptor, TextureExtent};
+use crate::SharedTexture;
 
 pub(crate) struct TextureInner {
     pub(crate) dev: SharedDevice,
@@ -228,7 +92,7 @@ impl VulkanTexture {
 
     /// All aspects of the image's format.
     pub fn vk_aspect(&self) -> vk::ImageAspectFlags {
-        vk_full_aspect(self.inner.info.descriptor.format)
+        conv::full_aspect(self.inner.info.descriptor.format)
     }
 
     /// What an importer needs to know besides the OS handle.

@@ -8,11 +8,14 @@ use std::sync::{Arc, Mutex, OnceLock};
 use ash::vk;
 
 use super::caps::{self, DeviceCaps, DeviceIdentity};
-use super::context::{ContextOptions, DeviceShared, SharedDevice};
-use super::image::{ImageParams, VulkanTexture};
+use super::device::{DeviceShared, SharedDevice};
+use super::image::VulkanTexture;
 use super::memory;
+use super::options::ContextOptions;
 use super::os;
-use crate::common::{ApiTextureHandle, ExportedTexture, TextureDescriptor, TextureExtent};
+use crate::common::{
+    self, ApiTextureHandle, Backend, ExportedTexture, TextureDescriptor, TextureExtent,
+};
 use crate::{Error, Result, SharedTexture, TextureShareManager};
 
 static NEXT_MANAGER_ID: AtomicU32 = AtomicU32::new(1);
@@ -44,26 +47,6 @@ impl std::fmt::Debug for VulkanTextureShareManager {
     }
 }
 
-/// Checks that the device can create this image exportable with `handle_type`; returns
-/// `Unsupported` with the driver's answer otherwise.
-pub(crate) fn check_format_support(
-    dev: &DeviceShared,
-    params: &ImageParams,
-    handle_type: vk::ExternalMemoryHandleTypeFlags,
-    desc: &TextureDescriptor,
-) -> Result<()> {
-    match caps::external_image_support(&dev.instance, dev.physical, params, handle_type)? {
-        Ok(_dedicated_only) => Ok(()),
-        Err(reason) => Err(Error::unsupported(
-            format!(
-                "{} with usages {:?} as a shareable ({handle_type:?}) image",
-                desc.format, desc.usage
-            ),
-            format!("{reason} on {}", dev.identity.name),
-        )),
-    }
-}
-
 impl VulkanTextureShareManager {
     /// Wraps the application's Vulkan objects (see the type's docs for the ownership rules).
     /// Fails with [`Error::Unsupported`] when `VK_KHR_external_memory_fd` is not enabled.
@@ -73,17 +56,18 @@ impl VulkanTextureShareManager {
         physical_device: vk::PhysicalDevice,
         queue_family: u32,
     ) -> Result<Self> {
-        Ok(Self::from_shared(DeviceShared::borrowed(
+        Ok(Self::from_device(DeviceShared::borrowed(
             instance,
             device,
             physical_device,
             queue_family,
+            false,
         )?))
     }
 
     /// Creates Geyser's own instance and device as `options` says.
     pub fn create(options: &ContextOptions) -> Result<Self> {
-        Ok(Self::from_shared(DeviceShared::create(options)?))
+        Ok(Self::from_device(DeviceShared::create(options)?))
     }
 
     /// [`Self::create`] with [`ContextOptions::from_env`] (`GEYSER_DEVICE`,
@@ -92,22 +76,9 @@ impl VulkanTextureShareManager {
         Self::create(&ContextOptions::from_env())
     }
 
-    /// Wraps wgpu's device: borrowed like [`Self::new`], and its queue belongs to wgpu, so
-    /// this manager never submits to it or waits on it.
-    #[cfg(feature = "webgpu")]
-    pub(crate) fn for_wgpu(
-        instance: ash::Instance,
-        device: ash::Device,
-        physical_device: vk::PhysicalDevice,
-        queue_family: u32,
-    ) -> Result<Self> {
-        Ok(Self::from_shared(
-            DeviceShared::borrowed(instance, device, physical_device, queue_family)?
-                .with_foreign_queue(),
-        ))
-    }
-
-    fn from_shared(dev: DeviceShared) -> Self {
+    /// A manager on `dev`: Geyser's own device, or a borrowed one (see
+    /// [`DeviceShared::borrowed`]).
+    pub(crate) fn from_device(dev: DeviceShared) -> Self {
         Self {
             dev: Arc::new(dev),
             id: NEXT_MANAGER_ID.fetch_add(1, Ordering::Relaxed),
@@ -199,15 +170,7 @@ impl VulkanTextureShareManager {
                 ),
             });
         }
-        let handle_type = os::NATIVE_MEMORY;
-        let params = ImageParams::new(desc, extent);
-        check_format_support(
-            &self.dev,
-            &params,
-            os::memory_handle_type(handle_type)?,
-            desc,
-        )?;
-        memory::create_exportable(&self.dev, desc, extent, handle_type)
+        memory::create_exportable(&self.dev, desc, extent, os::NATIVE_MEMORY)
     }
 
     /// Exports a texture as an owned, transferable handle: give it to another context
@@ -259,16 +222,9 @@ impl VulkanTextureShareManager {
         Ok(())
     }
 
-    fn downcast<'a>(&self, texture: &'a dyn SharedTexture) -> Result<&'a VulkanTexture> {
-        let tex = texture
-            .as_any()
-            .downcast_ref::<VulkanTexture>()
-            .ok_or_else(|| {
-                Error::WrongTexture(format!(
-                    "{:?} texture given to the Vulkan manager",
-                    texture.backend()
-                ))
-            })?;
+    /// `texture` as a texture of this manager's device ([`Error::WrongTexture`] otherwise).
+    fn own_texture<'a>(&self, texture: &'a dyn SharedTexture) -> Result<&'a VulkanTexture> {
+        let tex = common::downcast::<VulkanTexture>(texture, Backend::Vulkan)?;
         if !Arc::ptr_eq(&tex.inner.dev, &self.dev) {
             return Err(Error::WrongTexture(
                 "the texture belongs to another device context".into(),
@@ -284,7 +240,7 @@ impl TextureShareManager for VulkanTextureShareManager {
     }
 
     fn export_texture(&self, texture: &dyn SharedTexture) -> Result<ApiTextureHandle> {
-        let tex = self.downcast(texture)?;
+        let tex = self.own_texture(texture)?;
         let exported = self.export(tex)?;
         let handle = ApiTextureHandle {
             manager: self.id,

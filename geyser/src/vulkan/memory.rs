@@ -7,20 +7,17 @@ use std::sync::Arc;
 
 use ash::vk;
 
-use super::context::SharedDevice;
-use super::image::{
-    ImageParams, TextureInner, VulkanTexture, LIVE_IMAGES, LIVE_MEMORIES, LIVE_TEXTURES,
-};
+use super::caps::{self, ShareSupport};
+use super::conv::ImageParams;
+use super::device::SharedDevice;
+use super::diagnostics::{LIVE_IMAGES, LIVE_MEMORIES, LIVE_TEXTURES};
+use super::image::{TextureInner, VulkanTexture};
 use super::os;
 use crate::common::{
     uuid_string, ExportInfo, ExportedTexture, ExternalHandleType, MemoryLayout, TextureDescriptor,
     TextureExtent,
 };
 use crate::{Error, Result};
-
-fn vk_handle_type(t: ExternalHandleType) -> Result<vk::ExternalMemoryHandleTypeFlags> {
-    os::memory_handle_type(t)
-}
 
 /// Destroys an image (and memory) unless disarmed: keeps error paths leak-free.
 struct Partial<'a> {
@@ -47,15 +44,35 @@ impl Drop for Partial<'_> {
 }
 
 impl<'a> Partial<'a> {
-    /// Creates the image; it is destroyed on drop until [`Self::disarm`].
+    /// Creates the image with external-memory info for `handle` chained; it is destroyed on
+    /// drop until [`Self::disarm`].
     fn new(
         device: &'a ash::Device,
         params: &ImageParams,
         handle: vk::ExternalMemoryHandleTypeFlags,
     ) -> Result<Self> {
+        let mut external = vk::ExternalMemoryImageCreateInfo::default().handle_types(handle);
+        let info = vk::ImageCreateInfo::default()
+            .flags(params.flags)
+            .image_type(params.image_type)
+            .format(params.format)
+            .extent(params.extent)
+            .mip_levels(params.mip_levels)
+            .array_layers(params.array_layers)
+            .samples(params.samples)
+            .tiling(vk::ImageTiling::OPTIMAL)
+            .usage(params.usage)
+            .sharing_mode(vk::SharingMode::EXCLUSIVE)
+            .initial_layout(vk::ImageLayout::UNDEFINED)
+            .push_next(&mut external);
+        // SAFETY: the parameters were checked against the device's external image format
+        // properties by the caller; the chain points at a local that outlives the call.
+        let image =
+            unsafe { device.create_image(&info, None) }.map_err(Error::vk("vkCreateImage"))?;
+        LIVE_IMAGES.fetch_add(1, Ordering::Relaxed);
         Ok(Partial {
             device,
-            image: params.create_image(device, handle)?,
+            image,
             memory: vk::DeviceMemory::null(),
         })
     }
@@ -124,15 +141,37 @@ fn finish(
     })
 }
 
-/// Creates an image and a dedicated allocation it can export with `handle_type`.
+/// Checks that the device can create this image exportable with `handle_type`; returns
+/// `Unsupported` with the driver's answer otherwise.
+fn check_format_support(
+    dev: &SharedDevice,
+    params: &ImageParams,
+    handle_type: vk::ExternalMemoryHandleTypeFlags,
+    desc: &TextureDescriptor,
+) -> Result<()> {
+    match caps::external_image_support(&dev.instance, dev.physical, params, handle_type)? {
+        ShareSupport::Supported { .. } => Ok(()),
+        ShareSupport::Unsupported(reason) => Err(Error::unsupported(
+            format!(
+                "{} with usages {:?} as a shareable ({handle_type:?}) image",
+                desc.format, desc.usage
+            ),
+            format!("{reason} on {}", dev.identity.name),
+        )),
+    }
+}
+
+/// Creates an image and a dedicated allocation it can export with `handle_type`, after
+/// checking that the device supports that ([`Error::Unsupported`] otherwise).
 pub(crate) fn create_exportable(
     dev: &SharedDevice,
     desc: &TextureDescriptor,
     extent: &TextureExtent,
     handle_type: ExternalHandleType,
 ) -> Result<VulkanTexture> {
-    let vk_type = vk_handle_type(handle_type)?;
+    let vk_type = os::memory_handle_type(handle_type)?;
     let params = ImageParams::new(desc, extent);
+    check_format_support(dev, &params, vk_type, desc)?;
     let device = &dev.device;
     let mut partial = Partial::new(device, &params, vk_type)?;
     let (reqs, _) = requirements(device, partial.image);
@@ -166,7 +205,7 @@ pub(crate) fn create_exportable(
 /// Exports a texture's memory as a new OS handle.
 pub(crate) fn export(texture: &VulkanTexture) -> Result<ExportedTexture> {
     let inner = &texture.inner;
-    let vk_type = vk_handle_type(inner.info.handle_type)?;
+    let vk_type = os::memory_handle_type(inner.info.handle_type)?;
     let handle = os::export_memory(&inner.dev.external_memory, inner.memory, vk_type)?;
     Ok(ExportedTexture::new(inner.info.clone(), handle))
 }
@@ -238,9 +277,9 @@ pub(crate) fn import(
 ) -> Result<VulkanTexture> {
     let (info, handle) = exported.into_parts();
     check_importable(dev, &info, desc)?;
-    let vk_type = vk_handle_type(info.handle_type)?;
+    let vk_type = os::memory_handle_type(info.handle_type)?;
     let params = ImageParams::new(&info.descriptor, &info.extent);
-    super::manager::check_format_support(dev, &params, vk_type, &info.descriptor)?;
+    check_format_support(dev, &params, vk_type, &info.descriptor)?;
     let device = &dev.device;
     let mut partial = Partial::new(device, &params, vk_type)?;
     let (reqs, _) = requirements(device, partial.image);

@@ -5,41 +5,55 @@
 //! between accesses: a user acquires it with [`VulkanTexture::begin_access_barrier`], works,
 //! and releases it with [`VulkanTexture::end_access_barrier`], whatever context, process or
 //! API used it before.
+//!
+//! Files, in layers: each uses only files above it (no circles).
+//! - `conv.rs`: Geyser's types in Vulkan terms; the only reader of the tables' Vulkan columns.
+//! - `diagnostics.rs`: live object and validation error counts (test instruments).
+//! - `os.rs`: the platform's external handles (FDs or NT handles) and their extensions.
+//! - `caps.rs`: what a device is ([`DeviceIdentity`]) and what it can share ([`DeviceCaps`]).
+//! - `options.rs`: how Geyser makes its own context ([`ContextOptions`], [`DeviceSelector`]).
+//! - `validation.rs`: the validation messenger and its one filtered false positive.
+//! - `instance.rs`: Geyser's own instance: what it enables, and its owner.
+//! - `recipe.rs`: the device recipe: extensions and features sharing needs or uses.
+//! - `device.rs`: the device a manager works on (created or borrowed), and its queue lock.
+//! - `image.rs`: [`VulkanTexture`] and its access barriers.
+//! - `memory.rs`: exportable images with dedicated memory; export and import.
+//! - `manager.rs`: [`VulkanTextureShareManager`] and its table of exports.
+//! - `sync.rs`: shared semaphores and fences ([`SharedTimelineSemaphore`] and the others).
+//! - `submit.rs`: [`Submitter`] and [`TimelinePoint`].
+//! - `buffer.rs`: [`Buffer`], a buffer with its own memory.
+//! - `transfer.rs`: host ↔ texture copies through a staging buffer.
+//! - `cross.rs`: texture copies between devices ([`CrossDeviceTransfer`]).
 
 mod buffer;
 mod caps;
-mod context;
+pub mod conv;
 mod cross;
+pub(crate) mod device;
+pub mod diagnostics;
 mod image;
+pub(crate) mod instance;
 mod manager;
 mod memory;
+mod options;
 mod os;
+pub(crate) mod recipe;
 mod submit;
 mod sync;
 pub(crate) mod transfer;
+mod validation;
 
 pub use buffer::Buffer;
 pub use caps::{
     enumerate_devices, DeviceCaps, DeviceIdentity, FormatCaps, FormatShareSupport, SyncExportCaps,
 };
-pub use context::{
-    validation_error_count, validation_messages, ContextOptions, DeviceSelector, Validation,
-};
 pub use cross::{CrossDeviceTransfer, TransferPath, TransferTiming};
-pub use image::{
-    live_objects, vk_aspect, vk_full_aspect, vk_usage, LiveObjects, VulkanTexture, SHARED_LAYOUT,
-};
+pub use image::{VulkanTexture, SHARED_LAYOUT};
 pub use manager::VulkanTextureShareManager;
+pub use options::{ContextOptions, DeviceSelector, Validation};
 pub use submit::{Submitter, TimelinePoint, MAX_POINTS, SUBMIT_TIMEOUT};
 pub use sync::{SharedFence, SharedSemaphore, SharedTimelineSemaphore, SyncHandleType};
 pub use transfer::{aspect_size, record_copy, CopyDirection, StagingBuffer};
-
-#[cfg(feature = "webgpu")]
-pub(crate) use caps::{device_extensions, enumerate_identities};
-#[cfg(feature = "webgpu")]
-pub(crate) use context::SharedDevice;
-#[cfg(feature = "webgpu")]
-pub(crate) use context::{create_instance, destroy_owned, OPTIONAL_DEVICE_EXTENSIONS};
 
 /// The ash crate Geyser is built against, so applications use the same version.
 pub use ash;

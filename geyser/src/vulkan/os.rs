@@ -9,20 +9,26 @@
 
 use ash::vk;
 
+use super::conv;
 use crate::common::ExternalHandleType;
-use crate::Error;
+use crate::{Error, Result};
 
 pub(crate) use imp::*;
 
-/// Rejects memory handle types this platform's build does not carry.
-fn unsupported_memory(t: ExternalHandleType) -> Error {
-    Error::unsupported(
-        format!("{t:?} external memory"),
-        format!(
-            "this build shares textures through {:?} handles only on this platform (DMA-BUF with DRM format modifiers is planned)",
-            NATIVE_MEMORY
-        ),
-    )
+/// The Vulkan handle type of a memory handle type this platform carries ([`NATIVE_MEMORY`]);
+/// [`Error::Unsupported`] for the others.
+pub(crate) fn memory_handle_type(
+    t: ExternalHandleType,
+) -> Result<vk::ExternalMemoryHandleTypeFlags> {
+    if t != NATIVE_MEMORY {
+        return Err(Error::unsupported(
+            format!("{t:?} external memory"),
+            format!(
+                "this build shares textures through {NATIVE_MEMORY:?} handles only on this platform (DMA-BUF with DRM format modifiers is planned)",
+            ),
+        ));
+    }
+    Ok(conv::memory_handle_type(t))
 }
 
 /// Parameters of an imported dedicated allocation.
@@ -44,7 +50,7 @@ mod imp {
 
     use ash::vk;
 
-    use super::{unsupported_memory, ImportTarget};
+    use super::ImportTarget;
     use crate::common::{ExternalHandleType, OwnedOsHandle};
     use crate::{Error, Result};
 
@@ -69,16 +75,6 @@ mod imp {
     pub(crate) const GET_FENCE_COMMAND: &CStr = c"vkGetFenceFdKHR";
     /// The memory handle type textures are created with on this platform.
     pub(crate) const NATIVE_MEMORY: ExternalHandleType = ExternalHandleType::OpaqueFd;
-
-    /// The Vulkan handle type of a memory handle type this platform carries.
-    pub(crate) fn memory_handle_type(
-        t: ExternalHandleType,
-    ) -> Result<vk::ExternalMemoryHandleTypeFlags> {
-        match t {
-            ExternalHandleType::OpaqueFd => Ok(vk::ExternalMemoryHandleTypeFlags::OPAQUE_FD),
-            other => Err(unsupported_memory(other)),
-        }
-    }
 
     fn owned(raw: i32, call: &'static str) -> Result<OwnedOsHandle> {
         if raw < 0 {
@@ -223,7 +219,7 @@ mod imp {
 
     use ash::vk;
 
-    use super::{unsupported_memory, ImportTarget};
+    use super::ImportTarget;
     use crate::common::{ExternalHandleType, OwnedOsHandle};
     use crate::{Error, Result};
 
@@ -248,16 +244,6 @@ mod imp {
     pub(crate) const GET_FENCE_COMMAND: &CStr = c"vkGetFenceWin32HandleKHR";
     /// The memory handle type textures are created with on this platform.
     pub(crate) const NATIVE_MEMORY: ExternalHandleType = ExternalHandleType::OpaqueWin32;
-
-    /// The Vulkan handle type of a memory handle type this platform carries.
-    pub(crate) fn memory_handle_type(
-        t: ExternalHandleType,
-    ) -> Result<vk::ExternalMemoryHandleTypeFlags> {
-        match t {
-            ExternalHandleType::OpaqueWin32 => Ok(vk::ExternalMemoryHandleTypeFlags::OPAQUE_WIN32),
-            other => Err(unsupported_memory(other)),
-        }
-    }
 
     fn owned(raw: vk::HANDLE, call: &'static str) -> Result<OwnedOsHandle> {
         if raw == 0 || raw == -1 {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use ash::vk;
 
-use super::context::SharedDevice;
+use super::device::SharedDevice;
 use super::manager::VulkanTextureShareManager;
 use super::sync::SharedTimelineSemaphore;
 use crate::{Error, Result};
@@ -65,8 +65,8 @@ impl std::fmt::Debug for Submitter {
 
 impl Submitter {
     /// A submitter with `depth` (at least 1) command buffers on `manager`'s device. Fails with
-    /// [`Error::Unsupported`] when the device's queue belongs to wgpu (record the work in wgpu
-    /// instead).
+    /// [`Error::Unsupported`] when the device's queue belongs to another API, such as wgpu
+    /// (record the work in that API instead).
     pub fn new(manager: &VulkanTextureShareManager, depth: usize) -> Result<Self> {
         Self::on_device(&manager.dev, depth)
     }
@@ -86,7 +86,7 @@ impl Submitter {
         if dev.queue_is_foreign() {
             return Err(Error::unsupported(
                 "Geyser submissions",
-                "this device's queue belongs to wgpu; record the work in wgpu instead",
+                "this device's queue belongs to the API it was opened through (e.g. wgpu); record the work in that API instead",
             ));
         }
         let device = &dev.device;

@@ -11,9 +11,11 @@ use std::time::Duration;
 
 use ash::vk;
 
-use super::context::SharedDevice;
+use super::caps::SyncExportCaps;
+use super::device::SharedDevice;
 use super::manager::VulkanTextureShareManager;
 use super::os;
+use super::validation;
 use crate::common::OwnedOsHandle;
 use crate::{Error, Result};
 
@@ -58,7 +60,7 @@ impl SyncHandleType {
     }
 
     /// Whether `caps` reports export and import of this handle type.
-    fn supported_by(self, caps: &super::SyncExportCaps) -> bool {
+    fn supported_by(self, caps: &SyncExportCaps) -> bool {
         match self {
             SyncHandleType::OpaqueFd => caps.opaque_fd,
             SyncHandleType::SyncFd => caps.sync_fd,
@@ -190,7 +192,7 @@ impl SharedTimelineSemaphore {
         check_semaphore_export(manager, SyncHandleType::native(), true)?;
         let dev = manager.dev.clone();
         let semaphore = create_semaphore(&dev, Some(SyncHandleType::native()), Some(initial))?;
-        register_external(semaphore);
+        validation::register_external_timeline(semaphore);
         Ok(Self {
             dev,
             semaphore,
@@ -205,7 +207,7 @@ impl SharedTimelineSemaphore {
         check_semaphore_export(manager, SyncHandleType::native(), true)?;
         let dev = manager.dev.clone();
         let semaphore = create_semaphore(&dev, None, Some(0))?;
-        register_external(semaphore);
+        validation::register_external_timeline(semaphore);
         let this = Self {
             dev,
             semaphore,
@@ -290,19 +292,9 @@ fn check_timeline(manager: &VulkanTextureShareManager) -> Result<()> {
     Ok(())
 }
 
-fn register_external(semaphore: vk::Semaphore) {
-    use ash::vk::Handle;
-    if let Ok(mut v) = super::context::EXTERNAL_TIMELINES.lock() {
-        v.push(semaphore.as_raw());
-    }
-}
-
 impl Drop for SharedTimelineSemaphore {
     fn drop(&mut self) {
-        use ash::vk::Handle;
-        if let Ok(mut v) = super::context::EXTERNAL_TIMELINES.lock() {
-            v.retain(|h| *h != self.semaphore.as_raw());
-        }
+        validation::forget_external_timeline(self.semaphore);
         // SAFETY: owners keep the semaphore alive while submissions that use it are pending
         // (Geyser's submitters hold a reference until their fence signals).
         unsafe { self.dev.device.destroy_semaphore(self.semaphore, None) };

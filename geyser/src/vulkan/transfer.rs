@@ -6,7 +6,8 @@ use std::sync::atomic::Ordering;
 use ash::vk;
 
 use super::buffer::Buffer;
-use super::image::{vk_aspect, VulkanTexture};
+use super::conv;
+use super::image::VulkanTexture;
 use super::manager::VulkanTextureShareManager;
 use super::submit::Submitter;
 use crate::common::{TextureAspect, TextureUsage};
@@ -145,7 +146,7 @@ pub(crate) fn copy(
     let p = &texture.inner.params;
     let region = vk::BufferImageCopy::default()
         .image_subresource(vk::ImageSubresourceLayers {
-            aspect_mask: vk_aspect(aspect),
+            aspect_mask: conv::aspect(aspect),
             mip_level: 0,
             base_array_layer: 0,
             layer_count: p.array_layers,

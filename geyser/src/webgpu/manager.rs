@@ -1,7 +1,6 @@
 //! [`WgpuTextureShareManager`]: a wgpu device with Geyser's sharing extensions, and the
 //! create / export / import / access operations on it.
 
-use std::ffi::CStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,9 +8,14 @@ use ash::vk;
 use wgpu_hal::api::Vulkan;
 
 use super::texture::{self, WgpuTexture};
-use crate::common::{ApiTextureHandle, ExportedTexture, TextureDescriptor, TextureExtent};
+use crate::common::{
+    self, ApiTextureHandle, Backend, ExportedTexture, TextureDescriptor, TextureExtent,
+};
+use crate::vulkan::device::{DeviceShared, SharedDevice};
+use crate::vulkan::instance::{self, InstanceRecipe, OwnedInstance};
+use crate::vulkan::recipe::SHARING;
+use crate::vulkan::SUBMIT_TIMEOUT;
 use crate::vulkan::{ContextOptions, DeviceIdentity, TimelinePoint, VulkanTextureShareManager};
-use crate::vulkan::{SharedDevice, SUBMIT_TIMEOUT};
 use crate::{Error, Result, SharedTexture, TextureShareManager};
 
 /// wgpu features Geyser asks for when it creates the device, where the adapter has them: they
@@ -55,34 +59,30 @@ fn ready<F: std::future::Future>(fut: F) -> Option<F::Output> {
 impl WgpuTextureShareManager {
     /// Creates a Vulkan instance and a wgpu device on the device `options` selects, with every
     /// sharing extension the device offers (the validation layer per `options.validation`;
-    /// its errors are counted by [`crate::vulkan::validation_error_count`]).
+    /// its errors are counted by [`crate::vulkan::diagnostics::validation_error_count`]).
     pub fn create(options: &ContextOptions) -> Result<Self> {
         let flags = wgpu::InstanceFlags::empty();
-        let created = crate::vulkan::create_instance(options, |entry| {
-            wgpu_hal::vulkan::Instance::desired_extensions(entry, vk::API_VERSION_1_3, flags)
-                .map_err(|e| Error::unsupported("wgpu Vulkan instance", e.to_string()))
-        })?;
-        let raw_instance = created.instance.clone();
-        let api_version = created.api_version;
-        let extensions = created.extensions.clone();
-        let entry = created.entry.clone();
-        let devices = crate::vulkan::enumerate_identities(&raw_instance);
-        let mut owned = created.owned;
-        let instance_for_drop = created.instance;
-        let drop_instance: wgpu_hal::DropCallback = Box::new(move || {
-            crate::vulkan::destroy_owned(&instance_for_drop, &mut owned);
-        });
-        // SAFETY: the instance was created from `entry` with `api_version`, `extensions` (a
-        // superset of wgpu-hal's desired extensions) and no wgpu flags; it stays valid until
-        // wgpu-hal calls `drop_instance`, which destroys it (and our messenger) exactly once.
+        let entry = instance::load_entry()?;
+        let wanted =
+            wgpu_hal::vulkan::Instance::desired_extensions(&entry, vk::API_VERSION_1_3, flags)
+                .map_err(|e| Error::unsupported("wgpu Vulkan instance", e.to_string()))?;
+        let recipe = InstanceRecipe::new(&entry, options, wanted)?;
+        let owned = OwnedInstance::create(entry.clone(), &recipe)?;
+        let raw_instance = owned.raw().clone();
+        let chosen = options.device.pick(&raw_instance)?;
+        let drop_instance: wgpu_hal::DropCallback = Box::new(move || drop(owned));
+        // SAFETY: the instance was created from `entry` with `recipe` (its API version, and
+        // extensions that include wgpu-hal's desired ones) and no wgpu flags; it stays valid
+        // until wgpu-hal calls or drops `drop_instance`, which destroys it (and our messenger)
+        // exactly once.
         let hal_instance = unsafe {
             wgpu_hal::vulkan::Instance::from_raw(
                 entry,
                 raw_instance.clone(),
-                api_version,
+                recipe.api_version,
                 0,
                 None,
-                extensions,
+                recipe.extensions.clone(),
                 flags,
                 wgpu::MemoryBudgetThresholds::default(),
                 false,
@@ -91,8 +91,6 @@ impl WgpuTextureShareManager {
         }
         .map_err(|e| Error::unsupported("wgpu Vulkan instance", e.to_string()))?;
 
-        let devices = devices?;
-        let chosen = options.device.select(&devices)?.clone();
         let exposed = hal_instance
             .expose_adapter(chosen.physical)
             .ok_or_else(|| {
@@ -104,18 +102,9 @@ impl WgpuTextureShareManager {
                     ),
                 )
             })?;
-        let available = crate::vulkan::device_extensions(&raw_instance, chosen.physical)?;
-        let offers = |e: &CStr| available.iter().any(|a| a.as_c_str() == e);
-        if !offers(ash::khr::external_memory_fd::NAME) {
-            return Err(Error::unsupported(
-                "VK_KHR_external_memory_fd",
-                format!("{} does not offer it, which every share needs", chosen.name),
-            ));
-        }
-        let extra: Vec<&'static CStr> = std::iter::once(ash::khr::external_memory_fd::NAME)
-            .chain(crate::vulkan::OPTIONAL_DEVICE_EXTENSIONS.iter().copied())
-            .filter(|e| offers(e))
-            .collect();
+        let extra = SHARING
+            .check(&raw_instance, &chosen, recipe.api_version)?
+            .extensions;
         let features = exposed.features & WANTED_FEATURES;
         let limits = exposed.capabilities.limits.clone();
         let callback: Box<wgpu_hal::vulkan::CreateDeviceCallback<'_>> = Box::new(move |args| {
@@ -185,21 +174,22 @@ impl WgpuTextureShareManager {
                     "the wgpu device does not use the Vulkan backend",
                 )
             })?;
-            if !hal
-                .enabled_device_extensions()
-                .contains(&ash::khr::external_memory_fd::NAME)
-            {
+            let enabled = hal.enabled_device_extensions();
+            if let Some(missing) = SHARING.required.iter().find(|e| !enabled.contains(e)) {
                 return Err(Error::unsupported(
-                    "VK_KHR_external_memory_fd",
+                    missing.to_string_lossy(),
                     "the wgpu device was created without it; request wgpu::Features::VULKAN_EXTERNAL_MEMORY_FD or use WgpuTextureShareManager::create",
                 ));
             }
-            VulkanTextureShareManager::for_wgpu(
+            // wgpu owns queue 0 and submits to it without Geyser's lock.
+            let dev = DeviceShared::borrowed(
                 hal.shared_instance().raw_instance().clone(),
                 hal.raw_device().clone(),
                 hal.raw_physical_device(),
                 hal.queue_family_index(),
-            )?
+                true,
+            )?;
+            VulkanTextureShareManager::from_device(dev)
         };
         Ok(Self {
             vk: Arc::new(shared),
@@ -364,24 +354,13 @@ impl WgpuTextureShareManager {
     }
 }
 
-impl WgpuTextureShareManager {
-    fn downcast<'a>(&self, texture: &'a dyn SharedTexture) -> Result<&'a WgpuTexture> {
-        texture.as_any().downcast_ref::<WgpuTexture>().ok_or_else(|| {
-            Error::WrongTexture(format!(
-                "{:?} texture passed to a wgpu manager; export it with its own manager and import the export",
-                texture.backend()
-            ))
-        })
-    }
-}
-
 impl TextureShareManager for WgpuTextureShareManager {
     fn create_shareable_texture(&self, desc: &TextureDescriptor) -> Result<Box<dyn SharedTexture>> {
         Ok(Box::new(self.create_texture(desc)?))
     }
 
     fn export_texture(&self, texture: &dyn SharedTexture) -> Result<ApiTextureHandle> {
-        let texture = self.downcast(texture)?;
+        let texture = common::downcast::<WgpuTexture>(texture, Backend::WebGpu)?;
         self.vk.export_texture(texture.vulkan())
     }
 

@@ -24,6 +24,7 @@
 //!
 //! wgpu owns queue 0 of the device; Geyser submits nothing to it except through wgpu.
 
+mod conv;
 mod manager;
 mod texture;
 

@@ -12,10 +12,10 @@
 use ash::vk;
 use wgpu_hal::api::Vulkan;
 
+use super::conv;
 use super::manager::WgpuTextureShareManager;
 use crate::common::{
-    usage_column, Backend, TextureDescriptor, TextureDimension, TextureExtent, TextureFormat,
-    TextureUsage,
+    Backend, TextureDescriptor, TextureDimension, TextureExtent, TextureFormat, TextureUsage,
 };
 use crate::vulkan::{TimelinePoint, VulkanTexture, SHARED_LAYOUT};
 use crate::{Error, Result, SharedTexture};
@@ -73,27 +73,6 @@ impl SharedTexture for WgpuTexture {
     }
 }
 
-fn wgpu_usages(desc: &TextureDescriptor) -> wgpu::TextureUsages {
-    wgpu::TextureUsages::from_bits_truncate(usage_column(&desc.usage, |u| u.wgpu))
-}
-
-fn hal_uses(desc: &TextureDescriptor) -> wgpu::TextureUses {
-    desc.usage
-        .iter()
-        .fold(wgpu::TextureUses::empty(), |acc, u| {
-            acc | match u {
-                TextureUsage::CopySrc => wgpu::TextureUses::COPY_SRC,
-                TextureUsage::CopyDst => wgpu::TextureUses::COPY_DST,
-                TextureUsage::TextureBinding => wgpu::TextureUses::RESOURCE,
-                TextureUsage::StorageBinding => wgpu::TextureUses::STORAGE_READ_WRITE,
-                TextureUsage::RenderAttachment if desc.format.is_depth_stencil() => {
-                    wgpu::TextureUses::DEPTH_STENCIL_WRITE
-                }
-                TextureUsage::RenderAttachment => wgpu::TextureUses::COLOR_TARGET,
-            }
-        })
-}
-
 /// Colour textures rest as storage read/write, which wgpu-hal keeps in `GENERAL` (the shared
 /// layout itself, valid for every usage). Depth/stencil has no wgpu state in `GENERAL`, so it
 /// rests in a layout its usages allow (the read-only depth layout needs the attachment usage).
@@ -133,22 +112,6 @@ fn rest_state(desc: &TextureDescriptor) -> Result<RestState> {
     Ok(RestState { uses, layout })
 }
 
-fn wgpu_size(
-    desc: &TextureDescriptor,
-    extent: &TextureExtent,
-) -> (wgpu::Extent3d, wgpu::TextureDimension) {
-    let size = wgpu::Extent3d {
-        width: desc.width,
-        height: desc.height,
-        depth_or_array_layers: extent.depth_or_array_layers,
-    };
-    let dimension = match extent.dimension {
-        TextureDimension::D3 => wgpu::TextureDimension::D3,
-        TextureDimension::D2 | TextureDimension::Cube => wgpu::TextureDimension::D2,
-    };
-    (size, dimension)
-}
-
 /// Checks that wgpu can represent `desc` on this device: a wgpu format exists and maps to the
 /// same `VkFormat`, the device has the features the format needs, and the format allows the
 /// usages and sample count. Runs before any Vulkan object is made.
@@ -186,7 +149,7 @@ pub(super) fn check_representable(
     } else {
         format.guaranteed_format_features(device.features())
     };
-    let wanted = wgpu_usages(desc);
+    let wanted = conv::usages(desc);
     if !features.allowed_usages.contains(wanted) {
         return unsupported(format!(
             "wgpu allows only {:?} for {format:?} on this device",
@@ -248,7 +211,8 @@ pub(super) fn wrap(manager: &WgpuTextureShareManager, vk: VulkanTexture) -> Resu
     let format = desc.format.to_wgpu().ok_or_else(|| {
         Error::unsupported(desc.format.to_string(), "wgpu has no equivalent format")
     })?;
-    let (size, dimension) = wgpu_size(&desc, &extent);
+    let usage = conv::usages(&desc);
+    let (size, dimension) = conv::size(&desc, &extent);
     let hal_desc = wgpu_hal::TextureDescriptor {
         label: desc.label.as_deref(),
         size,
@@ -256,7 +220,7 @@ pub(super) fn wrap(manager: &WgpuTextureShareManager, vk: VulkanTexture) -> Resu
         sample_count: extent.sample_count,
         dimension,
         format,
-        usage: hal_uses(&desc),
+        usage: conv::hal_uses(usage, desc.format),
         memory_flags: wgpu_hal::MemoryFlags::empty(),
         view_formats: Vec::new(),
     };
@@ -289,7 +253,7 @@ pub(super) fn wrap(manager: &WgpuTextureShareManager, vk: VulkanTexture) -> Resu
         sample_count: extent.sample_count,
         dimension,
         format,
-        usage: wgpu_usages(&desc),
+        usage,
         view_formats: &[],
     };
     let texture = manager.scoped(

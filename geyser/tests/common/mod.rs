@@ -24,21 +24,21 @@ pub fn manager() -> VulkanTextureShareManager {
 
 /// Fails the test if any validation layer error was reported in this process so far.
 pub fn assert_validation_clean() {
-    let n = geyser::vulkan::validation_error_count();
+    let n = geyser::vulkan::diagnostics::validation_error_count();
     assert_eq!(
         n,
         0,
         "validation errors: {:#?}",
-        geyser::vulkan::validation_messages()
+        geyser::vulkan::diagnostics::validation_messages()
     );
 }
 
 /// Ends a test child process with `code`, or 4 if the validation layer reported an error.
 pub fn exit_child(code: i32) -> ! {
-    let code = if geyser::vulkan::validation_error_count() > 0 {
+    let code = if geyser::vulkan::diagnostics::validation_error_count() > 0 {
         eprintln!(
             "validation errors: {:#?}",
-            geyser::vulkan::validation_messages()
+            geyser::vulkan::diagnostics::validation_messages()
         );
         4
     } else {
