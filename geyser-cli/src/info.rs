@@ -54,6 +54,7 @@ fn print_device(d: &DeviceCaps) {
             mem.join(", ")
         }
     );
+    println!("  memory FDs    {}", d.memory_exposure.describe());
     println!(
         "  DRM modifiers {}   host memory import {}",
         if d.drm_format_modifiers { "yes" } else { "no" },

@@ -41,6 +41,9 @@ pub struct DeviceIdentity {
     pub(crate) physical: vk::PhysicalDevice,
     #[serde(skip)]
     pub(crate) raw_type: vk::PhysicalDeviceType,
+    /// `driverID` (Vulkan 1.2; zero before).
+    #[serde(skip)]
+    pub(crate) driver_id: vk::DriverId,
 }
 
 fn ser_uuid<S: serde::Serializer>(u: &[u8; 16], s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -160,6 +163,45 @@ pub struct DeviceCaps {
     pub max_image_dimension_2d: u32,
     /// Per format support.
     pub formats: Vec<FormatCaps>,
+    /// What a process holding one of this device's exported memory FDs can do with it.
+    pub memory_exposure: MemoryExposure,
+}
+
+/// What a process that holds one of a device's exported memory FDs (a trusted consumer, see
+/// `ipc::ProducerOptions::trusted`) can do to the exporter and to other importers, as far as
+/// Geyser knows for the driver. SECURITY.md has the details and how each was established.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum MemoryExposure {
+    /// The FD is a writable memfd whose first page holds metadata (size, data offset) the
+    /// driver trusts when the memory is imported and freed (lavapipe: Mesa's `os_memory_fd`).
+    /// A peer that writes it can corrupt frames and crash the exporter and later importers;
+    /// this driver offers no exportable handle type without it.
+    TrustedInBandMetadata,
+    /// Not established for this driver: assume a peer holding the FD can write the memory.
+    Unknown,
+}
+
+impl MemoryExposure {
+    /// What is known for a driver, by its `driverID`.
+    pub(crate) fn of_driver(driver: vk::DriverId) -> Self {
+        match driver {
+            vk::DriverId::MESA_LLVMPIPE => MemoryExposure::TrustedInBandMetadata,
+            _ => MemoryExposure::Unknown,
+        }
+    }
+
+    /// One line for `geyser info`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            MemoryExposure::TrustedInBandMetadata => {
+                "writable memfd with in-band metadata the driver trusts: a peer holding it can \
+                 crash the exporter (trust such peers only)"
+            }
+            MemoryExposure::Unknown => {
+                "not established for this driver: assume a peer holding it can write the memory"
+            }
+        }
+    }
 }
 
 impl DeviceCaps {
@@ -281,6 +323,11 @@ pub(crate) fn identity(
         }),
         physical,
         raw_type: props.device_type,
+        driver_id: if base.api_version >= vk::API_VERSION_1_2 {
+            driver.driver_id
+        } else {
+            vk::DriverId::default()
+        },
     })
 }
 
@@ -539,6 +586,7 @@ pub(crate) fn query(instance: &ash::Instance, identity: &DeviceIdentity) -> Resu
         fence_export: fence_caps(instance, physical, has(super::os::FENCE_EXTENSION)),
         max_image_dimension_2d: props.limits.max_image_dimension2_d,
         formats,
+        memory_exposure: MemoryExposure::of_driver(identity.driver_id),
     })
 }
 

@@ -45,7 +45,8 @@ mod validation;
 
 pub use buffer::Buffer;
 pub use caps::{
-    enumerate_devices, DeviceCaps, DeviceIdentity, FormatCaps, FormatShareSupport, SyncExportCaps,
+    enumerate_devices, DeviceCaps, DeviceIdentity, FormatCaps, FormatShareSupport, MemoryExposure,
+    SyncExportCaps,
 };
 pub use cross::{CrossDeviceTransfer, TransferPath, TransferTiming};
 pub use image::{VulkanTexture, SHARED_LAYOUT};
