@@ -15,14 +15,15 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use geyser::common::RejectReason;
 use geyser::common::{
     ExportInfo, ExternalHandleType, MemoryLayout, TextureDescriptor, TextureDimension,
     TextureExtent, TextureFormat, TextureUsage,
 };
 use geyser::ipc::wire::{
-    decode, encode_into, FrameId, Hello, Message, RejectReason, Role, SyncMode, MAX_MESSAGE_BYTES,
-    MAX_SLOTS, MAX_STRING,
+    decode, encode_into, Hello, Message, Role, MAX_MESSAGE_BYTES, MAX_SLOTS, MAX_STRING,
 };
+use geyser::ipc::{FrameId, SyncMode};
 use geyser::Error;
 use proptest::prelude::*;
 

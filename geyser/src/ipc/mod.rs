@@ -35,4 +35,4 @@ pub use producer::{
     ConsumerStats, HostRingSharing, Producer, ProducerOptions, ProducerStats, WriteSlot,
 };
 pub use wire::negotiate::supported_sync_modes;
-pub use wire::SyncMode;
+pub use wire::protocol::{FrameId, SyncMode};

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use geyser::common::TextureFormat;
 use geyser::ipc::testing::Connection;
-use geyser::ipc::wire::{Hello, Message, Role, SyncMode};
+use geyser::ipc::wire::{Hello, Message, Role};
+use geyser::ipc::SyncMode;
 use geyser::ipc::{ConsumerOptions, PeerPolicy, ProducerOptions};
 use geyser::Error;
 use geyser_harness::demo::{demo_descriptor, run_consumer, run_producer, ProduceConfig};

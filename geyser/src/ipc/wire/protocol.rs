@@ -3,8 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::common::RejectReason;
-use crate::common::{usages_from_bits_checked, ExportInfo, TextureUsage};
+use crate::common::{usages_from_bits_checked, ExportInfo, RejectReason, TextureUsage};
 use crate::{Error, Result};
 
 /// The protocol version. Peers with another version are refused at Hello: a producer answers
