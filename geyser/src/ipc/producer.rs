@@ -21,7 +21,7 @@ use super::peer::PeerPolicy;
 use super::transport::{Listener, MAX_POLLED_CONNECTIONS};
 use super::wire::negotiate::{supported_sync_modes, unsupported_sync};
 use super::wire::{FrameId, Hello, Message, Role, SyncMode, MAX_SLOTS};
-use crate::common::TextureDescriptor;
+use crate::common::{TextureDescriptor, TextureExtent};
 use crate::vulkan::{
     SharedTimelineSemaphore, TimelinePoint, VulkanTexture, VulkanTextureShareManager,
 };
@@ -82,6 +82,10 @@ pub struct ProducerOptions {
     /// Whether host-ring consumers share one ring or each get their own (default
     /// [`HostRingSharing::Auto`]).
     pub host_rings: HostRingSharing,
+    /// The ring textures' dimensions beyond width and height: array layers, cube faces, 3D
+    /// depth, mip levels (default: one 2D level). Consumers import the same shape; host-ring
+    /// consumers get every layer and level too.
+    pub extent: TextureExtent,
 }
 
 impl Default for ProducerOptions {
@@ -103,6 +107,7 @@ impl Default for ProducerOptions {
             max_pending_per_user: 8,
             host_ring_consumers: true,
             host_rings: HostRingSharing::Auto,
+            extent: TextureExtent::default(),
         }
     }
 }
@@ -233,7 +238,7 @@ impl Producer {
                 reason: format!("{} slots; use 2..={MAX_SLOTS}", options.slots),
             });
         }
-        desc.validate()?;
+        desc.validate_with(&options.extent)?;
         let sync_modes = supported_sync_modes(&manager)?;
         if let Some(forced) = options.sync {
             if !sync_modes.contains(&forced) {
@@ -245,7 +250,7 @@ impl Producer {
         for i in 0..options.slots {
             let mut d = desc.clone();
             d.label = Some(format!("{}[{i}]", desc.label.as_deref().unwrap_or(name)));
-            let t = manager.create_texture(&d)?;
+            let t = manager.create_texture_with(&d, &options.extent)?;
             exports.push(manager.export(&t)?);
             textures.push(t);
         }

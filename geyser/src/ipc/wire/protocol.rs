@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 pub use crate::common::RejectReason;
-use crate::common::{usages_from_bits_checked, ExportInfo, TextureUsage};
+use crate::common::{usages_from_bits_checked, ExportInfo, TextureLayout, TextureUsage};
 use crate::{Error, Result};
 
 /// The protocol version. Peers with another version are refused at Hello: a producer answers
@@ -331,15 +331,15 @@ impl Message {
                         "{slots} slots, allowed 1..={MAX_SLOTS}"
                     )));
                 }
-                let d = &info.descriptor;
                 validate_frame_info("host ring", info)?;
-                if *slot_bytes < d.tight_size()
+                // Every aspect, level and layer of the frame (the layout both ends compute).
+                let frame = TextureLayout::new(&info.descriptor, &info.extent).size();
+                if *slot_bytes < frame
                     || *slot_bytes > MAX_SLOT_BYTES
                     || !slot_bytes.is_multiple_of(4096)
                 {
                     return Err(Error::Protocol(format!(
-                        "host ring slot of {slot_bytes} bytes for a {}-byte frame",
-                        d.tight_size()
+                        "host ring slot of {slot_bytes} bytes for a {frame}-byte frame"
                     )));
                 }
                 Ok(())
