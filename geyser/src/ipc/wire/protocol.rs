@@ -33,8 +33,11 @@ pub enum SyncMode {
     /// Host-synchronized fallback: the producer waits for its GPU fence before `FrameReady`,
     /// the consumer waits for its own before `FrameReleased`. Works on every device.
     Host,
-    /// Exported binary semaphores. Reserved: this build never offers or negotiates it
-    /// (forcing it gives [`Error::Unsupported`]); the variant keeps its place on the wire.
+    /// Exported binary semaphores: per ring slot a "ready" semaphore the producer signals and
+    /// a "released" one the consumer signals, exported once at pool setup
+    /// ([`Message::BinarySyncSetup`], opaque FDs) and reused every frame. Each side sends its
+    /// frame message only after submitting the signal the other side's wait needs
+    /// (`ipc/binary.rs` has the rules and what happens when a peer dies).
     BinarySemaphore,
     /// Exported timeline semaphores (exchanged once; values per frame).
     Timeline,
@@ -222,6 +225,14 @@ pub enum Message {
         /// Bytes per slot region (the frame tightly packed, rounded up to 64 KiB).
         slot_bytes: u64,
     },
+    /// Binary-semaphore mode, once per connection and direction, after `PoolSetup`: one
+    /// binary semaphore per ring slot beside it, in slot order (producer → consumer: "ready",
+    /// the producer signals it before sending a frame of that slot; consumer → producer:
+    /// "released", the consumer signals it before releasing a frame of that slot).
+    BinarySyncSetup {
+        /// Slots, one FD each (1..=[`MAX_SLOTS`], the ring's slot count).
+        slots: u32,
+    },
 }
 
 /// Largest host-memory slot a consumer accepts (a 16K RGBA32F frame is 4 GiB; 2 GiB covers
@@ -241,6 +252,7 @@ impl Message {
             Message::Bye { .. } => "Bye",
             Message::HostRingRequest => "HostRingRequest",
             Message::HostRingSetup { .. } => "HostRingSetup",
+            Message::BinarySyncSetup { .. } => "BinarySyncSetup",
         }
     }
 
@@ -250,6 +262,7 @@ impl Message {
             Message::PoolSetup { slots, .. } => slots.len(),
             Message::SyncSetup { .. } => 1,
             Message::HostRingSetup { .. } => 1,
+            Message::BinarySyncSetup { slots } => *slots as usize,
             _ => 0,
         }
     }
@@ -363,6 +376,14 @@ impl Message {
                 if *sync != SyncMode::Timeline {
                     return Err(Error::Protocol(format!(
                         "SyncSetup for {sync:?}, only Timeline uses one"
+                    )));
+                }
+                Ok(())
+            }
+            Message::BinarySyncSetup { slots } => {
+                if *slots == 0 || *slots as usize > MAX_SLOTS {
+                    return Err(Error::Protocol(format!(
+                        "{slots} binary semaphores, allowed 1..={MAX_SLOTS}"
                     )));
                 }
                 Ok(())
