@@ -19,7 +19,7 @@
 use ash::vk;
 
 use super::transport::shm::SharedRegion;
-use crate::common::{ExportInfo, OwnedOsHandle, TextureLayout};
+use crate::common::{ExportInfo, OwnedOsHandle, TextureExtent, TextureFormat, TextureLayout};
 use crate::vulkan::transfer::{copy_packed, CopyDirection};
 use crate::vulkan::{Buffer, Submitter};
 use crate::vulkan::{TransferPath, VulkanTexture, VulkanTextureShareManager};
@@ -39,6 +39,10 @@ pub(crate) struct HostRing {
     region: SharedRegion,
     slot_bytes: u64,
     frame_bytes: usize,
+    /// Where each subresource sits in a slot (computed once: the copies run every frame).
+    layout: TextureLayout,
+    /// The frames' size, format and extent.
+    shape: (u32, u32, TextureFormat, TextureExtent),
 }
 
 impl std::fmt::Debug for HostRing {
@@ -192,6 +196,13 @@ impl HostRing {
             region,
             slot_bytes,
             frame_bytes,
+            layout: TextureLayout::new(&info.descriptor, &info.extent),
+            shape: (
+                info.descriptor.width,
+                info.descriptor.height,
+                info.descriptor.format,
+                info.extent,
+            ),
         })
     }
 
@@ -216,7 +227,13 @@ impl HostRing {
             .buffers
             .get(slot)
             .ok_or_else(|| Error::Protocol(format!("host ring has no slot {slot}")))?;
-        copy_packed(&self.submit, texture, buffer, CopyDirection::Download)?;
+        copy_packed(
+            &self.submit,
+            texture,
+            &self.layout,
+            buffer,
+            CopyDirection::Download,
+        )?;
         if self.path == TransferPath::CpuCopy {
             let n = self.frame_bytes;
             let src = &self.buffers[slot].bytes()[..n];
@@ -230,7 +247,9 @@ impl HostRing {
         if slot >= self.buffers.len() {
             return Err(Error::Protocol(format!("host ring has no slot {slot}")));
         }
-        if Self::frame_bytes(texture.export_info()) != self.frame_bytes as u64 {
+        let info = texture.export_info();
+        let d = &info.descriptor;
+        if (d.width, d.height, d.format, info.extent) != self.shape {
             return Err(Error::WrongTexture(
                 "the texture is not a frame of this host ring".into(),
             ));
@@ -243,6 +262,7 @@ impl HostRing {
         copy_packed(
             &self.submit,
             texture,
+            &self.layout,
             &self.buffers[slot],
             CopyDirection::Upload,
         )

@@ -16,7 +16,15 @@ use crate::{Error, Result};
 /// Size in bytes of one aspect of mip level 0, all layers (or depth slices), tightly packed
 /// (whole blocks for compressed formats).
 pub fn aspect_size(texture: &VulkanTexture, aspect: TextureAspect) -> u64 {
-    level(texture, aspect, 0).map_or(0, |r| r.bytes)
+    // Computed directly (no layout): callers run it every frame and must not allocate.
+    let d = &texture.inner.info.descriptor;
+    let p = &texture.inner.params;
+    let (bx, by) = d.format.blocks(d.width, d.height);
+    u64::from(bx)
+        * u64::from(by)
+        * u64::from(p.extent.depth)
+        * u64::from(p.array_layers)
+        * u64::from(d.format.aspect_copy_bytes(aspect))
 }
 
 /// The packed layout of every aspect, mip level and layer of `texture` (what
@@ -180,27 +188,40 @@ pub(crate) fn copy(
     staging: &Buffer,
     dir: CopyDirection,
 ) -> Result<()> {
-    let r = level(texture, aspect, 0)
-        .ok_or_else(|| Error::Internal(format!("no {aspect:?} level 0 in the layout")))?;
+    // Level 0 of the aspect at offset 0, computed without a layout (this runs every frame).
+    let d = &texture.inner.info.descriptor;
+    let p = &texture.inner.params;
+    let bytes = aspect_size(texture, aspect);
+    let r = Subresource {
+        aspect,
+        mip: 0,
+        offset: 0,
+        width: d.width,
+        height: d.height,
+        depth: p.extent.depth,
+        layers: p.array_layers,
+        row_bytes: 0,
+        slice_bytes: 0,
+        bytes,
+    };
     copy_regions(submit, texture, &[r], staging, dir)
 }
 
-/// Submits a copy of every subresource of `texture` in its [`packed_layout`] (all aspects,
-/// levels and layers), and waits for it. `staging` holds at least the layout's size.
+/// Submits a copy of every subresource of `texture` in its packed `layout` (all aspects,
+/// levels and layers: [`packed_layout`], which a caller copying every frame computes once),
+/// and waits for it. `staging` holds at least the layout's size.
 pub(crate) fn copy_packed(
     submit: &Submitter,
     texture: &VulkanTexture,
+    layout: &TextureLayout,
     staging: &Buffer,
     dir: CopyDirection,
 ) -> Result<()> {
-    copy_regions(
-        submit,
-        texture,
-        packed_layout(texture).regions(),
-        staging,
-        dir,
-    )
+    copy_regions(submit, texture, layout.regions(), staging, dir)
 }
+
+/// Most regions one copy records: two aspects of up to 17 levels (a 65536-texel side).
+const MAX_REGIONS: usize = 34;
 
 fn copy_regions(
     submit: &Submitter,
@@ -220,13 +241,21 @@ fn copy_regions(
             staging.size
         )));
     }
+    if regions.len() > MAX_REGIONS {
+        return Err(Error::Internal(format!("{} copy regions", regions.len())));
+    }
     let family = submit.dev.queue_family;
-    let copies: Vec<vk::BufferImageCopy> = regions.iter().map(|r| region(texture, r)).collect();
+    // On the stack: the host ring copies every frame and must not allocate.
+    let mut copies = [vk::BufferImageCopy::default(); MAX_REGIONS];
+    for (c, r) in copies.iter_mut().zip(regions) {
+        *c = region(texture, r);
+    }
+    let copies = &copies[..regions.len()];
     submit.submit(
         // SAFETY: the submitter's command buffer is recording on the texture's device; each
         // region is one level of one aspect of the texture (from its own layout), inside the
         // staging buffer (checked above); the call blocks until the GPU is done.
-        |device, cmd| unsafe { record_copy(device, cmd, family, texture, &copies, staging, dir) },
+        |device, cmd| unsafe { record_copy(device, cmd, family, texture, copies, staging, dir) },
         &[],
         &[],
         true,
@@ -383,7 +412,8 @@ impl VulkanTextureShareManager {
         let size = packed_layout(texture).size();
         let staging = Buffer::host_on(&self.dev, size, vk::BufferUsageFlags::TRANSFER_DST)?;
         let submit = Submitter::on_device(&self.dev, 1)?;
-        copy_packed(&submit, texture, &staging, CopyDirection::Download)?;
+        let layout = packed_layout(texture);
+        copy_packed(&submit, texture, &layout, &staging, CopyDirection::Download)?;
         Ok(staging.bytes()[..size as usize].to_vec())
     }
 
@@ -405,7 +435,8 @@ impl VulkanTextureShareManager {
         let mut staging = Buffer::host_on(&self.dev, size, vk::BufferUsageFlags::TRANSFER_SRC)?;
         staging.bytes_mut()[..data.len()].copy_from_slice(data);
         let submit = Submitter::on_device(&self.dev, 1)?;
-        copy_packed(&submit, texture, &staging, CopyDirection::Upload)
+        let layout = packed_layout(texture);
+        copy_packed(&submit, texture, &layout, &staging, CopyDirection::Upload)
     }
 
     fn check_same_device(&self, texture: &VulkanTexture) -> Result<()> {
