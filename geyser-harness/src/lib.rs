@@ -4,6 +4,7 @@
 //!
 //! - [`frame_image`]: what frame `n` looks like (a band with a word derived from `n`, a moving
 //!   gradient, the number in digits), as a pure function of position.
+//! - [`image_out`]: texels of any uncompressed format as 8-bit sRGB pictures, PNG files.
 //! - [`pattern`]: [`pattern::PatternWriter`] draws that picture on the GPU with copies;
 //!   [`pattern::ProbeReader`] checks probe texels of a received frame.
 //! - [`wgpu_pattern`] (feature `webgpu`): the same pattern written and probed through wgpu.
@@ -17,6 +18,7 @@
 #![warn(missing_docs)]
 
 pub mod frame_image;
+pub mod image_out;
 pub mod pattern;
 
 #[cfg(all(

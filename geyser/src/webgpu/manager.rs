@@ -218,6 +218,13 @@ impl WgpuTextureShareManager {
         &self.adapter
     }
 
+    /// The wgpu instance, when Geyser created it ([`Self::create`]): e.g. to make a surface
+    /// for a window (the instance has the platform's surface extensions). `None` for a
+    /// wrapped application device ([`Self::from_wgpu`]), whose instance the application has.
+    pub fn instance(&self) -> Option<&wgpu::Instance> {
+        self._instance.as_ref()
+    }
+
     /// The Vulkan device under wgpu (name, UUIDs, driver).
     pub fn identity(&self) -> &DeviceIdentity {
         self.vk.identity()
