@@ -6,6 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-vulkan.sh
+# `geyser view`'s test opens a window under a virtual X server: Xvfb, and the X client
+# libraries winit loads at run time.
+# shellcheck source=lib/install-missing.sh
+source scripts/lib/install-missing.sh
+install_missing geyser xvfb xauth libx11-xcb1 libxcursor1 libxrandr2 libxi6 libxkbcommon-x11-0
 command -v cargo >/dev/null || {
   echo "geyser: cargo not found; install Rust (https://rustup.rs) and try again" >&2
   exit 2

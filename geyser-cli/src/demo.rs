@@ -151,7 +151,7 @@ pub fn produce(args: &DemoArgs) -> geyser::Result<()> {
 
 /// Fails a child whose Vulkan validation layer (when `GEYSER_VALIDATION` enabled it) reported
 /// errors, so the demo's PASS means validation-clean too.
-fn check_validation() -> geyser::Result<()> {
+pub(crate) fn check_validation() -> geyser::Result<()> {
     let n = geyser::vulkan::diagnostics::validation_error_count();
     if n == 0 {
         return Ok(());

@@ -1,7 +1,7 @@
 //! `geyser info`: one screen that tells what this machine can share.
 
-use geyser::common::{uuid_string, TextureUsage};
-use geyser::vulkan::{enumerate_devices, DeviceCaps, SyncExportCaps};
+use geyser::common::{uuid_string, Compression, TextureUsage};
+use geyser::vulkan::{enumerate_devices, DeviceCaps, DeviceSelector, SyncExportCaps};
 
 fn usage_short(u: TextureUsage) -> &'static str {
     match u {
@@ -28,9 +28,17 @@ fn sync_str(c: &SyncExportCaps) -> String {
     }
 }
 
-fn print_device(d: &DeviceCaps) {
+fn print_device(d: &DeviceCaps, selected: bool) {
     let id = &d.identity;
-    println!("Device {}: {} ({})", id.index, id.name, id.device_type);
+    let mark = if selected {
+        "   <- selected (GEYSER_DEVICE)"
+    } else {
+        ""
+    };
+    println!(
+        "Device {}: {} ({}){mark}",
+        id.index, id.name, id.device_type
+    );
     println!("  driver        {} — {}", id.driver_name, id.driver_info);
     println!(
         "  Vulkan        {}   vendor {:#06x} device {:#06x}",
@@ -82,7 +90,10 @@ fn print_device(d: &DeviceCaps) {
     for f in &d.formats {
         let show = |s: &geyser::vulkan::FormatShareSupport| {
             if s.usages.is_empty() {
-                "-".to_string()
+                match f.format.compression() {
+                    Some(c) if !has_family(d, c) => format!("- (no {})", c.vulkan_feature()),
+                    _ => "-".to_string(),
+                }
             } else {
                 let mut out = s
                     .usages
@@ -113,13 +124,62 @@ fn print_device(d: &DeviceCaps) {
         "  {shareable} of {} formats shareable through opaque FDs",
         d.formats.len()
     );
+    let families = [Compression::Bc, Compression::Etc2, Compression::AstcLdr].map(|c| {
+        let of = || {
+            d.formats
+                .iter()
+                .filter(move |f| f.format.compression() == Some(c))
+        };
+        let ok = of().filter(|f| !f.opaque_fd.usages.is_empty()).count();
+        format!("{c:?} {ok}/{}", of().count())
+    });
+    println!("  compressed formats exportable: {}", families.join(", "));
 }
 
-/// Runs `geyser info`.
+/// Whether the device has a compression family: some format of it is shareable, or the reason
+/// none is does not name the family's feature.
+fn has_family(d: &DeviceCaps, c: Compression) -> bool {
+    d.formats
+        .iter()
+        .filter(|f| f.format.compression() == Some(c))
+        .any(|f| {
+            !f.opaque_fd.usages.is_empty()
+                || !f
+                    .opaque_fd
+                    .reason
+                    .as_deref()
+                    .is_some_and(|r| r.contains(c.vulkan_feature()))
+        })
+}
+
+/// The device `GEYSER_DEVICE` selects, when it is set: its index, or [`geyser::Error::NoDevice`]
+/// (listing the devices present) when it matches none of `devices`.
+fn selected(devices: &[DeviceCaps]) -> Result<Option<usize>, geyser::Error> {
+    if std::env::var_os("GEYSER_DEVICE").is_none() {
+        return Ok(None);
+    }
+    let ids: Vec<_> = devices.iter().map(|d| d.identity.clone()).collect();
+    let chosen = DeviceSelector::from_env().select(&ids)?;
+    Ok(Some(chosen.index))
+}
+
+/// Runs `geyser info`. With `GEYSER_DEVICE` set, marks the device it selects (JSON: each
+/// device's `selected` field), and fails with [`geyser::Error::NoDevice`] when it selects none.
 pub fn run(json: bool) -> Result<(), geyser::Error> {
     let devices = enumerate_devices()?;
+    let selected = selected(&devices)?;
     if json {
-        let s = serde_json::to_string_pretty(&devices).map_err(|e| geyser::Error::Io(e.into()))?;
+        let json_err = |e: serde_json::Error| geyser::Error::Io(e.into());
+        let mut out = Vec::with_capacity(devices.len());
+        for d in &devices {
+            let mut v = serde_json::to_value(d).map_err(json_err)?;
+            if let Some(obj) = v.as_object_mut() {
+                let is = selected == Some(d.identity.index);
+                obj.insert("selected".into(), serde_json::Value::Bool(is));
+            }
+            out.push(v);
+        }
+        let s = serde_json::to_string_pretty(&out).map_err(json_err)?;
         println!("{s}");
         return Ok(());
     }
@@ -131,7 +191,7 @@ pub fn run(json: bool) -> Result<(), geyser::Error> {
         if i > 0 {
             println!();
         }
-        print_device(d);
+        print_device(d, selected == Some(d.identity.index));
     }
     // How each pair of devices gets texels to each other.
     if devices.len() > 1 {

@@ -1,17 +1,20 @@
 //! The `geyser` command: `info` shows what this machine can share; `demo` streams frames
-//! between processes and verifies them.
+//! between processes and verifies them; `bench` measures; `snapshot` and `view` show a
+//! producer's frames (a PNG, a window).
 
 use clap::{Parser, Subcommand};
 
 mod bench;
 mod demo;
 mod info;
+mod snapshot;
+mod view;
 
 #[derive(Parser)]
 #[command(
     name = "geyser",
     version,
-    about = "Zero-copy GPU texture sharing: device info, cross-process demo"
+    about = "Zero-copy GPU texture sharing: device info, cross-process demo, benchmarks, snapshots and a viewer"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -30,6 +33,10 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Measure zero-copy sharing against in-process sharing and a CPU copy, side by side.
     Bench(bench::BenchArgs),
+    /// Connect to a producer (headless), take frame(s) and write the last one as a PNG.
+    Snapshot(snapshot::SnapshotArgs),
+    /// Show a producer's stream in a window (reconnects when the producer restarts).
+    View(view::ViewArgs),
     /// (internal) The demo's producer process.
     #[command(name = "__produce", hide = true)]
     Produce(demo::DemoArgs),
@@ -59,6 +66,8 @@ fn main() {
         Command::Produce(args) => demo::produce(&args).map(|()| true),
         Command::Consume(args) => demo::consume(&args).map(|()| true),
         Command::Bench(args) => bench::run(&args),
+        Command::Snapshot(args) => snapshot::run(&args).map(|()| true),
+        Command::View(args) => view::run(&args),
         Command::CpuProduce(args) => bench::cpu_produce(&args).map(|()| true),
         Command::CpuConsume(args) => bench::cpu_consume(&args).map(|()| true),
     };

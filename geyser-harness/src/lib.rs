@@ -2,8 +2,11 @@
 //! examples, the integration tests and the benches share. Not part of Geyser's API (this crate
 //! is not published); everything here is built on Geyser's public API only.
 //!
-//! - [`pattern`]: [`pattern::PatternWriter`] fills a frame on the GPU with a word derived from
-//!   its number; [`pattern::ProbeReader`] checks probe texels of a received frame.
+//! - [`frame_image`]: what frame `n` looks like (a band with a word derived from `n`, a moving
+//!   gradient, the number in digits), as a pure function of position.
+//! - [`image_out`]: texels of any uncompressed format as 8-bit sRGB pictures, PNG files.
+//! - [`pattern`]: [`pattern::PatternWriter`] draws that picture on the GPU with copies;
+//!   [`pattern::ProbeReader`] checks probe texels of a received frame.
 //! - [`wgpu_pattern`] (feature `webgpu`): the same pattern written and probed through wgpu.
 //! - [`demo`] (feature `ipc`): the producer and consumer loops of `geyser demo` and the
 //!   `ipc_*` examples, every frame verified; [`wgpu_demo`] with wgpu on one side.
@@ -14,6 +17,8 @@
 //! - [`args`] (feature `ipc`): size and sync parsers, the paired examples' arguments.
 #![warn(missing_docs)]
 
+pub mod frame_image;
+pub mod image_out;
 pub mod pattern;
 
 #[cfg(all(

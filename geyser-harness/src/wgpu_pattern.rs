@@ -1,7 +1,9 @@
 //! Verifiable frames on the wgpu side, compatible with [`crate::pattern::PatternWriter`] and
 //! [`crate::pattern::ProbeReader`]: [`WgpuPatternWriter`] renders frame `n` as a render pass
-//! clear to [`frame_word`]`(n)`, [`WgpuProbe`] samples probe texels in a compute pass
-//! (`textureLoad`) and checks them. RGBA8 unorm only: the word's bytes are the texel's bytes.
+//! clear to [`frame_word`]`(n)` (the solid pattern), [`WgpuProbe`] samples probe texels in a
+//! compute pass (`textureLoad`) and checks them against frame `n`'s picture
+//! ([`crate::frame_image`]) or its solid pattern, like the Vulkan probe. RGBA8 unorm only: the
+//! word's bytes are the texel's bytes.
 
 use geyser::common::TextureFormat;
 use geyser::webgpu::wgpu;
@@ -9,6 +11,7 @@ use geyser::webgpu::{WgpuTexture, WgpuTextureShareManager};
 use geyser::{Error, Result, SharedTexture};
 use wgpu::util::DeviceExt;
 
+use crate::frame_image::FrameLayout;
 use crate::pattern::{frame_word, ProbeResult};
 
 /// Probe texels per check.
@@ -80,6 +83,8 @@ impl WgpuPatternWriter {
 /// pattern. One bind group per texture, made once.
 #[derive(Debug)]
 pub struct WgpuProbe {
+    layout: FrameLayout,
+    points: [[u32; 2]; PROBES as usize],
     pipeline: wgpu::ComputePipeline,
     bind_groups: Vec<wgpu::BindGroup>,
     words: wgpu::Buffer,
@@ -170,6 +175,8 @@ impl WgpuProbe {
             })
             .collect();
         Ok(Self {
+            layout: FrameLayout::new(w, h),
+            points,
             pipeline,
             bind_groups,
             words,
@@ -218,9 +225,17 @@ impl WgpuProbe {
                 .collect()
         };
         self.readback.unmap();
-        let want = frame_word(frame);
+        let solid = words.iter().filter(|w| **w == frame_word(frame)).count();
+        let picture = words
+            .iter()
+            .zip(&self.points)
+            .filter(|(w, [x, y])| {
+                let t = self.layout.texel(frame, *x, *y, 4);
+                **w == u32::from_le_bytes([t[0], t[1], t[2], t[3]])
+            })
+            .count();
         Ok(ProbeResult {
-            matched: words.iter().filter(|w| **w == want).count(),
+            matched: solid.max(picture),
             probes: PROBES as usize,
             first_word: words.first().copied().unwrap_or(0),
         })

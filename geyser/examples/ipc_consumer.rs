@@ -2,6 +2,10 @@
 //! and checks every frame on the GPU (probe texels against the frame number's pattern).
 //! Prints fps and handoff latency; exits non-zero if any frame was corrupted.
 //!
+//! It accepts every sync mode its device runs and gets the one the producer prefers:
+//! binary semaphores with `ipc_producer` where the device exports them (the NVIDIA driver
+//! does), timeline semaphores with `geyser demo`, host sync on lavapipe. `--sync` forces one.
+//!
 //! `cargo run --release --example ipc_consumer -- [--name geyser-demo] [--frames N]`
 //!
 //! The last line is `RESULT {json}` for scripts.

@@ -1,6 +1,11 @@
 //! Streams frames to consumers in other processes. Each frame is filled on the GPU with a
 //! pattern derived from its number (no CPU upload), then handed over with a few-byte message.
 //!
+//! Synchronization: with `--sync auto` (the default) this producer prefers binary semaphores
+//! (per-slot "ready"/"released" semaphores exported once) where the device exports them, then
+//! timeline semaphores, then host synchronization; consumers that lack binary semaphores
+//! (wgpu, lavapipe) get the next mode. `--sync binary|timeline|host` forces one.
+//!
 //! Terminal 1: `cargo run --release --example ipc_producer -- --frames 600`
 //! Terminal 2: `cargo run --release --example ipc_consumer`
 //!
@@ -10,6 +15,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use geyser::common::TextureFormat;
+use geyser::ipc::SyncMode;
 use geyser::vulkan::VulkanTextureShareManager;
 use geyser_harness::args::ProducerArgs;
 use geyser_harness::demo::run_producer;
@@ -37,7 +43,10 @@ fn main() {
 
 fn run(args: &Args) -> geyser::Result<()> {
     let format: TextureFormat = args.format.parse()?;
-    let config = args.producer.config("1920x1080", format)?;
+    let mut config = args.producer.config("1920x1080", format)?;
+    if config.options.sync.is_none() {
+        config.options.prefer_sync = Some(SyncMode::BinarySemaphore);
+    }
     let manager = Arc::new(VulkanTextureShareManager::create_default()?);
     let d = &config.descriptor;
     println!(

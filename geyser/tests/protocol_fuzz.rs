@@ -221,6 +221,7 @@ fn any_message() -> impl Strategy<Value = Message> {
         }),
         any_sync().prop_map(|sync| Message::SyncSetup { sync }),
         any_string().prop_map(|reason| Message::Bye { reason }),
+        (0..40u32).prop_map(|slots| Message::BinarySyncSetup { slots }),
     ]
 }
 

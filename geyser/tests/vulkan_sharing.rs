@@ -5,7 +5,8 @@ mod common;
 
 use common::{assert_validation_clean, manager, pattern, same_texels};
 use geyser::common::{
-    ApiTextureHandle, TextureAspect, TextureDescriptor, TextureFormat, TextureUsage, MAX_DIMENSION,
+    ApiTextureHandle, TextureAspect, TextureDescriptor, TextureExtent, TextureFormat, TextureUsage,
+    MAX_DIMENSION,
 };
 use geyser::vulkan::{aspect_size, VulkanTextureShareManager};
 use geyser::{Error, SharedTexture, TextureShareManager};
@@ -309,33 +310,44 @@ fn gpu_pattern_written_in_one_context_is_probed_in_another() {
 }
 
 #[test]
-fn pattern_writer_fills_every_texel_not_only_the_probes() {
-    use geyser_harness::pattern::{expected_texel, frame_word, PatternWriter};
+fn pattern_writer_draws_every_texel_of_the_picture_not_only_the_probes() {
+    use geyser_harness::frame_image::frame_image;
+    use geyser_harness::pattern::PatternWriter;
     let a = manager();
     for (w, h, format) in [
         (1920u32, 1080u32, TextureFormat::Rgba8Unorm),
-        (33, 17, TextureFormat::Rgba16Float),
+        (333, 170, TextureFormat::Rgba16Float),
         (31, 7, TextureFormat::R8Unorm),
+        (5, 3, TextureFormat::Bgra8Unorm),
     ] {
         let desc = TextureDescriptor::new(w, h, format, &COPY);
         let t = a.create_texture(&desc).unwrap();
         let writer = PatternWriter::new(&a, desc.tight_size()).unwrap();
-        for frame in [5u64, 6] {
+        for frame in [5u64, 6, 12_345_678] {
             let start = std::time::Instant::now();
             writer.write(&t, frame).unwrap();
             let took = start.elapsed();
             let bytes = a.read_texture(&t, TextureAspect::Color).unwrap();
-            let bpp = format.block_bytes();
-            let want: Vec<u8> = (0..u64::from(w) * u64::from(h))
-                .flat_map(|i| expected_texel(frame_word(frame), i, bpp))
-                .collect();
+            let want = frame_image(frame, w, h, format.block_bytes());
             assert!(
                 bytes == want,
-                "{w}x{h} {format} frame {frame}: texels differ from the pattern"
+                "{w}x{h} {format} frame {frame}: texels differ from the picture"
             );
             println!("{w}x{h} {format}: pattern write {took:?}");
         }
     }
+    // Every layer of an array gets the picture.
+    let shape = TextureExtent {
+        depth_or_array_layers: 3,
+        ..Default::default()
+    };
+    let desc = TextureDescriptor::new(64, 48, TextureFormat::Rgba8Unorm, &COPY);
+    let t = a.create_texture_with(&desc, &shape).unwrap();
+    let writer = PatternWriter::new(&a, desc.tight_size()).unwrap();
+    writer.write(&t, 9).unwrap();
+    let bytes = a.read_texture(&t, TextureAspect::Color).unwrap();
+    let one = frame_image(9, 64, 48, 4);
+    assert!(bytes.chunks(one.len()).all(|layer| layer == one));
     assert_validation_clean();
 }
 

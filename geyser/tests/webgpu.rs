@@ -5,13 +5,15 @@
 
 mod common;
 
+use common::shapes::{compare_packed, packed_pattern, SHAPES};
+use common::wgpu_copy::{wgpu_can_copy, wgpu_read, wgpu_read_level, wgpu_write, wgpu_write_level};
 use common::{assert_validation_clean, manager, pattern, same_texels};
 use geyser::common::{
-    TextureAspect, TextureDescriptor, TextureExtent, TextureFormat, TextureUsage,
+    TextureAspect, TextureDescriptor, TextureExtent, TextureFormat, TextureLayout, TextureUsage,
 };
 use geyser::vulkan::{aspect_size, ContextOptions, DeviceSelector, Validation, VulkanTexture};
 use geyser::webgpu::{wgpu, WgpuTextureShareManager};
-use geyser::{Error, SharedTexture, TextureShareManager};
+use geyser::{Error, TextureShareManager};
 
 /// The live-object check counts process-wide: the tests of this file run one at a time.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -34,118 +36,20 @@ fn wgpu_manager() -> WgpuTextureShareManager {
     WgpuTextureShareManager::create(&options).expect("create a wgpu device through Geyser")
 }
 
-fn wgpu_aspect(format: TextureFormat, aspect: TextureAspect) -> wgpu::TextureAspect {
-    match aspect {
-        _ if !format.is_depth_stencil() => wgpu::TextureAspect::All,
-        TextureAspect::Depth => wgpu::TextureAspect::DepthOnly,
-        TextureAspect::Stencil => wgpu::TextureAspect::StencilOnly,
-        TextureAspect::Color => wgpu::TextureAspect::All,
-    }
-}
-
-/// WebGPU's copy rules: depth24plus depth cannot be copied at all, depth32float depth cannot
-/// be a copy destination; everything else in the table can.
-fn wgpu_can_copy(format: TextureFormat, aspect: TextureAspect, to_texture: bool) -> bool {
-    match (format, aspect) {
-        (TextureFormat::Depth24UnormStencil8, TextureAspect::Depth) => false,
-        (
-            TextureFormat::Depth32Float | TextureFormat::Depth32FloatStencil8,
-            TextureAspect::Depth,
-        ) => !to_texture,
-        _ => true,
-    }
-}
-
-/// Reads one aspect of a wgpu texture back through a wgpu copy, between begin/end access.
-fn wgpu_read(
-    w: &WgpuTextureShareManager,
-    t: &geyser::webgpu::WgpuTexture,
-    aspect: TextureAspect,
-) -> Vec<u8> {
-    let desc = t.descriptor();
-    let bpt = desc.format.aspect_copy_bytes(aspect);
-    let row = desc.width * bpt;
-    let padded =
-        row.div_ceil(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT) * wgpu::COPY_BYTES_PER_ROW_ALIGNMENT;
-    let buffer = w.device().create_buffer(&wgpu::BufferDescriptor {
-        label: Some("readback"),
-        size: u64::from(padded * desc.height),
-        usage: wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::MAP_READ,
-        mapped_at_creation: false,
-    });
-    w.begin_access(t, &[]).unwrap();
-    let mut enc = w.device().create_command_encoder(&Default::default());
-    enc.copy_texture_to_buffer(
-        wgpu::TexelCopyTextureInfo {
-            texture: t.texture(),
-            mip_level: 0,
-            origin: wgpu::Origin3d::ZERO,
-            aspect: wgpu_aspect(desc.format, aspect),
-        },
-        wgpu::TexelCopyBufferInfo {
-            buffer: &buffer,
-            layout: wgpu::TexelCopyBufferLayout {
-                offset: 0,
-                bytes_per_row: Some(padded),
-                rows_per_image: Some(desc.height),
-            },
-        },
-        t.texture().size(),
-    );
-    w.queue().submit([enc.finish()]);
-    let done = w.end_access(t, None).unwrap();
-    w.wait_for_submission(done).unwrap();
-    let slice = buffer.slice(..);
-    slice.map_async(wgpu::MapMode::Read, |r| r.expect("map readback"));
-    w.device()
-        .poll(wgpu::PollType::wait_indefinitely())
-        .unwrap();
-    let data = slice.get_mapped_range().expect("mapped readback");
-    let mut out = Vec::with_capacity((row * desc.height) as usize);
-    for r in 0..desc.height as usize {
-        let start = r * padded as usize;
-        out.extend_from_slice(&data[start..start + row as usize]);
-    }
-    out
-}
-
-/// Writes one aspect of a wgpu texture with `queue.write_texture`, between begin/end access.
-fn wgpu_write(
-    w: &WgpuTextureShareManager,
-    t: &geyser::webgpu::WgpuTexture,
-    aspect: TextureAspect,
-    data: &[u8],
-) {
-    let desc = t.descriptor();
-    let row = desc.width * desc.format.aspect_copy_bytes(aspect);
-    w.begin_access(t, &[]).unwrap();
-    w.queue().write_texture(
-        wgpu::TexelCopyTextureInfo {
-            texture: t.texture(),
-            mip_level: 0,
-            origin: wgpu::Origin3d::ZERO,
-            aspect: wgpu_aspect(desc.format, aspect),
-        },
-        data,
-        wgpu::TexelCopyBufferLayout {
-            offset: 0,
-            bytes_per_row: Some(row),
-            rows_per_image: Some(desc.height),
-        },
-        t.texture().size(),
-    );
-    let done = w.end_access(t, None).unwrap();
-    w.wait_for_submission(done).unwrap();
-}
-
 /// Vulkan writes, wgpu reads; then wgpu writes, Vulkan reads. Returns the aspects verified.
 fn round_trip(
     v: &geyser::vulkan::VulkanTextureShareManager,
     w: &WgpuTextureShareManager,
     format: TextureFormat,
 ) -> geyser::Result<Vec<String>> {
+    // WebGPU sizes compressed textures in whole blocks (8x8 covers every family here).
+    let (w_, h_) = if format.is_compressed() {
+        (64, 40)
+    } else {
+        (61, 37)
+    };
     let desc =
-        TextureDescriptor::new(61, 37, format, &COPY).with_label(format!("wgpu-rt-{format}"));
+        TextureDescriptor::new(w_, h_, format, &COPY).with_label(format!("wgpu-rt-{format}"));
     let mut checked = Vec::new();
     // Vulkan -> wgpu.
     let vt: VulkanTexture = v.create_texture(&desc)?;
@@ -234,6 +138,81 @@ fn every_format_round_trips_between_vulkan_and_wgpu_or_is_unsupported() {
         "RGBA8 must work"
     );
     assert!(passed.len() >= 20, "only {} formats passed", passed.len());
+    assert_validation_clean();
+}
+
+/// Vulkan writes every level; wgpu reads every level; wgpu writes every level; Vulkan reads
+/// them all back.
+fn share_shape(
+    v: &geyser::vulkan::VulkanTextureShareManager,
+    w: &WgpuTextureShareManager,
+    shape: &common::shapes::Shape,
+    format: TextureFormat,
+) -> geyser::Result<()> {
+    let desc = shape.descriptor(format, &COPY);
+    let extent = shape.extent;
+    let vt = v.create_texture_with(&desc, &extent)?;
+    let want = packed_pattern(&desc, &extent, 21);
+    v.write_packed(&vt, &want)?;
+    let wt = w.import_with(v.export(&vt)?, &desc)?;
+    let layout = TextureLayout::new(&desc, &extent);
+    let mut back = want.clone();
+    let fresh = packed_pattern(&desc, &extent, 22);
+    for r in layout.regions() {
+        if wgpu_can_copy(format, r.aspect, false) {
+            let got = wgpu_read_level(w, &wt, r.aspect, r.mip);
+            assert!(
+                same_texels(format, r.aspect, &want[r.range()], &got),
+                "{} {format}: Vulkan -> wgpu {:?} level {} differs",
+                shape.name,
+                r.aspect,
+                r.mip
+            );
+        }
+        if wgpu_can_copy(format, r.aspect, true) {
+            wgpu_write_level(w, &wt, r.aspect, r.mip, &fresh[r.range()]);
+            back[r.range()].copy_from_slice(&fresh[r.range()]);
+        }
+    }
+    let got = v.read_packed(&vt)?;
+    compare_packed(&desc, &extent, &back, &got)
+        .unwrap_or_else(|e| panic!("{} {format}, wgpu -> Vulkan: {e}", shape.name));
+    Ok(())
+}
+
+#[test]
+fn arrays_cubes_3d_and_mips_share_every_subresource_with_wgpu() {
+    let _serial = serial();
+    let v = manager();
+    let w = wgpu_manager();
+    let mut passed = Vec::new();
+    for shape in &SHAPES {
+        for format in [
+            TextureFormat::Rgba8Unorm,
+            TextureFormat::Rgba16Float,
+            TextureFormat::Depth32Float,
+            TextureFormat::Bc1RgbaUnorm,
+        ] {
+            match share_shape(&v, &w, shape, format) {
+                Ok(()) => passed.push(format!("{} {format}", shape.name)),
+                Err(Error::Unsupported { feature, reason }) => {
+                    println!(
+                        "  unsupported: {} {format}: {feature}: {reason}",
+                        shape.name
+                    )
+                }
+                Err(e) => panic!("{} {format}: {e}", shape.name),
+            }
+        }
+    }
+    println!(
+        "Vulkan <-> wgpu shapes on {}: {passed:?}",
+        w.identity().name
+    );
+    for shape in &SHAPES {
+        let name = format!("{} Rgba8Unorm", shape.name);
+        assert!(passed.contains(&name), "{name} must share with wgpu");
+    }
     assert_validation_clean();
 }
 

@@ -102,10 +102,12 @@ impl TextureDescriptor {
         self.usage.contains(&usage)
     }
 
-    /// Bytes of the top mip level of one layer when tightly packed (colour formats), or of the
-    /// in-memory texels (depth/stencil formats).
+    /// Bytes of the top mip level of one layer when tightly packed (colour formats; whole
+    /// blocks for compressed ones), or of the in-memory texels (depth/stencil formats). All
+    /// levels and layers: [`super::TextureLayout`].
     pub fn tight_size(&self) -> u64 {
-        u64::from(self.width) * u64::from(self.height) * u64::from(self.format.block_bytes())
+        let (bx, by) = self.format.blocks(self.width, self.height);
+        u64::from(bx) * u64::from(by) * u64::from(self.format.block_bytes())
     }
 
     /// Checks what can be checked without a device: non-zero extent within

@@ -1,6 +1,7 @@
 //! Texture formats, described once in [`FORMAT_TABLE`]: every API's value for a format
-//! (Vulkan, wgpu, Metal, DXGI, IOSurface, DRM fourcc) and its block layout are columns of one
-//! row.
+//! (Vulkan, wgpu, Metal, DXGI, IOSurface, DRM fourcc), its block layout and, for block-compressed
+//! formats, the compression family (which says the device feature each API needs) are columns
+//! of one row.
 
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +30,31 @@ impl FormatAspect {
     }
 }
 
+/// A family of block-compressed formats. Each needs a device feature in each API: Vulkan's
+/// `textureCompressionBC` / `textureCompressionETC2` / `textureCompressionASTC_LDR`, wgpu's
+/// `TEXTURE_COMPRESSION_BC` / `TEXTURE_COMPRESSION_ETC2` / `TEXTURE_COMPRESSION_ASTC`.
+/// Desktop GPUs usually have BC only, mobile GPUs ETC2 and ASTC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Compression {
+    /// BC1–BC7 (S3TC/DXT, RGTC, BPTC).
+    Bc,
+    /// ETC2 (and EAC).
+    Etc2,
+    /// ASTC, low dynamic range profile.
+    AstcLdr,
+}
+
+impl Compression {
+    /// The Vulkan `VkPhysicalDeviceFeatures` member that says a device supports the family.
+    pub fn vulkan_feature(self) -> &'static str {
+        match self {
+            Compression::Bc => "textureCompressionBC",
+            Compression::Etc2 => "textureCompressionETC2",
+            Compression::AstcLdr => "textureCompressionASTC_LDR",
+        }
+    }
+}
+
 /// One row of the format table: what a [`TextureFormat`] is called in every API we speak.
 /// Columns of optional APIs exist with their feature (`wgpu` with `webgpu`), so rows are made
 /// only by the table.
@@ -45,18 +71,22 @@ pub struct FormatInfo {
     /// `MTLPixelFormat` raw value, when Metal has one.
     pub mtl_pixel_format: Option<u64>,
     /// `DXGI_FORMAT` raw value (D3D11/D3D12, e.g. for a Vulkan image shared with D3D on
-    /// Windows).
-    pub dxgi_format: u32,
+    /// Windows), when DXGI has the format (it has no ETC2 or ASTC).
+    pub dxgi_format: Option<u32>,
     /// IOSurface pixel format (`kIOSurfacePixelFormat`, a CoreVideo fourcc) when an IOSurface
     /// can back a Metal texture of this format; its bytes per element is [`Self::block_bytes`].
     /// sRGB formats share their linear format's fourcc (sRGB is a property of the view).
     pub iosurface_fourcc: Option<u32>,
     /// DRM fourcc code (`drm_fourcc::DrmFourcc`), for DMA-BUF sharing, when one exists.
     pub drm_fourcc: Option<drm_fourcc::DrmFourcc>,
-    /// Bytes per block (a block is one texel for every format in the table).
+    /// Bytes per block: one texel for uncompressed formats, a 4x4 (ASTC: up to 8x8) texel block
+    /// for compressed ones.
     pub block_bytes: u32,
-    /// Block width and height in texels.
+    /// Block width and height in texels ((1, 1) for uncompressed formats).
     pub block_size: (u32, u32),
+    /// The compression family of a block-compressed format (it says which device feature the
+    /// format needs); `None` for uncompressed formats.
+    pub compression: Option<Compression>,
     /// Colour, depth and/or stencil.
     pub aspect: FormatAspect,
     /// Whether reads and writes convert between sRGB and linear.
@@ -66,9 +96,10 @@ pub struct FormatInfo {
 macro_rules! format_table {
     ($(
         $(#[$doc:meta])*
-        $name:ident => vk $vk:ident, wgpu $wgpu:tt, mtl $mtl:tt, dxgi $dxgi:literal,
+        $name:ident => vk $vk:ident, wgpu $wgpu:tt, mtl $mtl:tt, dxgi $dxgi:tt,
             iosurface $ios:tt, drm $drm:tt,
-            bytes $bytes:literal, $aspect:ident, srgb $srgb:literal;
+            bytes $bytes:literal $(per $bw:literal x $bh:literal $comp:ident)?,
+            $aspect:ident, srgb $srgb:literal;
     )*) => {
         /// A texture format that Geyser can share. Each variant is one row of [`FORMAT_TABLE`].
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -86,11 +117,12 @@ macro_rules! format_table {
                 #[cfg(feature = "webgpu")]
                 wgpu: format_table!(@wgpu $wgpu),
                 mtl_pixel_format: format_table!(@opt $mtl),
-                dxgi_format: $dxgi,
+                dxgi_format: format_table!(@opt $dxgi),
                 iosurface_fourcc: format_table!(@fourcc $ios),
                 drm_fourcc: format_table!(@drm $drm),
                 block_bytes: $bytes,
-                block_size: (1, 1),
+                block_size: format_table!(@block $($bw, $bh)?),
+                compression: format_table!(@comp $($comp)?),
                 aspect: FormatAspect::$aspect,
                 srgb: $srgb,
             },
@@ -98,6 +130,16 @@ macro_rules! format_table {
     };
     (@wgpu -) => { None };
     (@wgpu $v:ident) => { Some(wgpu::TextureFormat::$v) };
+    (@wgpu (astc $block:ident $channel:ident)) => {
+        Some(wgpu::TextureFormat::Astc {
+            block: wgpu::AstcBlock::$block,
+            channel: wgpu::AstcChannel::$channel,
+        })
+    };
+    (@block) => { (1, 1) };
+    (@block $w:literal, $h:literal) => { ($w, $h) };
+    (@comp) => { None };
+    (@comp $c:ident) => { Some(Compression::$c) };
     (@vk $vk:ident) => { vk_raw::$vk };
     (@opt -) => { None };
     (@opt $v:literal) => { Some($v) };
@@ -140,6 +182,30 @@ mod vk_raw {
     pub const D32_SFLOAT: i32 = 126;
     pub const D24_UNORM_S8_UINT: i32 = 129;
     pub const D32_SFLOAT_S8_UINT: i32 = 130;
+    pub const BC1_RGBA_UNORM_BLOCK: i32 = 133;
+    pub const BC1_RGBA_SRGB_BLOCK: i32 = 134;
+    pub const BC2_UNORM_BLOCK: i32 = 135;
+    pub const BC2_SRGB_BLOCK: i32 = 136;
+    pub const BC3_UNORM_BLOCK: i32 = 137;
+    pub const BC3_SRGB_BLOCK: i32 = 138;
+    pub const BC4_UNORM_BLOCK: i32 = 139;
+    pub const BC4_SNORM_BLOCK: i32 = 140;
+    pub const BC5_UNORM_BLOCK: i32 = 141;
+    pub const BC5_SNORM_BLOCK: i32 = 142;
+    pub const BC6H_UFLOAT_BLOCK: i32 = 143;
+    pub const BC6H_SFLOAT_BLOCK: i32 = 144;
+    pub const BC7_UNORM_BLOCK: i32 = 145;
+    pub const BC7_SRGB_BLOCK: i32 = 146;
+    pub const ETC2_R8G8B8_UNORM_BLOCK: i32 = 147;
+    pub const ETC2_R8G8B8_SRGB_BLOCK: i32 = 148;
+    pub const ETC2_R8G8B8A1_UNORM_BLOCK: i32 = 149;
+    pub const ETC2_R8G8B8A1_SRGB_BLOCK: i32 = 150;
+    pub const ETC2_R8G8B8A8_UNORM_BLOCK: i32 = 151;
+    pub const ETC2_R8G8B8A8_SRGB_BLOCK: i32 = 152;
+    pub const ASTC_4X4_UNORM_BLOCK: i32 = 157;
+    pub const ASTC_4X4_SRGB_BLOCK: i32 = 158;
+    pub const ASTC_8X8_UNORM_BLOCK: i32 = 171;
+    pub const ASTC_8X8_SRGB_BLOCK: i32 = 172;
 }
 
 format_table! {
@@ -200,6 +266,54 @@ format_table! {
     Depth32Float => vk D32_SFLOAT, wgpu Depth32Float, mtl 252, dxgi 40, iosurface -, drm -, bytes 4, Depth, srgb false;
     /// 32-bit float depth with 8-bit stencil.
     Depth32FloatStencil8 => vk D32_SFLOAT_S8_UINT, wgpu Depth32FloatStencil8, mtl 260, dxgi 20, iosurface -, drm -, bytes 8, DepthStencil, srgb false;
+    /// BC1 (DXT1): RGB with 1-bit alpha, 4x4 blocks of 8 bytes.
+    Bc1RgbaUnorm => vk BC1_RGBA_UNORM_BLOCK, wgpu Bc1RgbaUnorm, mtl 130, dxgi 71, iosurface -, drm -, bytes 8 per 4 x 4 Bc, Color, srgb false;
+    /// BC1 with sRGB encoding.
+    Bc1RgbaUnormSrgb => vk BC1_RGBA_SRGB_BLOCK, wgpu Bc1RgbaUnormSrgb, mtl 131, dxgi 72, iosurface -, drm -, bytes 8 per 4 x 4 Bc, Color, srgb true;
+    /// BC2 (DXT3): RGB with explicit 4-bit alpha, 4x4 blocks of 16 bytes.
+    Bc2RgbaUnorm => vk BC2_UNORM_BLOCK, wgpu Bc2RgbaUnorm, mtl 132, dxgi 74, iosurface -, drm -, bytes 16 per 4 x 4 Bc, Color, srgb false;
+    /// BC2 with sRGB encoding.
+    Bc2RgbaUnormSrgb => vk BC2_SRGB_BLOCK, wgpu Bc2RgbaUnormSrgb, mtl 133, dxgi 75, iosurface -, drm -, bytes 16 per 4 x 4 Bc, Color, srgb true;
+    /// BC3 (DXT5): RGB with interpolated alpha, 4x4 blocks of 16 bytes.
+    Bc3RgbaUnorm => vk BC3_UNORM_BLOCK, wgpu Bc3RgbaUnorm, mtl 134, dxgi 77, iosurface -, drm -, bytes 16 per 4 x 4 Bc, Color, srgb false;
+    /// BC3 with sRGB encoding.
+    Bc3RgbaUnormSrgb => vk BC3_SRGB_BLOCK, wgpu Bc3RgbaUnormSrgb, mtl 135, dxgi 78, iosurface -, drm -, bytes 16 per 4 x 4 Bc, Color, srgb true;
+    /// BC4 (RGTC1): one normalized channel, 4x4 blocks of 8 bytes.
+    Bc4RUnorm => vk BC4_UNORM_BLOCK, wgpu Bc4RUnorm, mtl 140, dxgi 80, iosurface -, drm -, bytes 8 per 4 x 4 Bc, Color, srgb false;
+    /// BC4, signed.
+    Bc4RSnorm => vk BC4_SNORM_BLOCK, wgpu Bc4RSnorm, mtl 141, dxgi 81, iosurface -, drm -, bytes 8 per 4 x 4 Bc, Color, srgb false;
+    /// BC5 (RGTC2): two normalized channels, 4x4 blocks of 16 bytes.
+    Bc5RgUnorm => vk BC5_UNORM_BLOCK, wgpu Bc5RgUnorm, mtl 142, dxgi 83, iosurface -, drm -, bytes 16 per 4 x 4 Bc, Color, srgb false;
+    /// BC5, signed.
+    Bc5RgSnorm => vk BC5_SNORM_BLOCK, wgpu Bc5RgSnorm, mtl 143, dxgi 84, iosurface -, drm -, bytes 16 per 4 x 4 Bc, Color, srgb false;
+    /// BC6H: unsigned half-float RGB (HDR), 4x4 blocks of 16 bytes.
+    Bc6hRgbUfloat => vk BC6H_UFLOAT_BLOCK, wgpu Bc6hRgbUfloat, mtl 151, dxgi 95, iosurface -, drm -, bytes 16 per 4 x 4 Bc, Color, srgb false;
+    /// BC6H: signed half-float RGB (HDR).
+    Bc6hRgbFloat => vk BC6H_SFLOAT_BLOCK, wgpu Bc6hRgbFloat, mtl 150, dxgi 96, iosurface -, drm -, bytes 16 per 4 x 4 Bc, Color, srgb false;
+    /// BC7 (BPTC): high-quality RGBA, 4x4 blocks of 16 bytes.
+    Bc7RgbaUnorm => vk BC7_UNORM_BLOCK, wgpu Bc7RgbaUnorm, mtl 152, dxgi 98, iosurface -, drm -, bytes 16 per 4 x 4 Bc, Color, srgb false;
+    /// BC7 with sRGB encoding.
+    Bc7RgbaUnormSrgb => vk BC7_SRGB_BLOCK, wgpu Bc7RgbaUnormSrgb, mtl 153, dxgi 99, iosurface -, drm -, bytes 16 per 4 x 4 Bc, Color, srgb true;
+    /// ETC2 RGB, 4x4 blocks of 8 bytes.
+    Etc2Rgb8Unorm => vk ETC2_R8G8B8_UNORM_BLOCK, wgpu Etc2Rgb8Unorm, mtl 180, dxgi -, iosurface -, drm -, bytes 8 per 4 x 4 Etc2, Color, srgb false;
+    /// ETC2 RGB with sRGB encoding.
+    Etc2Rgb8UnormSrgb => vk ETC2_R8G8B8_SRGB_BLOCK, wgpu Etc2Rgb8UnormSrgb, mtl 181, dxgi -, iosurface -, drm -, bytes 8 per 4 x 4 Etc2, Color, srgb true;
+    /// ETC2 RGB with 1-bit alpha, 4x4 blocks of 8 bytes.
+    Etc2Rgb8A1Unorm => vk ETC2_R8G8B8A1_UNORM_BLOCK, wgpu Etc2Rgb8A1Unorm, mtl 182, dxgi -, iosurface -, drm -, bytes 8 per 4 x 4 Etc2, Color, srgb false;
+    /// ETC2 RGB with 1-bit alpha and sRGB encoding.
+    Etc2Rgb8A1UnormSrgb => vk ETC2_R8G8B8A1_SRGB_BLOCK, wgpu Etc2Rgb8A1UnormSrgb, mtl 183, dxgi -, iosurface -, drm -, bytes 8 per 4 x 4 Etc2, Color, srgb true;
+    /// ETC2 RGBA (EAC alpha), 4x4 blocks of 16 bytes (Metal's `EAC_RGBA8`).
+    Etc2Rgba8Unorm => vk ETC2_R8G8B8A8_UNORM_BLOCK, wgpu Etc2Rgba8Unorm, mtl 178, dxgi -, iosurface -, drm -, bytes 16 per 4 x 4 Etc2, Color, srgb false;
+    /// ETC2 RGBA with sRGB encoding.
+    Etc2Rgba8UnormSrgb => vk ETC2_R8G8B8A8_SRGB_BLOCK, wgpu Etc2Rgba8UnormSrgb, mtl 179, dxgi -, iosurface -, drm -, bytes 16 per 4 x 4 Etc2, Color, srgb true;
+    /// ASTC LDR, 4x4 blocks of 16 bytes (8 bits per texel).
+    Astc4x4Unorm => vk ASTC_4X4_UNORM_BLOCK, wgpu (astc B4x4 Unorm), mtl 204, dxgi -, iosurface -, drm -, bytes 16 per 4 x 4 AstcLdr, Color, srgb false;
+    /// ASTC LDR 4x4 with sRGB encoding.
+    Astc4x4UnormSrgb => vk ASTC_4X4_SRGB_BLOCK, wgpu (astc B4x4 UnormSrgb), mtl 186, dxgi -, iosurface -, drm -, bytes 16 per 4 x 4 AstcLdr, Color, srgb true;
+    /// ASTC LDR, 8x8 blocks of 16 bytes (2 bits per texel).
+    Astc8x8Unorm => vk ASTC_8X8_UNORM_BLOCK, wgpu (astc B8x8 Unorm), mtl 212, dxgi -, iosurface -, drm -, bytes 16 per 8 x 8 AstcLdr, Color, srgb false;
+    /// ASTC LDR 8x8 with sRGB encoding.
+    Astc8x8UnormSrgb => vk ASTC_8X8_SRGB_BLOCK, wgpu (astc B8x8 UnormSrgb), mtl 194, dxgi -, iosurface -, drm -, bytes 16 per 8 x 8 AstcLdr, Color, srgb true;
 }
 
 impl TextureFormat {
@@ -215,10 +329,32 @@ impl TextureFormat {
         &FORMAT_TABLE[self as usize]
     }
 
-    /// Bytes of one texel (all table formats have 1x1 blocks). For depth/stencil formats this
-    /// is the in-memory size; copies move each aspect separately (see [`Self::aspect_copy_bytes`]).
+    /// Bytes of one block: a texel for uncompressed formats, a [`Self::block_size`] block of
+    /// texels for compressed ones. For depth/stencil formats this is the in-memory size;
+    /// copies move each aspect separately (see [`Self::aspect_copy_bytes`]).
     pub fn block_bytes(self) -> u32 {
         self.info().block_bytes
+    }
+
+    /// Block width and height in texels: (1, 1) unless the format is compressed.
+    pub fn block_size(self) -> (u32, u32) {
+        self.info().block_size
+    }
+
+    /// The compression family, for block-compressed formats.
+    pub fn compression(self) -> Option<Compression> {
+        self.info().compression
+    }
+
+    /// Whether the format is block-compressed.
+    pub fn is_compressed(self) -> bool {
+        self.info().compression.is_some()
+    }
+
+    /// Blocks covering `width` x `height` texels (each side rounded up to whole blocks).
+    pub fn blocks(self, width: u32, height: u32) -> (u32, u32) {
+        let (bw, bh) = self.block_size();
+        (width.div_ceil(bw), height.div_ceil(bh))
     }
 
     /// Colour, depth and/or stencil.
@@ -236,8 +372,9 @@ impl TextureFormat {
         !matches!(self.aspect(), FormatAspect::Color)
     }
 
-    /// Bytes per texel in a buffer when one aspect is copied to or from it, as Vulkan lays it
-    /// out (`vkCmdCopyImageToBuffer`): depth of D24 takes 4 bytes, stencil always 1.
+    /// Bytes per texel block in a buffer when one aspect is copied to or from it, as Vulkan
+    /// lays it out (`vkCmdCopyImageToBuffer`): depth of D24 takes 4 bytes, stencil always 1,
+    /// a compressed block its [`Self::block_bytes`].
     pub fn aspect_copy_bytes(self, aspect: crate::common::TextureAspect) -> u32 {
         use crate::common::TextureAspect;
         match (self, aspect) {
@@ -283,7 +420,7 @@ impl TextureFormat {
     pub fn from_dxgi_format(raw: u32) -> Option<Self> {
         FORMAT_TABLE
             .iter()
-            .find(|r| r.dxgi_format == raw)
+            .find(|r| r.dxgi_format == Some(raw))
             .map(|r| r.format)
     }
 
@@ -356,7 +493,11 @@ mod tests {
     #[test]
     fn table_has_the_seed_formats() {
         assert!(
-            FORMAT_TABLE.len() >= 21,
+            FORMAT_TABLE
+                .iter()
+                .filter(|r| r.compression.is_none())
+                .count()
+                >= 21,
             "only {} formats",
             FORMAT_TABLE.len()
         );
@@ -407,24 +548,97 @@ mod tests {
             (TextureFormat::Bgra8UnormSrgb, 91),
         ];
         for (f, dxgi) in known {
-            assert_eq!(f.info().dxgi_format, dxgi, "{f:?}");
+            assert_eq!(f.info().dxgi_format, Some(dxgi), "{f:?}");
+        }
+        // DXGI_FORMAT_BC1_UNORM .. DXGI_FORMAT_BC7_UNORM_SRGB.
+        let bc = [
+            (TextureFormat::Bc1RgbaUnorm, 71),
+            (TextureFormat::Bc1RgbaUnormSrgb, 72),
+            (TextureFormat::Bc2RgbaUnorm, 74),
+            (TextureFormat::Bc2RgbaUnormSrgb, 75),
+            (TextureFormat::Bc3RgbaUnorm, 77),
+            (TextureFormat::Bc3RgbaUnormSrgb, 78),
+            (TextureFormat::Bc4RUnorm, 80),
+            (TextureFormat::Bc4RSnorm, 81),
+            (TextureFormat::Bc5RgUnorm, 83),
+            (TextureFormat::Bc5RgSnorm, 84),
+            (TextureFormat::Bc6hRgbUfloat, 95),
+            (TextureFormat::Bc6hRgbFloat, 96),
+            (TextureFormat::Bc7RgbaUnorm, 98),
+            (TextureFormat::Bc7RgbaUnormSrgb, 99),
+        ];
+        for (f, dxgi) in bc {
+            assert_eq!(f.info().dxgi_format, Some(dxgi), "{f:?}");
         }
     }
 
     #[test]
     fn dxgi_values_are_unique_and_round_trip() {
         for row in FORMAT_TABLE {
-            assert_ne!(
-                row.dxgi_format, 0,
-                "{:?} has DXGI_FORMAT_UNKNOWN",
-                row.format
-            );
-            assert_eq!(
-                TextureFormat::from_dxgi_format(row.dxgi_format),
-                Some(row.format)
-            );
+            match row.dxgi_format {
+                Some(dxgi) => {
+                    assert_ne!(dxgi, 0, "{:?} has DXGI_FORMAT_UNKNOWN", row.format);
+                    assert_eq!(TextureFormat::from_dxgi_format(dxgi), Some(row.format));
+                }
+                // DXGI has every format but ETC2 and ASTC.
+                None => assert!(
+                    matches!(
+                        row.compression,
+                        Some(Compression::Etc2 | Compression::AstcLdr)
+                    ),
+                    "{:?} lacks its DXGI format",
+                    row.format
+                ),
+            }
         }
         assert_eq!(TextureFormat::from_dxgi_format(0), None);
+    }
+
+    #[test]
+    fn compressed_rows_have_blocks_and_a_family() {
+        let families = |c| {
+            FORMAT_TABLE
+                .iter()
+                .filter(|r| r.compression == Some(c))
+                .count()
+        };
+        assert_eq!(families(Compression::Bc), 14);
+        assert_eq!(families(Compression::Etc2), 6);
+        assert_eq!(families(Compression::AstcLdr), 4);
+        for row in FORMAT_TABLE {
+            let compressed = row.compression.is_some();
+            assert_eq!(compressed, row.block_size != (1, 1), "{:?}", row.format);
+            if compressed {
+                assert!(matches!(row.block_bytes, 8 | 16), "{:?}", row.format);
+                assert_eq!(row.aspect, FormatAspect::Color);
+                assert!(row.iosurface_fourcc.is_none() && row.drm_fourcc.is_none());
+            }
+        }
+        assert_eq!(TextureFormat::Astc8x8Unorm.block_size(), (8, 8));
+        assert_eq!(TextureFormat::Bc1RgbaUnorm.blocks(61, 37), (16, 10));
+        assert_eq!(TextureFormat::Rgba8Unorm.blocks(61, 37), (61, 37));
+    }
+
+    #[test]
+    fn metal_compressed_values_are_the_known_ones() {
+        // MTLPixelFormat values (objc2-metal's MTLPixelFormat constants).
+        let known = [
+            (TextureFormat::Bc1RgbaUnorm, 130),
+            (TextureFormat::Bc3RgbaUnormSrgb, 135),
+            (TextureFormat::Bc4RUnorm, 140),
+            (TextureFormat::Bc6hRgbFloat, 150),
+            (TextureFormat::Bc6hRgbUfloat, 151),
+            (TextureFormat::Bc7RgbaUnormSrgb, 153),
+            (TextureFormat::Etc2Rgba8Unorm, 178),
+            (TextureFormat::Etc2Rgb8Unorm, 180),
+            (TextureFormat::Astc4x4UnormSrgb, 186),
+            (TextureFormat::Astc8x8UnormSrgb, 194),
+            (TextureFormat::Astc4x4Unorm, 204),
+            (TextureFormat::Astc8x8Unorm, 212),
+        ];
+        for (f, mtl) in known {
+            assert_eq!(f.info().mtl_pixel_format, Some(mtl), "{f:?}");
+        }
     }
 
     #[test]

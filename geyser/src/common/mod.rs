@@ -1,21 +1,24 @@
-//! Types every backend shares: formats, usages, descriptors, handles, errors. No GPU code.
+//! Types every backend shares: formats, usages, descriptors, packed layouts, handles, errors.
+//! No GPU code.
 
 mod descriptor;
 mod error;
 mod format;
 mod handle;
+mod layout;
 mod name;
 mod usage;
 
 pub use descriptor::{TextureDescriptor, TextureDimension, TextureExtent, MAX_DIMENSION};
 pub use error::{Error, RejectReason, Result};
-pub use format::{FormatAspect, FormatInfo, TextureFormat, FORMAT_TABLE};
+pub use format::{Compression, FormatAspect, FormatInfo, TextureFormat, FORMAT_TABLE};
 #[cfg(any(unix, windows))]
 pub use handle::{borrow_os_handle, BorrowedOsHandle, OwnedOsHandle};
 pub use handle::{
     parse_uuid, uuid_string, ApiTextureHandle, ExportInfo, ExportedTexture, ExternalHandleType,
     MemoryLayout,
 };
+pub use layout::{Subresource, TextureLayout, REGION_ALIGN};
 pub use name::{check_endpoint_name, MAX_ENDPOINT_NAME};
 pub use usage::{
     usage_bits, usage_column, usages_from_bits, usages_from_bits_checked, TextureUsage, UsageInfo,

@@ -5,6 +5,11 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod frame;
+
+pub use frame::Frame;
+
+use super::binary::{self, ConsumerLink};
 use super::clock::monotonic_ns;
 use super::host_ring::HostRing;
 use super::peer::{PeerCredentials, PeerPolicy};
@@ -28,7 +33,8 @@ pub struct ConsumerOptions {
     pub handshake_timeout: Duration,
     /// Name sent in Hello (shows in the producer's stats and logs).
     pub name: String,
-    /// Force a synchronization mode; `None` takes the best both sides support.
+    /// Force a synchronization mode; `None` takes the one the producer prefers among those
+    /// both sides support.
     pub sync: Option<SyncMode>,
     /// Keep every queued frame instead of skipping to the newest: for producers in lossless
     /// mode, which send every frame.
@@ -72,8 +78,12 @@ struct Ready {
     received_ns: u64,
 }
 
-/// The producer's "frame ready" timeline and our "released" timeline.
+/// The producer's "frame ready" timeline and our "released" timeline (binary mode: our local
+/// timelines that the relays turn the producer's binary semaphores into).
 type Timelines = (Arc<SharedTimelineSemaphore>, Arc<SharedTimelineSemaphore>);
+
+/// What importing the pool gives: the ring, the timelines and, in binary mode, the semaphores.
+type Pool = (Vec<VulkanTexture>, Option<Timelines>, Option<ConsumerLink>);
 
 /// The consuming end of a named endpoint.
 ///
@@ -139,8 +149,10 @@ pub struct Consumer {
     producer: PeerCredentials,
     producer_name: String,
     broken: Option<String>,
-    /// Timeline mode: the producer's "frame ready" timeline and our "released" timeline.
+    /// Timeline and binary modes: the "frame ready" timeline and our "released" timeline.
     timelines: Option<Timelines>,
+    /// Binary mode: the per-slot semaphores and their relay.
+    binary: Option<ConsumerLink>,
     /// The highest release value handed out (what the producer may have to wait for).
     release_value: u64,
     /// Frames come through a host ring of the producer into our own textures.
@@ -190,7 +202,7 @@ impl Consumer {
         let modes = supported_sync_modes(&manager)?;
         let offer = match options.sync {
             Some(forced) if !modes.contains(&forced) => {
-                return Err(unsupported_sync(forced, manager.caps()?))
+                return Err(unsupported_sync(forced, &manager))
             }
             Some(forced) => vec![forced],
             None => modes,
@@ -227,11 +239,10 @@ impl Consumer {
                 )))
             }
         };
-        let (sync, textures, timelines, host_ring) = match conn.recv(Some(left()))? {
+        let (sync, (textures, timelines, binary), host_ring) = match conn.recv(Some(left()))? {
             (Message::PoolSetup { sync, slots, .. }, fds) => {
-                let (textures, timelines) =
-                    Self::import_pool(&manager, &mut conn, sync, slots, fds, deadline)?;
-                (sync, textures, timelines, None)
+                let pool = Self::import_pool(&manager, &mut conn, sync, slots, fds, deadline)?;
+                (sync, pool, None)
             }
             (
                 Message::HostRingSetup {
@@ -255,7 +266,7 @@ impl Consumer {
                 let textures = (0..slots)
                     .map(|_| copier.create_texture_with(&desc, &info.extent))
                     .collect::<Result<Vec<_>>>()?;
-                (SyncMode::Host, textures, None, Some(ring))
+                (SyncMode::Host, (textures, None, None), Some(ring))
             }
             (Message::Reject { reason, detail }, _) => {
                 return Err(Error::Rejected { reason, detail })
@@ -283,12 +294,14 @@ impl Consumer {
             producer_name: hello.name,
             broken: None,
             timelines,
+            binary,
             release_value: 0,
             host_ring,
         })
     }
 
-    /// Imports the producer's ring (and, in timeline mode, exchanges the timelines).
+    /// Imports the producer's ring (and, in timeline mode, exchanges the timelines; in binary
+    /// mode, the per-slot semaphores).
     fn import_pool(
         manager: &Arc<VulkanTextureShareManager>,
         conn: &mut Connection,
@@ -296,7 +309,7 @@ impl Consumer {
         infos: Vec<ExportInfo>,
         fds: Vec<OwnedOsHandle>,
         deadline: Instant,
-    ) -> Result<(Vec<VulkanTexture>, Option<Timelines>)> {
+    ) -> Result<Pool> {
         let left = || deadline.saturating_duration_since(Instant::now());
         if infos.len() != fds.len() || infos.is_empty() || infos.len() > MAX_SLOTS {
             return Err(Error::Protocol(format!(
@@ -347,7 +360,33 @@ impl Consumer {
         } else {
             None
         };
-        Ok((textures, timelines))
+        if sync == SyncMode::BinarySemaphore {
+            let slots = textures.len();
+            let ready = match conn.recv(Some(left()))? {
+                (Message::BinarySyncSetup { slots: n }, fds) if n as usize == slots => {
+                    binary::import(manager, fds, slots)?
+                }
+                (other, _) => {
+                    return Err(Error::Protocol(format!(
+                        "expected BinarySyncSetup for {slots} slots, got {}",
+                        other.kind()
+                    )))
+                }
+            };
+            let (released, fds) = binary::create(manager, slots)?;
+            let handles: Vec<_> = fds.iter().map(borrow_os_handle).collect();
+            let setup = Message::BinarySyncSetup {
+                slots: slots as u32,
+            };
+            conn.send(&setup, &handles)?;
+            let local = (
+                Arc::new(SharedTimelineSemaphore::local(manager, 0)?),
+                Arc::new(SharedTimelineSemaphore::local(manager, 0)?),
+            );
+            let link = ConsumerLink::new(manager, ready, released)?;
+            return Ok((textures, Some(local), Some(link)));
+        }
+        Ok((textures, timelines, None))
     }
 
     /// How frames reach this consumer: [`TransferPath::Direct`] (the producer's textures,
@@ -423,11 +462,16 @@ impl Consumer {
                         "producer sent more frames than the ring has slots".into(),
                     ));
                 }
+                let received_ns = monotonic_ns();
+                if let (Some(link), Some((ready, _))) = (&self.binary, &self.timelines) {
+                    // Consume the producer's signal now, whether or not the frame is seen.
+                    link.on_ready(ready, id)?;
+                }
                 self.queue.push_back(Ready {
                     id,
                     present_ns,
                     sent_ns,
-                    received_ns: monotonic_ns(),
+                    received_ns,
                 });
                 Ok(())
             }
@@ -450,6 +494,14 @@ impl Consumer {
     }
 
     fn release_with(&mut self, id: FrameId, value: u64) -> Result<()> {
+        if let (Some(link), Some((ready, released))) = (&self.binary, &self.timelines) {
+            // Signal the producer's wait before telling it (ipc/binary.rs).
+            let read = (value > 0).then(|| TimelinePoint {
+                semaphore: released.clone(),
+                value,
+            });
+            link.before_release(ready, read, id)?;
+        }
         self.conn.send(&Message::FrameReleased { id, value }, &[])
     }
 
@@ -540,129 +592,6 @@ impl Consumer {
                 }
                 Err(Error::Timeout(t)) => return Err(Error::Timeout(t)),
                 Err(e) => return Err(self.fail(e)),
-            }
-        }
-    }
-}
-
-/// One frame held by a consumer. The texture holds the frame's texels until the guard drops,
-/// which releases the slot to the producer: GPU work reading it must have finished by then
-/// (host-synchronized mode: wait for its fence first).
-pub struct Frame<'a> {
-    consumer: &'a mut Consumer,
-    ready: Ready,
-    released: bool,
-    /// The release value this frame's GPU work signals, once [`Frame::release_point`] was
-    /// taken.
-    signal: Option<u64>,
-}
-
-impl std::fmt::Debug for Frame<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Frame")
-            .field("slot", &self.ready.id.slot)
-            .field("frame", &self.ready.id.frame)
-            .finish()
-    }
-}
-
-impl Frame<'_> {
-    /// The texture holding this frame.
-    pub fn texture(&self) -> &VulkanTexture {
-        &self.consumer.textures[self.ready.id.slot_index()]
-    }
-
-    /// Which frame this is: slot and number.
-    pub fn id(&self) -> FrameId {
-        self.ready.id
-    }
-
-    /// The producer's frame number (0, 1, 2, … with gaps where frames were skipped).
-    pub fn number(&self) -> u64 {
-        self.ready.id.frame
-    }
-
-    /// The ring slot.
-    pub fn slot(&self) -> usize {
-        self.ready.id.slot_index()
-    }
-
-    /// `CLOCK_MONOTONIC` time at which the producer presented the frame.
-    pub fn present_ns(&self) -> u64 {
-        self.ready.present_ns
-    }
-
-    /// Handoff latency: from the producer sending the frame message to this consumer
-    /// receiving it (host clocks, `CLOCK_MONOTONIC`).
-    pub fn latency(&self) -> Duration {
-        Duration::from_nanos(self.ready.received_ns.saturating_sub(self.ready.sent_ns))
-    }
-
-    /// Frame age at receipt: from the producer's present to this consumer receiving it. Larger
-    /// than [`Self::latency`] when the frame waited for this consumer to finish an earlier one.
-    pub fn age(&self) -> Duration {
-        Duration::from_nanos(self.ready.received_ns.saturating_sub(self.ready.present_ns))
-    }
-
-    /// Timeline mode: the point the GPU work reading this frame must wait for (the
-    /// producer's write is done when its timeline reaches `frame + 1`). `None` in host mode,
-    /// where the write was complete before the frame was announced.
-    pub fn wait_point(&self) -> Option<TimelinePoint> {
-        self.consumer
-            .timelines
-            .as_ref()
-            .map(|(ready, _)| TimelinePoint {
-                semaphore: ready.clone(),
-                value: self.ready.id.frame + 1,
-            })
-    }
-
-    /// Timeline mode: the point the GPU work reading this frame must signal when done. Once
-    /// taken, that work must be submitted before the frame is released: the producer's GPU
-    /// waits for it before writing the slot again. `None` in host mode.
-    pub fn release_point(&mut self) -> Option<TimelinePoint> {
-        let (_, released) = self.consumer.timelines.as_ref()?;
-        let semaphore = released.clone();
-        let value = match self.signal {
-            Some(v) => v,
-            None => {
-                self.consumer.release_value += 1;
-                self.signal = Some(self.consumer.release_value);
-                self.consumer.release_value
-            }
-        };
-        Some(TimelinePoint { semaphore, value })
-    }
-
-    /// Waits on the host until the frame's texels are written (timeline mode; returns at
-    /// once in host mode). For consumers that read without GPU-side waits.
-    pub fn wait_ready(&self, timeout: Duration) -> Result<()> {
-        match self.wait_point() {
-            Some(p) => p.semaphore.wait(p.value, timeout),
-            None => Ok(()),
-        }
-    }
-
-    /// Releases the slot now, reporting a failure to reach the producer.
-    pub fn release(mut self) -> Result<()> {
-        self.released = true;
-        self.send_release()
-    }
-
-    fn send_release(&mut self) -> Result<()> {
-        let id = self.ready.id;
-        match self.signal {
-            Some(value) => self.consumer.release_with(id, value),
-            None => self.consumer.release(id),
-        }
-    }
-}
-
-impl Drop for Frame<'_> {
-    fn drop(&mut self) {
-        if !self.released {
-            if let Err(e) = self.send_release() {
-                tracing::debug!("releasing {}: {e}", self.ready.id);
             }
         }
     }

@@ -7,6 +7,11 @@
 //! between the mapping and a staging buffer of its own ([`TransferPath::CpuCopy`]; the
 //! environment variable `GEYSER_TRANSFER=cpu` forces it).
 //!
+//! A slot region holds the whole frame in its [`TextureLayout`]: every aspect (depth and
+//! stencil apart), mip level and layer or depth slice, so arrays, cube maps, 3D textures, mip
+//! chains and depth/stencil frames travel like plain colour ones (multisampled ones cannot:
+//! Vulkan does not copy them to buffers).
+//!
 //! The handoff is host-synchronized (devices of different drivers share no semaphore): the
 //! producer waits for its copy before announcing the frame, the consumer waits for its copy
 //! before handing the frame out.
@@ -14,11 +19,11 @@
 use ash::vk;
 
 use super::transport::shm::SharedRegion;
-use crate::common::{ExportInfo, OwnedOsHandle, TextureAspect};
-use crate::vulkan::transfer::{copy, CopyDirection};
+use crate::common::{ExportInfo, OwnedOsHandle, TextureExtent, TextureFormat, TextureLayout};
+use crate::vulkan::transfer::{copy_packed, CopyDirection};
 use crate::vulkan::{Buffer, Submitter};
 use crate::vulkan::{TransferPath, VulkanTexture, VulkanTextureShareManager};
-use crate::{Error, Result, SharedTexture};
+use crate::{Error, Result};
 
 /// Slot regions are multiples of this (≥ any `minImportedHostPointerAlignment` seen: 4 KiB;
 /// a device that needs more, or a mapping that starts less aligned, takes the CPU copy).
@@ -34,6 +39,10 @@ pub(crate) struct HostRing {
     region: SharedRegion,
     slot_bytes: u64,
     frame_bytes: usize,
+    /// Where each subresource sits in a slot (computed once: the copies run every frame).
+    layout: TextureLayout,
+    /// The frames' size, format and extent.
+    shape: (u32, u32, TextureFormat, TextureExtent),
 }
 
 impl std::fmt::Debug for HostRing {
@@ -47,23 +56,28 @@ impl std::fmt::Debug for HostRing {
 }
 
 impl HostRing {
-    /// Bytes per slot region for frames like `info`.
-    pub(crate) fn slot_bytes(info: &ExportInfo) -> u64 {
-        info.descriptor.tight_size().div_ceil(SLOT_ALIGN) * SLOT_ALIGN
+    /// Bytes of one frame like `info` in its packed layout (every aspect, level and layer).
+    pub(crate) fn frame_bytes(info: &ExportInfo) -> u64 {
+        TextureLayout::new(&info.descriptor, &info.extent).size()
     }
 
-    /// Checks that frames like `info` can travel through a host ring (one colour aspect, one
-    /// layer and mip: what a slot region holds).
+    /// Bytes per slot region for frames like `info`.
+    pub(crate) fn slot_bytes(info: &ExportInfo) -> u64 {
+        Self::frame_bytes(info).div_ceil(SLOT_ALIGN) * SLOT_ALIGN
+    }
+
+    /// Checks that frames like `info` can travel through a host ring: any format, layers,
+    /// levels and dimension, one sample (Vulkan copies no multisampled image to a buffer).
     pub(crate) fn check(info: &ExportInfo) -> Result<()> {
         let d = &info.descriptor;
-        if d.format.is_depth_stencil()
-            || info.extent.depth_or_array_layers != 1
-            || info.extent.mip_level_count != 1
-            || info.extent.sample_count != 1
-        {
+        if info.extent.sample_count != 1 {
             return Err(Error::unsupported(
-                format!("{} frames for a consumer on another device", d.format),
-                "the host ring carries single-sample, single-layer, single-mip colour frames",
+                format!(
+                    "{}-sample {} frames for a consumer on another device",
+                    info.extent.sample_count, d.format
+                ),
+                "the host ring copies frames through buffers, and Vulkan copies no multisampled \
+                 image to a buffer; resolve to a single-sample texture and share that",
             ));
         }
         Ok(())
@@ -94,10 +108,10 @@ impl HostRing {
         slot_bytes: u64,
     ) -> Result<Self> {
         Self::check(info)?;
-        if slot_bytes < info.descriptor.tight_size() || !slot_bytes.is_multiple_of(SLOT_ALIGN) {
+        if slot_bytes < Self::frame_bytes(info) || !slot_bytes.is_multiple_of(SLOT_ALIGN) {
             return Err(Error::Protocol(format!(
                 "host ring slots of {slot_bytes} bytes for {}-byte frames",
-                info.descriptor.tight_size()
+                Self::frame_bytes(info)
             )));
         }
         let region = SharedRegion::open(handle, Self::ring_len(slots, slot_bytes)?)?;
@@ -118,7 +132,7 @@ impl HostRing {
         slots: usize,
         slot_bytes: u64,
     ) -> Result<Self> {
-        let frame_bytes = info.descriptor.tight_size() as usize;
+        let frame_bytes = Self::frame_bytes(info) as usize;
         let usage = vk::BufferUsageFlags::TRANSFER_SRC | vk::BufferUsageFlags::TRANSFER_DST;
         let dev = &manager.dev;
         // `GEYSER_TRANSFER=cpu` forces the CPU-copy fallback (to test it, or to compare).
@@ -182,6 +196,13 @@ impl HostRing {
             region,
             slot_bytes,
             frame_bytes,
+            layout: TextureLayout::new(&info.descriptor, &info.extent),
+            shape: (
+                info.descriptor.width,
+                info.descriptor.height,
+                info.descriptor.format,
+                info.extent,
+            ),
         })
     }
 
@@ -206,10 +227,10 @@ impl HostRing {
             .buffers
             .get(slot)
             .ok_or_else(|| Error::Protocol(format!("host ring has no slot {slot}")))?;
-        copy(
+        copy_packed(
             &self.submit,
             texture,
-            TextureAspect::Color,
+            &self.layout,
             buffer,
             CopyDirection::Download,
         )?;
@@ -226,9 +247,11 @@ impl HostRing {
         if slot >= self.buffers.len() {
             return Err(Error::Protocol(format!("host ring has no slot {slot}")));
         }
-        if texture.descriptor().format.is_depth_stencil() {
+        let info = texture.export_info();
+        let d = &info.descriptor;
+        if (d.width, d.height, d.format, info.extent) != self.shape {
             return Err(Error::WrongTexture(
-                "host ring frames are colour frames".into(),
+                "the texture is not a frame of this host ring".into(),
             ));
         }
         if self.path == TransferPath::CpuCopy {
@@ -236,10 +259,10 @@ impl HostRing {
             let region = self.region.slot(slot, self.slot_bytes as usize);
             self.buffers[slot].bytes_mut()[..n].copy_from_slice(&region[..n]);
         }
-        copy(
+        copy_packed(
             &self.submit,
             texture,
-            TextureAspect::Color,
+            &self.layout,
             &self.buffers[slot],
             CopyDirection::Upload,
         )

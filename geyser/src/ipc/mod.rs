@@ -12,13 +12,15 @@
 //! Rooms (ARCHITECTURE.md has the map):
 //! - the roles: `producer` ([`Producer`]; its service thread and its host rings in
 //!   `producer/`), `consumer` ([`Consumer`], [`Frame`]), `host_ring` (the host-memory ring
-//!   that serves consumers on another device);
+//!   that serves consumers on another device), `binary` (the binary-semaphore sync mode: its
+//!   per-slot semaphores, relays, and why reusing them is valid);
 //! - [`wire`]: the versioned messages and their checks, and sync-mode negotiation;
 //! - `transport` (crate-private): the Unix socket with SCM_RIGHTS, the Windows pipe, shared
 //!   memory; [`testing`] re-exports raw pieces for Geyser's own tests;
 //! - `peer`: who is at the other end ([`PeerCredentials`]) and who may be ([`PeerPolicy`]);
 //! - [`clock`]: the clock frame messages are stamped with.
 
+mod binary;
 pub mod clock;
 mod consumer;
 mod host_ring;

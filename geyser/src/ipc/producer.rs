@@ -2,6 +2,7 @@
 //! thread, and hands each frame over with a few-byte message. A slow or dead consumer never
 //! stalls the producer or the other consumers.
 
+mod handshake;
 mod host_ring;
 mod service;
 mod state;
@@ -19,11 +20,11 @@ use state::{lock_conn, Shared, State};
 use super::clock::monotonic_ns;
 use super::peer::PeerPolicy;
 use super::transport::{Listener, MAX_POLLED_CONNECTIONS};
-use super::wire::negotiate::{supported_sync_modes, unsupported_sync};
+use super::wire::negotiate::{prefer, supported_sync_modes, unsupported_sync};
 use super::wire::{FrameId, Hello, Message, Role, SyncMode, MAX_SLOTS};
-use crate::common::TextureDescriptor;
+use crate::common::{TextureDescriptor, TextureExtent};
 use crate::vulkan::{
-    SharedTimelineSemaphore, TimelinePoint, VulkanTexture, VulkanTextureShareManager,
+    SharedTimelineSemaphore, Submitter, TimelinePoint, VulkanTexture, VulkanTextureShareManager,
 };
 use crate::{Error, Result};
 
@@ -52,6 +53,9 @@ pub struct ProducerOptions {
     pub handshake_timeout: Duration,
     /// Force a synchronization mode; `None` picks the best both sides support.
     pub sync: Option<SyncMode>,
+    /// Offer this mode first when the device supports it, keeping the others for consumers
+    /// that lack it (default `None`: timeline, then binary semaphores, then host).
+    pub prefer_sync: Option<SyncMode>,
     /// Largest message accepted from a consumer (theirs are tiny; default 4 KiB, at most
     /// [`super::wire::MAX_MESSAGE_BYTES`]). A larger one drops that consumer.
     pub max_message_bytes: usize,
@@ -82,6 +86,10 @@ pub struct ProducerOptions {
     /// Whether host-ring consumers share one ring or each get their own (default
     /// [`HostRingSharing::Auto`]).
     pub host_rings: HostRingSharing,
+    /// The ring textures' dimensions beyond width and height: array layers, cube faces, 3D
+    /// depth, mip levels (default: one 2D level). Consumers import the same shape; host-ring
+    /// consumers get every layer and level too.
+    pub extent: TextureExtent,
 }
 
 impl Default for ProducerOptions {
@@ -94,6 +102,7 @@ impl Default for ProducerOptions {
             trusted: PeerPolicy::SameUser,
             handshake_timeout: Duration::from_secs(2),
             sync: None,
+            prefer_sync: None,
             max_message_bytes: 4096,
             max_held_frames: None,
             max_hold: Duration::from_secs(10),
@@ -103,6 +112,7 @@ impl Default for ProducerOptions {
             max_pending_per_user: 8,
             host_ring_consumers: true,
             host_rings: HostRingSharing::Auto,
+            extent: TextureExtent::default(),
         }
     }
 }
@@ -233,11 +243,11 @@ impl Producer {
                 reason: format!("{} slots; use 2..={MAX_SLOTS}", options.slots),
             });
         }
-        desc.validate()?;
+        desc.validate_with(&options.extent)?;
         let sync_modes = supported_sync_modes(&manager)?;
         if let Some(forced) = options.sync {
             if !sync_modes.contains(&forced) {
-                return Err(unsupported_sync(forced, manager.caps()?));
+                return Err(unsupported_sync(forced, &manager));
             }
         }
         let mut textures = Vec::with_capacity(options.slots);
@@ -245,7 +255,7 @@ impl Producer {
         for i in 0..options.slots {
             let mut d = desc.clone();
             d.label = Some(format!("{}[{i}]", desc.label.as_deref().unwrap_or(name)));
-            let t = manager.create_texture(&d)?;
+            let t = manager.create_texture_with(&d, &options.extent)?;
             exports.push(manager.export(&t)?);
             textures.push(t);
         }
@@ -254,7 +264,7 @@ impl Producer {
         let id = manager.identity();
         let sync_offer = match options.sync {
             Some(forced) => vec![forced],
-            None => sync_modes.clone(),
+            None => prefer(sync_modes.clone(), options.prefer_sync),
         };
         let hello = Hello::new(
             Role::Producer,
@@ -272,8 +282,17 @@ impl Producer {
                 ),
             });
         }
+        let binary = sync_offer.contains(&SyncMode::BinarySemaphore);
         let ready = if sync_offer.contains(&SyncMode::Timeline) {
             Some(Arc::new(SharedTimelineSemaphore::new(&manager, 0)?))
+        } else if binary {
+            Some(Arc::new(SharedTimelineSemaphore::local(&manager, 0)?))
+        } else {
+            None
+        };
+        // Two relays per frame and binary consumer are in flight at most.
+        let relay = if binary {
+            Some(Submitter::new(&manager, 4 * MAX_SLOTS)?)
         } else {
             None
         };
@@ -304,6 +323,7 @@ impl Producer {
             sync_modes: sync_offer,
             exports,
             ready,
+            relay,
             manager: manager.clone(),
             host_rings: Mutex::new(HostRings::default()),
         });
@@ -526,7 +546,7 @@ impl Producer {
         let mut rings = HostRings::lock(&self.shared.host_rings);
         for peer in state.peers.iter_mut().filter(|p| p.is_active()) {
             if peer.may_send(id, cap, None, Some(&rings)) {
-                if let Err(e) = send_frame(peer, id, now) {
+                if let Err(e) = send_frame(&self.shared, peer, id, now) {
                     dead.push((peer.id, e));
                 }
             } else if peer.held.len() >= cap || peer.last_sent.is_some() {

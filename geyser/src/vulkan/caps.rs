@@ -529,8 +529,32 @@ pub(crate) fn query(instance: &ash::Instance, identity: &DeviceIdentity) -> Resu
     let props = unsafe { instance.get_physical_device_properties(physical) };
     let timeline_semaphores = offers_timelines(instance, physical, props.api_version);
     let sem_ext = has(super::os::SEMAPHORE_EXTENSION);
+    // SAFETY: `physical` belongs to `instance`.
+    let features = unsafe { instance.get_physical_device_features(physical) };
     let mut formats = Vec::with_capacity(FORMAT_TABLE.len());
     for row in FORMAT_TABLE {
+        if !conv::has_compression(&features, row.format) {
+            // The driver would refuse each query; say why once, for every handle type.
+            let why = |_| FormatShareSupport {
+                reason: row.compression.map(|c| {
+                    format!(
+                        "{} is compressed and {} lacks {}",
+                        row.format,
+                        identity.name,
+                        c.vulkan_feature()
+                    )
+                }),
+                ..Default::default()
+            };
+            formats.push(FormatCaps {
+                format: row.format,
+                opaque_fd: why(()),
+                dma_buf: dma_buf.then(|| why(())),
+                #[cfg(windows)]
+                opaque_win32: why(()),
+            });
+            continue;
+        }
         let opaque_fd = if has(ash::khr::external_memory_fd::NAME) {
             format_support(instance, physical, row.format, ExternalHandleType::OpaqueFd)?
         } else {

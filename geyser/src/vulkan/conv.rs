@@ -4,8 +4,8 @@
 use ash::vk;
 
 use crate::common::{
-    usage_column, ExternalHandleType, TextureAspect, TextureDescriptor, TextureDimension,
-    TextureExtent, TextureFormat,
+    usage_column, Compression, ExternalHandleType, TextureAspect, TextureDescriptor,
+    TextureDimension, TextureExtent, TextureFormat,
 };
 
 /// The `VkFormat` of a format (the format table's Vulkan column).
@@ -24,6 +24,21 @@ pub fn image_usage(desc: &TextureDescriptor) -> vk::ImageUsageFlags {
             u.vk
         }
     }))
+}
+
+/// Whether a device's features (`VkPhysicalDeviceFeatures`) include the compression family of
+/// a compressed format (`textureCompressionBC` / `ETC2` / `ASTC_LDR`); `true` for uncompressed
+/// formats.
+pub(crate) fn has_compression(
+    features: &vk::PhysicalDeviceFeatures,
+    format: TextureFormat,
+) -> bool {
+    match format.compression() {
+        None => true,
+        Some(Compression::Bc) => features.texture_compression_bc == vk::TRUE,
+        Some(Compression::Etc2) => features.texture_compression_etc2 == vk::TRUE,
+        Some(Compression::AstcLdr) => features.texture_compression_astc_ldr == vk::TRUE,
+    }
 }
 
 /// The Vulkan aspect flag of one copy aspect.
@@ -143,6 +158,36 @@ mod tests {
             (TextureFormat::Depth24UnormStencil8, F::D24_UNORM_S8_UINT),
             (TextureFormat::Depth32Float, F::D32_SFLOAT),
             (TextureFormat::Depth32FloatStencil8, F::D32_SFLOAT_S8_UINT),
+            (TextureFormat::Bc1RgbaUnorm, F::BC1_RGBA_UNORM_BLOCK),
+            (TextureFormat::Bc1RgbaUnormSrgb, F::BC1_RGBA_SRGB_BLOCK),
+            (TextureFormat::Bc2RgbaUnorm, F::BC2_UNORM_BLOCK),
+            (TextureFormat::Bc2RgbaUnormSrgb, F::BC2_SRGB_BLOCK),
+            (TextureFormat::Bc3RgbaUnorm, F::BC3_UNORM_BLOCK),
+            (TextureFormat::Bc3RgbaUnormSrgb, F::BC3_SRGB_BLOCK),
+            (TextureFormat::Bc4RUnorm, F::BC4_UNORM_BLOCK),
+            (TextureFormat::Bc4RSnorm, F::BC4_SNORM_BLOCK),
+            (TextureFormat::Bc5RgUnorm, F::BC5_UNORM_BLOCK),
+            (TextureFormat::Bc5RgSnorm, F::BC5_SNORM_BLOCK),
+            (TextureFormat::Bc6hRgbUfloat, F::BC6H_UFLOAT_BLOCK),
+            (TextureFormat::Bc6hRgbFloat, F::BC6H_SFLOAT_BLOCK),
+            (TextureFormat::Bc7RgbaUnorm, F::BC7_UNORM_BLOCK),
+            (TextureFormat::Bc7RgbaUnormSrgb, F::BC7_SRGB_BLOCK),
+            (TextureFormat::Etc2Rgb8Unorm, F::ETC2_R8G8B8_UNORM_BLOCK),
+            (TextureFormat::Etc2Rgb8UnormSrgb, F::ETC2_R8G8B8_SRGB_BLOCK),
+            (TextureFormat::Etc2Rgb8A1Unorm, F::ETC2_R8G8B8A1_UNORM_BLOCK),
+            (
+                TextureFormat::Etc2Rgb8A1UnormSrgb,
+                F::ETC2_R8G8B8A1_SRGB_BLOCK,
+            ),
+            (TextureFormat::Etc2Rgba8Unorm, F::ETC2_R8G8B8A8_UNORM_BLOCK),
+            (
+                TextureFormat::Etc2Rgba8UnormSrgb,
+                F::ETC2_R8G8B8A8_SRGB_BLOCK,
+            ),
+            (TextureFormat::Astc4x4Unorm, F::ASTC_4X4_UNORM_BLOCK),
+            (TextureFormat::Astc4x4UnormSrgb, F::ASTC_4X4_SRGB_BLOCK),
+            (TextureFormat::Astc8x8Unorm, F::ASTC_8X8_UNORM_BLOCK),
+            (TextureFormat::Astc8x8UnormSrgb, F::ASTC_8X8_SRGB_BLOCK),
         ];
         assert_eq!(expect.len(), FORMAT_TABLE.len());
         for (f, vk) in expect {

@@ -146,7 +146,8 @@ impl DeviceShared {
             .queue_priorities(&priorities)];
         let mut create_info = vk::DeviceCreateInfo::default()
             .queue_create_infos(&queue_infos)
-            .enabled_extension_names(&enabled);
+            .enabled_extension_names(&enabled)
+            .enabled_features(&setup.features);
         if setup.api_version >= vk::API_VERSION_1_2 {
             create_info = create_info.push_next(&mut enable12);
         }

@@ -149,6 +149,22 @@ fn check_format_support(
     handle_type: vk::ExternalMemoryHandleTypeFlags,
     desc: &TextureDescriptor,
 ) -> Result<()> {
+    // SAFETY: `physical` belongs to `instance`.
+    let features = unsafe { dev.instance.get_physical_device_features(dev.physical) };
+    if let (false, Some(family)) = (
+        super::conv::has_compression(&features, desc.format),
+        desc.format.compression(),
+    ) {
+        return Err(Error::unsupported(
+            format!("{} (compressed)", desc.format),
+            format!(
+                "{} lacks the {} feature, which this format family needs; use an \
+                 uncompressed format or a device that has it (`geyser info` lists them)",
+                dev.identity.name,
+                family.vulkan_feature()
+            ),
+        ));
+    }
     match caps::external_image_support(&dev.instance, dev.physical, params, handle_type)? {
         ShareSupport::Supported { .. } => Ok(()),
         ShareSupport::Unsupported(reason) => Err(Error::unsupported(

@@ -54,7 +54,7 @@ pub use manager::VulkanTextureShareManager;
 pub use options::{ContextOptions, DeviceSelector, Validation};
 pub use submit::{Submitter, TimelinePoint, MAX_POINTS, SUBMIT_TIMEOUT};
 pub use sync::{SharedFence, SharedSemaphore, SharedTimelineSemaphore, SyncHandleType};
-pub use transfer::{aspect_size, record_copy, CopyDirection, StagingBuffer};
+pub use transfer::{aspect_size, packed_layout, record_copy, CopyDirection, StagingBuffer};
 
 /// The ash crate Geyser is built against, so applications use the same version.
 pub use ash;

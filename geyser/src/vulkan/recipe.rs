@@ -18,7 +18,8 @@ pub(crate) struct DeviceRecipe {
 
 /// What Geyser enables on every device it opens: external memory (required), and DMA-BUF,
 /// DRM format modifiers, semaphore and fence export, host-memory import and the foreign queue
-/// family where the device offers them; timeline semaphores where the device has them.
+/// family where the device offers them; timeline semaphores and texture compression families
+/// where the device has them.
 pub(crate) const SHARING: DeviceRecipe = DeviceRecipe {
     required: &[os::MEMORY_EXTENSION],
     optional: &[
@@ -39,6 +40,9 @@ pub(crate) struct DeviceSetup {
     pub(crate) api_version: u32,
     /// Whether to enable the Vulkan 1.2 `timelineSemaphore` feature (the device offers it).
     pub(crate) timeline_semaphore: bool,
+    /// Vulkan 1.0 features to enable: the texture compression families the device offers
+    /// (`textureCompressionBC`, `ETC2`, `ASTC_LDR`), so compressed formats can be shared.
+    pub(crate) features: ash::vk::PhysicalDeviceFeatures,
 }
 
 impl DeviceRecipe {
@@ -73,10 +77,17 @@ impl DeviceRecipe {
         // SAFETY: `device.physical` was enumerated from `instance`.
         let props = unsafe { instance.get_physical_device_properties(device.physical) };
         let api_version = props.api_version.min(instance_api_version);
+        // SAFETY: as above.
+        let offered = unsafe { instance.get_physical_device_features(device.physical) };
+        let features = ash::vk::PhysicalDeviceFeatures::default()
+            .texture_compression_bc(offered.texture_compression_bc == ash::vk::TRUE)
+            .texture_compression_etc2(offered.texture_compression_etc2 == ash::vk::TRUE)
+            .texture_compression_astc_ldr(offered.texture_compression_astc_ldr == ash::vk::TRUE);
         Ok(DeviceSetup {
             extensions,
             api_version,
             timeline_semaphore: caps::offers_timelines(instance, device.physical, api_version),
+            features,
         })
     }
 }

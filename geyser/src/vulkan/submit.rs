@@ -9,7 +9,7 @@ use ash::vk;
 
 use super::device::SharedDevice;
 use super::manager::VulkanTextureShareManager;
-use super::sync::SharedTimelineSemaphore;
+use super::sync::{SharedSemaphore, SharedTimelineSemaphore};
 use crate::{Error, Result};
 
 /// A timeline value to wait for or signal in a submission.
@@ -34,6 +34,8 @@ struct InFlight {
     submitted: bool,
     /// Semaphores the submission uses, kept alive until its fence signals.
     keep: Vec<Arc<SharedTimelineSemaphore>>,
+    /// Binary semaphores the submission uses, likewise.
+    keep_binary: Vec<Arc<SharedSemaphore>>,
 }
 
 /// A command pool with a ring of `depth` command buffers and fences on one manager's device;
@@ -118,6 +120,7 @@ impl Submitter {
                 fence,
                 submitted: false,
                 keep: Vec::new(),
+                keep_binary: Vec::new(),
             });
         }
         drop(ring);
@@ -143,6 +146,7 @@ impl Submitter {
         unsafe { dev.device.reset_fences(&[slot.fence]) }.map_err(Error::vk("vkResetFences"))?;
         slot.submitted = false;
         slot.keep.clear();
+        slot.keep_binary.clear();
         Ok(())
     }
 
@@ -158,14 +162,48 @@ impl Submitter {
         signals: &[TimelinePoint],
         block: bool,
     ) -> Result<()> {
-        if waits.len() > MAX_POINTS || signals.len() > MAX_POINTS {
+        self.submit_inner(Some(record), waits, &[], signals, &[], block)
+    }
+
+    /// A submission without commands that waits for `waits` and the binary semaphores
+    /// `binary_waits`, then signals `signals` and `binary_signals`: how the binary-semaphore
+    /// IPC mode turns a peer's binary semaphores into local timeline points and back. Each
+    /// binary wait must follow a signal already submitted (here or, for a shared payload, by
+    /// the peer), and each binary signal an executed wait. Does not block.
+    pub(crate) fn relay(
+        &self,
+        waits: &[TimelinePoint],
+        binary_waits: &[&Arc<SharedSemaphore>],
+        signals: &[TimelinePoint],
+        binary_signals: &[&Arc<SharedSemaphore>],
+    ) -> Result<()> {
+        self.submit_inner(
+            None::<fn(&ash::Device, vk::CommandBuffer)>,
+            waits,
+            binary_waits,
+            signals,
+            binary_signals,
+            false,
+        )
+    }
+
+    fn submit_inner(
+        &self,
+        record: Option<impl FnOnce(&ash::Device, vk::CommandBuffer)>,
+        waits: &[TimelinePoint],
+        binary_waits: &[&Arc<SharedSemaphore>],
+        signals: &[TimelinePoint],
+        binary_signals: &[&Arc<SharedSemaphore>],
+        block: bool,
+    ) -> Result<()> {
+        let (nw, ns) = (
+            waits.len() + binary_waits.len(),
+            signals.len() + binary_signals.len(),
+        );
+        if nw > MAX_POINTS || ns > MAX_POINTS {
             return Err(Error::InvalidArgument {
-                what: "timeline points",
-                reason: format!(
-                    "{} waits and {} signals; at most {MAX_POINTS} each",
-                    waits.len(),
-                    signals.len()
-                ),
+                what: "semaphore points",
+                reason: format!("{nw} waits and {ns} signals; at most {MAX_POINTS} each"),
             });
         }
         let device = &self.dev.device;
@@ -175,20 +213,24 @@ impl Submitter {
         *next = (*next + 1) % slots.len();
         let slot = &mut slots[idx];
         Self::wait_slot(&self.dev, slot, SUBMIT_TIMEOUT)?;
-        let begin = vk::CommandBufferBeginInfo::default()
-            .flags(vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT);
-        // SAFETY: the command buffer is idle (its fence was waited above); `record` records
-        // commands on handles of this device.
-        unsafe {
-            device
-                .begin_command_buffer(slot.cmd, &begin)
-                .map_err(Error::vk("vkBeginCommandBuffer"))?;
-            record(device, slot.cmd);
-            device
-                .end_command_buffer(slot.cmd)
-                .map_err(Error::vk("vkEndCommandBuffer"))?;
+        let has_commands = record.is_some();
+        if let Some(record) = record {
+            let begin = vk::CommandBufferBeginInfo::default()
+                .flags(vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT);
+            // SAFETY: the command buffer is idle (its fence was waited above); `record` records
+            // commands on handles of this device.
+            unsafe {
+                device
+                    .begin_command_buffer(slot.cmd, &begin)
+                    .map_err(Error::vk("vkBeginCommandBuffer"))?;
+                record(device, slot.cmd);
+                device
+                    .end_command_buffer(slot.cmd)
+                    .map_err(Error::vk("vkEndCommandBuffer"))?;
+            }
         }
-        // Fixed-size arrays on the stack: this runs every frame and must not allocate.
+        // Fixed-size arrays on the stack: this runs every frame and must not allocate. Binary
+        // semaphores follow the timelines; their values are ignored.
         let mut wait_sems = [vk::Semaphore::null(); MAX_POINTS];
         let mut wait_vals = [0u64; MAX_POINTS];
         let wait_stages = [vk::PipelineStageFlags::ALL_COMMANDS; MAX_POINTS];
@@ -197,10 +239,15 @@ impl Submitter {
         for (i, w) in waits.iter().enumerate() {
             (wait_sems[i], wait_vals[i]) = (w.semaphore.raw(), w.value);
         }
+        for (i, b) in binary_waits.iter().enumerate() {
+            wait_sems[waits.len() + i] = b.raw();
+        }
         for (i, w) in signals.iter().enumerate() {
             (sig_sems[i], sig_vals[i]) = (w.semaphore.raw(), w.value);
         }
-        let (nw, ns) = (waits.len(), signals.len());
+        for (i, b) in binary_signals.iter().enumerate() {
+            sig_sems[signals.len() + i] = b.raw();
+        }
         let (wait_sems, wait_vals, wait_stages) =
             (&wait_sems[..nw], &wait_vals[..nw], &wait_stages[..nw]);
         let (sig_sems, sig_vals) = (&sig_sems[..ns], &sig_vals[..ns]);
@@ -208,8 +255,9 @@ impl Submitter {
             .wait_semaphore_values(wait_vals)
             .signal_semaphore_values(sig_vals);
         let cmds = [slot.cmd];
+        let cmds: &[vk::CommandBuffer] = if has_commands { &cmds } else { &[] };
         let mut submit = vk::SubmitInfo::default()
-            .command_buffers(&cmds)
+            .command_buffers(cmds)
             .wait_semaphores(wait_sems)
             .wait_dst_stage_mask(wait_stages)
             .signal_semaphores(sig_sems);
@@ -219,13 +267,19 @@ impl Submitter {
         {
             let q = self.dev.lock_queue();
             // SAFETY: the queue is externally synchronized by the lock; the fence is
-            // unsignaled; semaphores are kept alive in `slot.keep` until the fence signals.
+            // unsignaled; semaphores are kept alive in `slot.keep*` until the fence signals.
             unsafe { device.queue_submit(q.queue, &[submit], slot.fence) }
                 .map_err(Error::vk("vkQueueSubmit"))?;
         }
         slot.submitted = true;
         slot.keep
             .extend(waits.iter().chain(signals).map(|p| p.semaphore.clone()));
+        slot.keep_binary.extend(
+            binary_waits
+                .iter()
+                .chain(binary_signals)
+                .map(|b| Arc::clone(b)),
+        );
         if block {
             Self::wait_slot(&self.dev, slot, SUBMIT_TIMEOUT)?;
         }

@@ -200,6 +200,20 @@ impl SharedTimelineSemaphore {
         })
     }
 
+    /// A timeline of this context only (not exportable), starting at `initial`: what the
+    /// binary-semaphore IPC mode converts each peer's binary semaphores into, so the rest of the
+    /// frame path keeps using timeline points. Needs the timeline feature, not its export.
+    pub(crate) fn local(manager: &VulkanTextureShareManager, initial: u64) -> Result<Self> {
+        check_timeline(manager)?;
+        let dev = manager.dev.clone();
+        let semaphore = create_semaphore(&dev, None, Some(initial))?;
+        Ok(Self {
+            dev,
+            semaphore,
+            imported: false,
+        })
+    }
+
     /// Imports a timeline exported by another context or process (same device and driver).
     /// Consumes the FD.
     pub fn import(manager: &VulkanTextureShareManager, fd: OwnedOsHandle) -> Result<Self> {
@@ -330,6 +344,19 @@ impl SharedSemaphore {
             dev,
             semaphore,
             handle,
+        })
+    }
+
+    /// A binary semaphore that is never exported, for tests of the code that uses shared ones
+    /// within one context (the validation layer then tracks every signal and wait).
+    #[cfg(test)]
+    pub(crate) fn local(manager: &VulkanTextureShareManager) -> Result<Self> {
+        let dev = manager.dev.clone();
+        let semaphore = create_semaphore(&dev, None, None)?;
+        Ok(Self {
+            dev,
+            semaphore,
+            handle: SyncHandleType::native(),
         })
     }
 

@@ -10,18 +10,63 @@ use super::conv;
 use super::image::VulkanTexture;
 use super::manager::VulkanTextureShareManager;
 use super::submit::Submitter;
-use crate::common::{TextureAspect, TextureUsage};
+use crate::common::{Subresource, TextureAspect, TextureLayout, TextureUsage};
 use crate::{Error, Result};
 
-/// Size in bytes of one aspect of mip level 0, all layers, tightly packed.
+/// Size in bytes of one aspect of mip level 0, all layers (or depth slices), tightly packed
+/// (whole blocks for compressed formats).
 pub fn aspect_size(texture: &VulkanTexture, aspect: TextureAspect) -> u64 {
+    // Computed directly (no layout): callers run it every frame and must not allocate.
     let d = &texture.inner.info.descriptor;
     let p = &texture.inner.params;
-    u64::from(d.width)
-        * u64::from(d.height)
+    let (bx, by) = d.format.blocks(d.width, d.height);
+    u64::from(bx)
+        * u64::from(by)
         * u64::from(p.extent.depth)
         * u64::from(p.array_layers)
         * u64::from(d.format.aspect_copy_bytes(aspect))
+}
+
+/// The packed layout of every aspect, mip level and layer of `texture` (what
+/// [`VulkanTextureShareManager::read_packed`] returns).
+pub fn packed_layout(texture: &VulkanTexture) -> TextureLayout {
+    let info = &texture.inner.info;
+    TextureLayout::new(&info.descriptor, &info.extent)
+}
+
+/// One aspect of one mip level, packed from offset 0.
+fn level(texture: &VulkanTexture, aspect: TextureAspect, mip: u32) -> Option<Subresource> {
+    let info = &texture.inner.info;
+    let layout = TextureLayout::with_aspects(&info.descriptor, &info.extent, &[aspect]);
+    layout.find(aspect, mip).copied()
+}
+
+/// The Vulkan copy of one packed region: every layer (or depth slice) of one aspect and level.
+fn region(texture: &VulkanTexture, r: &Subresource) -> vk::BufferImageCopy {
+    vk::BufferImageCopy::default()
+        .buffer_offset(r.offset)
+        .image_subresource(vk::ImageSubresourceLayers {
+            aspect_mask: conv::aspect(r.aspect),
+            mip_level: r.mip,
+            base_array_layer: 0,
+            layer_count: texture.inner.params.array_layers,
+        })
+        .image_extent(vk::Extent3D {
+            width: r.width,
+            height: r.height,
+            depth: r.depth,
+        })
+}
+
+fn check_mip(texture: &VulkanTexture, mip: u32) -> Result<()> {
+    let levels = texture.inner.params.mip_levels;
+    if mip >= levels {
+        return Err(Error::InvalidArgument {
+            what: "mip level",
+            reason: format!("level {mip} of a texture with {levels} levels"),
+        });
+    }
+    Ok(())
 }
 
 fn check_aspect(texture: &VulkanTexture, aspect: TextureAspect) -> Result<()> {
@@ -134,7 +179,8 @@ pub unsafe fn record_copy(
     }
 }
 
-/// Submits a recorded copy and waits for it.
+/// Submits a copy of mip 0 of one aspect (all layers) between `texture` and the start of
+/// `staging`, and waits for it.
 pub(crate) fn copy(
     submit: &Submitter,
     texture: &VulkanTexture,
@@ -142,21 +188,74 @@ pub(crate) fn copy(
     staging: &Buffer,
     dir: CopyDirection,
 ) -> Result<()> {
-    let family = submit.dev.queue_family;
+    // Level 0 of the aspect at offset 0, computed without a layout (this runs every frame).
+    let d = &texture.inner.info.descriptor;
     let p = &texture.inner.params;
-    let region = vk::BufferImageCopy::default()
-        .image_subresource(vk::ImageSubresourceLayers {
-            aspect_mask: conv::aspect(aspect),
-            mip_level: 0,
-            base_array_layer: 0,
-            layer_count: p.array_layers,
-        })
-        .image_extent(p.extent);
+    let bytes = aspect_size(texture, aspect);
+    let r = Subresource {
+        aspect,
+        mip: 0,
+        offset: 0,
+        width: d.width,
+        height: d.height,
+        depth: p.extent.depth,
+        layers: p.array_layers,
+        row_bytes: 0,
+        slice_bytes: 0,
+        bytes,
+    };
+    copy_regions(submit, texture, &[r], staging, dir)
+}
+
+/// Submits a copy of every subresource of `texture` in its packed `layout` (all aspects,
+/// levels and layers: [`packed_layout`], which a caller copying every frame computes once),
+/// and waits for it. `staging` holds at least the layout's size.
+pub(crate) fn copy_packed(
+    submit: &Submitter,
+    texture: &VulkanTexture,
+    layout: &TextureLayout,
+    staging: &Buffer,
+    dir: CopyDirection,
+) -> Result<()> {
+    copy_regions(submit, texture, layout.regions(), staging, dir)
+}
+
+/// Most regions one copy records: two aspects of up to 17 levels (a 65536-texel side).
+const MAX_REGIONS: usize = 34;
+
+fn copy_regions(
+    submit: &Submitter,
+    texture: &VulkanTexture,
+    regions: &[Subresource],
+    staging: &Buffer,
+    dir: CopyDirection,
+) -> Result<()> {
+    let end = regions
+        .iter()
+        .map(|r| r.offset + r.bytes)
+        .max()
+        .unwrap_or(0);
+    if end > staging.size {
+        return Err(Error::Internal(format!(
+            "a {}-byte staging buffer for a {end}-byte copy",
+            staging.size
+        )));
+    }
+    if regions.len() > MAX_REGIONS {
+        return Err(Error::Internal(format!("{} copy regions", regions.len())));
+    }
+    let family = submit.dev.queue_family;
+    // On the stack: the host ring copies every frame and must not allocate.
+    let mut copies = [vk::BufferImageCopy::default(); MAX_REGIONS];
+    for (c, r) in copies.iter_mut().zip(regions) {
+        *c = region(texture, r);
+    }
+    let copies = &copies[..regions.len()];
     submit.submit(
-        // SAFETY: the submitter's command buffer is recording on the texture's device; the
-        // region is mip 0 of every layer, which the staging buffer holds (callers size it with
-        // `aspect_size`); the call blocks until the GPU is done.
-        |device, cmd| unsafe { record_copy(device, cmd, family, texture, &[region], staging, dir) },
+        // SAFETY: the submitter's command buffer is recording on the texture's device; each
+        // region is one level of one aspect of the texture (from its own layout), inside the
+        // staging buffer (checked above); the call blocks until the GPU is done.
+        |device, cmd| unsafe { record_copy(device, cmd, family, texture, copies, staging, dir) },
         &[],
         &[],
         true,
@@ -239,47 +338,105 @@ impl VulkanTextureShareManager {
         aspect: TextureAspect,
         data: &[u8],
     ) -> Result<()> {
-        self.check_same_device(texture)?;
-        check_aspect(texture, aspect)?;
-        require_usage(texture, TextureUsage::CopyDst, "write_texture")?;
-        let size = aspect_size(texture, aspect);
-        if data.len() as u64 != size {
-            return Err(Error::InvalidArgument {
-                what: "texel data",
-                reason: format!(
-                    "{} bytes given, {aspect:?} aspect of this texture takes {size}",
-                    data.len()
-                ),
-            });
-        }
-        let mut staging = Buffer::host_on(&self.dev, size, vk::BufferUsageFlags::TRANSFER_SRC)?;
-        staging.bytes_mut().copy_from_slice(data);
-        copy(
-            &Submitter::on_device(&self.dev, 1)?,
-            texture,
-            aspect,
-            &staging,
-            CopyDirection::Upload,
-        )
+        self.write_texture_level(texture, aspect, 0, data)
     }
 
     /// Reads one aspect of mip 0 (all layers, tightly packed) of `texture`, acquiring it from
     /// `VK_QUEUE_FAMILY_EXTERNAL` and releasing it back. Blocks. Needs
     /// [`TextureUsage::CopySrc`].
     pub fn read_texture(&self, texture: &VulkanTexture, aspect: TextureAspect) -> Result<Vec<u8>> {
+        self.read_texture_level(texture, aspect, 0)
+    }
+
+    /// Writes `data` into one aspect of mip level `mip` (all layers or depth slices, rows of
+    /// texel blocks tightly packed: the level's [`Subresource`] in [`TextureLayout`]), like
+    /// [`Self::write_texture`].
+    pub fn write_texture_level(
+        &self,
+        texture: &VulkanTexture,
+        aspect: TextureAspect,
+        mip: u32,
+        data: &[u8],
+    ) -> Result<()> {
         self.check_same_device(texture)?;
         check_aspect(texture, aspect)?;
+        check_mip(texture, mip)?;
+        require_usage(texture, TextureUsage::CopyDst, "write_texture")?;
+        let mut r = level(texture, aspect, mip).ok_or_else(|| {
+            Error::Internal(format!("no {aspect:?} level {mip} in the texture's layout"))
+        })?;
+        if data.len() as u64 != r.bytes {
+            return Err(Error::InvalidArgument {
+                what: "texel data",
+                reason: format!(
+                    "{} bytes given, {aspect:?} aspect of level {mip} of this texture takes {}",
+                    data.len(),
+                    r.bytes
+                ),
+            });
+        }
+        r.offset = 0;
+        let mut staging = Buffer::host_on(&self.dev, r.bytes, vk::BufferUsageFlags::TRANSFER_SRC)?;
+        staging.bytes_mut().copy_from_slice(data);
+        let submit = Submitter::on_device(&self.dev, 1)?;
+        copy_regions(&submit, texture, &[r], &staging, CopyDirection::Upload)
+    }
+
+    /// Reads one aspect of mip level `mip` (all layers or depth slices, tightly packed), like
+    /// [`Self::read_texture`].
+    pub fn read_texture_level(
+        &self,
+        texture: &VulkanTexture,
+        aspect: TextureAspect,
+        mip: u32,
+    ) -> Result<Vec<u8>> {
+        self.check_same_device(texture)?;
+        check_aspect(texture, aspect)?;
+        check_mip(texture, mip)?;
         require_usage(texture, TextureUsage::CopySrc, "read_texture")?;
-        let size = aspect_size(texture, aspect);
+        let mut r = level(texture, aspect, mip).ok_or_else(|| {
+            Error::Internal(format!("no {aspect:?} level {mip} in the texture's layout"))
+        })?;
+        r.offset = 0;
+        let staging = Buffer::host_on(&self.dev, r.bytes, vk::BufferUsageFlags::TRANSFER_DST)?;
+        let submit = Submitter::on_device(&self.dev, 1)?;
+        copy_regions(&submit, texture, &[r], &staging, CopyDirection::Download)?;
+        Ok(staging.bytes()[..r.bytes as usize].to_vec())
+    }
+
+    /// Reads every aspect, mip level and layer of `texture` into one buffer laid out as
+    /// [`packed_layout`] says. Blocks. Needs [`TextureUsage::CopySrc`].
+    pub fn read_packed(&self, texture: &VulkanTexture) -> Result<Vec<u8>> {
+        self.check_same_device(texture)?;
+        require_usage(texture, TextureUsage::CopySrc, "read_packed")?;
+        let size = packed_layout(texture).size();
         let staging = Buffer::host_on(&self.dev, size, vk::BufferUsageFlags::TRANSFER_DST)?;
-        copy(
-            &Submitter::on_device(&self.dev, 1)?,
-            texture,
-            aspect,
-            &staging,
-            CopyDirection::Download,
-        )?;
-        Ok(staging.bytes().to_vec())
+        let submit = Submitter::on_device(&self.dev, 1)?;
+        let layout = packed_layout(texture);
+        copy_packed(&submit, texture, &layout, &staging, CopyDirection::Download)?;
+        Ok(staging.bytes()[..size as usize].to_vec())
+    }
+
+    /// Writes every aspect, mip level and layer of `texture` from `data`, laid out as
+    /// [`packed_layout`] says (its size exactly). Blocks. Needs [`TextureUsage::CopyDst`].
+    pub fn write_packed(&self, texture: &VulkanTexture, data: &[u8]) -> Result<()> {
+        self.check_same_device(texture)?;
+        require_usage(texture, TextureUsage::CopyDst, "write_packed")?;
+        let size = packed_layout(texture).size();
+        if data.len() as u64 != size {
+            return Err(Error::InvalidArgument {
+                what: "texel data",
+                reason: format!(
+                    "{} bytes given, the packed texture takes {size}",
+                    data.len()
+                ),
+            });
+        }
+        let mut staging = Buffer::host_on(&self.dev, size, vk::BufferUsageFlags::TRANSFER_SRC)?;
+        staging.bytes_mut()[..data.len()].copy_from_slice(data);
+        let submit = Submitter::on_device(&self.dev, 1)?;
+        let layout = packed_layout(texture);
+        copy_packed(&submit, texture, &layout, &staging, CopyDirection::Upload)
     }
 
     fn check_same_device(&self, texture: &VulkanTexture) -> Result<()> {

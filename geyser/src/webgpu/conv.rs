@@ -3,8 +3,18 @@
 //! ([`TextureFormat::to_wgpu`]).
 
 use crate::common::{
-    usage_column, TextureDescriptor, TextureDimension, TextureExtent, TextureFormat,
+    usage_column, Compression, TextureDescriptor, TextureDimension, TextureExtent, TextureFormat,
 };
+
+/// The wgpu feature a compression family needs (the format table's compression column in
+/// wgpu terms).
+pub(super) fn compression_feature(family: Compression) -> wgpu::Features {
+    match family {
+        Compression::Bc => wgpu::Features::TEXTURE_COMPRESSION_BC,
+        Compression::Etc2 => wgpu::Features::TEXTURE_COMPRESSION_ETC2,
+        Compression::AstcLdr => wgpu::Features::TEXTURE_COMPRESSION_ASTC,
+    }
+}
 
 /// The `wgpu::TextureUsages` of a descriptor's usages (the usage table's wgpu column).
 pub(super) fn usages(desc: &TextureDescriptor) -> wgpu::TextureUsages {
@@ -53,6 +63,32 @@ pub(super) fn size(
 mod tests {
     use super::*;
     use crate::common::TextureUsage;
+
+    #[test]
+    fn compression_column_matches_wgpu_required_features() {
+        for row in crate::common::FORMAT_TABLE {
+            let Some(format) = row.wgpu else { continue };
+            let need = format.required_features();
+            match row.compression {
+                Some(family) => assert_eq!(need, compression_feature(family), "{:?}", row.format),
+                None => assert!(
+                    !need.intersects(
+                        wgpu::Features::TEXTURE_COMPRESSION_BC
+                            | wgpu::Features::TEXTURE_COMPRESSION_ETC2
+                            | wgpu::Features::TEXTURE_COMPRESSION_ASTC
+                    ),
+                    "{:?}",
+                    row.format
+                ),
+            }
+            let (bw, bh) = format.block_dimensions();
+            assert_eq!((bw, bh), row.block_size, "{:?}", row.format);
+            if row.aspect == crate::common::FormatAspect::Color {
+                let bytes = format.block_copy_size(None);
+                assert_eq!(bytes, Some(row.block_bytes), "{:?}", row.format);
+            }
+        }
+    }
 
     #[test]
     fn usage_column_matches_wgpu() {

@@ -24,7 +24,10 @@ const WANTED_FEATURES: wgpu::Features = wgpu::Features::TEXTURE_FORMAT_16BIT_NOR
     .union(wgpu::Features::DEPTH32FLOAT_STENCIL8)
     .union(wgpu::Features::BGRA8UNORM_STORAGE)
     .union(wgpu::Features::TEXTURE_ADAPTER_SPECIFIC_FORMAT_FEATURES)
-    .union(wgpu::Features::FLOAT32_FILTERABLE);
+    .union(wgpu::Features::FLOAT32_FILTERABLE)
+    .union(wgpu::Features::TEXTURE_COMPRESSION_BC)
+    .union(wgpu::Features::TEXTURE_COMPRESSION_ETC2)
+    .union(wgpu::Features::TEXTURE_COMPRESSION_ASTC);
 
 /// Shares textures on one wgpu device (Vulkan backend). `Send + Sync`.
 ///
@@ -213,6 +216,13 @@ impl WgpuTextureShareManager {
     /// The wgpu adapter.
     pub fn adapter(&self) -> &wgpu::Adapter {
         &self.adapter
+    }
+
+    /// The wgpu instance, when Geyser created it ([`Self::create`]): e.g. to make a surface
+    /// for a window (the instance has the platform's surface extensions). `None` for a
+    /// wrapped application device ([`Self::from_wgpu`]), whose instance the application has.
+    pub fn instance(&self) -> Option<&wgpu::Instance> {
+        self._instance.as_ref()
     }
 
     /// The Vulkan device under wgpu (name, UUIDs, driver).

@@ -137,6 +137,23 @@ pub(super) fn check_representable(
         ));
     }
     let device = manager.device();
+    if let Some(family) = desc.format.compression() {
+        let feature = conv::compression_feature(family);
+        if !device.features().contains(feature) {
+            let offered = manager.adapter().features().contains(feature);
+            return unsupported(format!(
+                "the wgpu device lacks {feature:?} (its adapter {} it)",
+                if offered { "offers" } else { "does not offer" }
+            ));
+        }
+    }
+    let (bw, bh) = desc.format.block_size();
+    if !desc.width.is_multiple_of(bw) || !desc.height.is_multiple_of(bh) {
+        return unsupported(format!(
+            "WebGPU sizes compressed textures in whole {bw}x{bh} blocks; {}x{} is not",
+            desc.width, desc.height
+        ));
+    }
     let missing = format.required_features() - device.features();
     if !missing.is_empty() {
         return unsupported(format!("the wgpu device lacks {missing:?}"));

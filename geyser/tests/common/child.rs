@@ -27,6 +27,11 @@ pub fn env_u64(key: &str, default: u64) -> u64 {
     env(key).and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
+/// `GT_SYNC` (auto, host, binary, timeline): the mode a child forces, if any.
+pub fn sync_from_env() -> Option<SyncMode> {
+    env("GT_SYNC").and_then(|s| geyser_harness::args::parse_sync(&s).expect("GT_SYNC"))
+}
+
 /// The body of a child process (each test binary calls it from its `child_role_entry` test,
 /// which `ChildProc` runs): a producer or consumer configured by `GT_*` variables. Does nothing
 /// unless `GT_ROLE` is set.
@@ -55,6 +60,7 @@ pub fn role_entry() {
                     trusted: env("GT_TRUSTED").map_or(PeerPolicy::SameUser, |p| p.parse().unwrap()),
                     max_hold: Duration::from_millis(env_u64("GT_MAX_HOLD_MS", 10_000)),
                     stall_hold: Duration::from_millis(env_u64("GT_STALL_HOLD_MS", 2_500)),
+                    sync: sync_from_env(),
                     ..Default::default()
                 },
                 frame_interval: env("GT_INTERVAL_MS")
@@ -76,6 +82,7 @@ pub fn role_entry() {
             let options = ConsumerOptions {
                 lossless: env("GT_LOSSLESS").is_some(),
                 host_ring: env("GT_HOST_TRANSFER").is_some(),
+                sync: sync_from_env(),
                 ..Default::default()
             };
             let hold = env("GT_HOLD_MS")

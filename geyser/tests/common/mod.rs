@@ -4,6 +4,9 @@
 
 #[cfg(target_os = "linux")]
 pub mod child;
+pub mod shapes;
+#[cfg(feature = "webgpu")]
+pub mod wgpu_copy;
 
 use geyser::common::{TextureAspect, TextureFormat};
 use geyser::vulkan::{ContextOptions, DeviceSelector, Validation, VulkanTextureShareManager};

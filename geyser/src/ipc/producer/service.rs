@@ -1,7 +1,7 @@
 //! The producer's service thread: accepts connections into a bounded pool of pending
 //! handshakes, routes each message a consumer sends to its handler (one function per message:
-//! host-ring request, Hello, SyncSetup, release, Bye), enforces deadlines and stall limits, and
-//! drops consumers that fail, telling them why. Each round takes a bounded number of messages
+//! host-ring request, Hello and the sync setups in `handshake.rs`, release, Bye), enforces
+//! deadlines and stall limits, and drops consumers that fail, telling them why. Each round takes a bounded number of messages
 //! from each connection, received and decoded without the state lock, so no peer can hold up
 //! `present`.
 
@@ -9,14 +9,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::host_ring::{setup_host_ring, HostRings};
+use super::handshake::{on_binary_sync_setup, on_hello, on_sync_setup};
+use super::host_ring::HostRings;
 use super::state::{lock_conn, Held, Peer, Phase, Shared, SharedConn, State};
-use crate::common::{borrow_os_handle, BorrowedOsHandle, OwnedOsHandle, RejectReason};
+use crate::common::{OwnedOsHandle, RejectReason};
 use crate::ipc::clock::monotonic_ns;
 use crate::ipc::transport::{Connection, Listener, Poller};
-use crate::ipc::wire::negotiate::negotiate_sync;
-use crate::ipc::wire::{bounded_reason, FrameId, Hello, Message, Role, SyncMode};
-use crate::vulkan::{SharedTimelineSemaphore, TimelinePoint};
+use crate::ipc::wire::{bounded_reason, FrameId, Message, SyncMode};
+use crate::vulkan::TimelinePoint;
 use crate::{Error, Result};
 
 /// Most messages taken from one connection per round. A consumer sends one release per frame
@@ -31,7 +31,7 @@ const ACCEPTS_PER_ROUND: usize = 8;
 /// What a frame offer depends on besides the consumer: the latest frame, the slot being
 /// written, the hold cap and the mode.
 #[derive(Clone, Copy)]
-struct Offer {
+pub(super) struct Offer {
     latest: Option<FrameId>,
     writing: Option<usize>,
     cap: usize,
@@ -39,7 +39,7 @@ struct Offer {
 }
 
 impl Offer {
-    fn of(shared: &Shared, state: &State) -> Self {
+    pub(super) fn of(shared: &Shared, state: &State) -> Self {
         Offer {
             latest: state.latest,
             writing: state.writing,
@@ -50,7 +50,7 @@ impl Offer {
 
     /// A lossy consumer that is free (new, or just released its frame) gets the latest frame
     /// when [`Peer::may_send`] allows it.
-    fn latest_to(&self, shared: &Shared, peer: &mut Peer) -> Result<()> {
+    pub(super) fn latest_to(&self, shared: &Shared, peer: &mut Peer) -> Result<()> {
         let Some(latest) = self.latest.filter(|_| !self.lossless) else {
             return Ok(());
         };
@@ -60,7 +60,7 @@ impl Offer {
             .flatten();
         if peer.may_send(latest, self.cap, self.writing, rings.as_deref()) {
             drop(rings);
-            send_frame(peer, latest, monotonic_ns())?;
+            send_frame(shared, peer, latest, monotonic_ns())?;
         }
         Ok(())
     }
@@ -385,8 +385,15 @@ fn dispatch(
             Message::SyncSetup {
                 sync: SyncMode::Timeline,
             },
-        ) => {
+        ) if peer.sync == SyncMode::Timeline => {
             on_sync_setup(shared, peer, fds, &offer)?;
+            state.stats.connected += 1;
+            Ok(())
+        }
+        (Phase::AwaitSync { .. }, Message::BinarySyncSetup { .. })
+            if peer.sync == SyncMode::BinarySemaphore =>
+        {
+            on_binary_sync_setup(shared, peer, fds, &offer)?;
             state.stats.connected += 1;
             Ok(())
         }
@@ -406,7 +413,8 @@ fn dispatch(
             other.kind()
         ))),
         (Phase::AwaitSync { .. }, other) => Err(Error::Protocol(format!(
-            "expected SyncSetup, got {}",
+            "expected the {:?} mode's sync setup, got {}",
+            peer.sync,
             other.kind()
         ))),
         (Phase::Active, other) => Err(Error::Protocol(format!(
@@ -416,111 +424,8 @@ fn dispatch(
     }
 }
 
-/// A consumer's Hello: admits it through a host ring (another device, it asked, or it is not
-/// trusted), or sends the pool and, in timeline mode, our timeline (it becomes active once
-/// its own arrives).
-fn on_hello(shared: &Shared, peer: &mut Peer, hello: Hello, offer: &Offer) -> Result<()> {
-    if hello.role != Role::Consumer {
-        return Err(Error::Protocol("a producer connected to a producer".into()));
-    }
-    let ours = &shared.hello;
-    let other_device =
-        hello.device_uuid != ours.device_uuid || hello.driver_uuid != ours.driver_uuid;
-    if other_device || peer.wants_host_ring || !peer.trusted {
-        let why = if !peer.trusted {
-            "consumer is not trusted with the ring's memory (ProducerOptions::trusted)"
-        } else if other_device {
-            "consumer runs on another GPU or driver"
-        } else {
-            "consumer asked for a host ring"
-        };
-        if let Err(e) = setup_host_ring(shared, peer, &hello) {
-            let detail = format!("{why}, and it cannot be served through a host ring: {e}");
-            let reason = if peer.trusted {
-                RejectReason::Device
-            } else {
-                RejectReason::Policy
-            };
-            return Err(reject(&peer.conn, reason, detail));
-        }
-        peer.name = hello.name;
-        peer.sync = SyncMode::Host;
-        peer.host_ring = true;
-        peer.phase = Phase::Active;
-        tracing::info!(
-            consumer = peer.id,
-            pid = peer.creds.pid,
-            "consumer connected through a host ring ({why})"
-        );
-        return offer.latest_to(shared, peer);
-    }
-    let Some(sync) = negotiate_sync(&shared.sync_modes, &hello.sync_modes) else {
-        let detail = format!(
-            "no common sync mode: producer offers {:?}, consumer {:?}",
-            shared.sync_modes, hello.sync_modes
-        );
-        return Err(reject(&peer.conn, RejectReason::Sync, detail));
-    };
-    peer.send(&Message::Hello(ours.clone()), &[])?;
-    let setup = Message::PoolSetup {
-        generation: 1,
-        sync,
-        slots: shared.exports.iter().map(|e| e.info.clone()).collect(),
-    };
-    let pool_fds: Vec<BorrowedOsHandle<'_>> = shared
-        .exports
-        .iter()
-        .map(|e| borrow_os_handle(e.os_handle()))
-        .collect();
-    peer.send(&setup, &pool_fds)?;
-    peer.name = hello.name;
-    peer.sync = sync;
-    if sync == SyncMode::Timeline {
-        let ready = shared.ready.as_ref().ok_or_else(|| {
-            Error::Internal("timeline sync negotiated without a ready timeline".into())
-        })?;
-        let fd = ready.export()?;
-        peer.send(&Message::SyncSetup { sync }, &[borrow_os_handle(&fd)])?;
-        peer.phase = Phase::AwaitSync {
-            deadline: Instant::now() + shared.options.handshake_timeout,
-        };
-        return Ok(());
-    }
-    peer.phase = Phase::Active;
-    tracing::info!(
-        consumer = peer.id,
-        pid = peer.creds.pid,
-        ?sync,
-        "consumer connected"
-    );
-    offer.latest_to(shared, peer)
-}
-
-/// Timeline mode: the consumer's release timeline arrives; it becomes active. (Only trusted
-/// consumers get here: the producer imports nothing from any other.)
-fn on_sync_setup(
-    shared: &Shared,
-    peer: &mut Peer,
-    fds: Vec<OwnedOsHandle>,
-    offer: &Offer,
-) -> Result<()> {
-    let fd = fds
-        .into_iter()
-        .next()
-        .ok_or_else(|| Error::Protocol("SyncSetup without its FD".into()))?;
-    let released = SharedTimelineSemaphore::import(&shared.manager, fd)?;
-    peer.released = Some((Arc::new(released), 0));
-    peer.phase = Phase::Active;
-    tracing::info!(
-        consumer = peer.id,
-        pid = peer.creds.pid,
-        "consumer connected (timeline sync)"
-    );
-    offer.latest_to(shared, peer)
-}
-
-/// A consumer is done with `frame`: it no longer holds it, and in timeline mode the slot's
-/// next write waits for the value it announced (returned). A lossy consumer that is now free
+/// A consumer is done with `frame`: it no longer holds it, and in timeline and binary modes
+/// the slot's next write waits for what it announced (returned). A lossy consumer that is now free
 /// gets the latest frame if it missed it.
 fn on_frame_released(
     shared: &Shared,
@@ -556,13 +461,17 @@ fn on_frame_released(
             });
         }
     }
+    if let (Some(link), Some(relay)) = (peer.binary.as_mut(), shared.relay.as_ref()) {
+        // Its signal of released[slot] was submitted before this message (ipc/binary.rs).
+        wait = Some(link.after_release(relay, frame)?);
+    }
     offer.latest_to(shared, peer)?;
     Ok(wait)
 }
 
 /// Sends `Reject` (its detail cut to what the wire carries) and returns the error the caller
 /// drops the connection with.
-fn reject(conn: &SharedConn, reason: RejectReason, detail: String) -> Error {
+pub(super) fn reject(conn: &SharedConn, reason: RejectReason, detail: String) -> Error {
     let detail = bounded_reason(detail);
     // Logged by the caller's drop (one line per consumer, at warn only for admitted ones, so
     // a flood of connections cannot flood the log).
@@ -590,8 +499,26 @@ fn tell_why(shared: &Shared, peer: &mut Peer, e: &Error) {
     let _ = peer.send(&msg, &[]);
 }
 
-/// Announces `id` to a consumer and records that it holds it.
-pub(super) fn send_frame(peer: &mut Peer, id: FrameId, present_ns: u64) -> Result<()> {
+/// Announces `id` to a consumer and records that it holds it. In binary mode the slot's
+/// "ready" semaphore is signaled (once the write is done) before the message goes.
+pub(super) fn send_frame(
+    shared: &Shared,
+    peer: &mut Peer,
+    id: FrameId,
+    present_ns: u64,
+) -> Result<()> {
+    if let Some(link) = &peer.binary {
+        let (Some(relay), Some(ready)) = (&shared.relay, &shared.ready) else {
+            return Err(Error::Internal(
+                "a binary-mode consumer without the producer's relay".into(),
+            ));
+        };
+        let written = TimelinePoint {
+            semaphore: ready.clone(),
+            value: id.frame + 1,
+        };
+        link.before_ready(relay, written, id)?;
+    }
     peer.send(
         &Message::FrameReady {
             id,

@@ -12,17 +12,21 @@ use std::time::{Duration, Instant};
 use super::host_ring::HostRings;
 use super::{ProducerOptions, ProducerStats};
 use crate::common::{BorrowedOsHandle, ExportedTexture};
+use crate::ipc::binary::ProducerLink;
 use crate::ipc::peer::PeerCredentials;
 use crate::ipc::transport::Connection;
 use crate::ipc::wire::{FrameId, Hello, Message, SyncMode};
-use crate::vulkan::{SharedTimelineSemaphore, TimelinePoint, VulkanTextureShareManager};
+use crate::vulkan::{
+    SharedSemaphore, SharedTimelineSemaphore, Submitter, TimelinePoint, VulkanTextureShareManager,
+};
 use crate::Result;
 
 /// Where a consumer's handshake is.
 pub(super) enum Phase {
     /// Connected; its Hello (and a host-ring request before it) is awaited until `deadline`.
     Handshake { deadline: Instant },
-    /// Timeline mode: pool sent, its release timeline is awaited until `deadline`.
+    /// Timeline and binary modes: pool sent, its release timeline (binary: its per-slot
+    /// "released" semaphores) awaited until `deadline`.
     AwaitSync { deadline: Instant },
     /// Admitted: gets frames, sends releases.
     Active,
@@ -68,6 +72,10 @@ pub(super) struct Peer {
     pub sync: SyncMode,
     /// Timeline mode: the consumer's release timeline, and the highest value it announced.
     pub released: Option<(Arc<SharedTimelineSemaphore>, u64)>,
+    /// Binary mode, during the handshake: our "ready" semaphores, sent to it.
+    pub binary_ready: Vec<Arc<SharedSemaphore>>,
+    /// Binary mode, once active: both sides' semaphores.
+    pub binary: Option<ProducerLink>,
     /// It asked for a host ring (`HostRingRequest`) before its Hello.
     pub wants_host_ring: bool,
     /// It is served through a host ring (its own or the shared one).
@@ -97,6 +105,8 @@ impl Peer {
             skipped: 0,
             sync: SyncMode::Host,
             released: None,
+            binary_ready: Vec::new(),
+            binary: None,
             wants_host_ring: false,
             host_ring: false,
         }
@@ -294,8 +304,12 @@ pub(super) struct Shared {
     /// Sync modes offered, best first; `Timeline` only with `ready`.
     pub sync_modes: Vec<SyncMode>,
     pub exports: Vec<ExportedTexture>,
-    /// Timeline mode: "frame `f` is written" is this timeline reaching `f + 1`.
+    /// Timeline and binary modes: "frame `f` is written" is this timeline reaching `f + 1`
+    /// (exported in timeline mode; local when only binary mode is offered).
     pub ready: Option<Arc<SharedTimelineSemaphore>>,
+    /// Binary mode: submits the relays between the local timelines and consumers' binary
+    /// semaphores (`ipc/binary.rs`).
+    pub relay: Option<Submitter>,
     pub manager: Arc<VulkanTextureShareManager>,
     /// The host rings of consumers that cannot import the ring. Lock order: `state`, then this.
     pub host_rings: Mutex<HostRings>,

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::common::{usages_from_bits_checked, ExportInfo, RejectReason, TextureUsage};
+use crate::common::{usages_from_bits_checked, ExportInfo, RejectReason, TextureLayout, TextureUsage};
 use crate::{Error, Result};
 
 /// The protocol version. Peers with another version are refused at Hello: a producer answers
@@ -32,8 +32,11 @@ pub enum SyncMode {
     /// Host-synchronized fallback: the producer waits for its GPU fence before `FrameReady`,
     /// the consumer waits for its own before `FrameReleased`. Works on every device.
     Host,
-    /// Exported binary semaphores. Reserved: this build never offers or negotiates it
-    /// (forcing it gives [`Error::Unsupported`]); the variant keeps its place on the wire.
+    /// Exported binary semaphores: per ring slot a "ready" semaphore the producer signals and
+    /// a "released" one the consumer signals, exported once at pool setup
+    /// ([`Message::BinarySyncSetup`], opaque FDs) and reused every frame. Each side sends its
+    /// frame message only after submitting the signal the other side's wait needs
+    /// (`ipc/binary.rs` has the rules and what happens when a peer dies).
     BinarySemaphore,
     /// Exported timeline semaphores (exchanged once; values per frame).
     Timeline,
@@ -221,6 +224,14 @@ pub enum Message {
         /// Bytes per slot region (the frame tightly packed, rounded up to 64 KiB).
         slot_bytes: u64,
     },
+    /// Binary-semaphore mode, once per connection and direction, after `PoolSetup`: one
+    /// binary semaphore per ring slot beside it, in slot order (producer → consumer: "ready",
+    /// the producer signals it before sending a frame of that slot; consumer → producer:
+    /// "released", the consumer signals it before releasing a frame of that slot).
+    BinarySyncSetup {
+        /// Slots, one FD each (1..=[`MAX_SLOTS`], the ring's slot count).
+        slots: u32,
+    },
 }
 
 /// Largest host-memory slot a consumer accepts (a 16K RGBA32F frame is 4 GiB; 2 GiB covers
@@ -240,6 +251,7 @@ impl Message {
             Message::Bye { .. } => "Bye",
             Message::HostRingRequest => "HostRingRequest",
             Message::HostRingSetup { .. } => "HostRingSetup",
+            Message::BinarySyncSetup { .. } => "BinarySyncSetup",
         }
     }
 
@@ -249,6 +261,7 @@ impl Message {
             Message::PoolSetup { slots, .. } => slots.len(),
             Message::SyncSetup { .. } => 1,
             Message::HostRingSetup { .. } => 1,
+            Message::BinarySyncSetup { slots } => *slots as usize,
             _ => 0,
         }
     }
@@ -330,15 +343,15 @@ impl Message {
                         "{slots} slots, allowed 1..={MAX_SLOTS}"
                     )));
                 }
-                let d = &info.descriptor;
                 validate_frame_info("host ring", info)?;
-                if *slot_bytes < d.tight_size()
+                // Every aspect, level and layer of the frame (the layout both ends compute).
+                let frame = TextureLayout::new(&info.descriptor, &info.extent).size();
+                if *slot_bytes < frame
                     || *slot_bytes > MAX_SLOT_BYTES
                     || !slot_bytes.is_multiple_of(4096)
                 {
                     return Err(Error::Protocol(format!(
-                        "host ring slot of {slot_bytes} bytes for a {}-byte frame",
-                        d.tight_size()
+                        "host ring slot of {slot_bytes} bytes for a {frame}-byte frame"
                     )));
                 }
                 Ok(())
@@ -362,6 +375,14 @@ impl Message {
                 if *sync != SyncMode::Timeline {
                     return Err(Error::Protocol(format!(
                         "SyncSetup for {sync:?}, only Timeline uses one"
+                    )));
+                }
+                Ok(())
+            }
+            Message::BinarySyncSetup { slots } => {
+                if *slots == 0 || *slots as usize > MAX_SLOTS {
+                    return Err(Error::Protocol(format!(
+                        "{slots} binary semaphores, allowed 1..={MAX_SLOTS}"
                     )));
                 }
                 Ok(())

@@ -62,6 +62,7 @@ fn samples() -> Vec<Message> {
         Message::Bye {
             reason: "done".into(),
         },
+        Message::BinarySyncSetup { slots: 3 },
     ]
 }
 
