@@ -414,7 +414,7 @@ pub fn run(args: &DemoArgs) -> geyser::Result<bool> {
     }
     println!();
     println!(
-        "{:<9} {:>9} {:>8} {:>10} {:>10} {:>9} {:>12} {:>12} {:>10}  {:<8} {:<10} api",
+        "{:<9} {:>9} {:>8} {:>10} {:>10} {:>9} {:>12} {:>12} {:>10}  {:<15} {:<10} api",
         "consumer",
         "delivered",
         "skipped",
@@ -440,7 +440,7 @@ pub fn run(args: &DemoArgs) -> geyser::Result<bool> {
                     && r.clean_end
                     && (!args.lossless || r.skipped == 0);
                 println!(
-                    "{:<9} {:>9} {:>8} {:>10} {:>10} {:>9.1} {:>9.0} µs {:>9.0} µs {:>7.0} µs  {:<8} {:<10} {}",
+                    "{:<9} {:>9} {:>8} {:>10} {:>10} {:>9.1} {:>9.0} µs {:>9.0} µs {:>7.0} µs  {:<15} {:<10} {}",
                     format!("c{i}"),
                     r.frames,
                     r.skipped,
@@ -468,8 +468,8 @@ pub fn run(args: &DemoArgs) -> geyser::Result<bool> {
     println!(
         "handoff: producer sends the frame message → consumer receives it; age: producer presents → consumer \
          receives (includes time a frame waited for a busy consumer). Host clocks (CLOCK_MONOTONIC). Host sync: \
-         the producer's GPU write is complete at present; timeline sync: it is submitted, and the consumer's GPU \
-         waits for it. Every delivered frame was probed on the GPU against its frame number's pattern."
+         the producer's GPU write is complete at present; timeline and binary-semaphore sync: it is submitted, and \
+         the consumer's GPU waits for it. Every delivered frame was probed on the GPU against its frame number's pattern."
     );
     println!(
         "{}",
