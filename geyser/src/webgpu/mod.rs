@@ -37,3 +37,15 @@ pub use texture::WgpuTexture;
 
 /// The wgpu crate Geyser is built against, so applications use the same version.
 pub use wgpu;
+
+/// The Vulkan device extensions Geyser uses on a wgpu device: `VK_KHR_external_memory_fd`
+/// (required; wgpu 30 enables it by itself where offered), then the optional ones (external
+/// semaphores and fences for GPU-side handoff, DMA-BUF, host memory). For applications that
+/// open the device themselves, e.g. through wgpu-hal's `open_with_callback` or Bevy's
+/// `raw_vulkan_init` device callback: add each one the physical device offers, then wrap the
+/// device with [`WgpuTextureShareManager::from_wgpu`]. ([`WgpuTextureShareManager::create`]
+/// adds them itself.)
+pub fn sharing_extensions() -> impl Iterator<Item = &'static std::ffi::CStr> {
+    std::iter::once(ash::khr::external_memory_fd::NAME)
+        .chain(crate::vulkan::OPTIONAL_DEVICE_EXTENSIONS.iter().copied())
+}
