@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use geyser::common::{TextureDescriptor, TextureFormat, TextureUsage};
 use geyser::ipc::clock::cpu_time_ns;
 use geyser::ipc::{Consumer, ConsumerOptions, Producer, ProducerOptions, WriteSlot};
-use geyser::vulkan::VulkanTextureShareManager;
+use geyser::vulkan::{TimelinePoint, VulkanTexture, VulkanTextureShareManager};
 use geyser::Result;
 
-use crate::pattern::{PatternWriter, ProbeReader};
+use crate::pattern::{frame_word, PatternWriter, ProbeReader, TexelReader};
 use crate::report::{ConsumeReport, ConsumeStats, ProduceReport};
 
 /// Usages the demo textures need: written by copy (Vulkan) or a render pass (wgpu), probed by
@@ -134,10 +134,91 @@ pub fn run_consumer(
     options: ConsumerOptions,
     max_frames: u64,
     idle_timeout: Duration,
-    mut progress: impl FnMut(&ConsumeReport),
+    progress: impl FnMut(&ConsumeReport),
 ) -> Result<ConsumeReport> {
-    let mut consumer = Consumer::connect_with(name, manager.clone(), options)?;
     let probe = ProbeReader::new(&manager)?;
+    consume(
+        manager,
+        name,
+        options,
+        max_frames,
+        idle_timeout,
+        progress,
+        |frame| {
+            let result = probe.check_synced(
+                frame.texture,
+                frame.number,
+                frame.waits,
+                frame.signals,
+                frame.submitted,
+            )?;
+            let number = frame.number;
+            Ok((
+                result.ok(),
+                format!("{result:?}, expected word {:#010x}", frame_word(number)),
+            ))
+        },
+    )
+}
+
+/// Like [`run_consumer`] for producers whose frames are not the test pattern but whose
+/// content is known (e.g. a rendered scene): reads the texels at `points` of every frame and
+/// counts the frame as corrupted when `check(frame number, texels)` returns an error (why).
+pub fn run_texel_consumer(
+    manager: Arc<VulkanTextureShareManager>,
+    name: &str,
+    options: ConsumerOptions,
+    max_frames: u64,
+    idle_timeout: Duration,
+    points: &[(u32, u32)],
+    mut check: impl FnMut(u64, &[Vec<u8>]) -> std::result::Result<(), String>,
+) -> Result<ConsumeReport> {
+    let reader = TexelReader::new(&manager)?;
+    consume(
+        manager,
+        name,
+        options,
+        max_frames,
+        idle_timeout,
+        |_| {},
+        |frame| {
+            let texels = reader.read(
+                frame.texture,
+                points,
+                frame.waits,
+                frame.signals,
+                frame.submitted,
+            )?;
+            Ok(match check(frame.number, &texels) {
+                Ok(()) => (true, String::new()),
+                Err(why) => (false, why),
+            })
+        },
+    )
+}
+
+/// One received frame, as a consumer loop's check sees it: read `texture` on the GPU waiting
+/// for `waits` and signaling `signals`, and call `submitted` right after submitting (it
+/// releases the frame in timeline mode).
+struct ReceivedFrame<'a> {
+    texture: &'a VulkanTexture,
+    number: u64,
+    waits: &'a [TimelinePoint],
+    signals: &'a [TimelinePoint],
+    submitted: &'a mut dyn FnMut() -> Result<()>,
+}
+
+/// The consumer loop: every frame is checked by `check` (whether it is right, and why not).
+fn consume(
+    manager: Arc<VulkanTextureShareManager>,
+    name: &str,
+    options: ConsumerOptions,
+    max_frames: u64,
+    idle_timeout: Duration,
+    mut progress: impl FnMut(&ConsumeReport),
+    mut check: impl FnMut(ReceivedFrame<'_>) -> Result<(bool, String)>,
+) -> Result<ConsumeReport> {
+    let mut consumer = Consumer::connect_with(name, manager, options)?;
     let mut report = ConsumeReport {
         sync: format!("{:?}", consumer.sync_mode()),
         path: format!("{:?}", consumer.transfer_path()),
@@ -150,25 +231,28 @@ pub fn run_consumer(
         };
         stats.record(frame.latency(), frame.age());
         let (number, slot, texture) = (frame.number(), frame.slot(), frame.texture().clone());
-        let result = match (frame.wait_point(), frame.release_point()) {
+        let (waits, signals): (Vec<_>, Vec<_>) = match (frame.wait_point(), frame.release_point()) {
             // Timeline mode: the GPU waits for the producer's write and signals our release;
-            // the frame is released as soon as the probe is submitted.
-            (Some(wait), Some(signal)) => {
-                let mut frame = Some(frame);
-                probe.check_synced(&texture, number, &[wait], &[signal], || {
-                    match frame.take() {
-                        Some(f) => f.release(),
-                        None => Ok(()),
-                    }
-                })?
-            }
-            _ => {
-                let r = probe.check(&texture, number)?;
-                drop(frame);
-                r
-            }
+            // the frame is released as soon as the read is submitted.
+            (Some(wait), Some(signal)) => (vec![wait], vec![signal]),
+            // Host mode: the frame is released once the read is done.
+            _ => (Vec::new(), Vec::new()),
         };
-        report.probed(number, slot, &result, consumer.counters());
+        let timeline = !signals.is_empty();
+        let mut frame = Some(frame);
+        let mut release = || match frame.take() {
+            Some(f) if timeline => f.release(),
+            _ => Ok(()),
+        };
+        let (ok, why) = check(ReceivedFrame {
+            texture: &texture,
+            number,
+            waits: &waits,
+            signals: &signals,
+            submitted: &mut release,
+        })?;
+        drop(frame);
+        report.checked(number, slot, ok, consumer.counters(), || why);
         progress(&report);
     }
     stats.finish(&mut report, consumer.counters());

@@ -17,6 +17,19 @@ pub fn frame_word(frame: u64) -> u32 {
     ((frame as u32) ^ 0x5eed_0000).wrapping_mul(0x9e37_79b1)
 }
 
+/// The frame number (mod 2^32) whose [`frame_word`] is `word`: the inverse of that bijection,
+/// for checks that find a frame's word in read-back texels without knowing which frame it is.
+pub fn frame_of_word(word: u32) -> u32 {
+    // The inverse of the odd multiplier mod 2^32, by Newton's iteration (each step doubles
+    // the correct low bits: 3, 6, 12, 24, 48).
+    const M: u32 = 0x9e37_79b1;
+    let mut inverse = M;
+    for _ in 0..4 {
+        inverse = inverse.wrapping_mul(2u32.wrapping_sub(M.wrapping_mul(inverse)));
+    }
+    word.wrapping_mul(inverse) ^ 0x5eed_0000
+}
+
 /// Bytes of the texel at linear texel index `index` when the texture is filled with `word`
 /// (the word's little-endian bytes repeat through the image's tightly packed bytes).
 pub fn expected_texel(word: u32, index: u64, texel_bytes: u32) -> impl Iterator<Item = u8> {
@@ -172,12 +185,118 @@ impl PatternWriter {
     }
 }
 
-/// Checks frame patterns on the GPU side: copies [`ProbeReader::PROBES`] texels (corners,
-/// centre, two inner points) of a texture into a small host buffer and compares them with the
-/// frame's word.
-pub struct ProbeReader {
+/// Reads texels of a texture back to the host: copies up to [`TexelReader::MAX_TEXELS`] texels
+/// at given points into a small host buffer. What [`ProbeReader`] checks patterns with, and what
+/// checks of other known content (e.g. a rendered scene's colours) use.
+pub struct TexelReader {
     submit: Submitter,
     buffer: Buffer,
+}
+
+impl TexelReader {
+    /// Most texels per read.
+    pub const MAX_TEXELS: usize = 16;
+
+    /// A reader on `manager`'s device.
+    pub fn new(manager: &VulkanTextureShareManager) -> Result<Self> {
+        let buffer = Buffer::host(
+            manager,
+            (Self::MAX_TEXELS * 16) as u64,
+            vk::BufferUsageFlags::TRANSFER_DST,
+        )?;
+        Ok(Self {
+            submit: Submitter::new(manager, 1)?,
+            buffer,
+        })
+    }
+
+    /// Copies the texels at `points` of `texture` (acquired from and released back to
+    /// `VK_QUEUE_FAMILY_EXTERNAL`; needs `CopySrc`), the GPU waiting for `waits` first and
+    /// signaling `signals` after. `submitted` runs right after the submission, before the host
+    /// waits for the copy (e.g. to release the frame to its producer at once). Returns each
+    /// texel's bytes, in the order of `points`.
+    pub fn read(
+        &self,
+        texture: &VulkanTexture,
+        points: &[(u32, u32)],
+        waits: &[TimelinePoint],
+        signals: &[TimelinePoint],
+        submitted: impl FnOnce() -> Result<()>,
+    ) -> Result<Vec<Vec<u8>>> {
+        let bpp = check_color(texture, TextureUsage::CopySrc, "TexelReader::read")?;
+        let d = &texture.export_info().descriptor;
+        let outside = points.iter().find(|(x, y)| *x >= d.width || *y >= d.height);
+        if points.len() > Self::MAX_TEXELS || outside.is_some() {
+            return Err(Error::InvalidArgument {
+                what: "points",
+                reason: format!(
+                    "at most {} points inside {}x{} (got {}, outside: {outside:?})",
+                    Self::MAX_TEXELS,
+                    d.width,
+                    d.height,
+                    points.len()
+                ),
+            });
+        }
+        let family = self.submit.queue_family();
+        let regions: Vec<vk::BufferImageCopy> = points
+            .iter()
+            .enumerate()
+            .map(|(i, (x, y))| {
+                vk::BufferImageCopy::default()
+                    .buffer_offset((i * 16) as u64)
+                    .image_subresource(vk::ImageSubresourceLayers {
+                        aspect_mask: vk::ImageAspectFlags::COLOR,
+                        mip_level: 0,
+                        base_array_layer: 0,
+                        layer_count: 1,
+                    })
+                    .image_offset(vk::Offset3D {
+                        x: *x as i32,
+                        y: *y as i32,
+                        z: 0,
+                    })
+                    .image_extent(vk::Extent3D {
+                        width: 1,
+                        height: 1,
+                        depth: 1,
+                    })
+            })
+            .collect();
+        self.submit.submit(
+            // SAFETY: the submitter's command buffer is recording on the texture's device; the
+            // points are inside the image (checked above) and each region fits its 16-byte
+            // slot of the buffer (texels are at most 16 bytes); the host waits for the GPU
+            // below before the texture or buffer can go.
+            |device, cmd| unsafe {
+                record_copy(
+                    device,
+                    cmd,
+                    family,
+                    texture,
+                    &regions,
+                    &self.buffer,
+                    CopyDirection::Download,
+                )
+            },
+            waits,
+            signals,
+            false,
+        )?;
+        let sent = submitted();
+        self.submit.drain(SUBMIT_TIMEOUT)?;
+        sent?;
+        let bytes = self.buffer.bytes();
+        Ok((0..points.len())
+            .map(|i| bytes[i * 16..i * 16 + bpp as usize].to_vec())
+            .collect())
+    }
+}
+
+/// Checks frame patterns on the GPU side: reads [`ProbeReader::PROBES`] texels (corners,
+/// centre, two inner points) of a texture and compares them with the frame's word.
+pub struct ProbeReader {
+    texels: TexelReader,
 }
 
 /// Result of probing one frame.
@@ -204,14 +323,8 @@ impl ProbeReader {
 
     /// A reader on `manager`'s device.
     pub fn new(manager: &VulkanTextureShareManager) -> Result<Self> {
-        let buffer = Buffer::host(
-            manager,
-            (Self::PROBES * 16) as u64,
-            vk::BufferUsageFlags::TRANSFER_DST,
-        )?;
         Ok(Self {
-            submit: Submitter::new(manager, 1)?,
-            buffer,
+            texels: TexelReader::new(manager)?,
         })
     }
 
@@ -244,65 +357,24 @@ impl ProbeReader {
         signals: &[TimelinePoint],
         submitted: impl FnOnce() -> Result<()>,
     ) -> Result<ProbeResult> {
-        let bpp = check_color(texture, TextureUsage::CopySrc, "ProbeReader::check")?;
         let d = &texture.export_info().descriptor;
-        let (w, h) = (d.width, d.height);
-        let family = self.submit.queue_family();
-        let points = Self::points(w, h);
-        let regions: [vk::BufferImageCopy; Self::PROBES] = std::array::from_fn(|i| {
-            vk::BufferImageCopy::default()
-                .buffer_offset((i * 16) as u64)
-                .image_subresource(vk::ImageSubresourceLayers {
-                    aspect_mask: vk::ImageAspectFlags::COLOR,
-                    mip_level: 0,
-                    base_array_layer: 0,
-                    layer_count: 1,
-                })
-                .image_offset(vk::Offset3D {
-                    x: points[i].0 as i32,
-                    y: points[i].1 as i32,
-                    z: 0,
-                })
-                .image_extent(vk::Extent3D {
-                    width: 1,
-                    height: 1,
-                    depth: 1,
-                })
-        });
-        self.submit.submit(
-            // SAFETY: the submitter's command buffer is recording on the texture's device; the
-            // probe points are inside the image and each region fits its 16-byte slot of the
-            // buffer (texels are at most 16 bytes); the host waits for the GPU below before the
-            // texture or buffer can go.
-            |device, cmd| unsafe {
-                record_copy(
-                    device,
-                    cmd,
-                    family,
-                    texture,
-                    &regions,
-                    &self.buffer,
-                    CopyDirection::Download,
-                )
-            },
-            waits,
-            signals,
-            false,
-        )?;
-        let sent = submitted();
-        self.submit.drain(SUBMIT_TIMEOUT)?;
-        sent?;
+        let (w, bpp) = (d.width, d.format.block_bytes());
+        let points = Self::points(d.width, d.height);
+        let texels = self
+            .texels
+            .read(texture, &points, waits, signals, submitted)?;
         let word = frame_word(frame);
-        let bytes = self.buffer.bytes();
-        let mut matched = 0;
-        for (i, (x, y)) in points.iter().enumerate() {
-            let index = u64::from(*y) * u64::from(w) + u64::from(*x);
-            let got = &bytes[i * 16..i * 16 + bpp as usize];
-            if expected_texel(word, index, bpp).eq(got.iter().copied()) {
-                matched += 1;
-            }
-        }
-        let first_word = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        let matched = points
+            .iter()
+            .zip(&texels)
+            .filter(|((x, y), got)| {
+                let index = u64::from(*y) * u64::from(w) + u64::from(*x);
+                expected_texel(word, index, bpp).eq(got.iter().copied())
+            })
+            .count();
+        let first = &texels[0];
+        let first_word =
+            u32::from_le_bytes(std::array::from_fn(|i| first.get(i).copied().unwrap_or(0)));
         Ok(ProbeResult {
             matched,
             probes: Self::PROBES,
@@ -314,6 +386,16 @@ impl ProbeReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frame_of_word_inverts_frame_word() {
+        for frame in (0..100_000u64).chain([u64::from(u32::MAX), 1 << 40]) {
+            assert_eq!(
+                u64::from(frame_of_word(frame_word(frame))),
+                frame % (1 << 32)
+            );
+        }
+    }
 
     #[test]
     fn frame_words_differ_between_frames() {
