@@ -240,9 +240,10 @@ fn consume(
         };
         let timeline = !signals.is_empty();
         let mut frame = Some(frame);
-        let mut release = || match frame.take() {
-            Some(f) if timeline => f.release(),
-            _ => Ok(()),
+        // Host mode keeps the frame until the read is done (it is dropped below).
+        let mut release = || match frame.take_if(|_| timeline) {
+            Some(f) => f.release(),
+            None => Ok(()),
         };
         let (ok, why) = check(ReceivedFrame {
             texture: &texture,
