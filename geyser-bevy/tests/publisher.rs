@@ -17,6 +17,7 @@ use geyser::ipc::ConsumerOptions;
 use geyser::vulkan::{ContextOptions, DeviceSelector, Validation, VulkanTextureShareManager};
 use geyser_bevy::{GeyserPublisher, GeyserPublisherStatus};
 use geyser_harness::demo::run_texel_consumer;
+use geyser_harness::pattern::Texels;
 
 const WIDTH: u32 = 64;
 const HEIGHT: u32 = 48;
@@ -122,20 +123,21 @@ fn a_bevy_publisher_streams_its_known_colours_to_a_geyser_consumer_process() {
     // The first frame of the stepping square fixes the offset between Bevy's frame count and
     // the producer's frame numbers; every later frame must follow it.
     let mut offset: Option<usize> = None;
-    let mut check = |number: u64, texels: &[Vec<u8>]| -> Result<(), String> {
+    let mut check = |number: u64, texels: &Texels| -> Result<(), String> {
         let fixed = [(0, RED), (1, GREEN), (2, BLUE)];
         for (i, want) in fixed {
-            if !close(&texels[i], want) {
+            if !close(texels.get(i), want) {
                 return Err(format!(
                     "texel {:?} is {:?}, not {want:?}",
-                    POINTS[i], texels[i]
+                    POINTS[i],
+                    texels.get(i)
                 ));
             }
         }
         let step = STEPS
             .iter()
-            .position(|c| close(&texels[3], *c))
-            .ok_or_else(|| format!("stepping square is {:?}", texels[3]))?;
+            .position(|c| close(texels.get(3), *c))
+            .ok_or_else(|| format!("stepping square is {:?}", texels.get(3)))?;
         let expected =
             (number as usize + *offset.get_or_insert((step + 3 - number as usize % 3) % 3)) % 3;
         if step != expected {

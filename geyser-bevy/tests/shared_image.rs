@@ -175,7 +175,7 @@ fn read_target(other: Option<ResMut<Other>>, mut exit: MessageWriter<AppExit>) {
             })
             .expect("reading Bevy's texture")
     };
-    let close = |t: &Vec<u8>| t.iter().zip(COLOUR).all(|(g, w)| g.abs_diff(w) <= 2);
+    let close = |t: &[u8]| t.iter().zip(COLOUR).all(|(g, w)| g.abs_diff(w) <= 2);
     if texels.iter().all(close) {
         println!("EXPORT OK");
         exit.write(AppExit::Success);

@@ -11,7 +11,7 @@ use geyser::ipc::{Consumer, ConsumerOptions, Producer, ProducerOptions, WriteSlo
 use geyser::vulkan::{TimelinePoint, VulkanTexture, VulkanTextureShareManager};
 use geyser::Result;
 
-use crate::pattern::{frame_word, PatternWriter, ProbeReader, TexelReader};
+use crate::pattern::{frame_word, PatternWriter, ProbeReader, TexelReader, Texels};
 use crate::report::{ConsumeReport, ConsumeStats, ProduceReport};
 
 /// Usages the demo textures need: written by copy (Vulkan) or a render pass (wgpu), probed by
@@ -153,10 +153,13 @@ pub fn run_consumer(
                 frame.submitted,
             )?;
             let number = frame.number;
-            Ok((
-                result.ok(),
-                format!("{result:?}, expected word {:#010x}", frame_word(number)),
-            ))
+            Ok(match result.ok() {
+                true => Ok(()),
+                false => Err(format!(
+                    "{result:?}, expected word {:#010x}",
+                    frame_word(number)
+                )),
+            })
         },
     )
 }
@@ -171,7 +174,7 @@ pub fn run_texel_consumer(
     max_frames: u64,
     idle_timeout: Duration,
     points: &[(u32, u32)],
-    mut check: impl FnMut(u64, &[Vec<u8>]) -> std::result::Result<(), String>,
+    mut check: impl FnMut(u64, &Texels) -> std::result::Result<(), String>,
 ) -> Result<ConsumeReport> {
     let reader = TexelReader::new(&manager)?;
     consume(
@@ -189,10 +192,7 @@ pub fn run_texel_consumer(
                 frame.signals,
                 frame.submitted,
             )?;
-            Ok(match check(frame.number, &texels) {
-                Ok(()) => (true, String::new()),
-                Err(why) => (false, why),
-            })
+            Ok(check(frame.number, &texels))
         },
     )
 }
@@ -208,7 +208,8 @@ struct ReceivedFrame<'a> {
     submitted: &'a mut dyn FnMut() -> Result<()>,
 }
 
-/// The consumer loop: every frame is checked by `check` (whether it is right, and why not).
+/// The consumer loop: every frame is checked by `check` (`Err(why)` when it is wrong). In
+/// steady state it allocates nothing.
 fn consume(
     manager: Arc<VulkanTextureShareManager>,
     name: &str,
@@ -216,7 +217,7 @@ fn consume(
     max_frames: u64,
     idle_timeout: Duration,
     mut progress: impl FnMut(&ConsumeReport),
-    mut check: impl FnMut(ReceivedFrame<'_>) -> Result<(bool, String)>,
+    mut check: impl FnMut(ReceivedFrame<'_>) -> Result<std::result::Result<(), String>>,
 ) -> Result<ConsumeReport> {
     let mut consumer = Consumer::connect_with(name, manager, options)?;
     let mut report = ConsumeReport {
@@ -231,29 +232,28 @@ fn consume(
         };
         stats.record(frame.latency(), frame.age());
         let (number, slot, texture) = (frame.number(), frame.slot(), frame.texture().clone());
-        let (waits, signals): (Vec<_>, Vec<_>) = match (frame.wait_point(), frame.release_point()) {
-            // Timeline mode: the GPU waits for the producer's write and signals our release;
-            // the frame is released as soon as the read is submitted.
-            (Some(wait), Some(signal)) => (vec![wait], vec![signal]),
-            // Host mode: the frame is released once the read is done.
-            _ => (Vec::new(), Vec::new()),
-        };
-        let timeline = !signals.is_empty();
+        // Timeline mode: the GPU waits for the producer's write and signals our release, and
+        // the frame is released as soon as the read is submitted. Host mode: none of these,
+        // and the frame is kept until the read is done (it is dropped below).
+        let (wait, signal) = (frame.wait_point(), frame.release_point());
+        let timeline = signal.is_some();
         let mut frame = Some(frame);
-        // Host mode keeps the frame until the read is done (it is dropped below).
         let mut release = || match frame.take_if(|_| timeline) {
             Some(f) => f.release(),
             None => Ok(()),
         };
-        let (ok, why) = check(ReceivedFrame {
+        let checked = check(ReceivedFrame {
             texture: &texture,
             number,
-            waits: &waits,
-            signals: &signals,
+            waits: wait.as_slice(),
+            signals: signal.as_slice(),
             submitted: &mut release,
         })?;
         drop(frame);
-        report.checked(number, slot, ok, consumer.counters(), || why);
+        let ok = checked.is_ok();
+        report.checked(number, slot, ok, consumer.counters(), || {
+            checked.err().unwrap_or_default()
+        });
         progress(&report);
     }
     stats.finish(&mut report, consumer.counters());

@@ -214,7 +214,7 @@ impl TexelReader {
     /// `VK_QUEUE_FAMILY_EXTERNAL`; needs `CopySrc`), the GPU waiting for `waits` first and
     /// signaling `signals` after. `submitted` runs right after the submission, before the host
     /// waits for the copy (e.g. to release the frame to its producer at once). Returns each
-    /// texel's bytes, in the order of `points`.
+    /// texel's bytes, in the order of `points`. Allocates nothing.
     pub fn read(
         &self,
         texture: &VulkanTexture,
@@ -222,7 +222,7 @@ impl TexelReader {
         waits: &[TimelinePoint],
         signals: &[TimelinePoint],
         submitted: impl FnOnce() -> Result<()>,
-    ) -> Result<Vec<Vec<u8>>> {
+    ) -> Result<Texels> {
         let bpp = check_color(texture, TextureUsage::CopySrc, "TexelReader::read")?;
         let d = &texture.export_info().descriptor;
         let outside = points.iter().find(|(x, y)| *x >= d.width || *y >= d.height);
@@ -239,30 +239,28 @@ impl TexelReader {
             });
         }
         let family = self.submit.queue_family();
-        let regions: Vec<vk::BufferImageCopy> = points
-            .iter()
-            .enumerate()
-            .map(|(i, (x, y))| {
-                vk::BufferImageCopy::default()
-                    .buffer_offset((i * 16) as u64)
-                    .image_subresource(vk::ImageSubresourceLayers {
-                        aspect_mask: vk::ImageAspectFlags::COLOR,
-                        mip_level: 0,
-                        base_array_layer: 0,
-                        layer_count: 1,
-                    })
-                    .image_offset(vk::Offset3D {
-                        x: *x as i32,
-                        y: *y as i32,
-                        z: 0,
-                    })
-                    .image_extent(vk::Extent3D {
-                        width: 1,
-                        height: 1,
-                        depth: 1,
-                    })
-            })
-            .collect();
+        let regions: [vk::BufferImageCopy; Self::MAX_TEXELS] = std::array::from_fn(|i| {
+            let (x, y) = points.get(i).copied().unwrap_or_default();
+            vk::BufferImageCopy::default()
+                .buffer_offset((i * 16) as u64)
+                .image_subresource(vk::ImageSubresourceLayers {
+                    aspect_mask: vk::ImageAspectFlags::COLOR,
+                    mip_level: 0,
+                    base_array_layer: 0,
+                    layer_count: 1,
+                })
+                .image_offset(vk::Offset3D {
+                    x: x as i32,
+                    y: y as i32,
+                    z: 0,
+                })
+                .image_extent(vk::Extent3D {
+                    width: 1,
+                    height: 1,
+                    depth: 1,
+                })
+        });
+        let regions = &regions[..points.len()];
         self.submit.submit(
             // SAFETY: the submitter's command buffer is recording on the texture's device; the
             // points are inside the image (checked above) and each region fits its 16-byte
@@ -274,7 +272,7 @@ impl TexelReader {
                     cmd,
                     family,
                     texture,
-                    &regions,
+                    regions,
                     &self.buffer,
                     CopyDirection::Download,
                 )
@@ -287,9 +285,50 @@ impl TexelReader {
         self.submit.drain(SUBMIT_TIMEOUT)?;
         sent?;
         let bytes = self.buffer.bytes();
-        Ok((0..points.len())
-            .map(|i| bytes[i * 16..i * 16 + bpp as usize].to_vec())
-            .collect())
+        Ok(Texels {
+            bytes: std::array::from_fn(|i| {
+                let mut texel = [0; 16];
+                if i < points.len() {
+                    texel.copy_from_slice(&bytes[i * 16..i * 16 + 16]);
+                }
+                texel
+            }),
+            len: points.len(),
+            texel_bytes: bpp as usize,
+        })
+    }
+}
+
+/// Texels read by [`TexelReader::read`], in the order of the points asked for.
+#[derive(Clone, Copy, Debug)]
+pub struct Texels {
+    bytes: [[u8; 16]; TexelReader::MAX_TEXELS],
+    len: usize,
+    texel_bytes: usize,
+}
+
+impl Texels {
+    /// Number of texels.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no texel was read.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The bytes of texel `i` (its format's size); empty past the end.
+    pub fn get(&self, i: usize) -> &[u8] {
+        match self.bytes.get(i).filter(|_| i < self.len) {
+            Some(texel) => &texel[..self.texel_bytes],
+            None => &[],
+        }
+    }
+
+    /// Each texel's bytes, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        (0..self.len).map(|i| self.get(i))
     }
 }
 
@@ -366,13 +405,13 @@ impl ProbeReader {
         let word = frame_word(frame);
         let matched = points
             .iter()
-            .zip(&texels)
+            .zip(texels.iter())
             .filter(|((x, y), got)| {
                 let index = u64::from(*y) * u64::from(w) + u64::from(*x);
                 expected_texel(word, index, bpp).eq(got.iter().copied())
             })
             .count();
-        let first = &texels[0];
+        let first = texels.get(0);
         let first_word =
             u32::from_le_bytes(std::array::from_fn(|i| first.get(i).copied().unwrap_or(0)));
         Ok(ProbeResult {
