@@ -22,6 +22,9 @@ export LP_NUM_THREADS=${LP_NUM_THREADS:-2}
 # `--workspace` includes geyser-bevy (left out of plain `cargo test`: it builds Bevy). Bevy
 # 0.20.1 declares Rust 1.97.1 but builds and runs on 1.95 (checked), so cargo is told to
 # ignore that; one command builds Bevy and everything else once, with one set of features.
+# geyser-bevy's tests run its windowed examples as programs, and `--all-targets` builds examples
+# only as test harnesses: build the programs first (same flags, so nothing else is rebuilt).
+cargo build --workspace --examples --features geyser/webgpu --ignore-rust-version
 cargo test --workspace --all-targets --features geyser/webgpu --ignore-rust-version
 cargo test --workspace --doc --features geyser/webgpu --ignore-rust-version
 cargo run --quiet --example readme_usage
