@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 use geyser::common::{TextureDescriptor, TextureFormat, TextureUsage};
 use geyser::ipc::clock::cpu_time_ns;
 use geyser::ipc::{Consumer, ConsumerOptions, Producer, ProducerOptions, WriteSlot};
-use geyser::vulkan::VulkanTextureShareManager;
+use geyser::vulkan::{TimelinePoint, VulkanTexture, VulkanTextureShareManager};
 use geyser::Result;
 
-use crate::pattern::{PatternWriter, ProbeReader};
+use crate::pattern::{frame_word, PatternWriter, ProbeReader};
 use crate::report::{ConsumeReport, ConsumeStats, ProduceReport};
+use crate::texels::{TexelReader, Texels};
 
 /// Usages the demo textures need: written by copy (Vulkan) or a render pass (wgpu), probed by
 /// copy (Vulkan) or sampled (wgpu).
@@ -134,10 +135,92 @@ pub fn run_consumer(
     options: ConsumerOptions,
     max_frames: u64,
     idle_timeout: Duration,
-    mut progress: impl FnMut(&ConsumeReport),
+    progress: impl FnMut(&ConsumeReport),
 ) -> Result<ConsumeReport> {
-    let mut consumer = Consumer::connect_with(name, manager.clone(), options)?;
     let probe = ProbeReader::new(&manager)?;
+    consume(
+        manager,
+        name,
+        options,
+        max_frames,
+        idle_timeout,
+        progress,
+        |frame| {
+            let result = probe.check_synced(
+                frame.texture,
+                frame.number,
+                frame.waits,
+                frame.signals,
+                frame.submitted,
+            )?;
+            let number = frame.number;
+            Ok(match result.ok() {
+                true => Ok(()),
+                false => Err(format!(
+                    "{result:?}, expected word {:#010x}",
+                    frame_word(number)
+                )),
+            })
+        },
+    )
+}
+
+/// Like [`run_consumer`] for producers whose frames are not the test pattern but whose
+/// content is known (e.g. a rendered scene): reads the texels at `points` of every frame and
+/// counts the frame as corrupted when `check(frame number, texels)` returns an error (why).
+pub fn run_texel_consumer(
+    manager: Arc<VulkanTextureShareManager>,
+    name: &str,
+    options: ConsumerOptions,
+    max_frames: u64,
+    idle_timeout: Duration,
+    points: &[(u32, u32)],
+    mut check: impl FnMut(u64, &Texels) -> std::result::Result<(), String>,
+) -> Result<ConsumeReport> {
+    let reader = TexelReader::new(&manager)?;
+    consume(
+        manager,
+        name,
+        options,
+        max_frames,
+        idle_timeout,
+        |_| {},
+        |frame| {
+            let texels = reader.read(
+                frame.texture,
+                points,
+                frame.waits,
+                frame.signals,
+                frame.submitted,
+            )?;
+            Ok(check(frame.number, &texels))
+        },
+    )
+}
+
+/// One received frame, as a consumer loop's check sees it: read `texture` on the GPU waiting
+/// for `waits` and signaling `signals`, and call `submitted` right after submitting (it
+/// releases the frame in timeline mode).
+struct ReceivedFrame<'a> {
+    texture: &'a VulkanTexture,
+    number: u64,
+    waits: &'a [TimelinePoint],
+    signals: &'a [TimelinePoint],
+    submitted: &'a mut dyn FnMut() -> Result<()>,
+}
+
+/// The consumer loop: every frame is checked by `check` (`Err(why)` when it is wrong). In
+/// steady state it allocates nothing.
+fn consume(
+    manager: Arc<VulkanTextureShareManager>,
+    name: &str,
+    options: ConsumerOptions,
+    max_frames: u64,
+    idle_timeout: Duration,
+    mut progress: impl FnMut(&ConsumeReport),
+    mut check: impl FnMut(ReceivedFrame<'_>) -> Result<std::result::Result<(), String>>,
+) -> Result<ConsumeReport> {
+    let mut consumer = Consumer::connect_with(name, manager, options)?;
     let mut report = ConsumeReport {
         sync: format!("{:?}", consumer.sync_mode()),
         path: format!("{:?}", consumer.transfer_path()),
@@ -150,25 +233,28 @@ pub fn run_consumer(
         };
         stats.record(frame.latency(), frame.age());
         let (number, slot, texture) = (frame.number(), frame.slot(), frame.texture().clone());
-        let result = match (frame.wait_point(), frame.release_point()) {
-            // Timeline mode: the GPU waits for the producer's write and signals our release;
-            // the frame is released as soon as the probe is submitted.
-            (Some(wait), Some(signal)) => {
-                let mut frame = Some(frame);
-                probe.check_synced(&texture, number, &[wait], &[signal], || {
-                    match frame.take() {
-                        Some(f) => f.release(),
-                        None => Ok(()),
-                    }
-                })?
-            }
-            _ => {
-                let r = probe.check(&texture, number)?;
-                drop(frame);
-                r
-            }
+        // Timeline mode: the GPU waits for the producer's write and signals our release, and
+        // the frame is released as soon as the read is submitted. Host mode: none of these,
+        // and the frame is kept until the read is done (it is dropped below).
+        let (wait, signal) = (frame.wait_point(), frame.release_point());
+        let timeline = signal.is_some();
+        let mut frame = Some(frame);
+        let mut release = || match frame.take_if(|_| timeline) {
+            Some(f) => f.release(),
+            None => Ok(()),
         };
-        report.probed(number, slot, &result, consumer.counters());
+        let checked = check(ReceivedFrame {
+            texture: &texture,
+            number,
+            waits: wait.as_slice(),
+            signals: signal.as_slice(),
+            submitted: &mut release,
+        })?;
+        drop(frame);
+        let ok = checked.is_ok();
+        report.checked(number, slot, ok, consumer.counters(), || {
+            checked.err().unwrap_or_default()
+        });
         progress(&report);
     }
     stats.finish(&mut report, consumer.counters());

@@ -7,6 +7,7 @@
 //! - [`image_out`]: texels of any uncompressed format as 8-bit sRGB pictures, PNG files.
 //! - [`pattern`]: [`pattern::PatternWriter`] draws that picture on the GPU with copies;
 //!   [`pattern::ProbeReader`] checks probe texels of a received frame.
+//! - [`texels`]: [`texels::TexelReader`] reads texels at given points back to the host.
 //! - [`wgpu_pattern`] (feature `webgpu`): the same pattern written and probed through wgpu.
 //! - [`demo`] (feature `ipc`): the producer and consumer loops of `geyser demo` and the
 //!   `ipc_*` examples, every frame verified; [`wgpu_demo`] with wgpu on one side.
@@ -20,6 +21,7 @@
 pub mod frame_image;
 pub mod image_out;
 pub mod pattern;
+pub mod texels;
 
 #[cfg(all(
     feature = "ipc",

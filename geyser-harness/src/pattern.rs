@@ -12,17 +12,30 @@ use std::sync::Mutex;
 use geyser::common::{TextureDimension, TextureUsage};
 use geyser::vulkan::ash::vk;
 use geyser::vulkan::{
-    record_copy, Buffer, CopyDirection, Submitter, TimelinePoint, VulkanTexture,
-    VulkanTextureShareManager, SUBMIT_TIMEOUT,
+    Buffer, Submitter, TimelinePoint, VulkanTexture, VulkanTextureShareManager, SUBMIT_TIMEOUT,
 };
 use geyser::{Error, Result, SharedTexture};
 
 use crate::frame_image::{digit, glyph_texel, gradient, shift, FrameLayout, DIGITS};
+use crate::texels::TexelReader;
 
 /// The 32-bit word frame `frame` is known by: a bijection of the frame number (mod 2^32), so
 /// two different frames never look alike.
 pub fn frame_word(frame: u64) -> u32 {
     ((frame as u32) ^ 0x5eed_0000).wrapping_mul(0x9e37_79b1)
+}
+
+/// The frame number (mod 2^32) whose [`frame_word`] is `word`: the inverse of that bijection,
+/// for checks that find a frame's word in read-back texels without knowing which frame it is.
+pub fn frame_of_word(word: u32) -> u32 {
+    // The inverse of the odd multiplier mod 2^32, by Newton's iteration (each step doubles
+    // the correct low bits: 3, 6, 12, 24, 48).
+    const M: u32 = 0x9e37_79b1;
+    let mut inverse = M;
+    for _ in 0..4 {
+        inverse = inverse.wrapping_mul(2u32.wrapping_sub(M.wrapping_mul(inverse)));
+    }
+    word.wrapping_mul(inverse) ^ 0x5eed_0000
 }
 
 /// Bytes of the texel at linear texel index `index` when a texture is filled with `word` (the
@@ -34,7 +47,7 @@ pub fn expected_texel(word: u32, index: u64, texel_bytes: u32) -> impl Iterator<
     (start..start + u64::from(texel_bytes)).map(move |o| bytes[(o % 4) as usize])
 }
 
-fn check_color(texture: &VulkanTexture, usage: TextureUsage, what: &str) -> Result<u32> {
+pub(crate) fn check_color(texture: &VulkanTexture, usage: TextureUsage, what: &str) -> Result<u32> {
     let d = &texture.export_info().descriptor;
     if d.format.is_depth_stencil() || d.format.is_compressed() {
         return Err(Error::unsupported(
@@ -218,7 +231,7 @@ impl PatternWriter {
         let size = 3 * max_bytes.div_ceil(4) * 4 + 4096;
         let usage = vk::BufferUsageFlags::TRANSFER_SRC | vk::BufferUsageFlags::TRANSFER_DST;
         Ok(Self {
-            submit: Submitter::new(manager, 3)?,
+            submit: Submitter::new(manager, Self::IN_FLIGHT)?,
             buffer: Buffer::device_local(manager, size, usage)?,
             state: Mutex::new(Prepare {
                 geometry: None,
@@ -278,6 +291,20 @@ impl PatternWriter {
         waits: &[TimelinePoint],
         signals: &[TimelinePoint],
         block: bool,
+    ) -> Result<()> {
+        self.write_with(texture, frame, waits, signals, block, |_, _| {})
+    }
+
+    /// [`Self::write_synced`], with `last` recording more commands at the end of the command
+    /// buffer, after the write has finished (e.g. a timestamp).
+    pub fn write_with(
+        &self,
+        texture: &VulkanTexture,
+        frame: u64,
+        waits: &[TimelinePoint],
+        signals: &[TimelinePoint],
+        block: bool,
+        last: impl FnOnce(&geyser::vulkan::ash::Device, vk::CommandBuffer),
     ) -> Result<()> {
         let bpp = check_color(texture, TextureUsage::CopyDst, "PatternWriter::write")?;
         let d = &texture.export_info().descriptor;
@@ -354,6 +381,7 @@ impl PatternWriter {
                         &[release],
                     );
                 }
+                last(device, cmd);
             },
             waits,
             signals,
@@ -369,16 +397,18 @@ impl PatternWriter {
     pub fn finish(&self) -> Result<()> {
         self.submit.drain(SUBMIT_TIMEOUT)
     }
+
+    /// Writes that may still run after a non-blocking write returns (its submitter's depth).
+    pub const IN_FLIGHT: usize = 3;
 }
 
-/// Checks frame patterns on the GPU side: copies [`ProbeReader::PROBES`] texels (corners,
-/// centre, two inner points: band, gradient and digits of the demo picture) of a texture into
-/// a small host buffer and compares them with frame `n`'s picture, or with its word filling
-/// the whole frame (the solid pattern other producers write); a frame passes when every probe
+/// Checks frame patterns on the GPU side: reads [`ProbeReader::PROBES`] texels (corners,
+/// centre, two inner points: band, gradient and digits of the demo picture) of a texture with
+/// a [`TexelReader`] and compares them with frame `n`'s picture, or with its word filling the
+/// whole frame (the solid pattern other producers write); a frame passes when every probe
 /// matches one of the two.
 pub struct ProbeReader {
-    submit: Submitter,
-    buffer: Buffer,
+    texels: TexelReader,
 }
 
 /// Result of probing one frame.
@@ -405,14 +435,8 @@ impl ProbeReader {
 
     /// A reader on `manager`'s device.
     pub fn new(manager: &VulkanTextureShareManager) -> Result<Self> {
-        let buffer = Buffer::host(
-            manager,
-            (Self::PROBES * 16) as u64,
-            vk::BufferUsageFlags::TRANSFER_DST,
-        )?;
         Ok(Self {
-            submit: Submitter::new(manager, 1)?,
-            buffer,
+            texels: TexelReader::new(manager)?,
         })
     }
 
@@ -429,7 +453,7 @@ impl ProbeReader {
     }
 
     /// Probes `texture` (acquired from and released back to `VK_QUEUE_FAMILY_EXTERNAL`) and
-    /// compares with frame `frame`'s word. Returns when the GPU is done. Needs `CopySrc`.
+    /// compares with frame `frame`'s picture. Returns when the GPU is done. Needs `CopySrc`.
     pub fn check(&self, texture: &VulkanTexture, frame: u64) -> Result<ProbeResult> {
         self.check_synced(texture, frame, &[], &[], || Ok(()))
     }
@@ -445,59 +469,37 @@ impl ProbeReader {
         signals: &[TimelinePoint],
         submitted: impl FnOnce() -> Result<()>,
     ) -> Result<ProbeResult> {
-        let bpp = check_color(texture, TextureUsage::CopySrc, "ProbeReader::check")?;
-        let d = &texture.export_info().descriptor;
-        let (w, h) = (d.width, d.height);
-        let family = self.submit.queue_family();
-        let points = Self::points(w, h);
-        let regions: [vk::BufferImageCopy; Self::PROBES] = std::array::from_fn(|i| {
-            vk::BufferImageCopy::default()
-                .buffer_offset((i * 16) as u64)
-                .image_subresource(vk::ImageSubresourceLayers {
-                    aspect_mask: vk::ImageAspectFlags::COLOR,
-                    mip_level: 0,
-                    base_array_layer: 0,
-                    layer_count: 1,
-                })
-                .image_offset(vk::Offset3D {
-                    x: points[i].0 as i32,
-                    y: points[i].1 as i32,
-                    z: 0,
-                })
-                .image_extent(vk::Extent3D {
-                    width: 1,
-                    height: 1,
-                    depth: 1,
-                })
-        });
-        self.submit.submit(
-            // SAFETY: the submitter's command buffer is recording on the texture's device; the
-            // probe points are inside the image and each region fits its 16-byte slot of the
-            // buffer (texels are at most 16 bytes); the host waits for the GPU below before the
-            // texture or buffer can go.
-            |device, cmd| unsafe {
-                record_copy(
-                    device,
-                    cmd,
-                    family,
-                    texture,
-                    &regions,
-                    &self.buffer,
-                    CopyDirection::Download,
-                )
-            },
-            waits,
-            signals,
-            false,
-        )?;
+        self.submit(texture, waits, signals, |_, _| {})?;
         let sent = submitted();
-        self.submit.drain(SUBMIT_TIMEOUT)?;
+        let result = self.result(texture, frame);
         sent?;
+        result
+    }
+
+    /// Submits the probe copy of `texture` (waiting for `waits`, signaling `signals`) without
+    /// waiting for it; `first` records commands at the start of the command buffer (e.g. a
+    /// timestamp: when the read started). [`Self::result`] waits and compares.
+    pub fn submit(
+        &self,
+        texture: &VulkanTexture,
+        waits: &[TimelinePoint],
+        signals: &[TimelinePoint],
+        first: impl FnOnce(&geyser::vulkan::ash::Device, vk::CommandBuffer),
+    ) -> Result<()> {
+        let d = &texture.export_info().descriptor;
+        let points = Self::points(d.width, d.height);
+        self.texels.submit(texture, &points, waits, signals, first)
+    }
+
+    /// Waits for the last [`Self::submit`] (of `texture`) and compares its probes with frame
+    /// `frame`'s picture.
+    pub fn result(&self, texture: &VulkanTexture, frame: u64) -> Result<ProbeResult> {
+        let texels = self.texels.result(texture, Self::PROBES)?;
+        let d = &texture.export_info().descriptor;
+        let (w, h, bpp) = (d.width, d.height, d.format.block_bytes());
         let (word, layout) = (frame_word(frame), FrameLayout::new(w, h));
-        let bytes = self.buffer.bytes();
         let (mut solid, mut picture) = (0, 0);
-        for (i, (x, y)) in points.iter().enumerate() {
-            let got = &bytes[i * 16..i * 16 + bpp as usize];
+        for ((x, y), got) in Self::points(w, h).iter().zip(texels.iter()) {
             let index = u64::from(*y) * u64::from(w) + u64::from(*x);
             if expected_texel(word, index, bpp).eq(got.iter().copied()) {
                 solid += 1;
@@ -506,7 +508,9 @@ impl ProbeReader {
                 picture += 1;
             }
         }
-        let first_word = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        let first = texels.get(0);
+        let first_word =
+            u32::from_le_bytes(std::array::from_fn(|i| first.get(i).copied().unwrap_or(0)));
         Ok(ProbeResult {
             matched: solid.max(picture),
             probes: Self::PROBES,
@@ -541,5 +545,15 @@ mod tests {
             expected_texel(w, 1, 8).collect::<Vec<_>>(),
             vec![0x11, 0x22, 0x33, 0x44, 0x11, 0x22, 0x33, 0x44]
         );
+    }
+
+    #[test]
+    fn frame_of_word_inverts_frame_word() {
+        for frame in (0..100_000u64).chain([u64::from(u32::MAX), 1 << 40]) {
+            assert_eq!(
+                u64::from(frame_of_word(frame_word(frame))),
+                frame % (1 << 32)
+            );
+        }
     }
 }

@@ -135,16 +135,29 @@ impl ConsumeReport {
         result: &ProbeResult,
         counters: ConsumerCounters,
     ) {
-        if !result.ok() {
-            self.corrupted += 1;
-            tracing::error!(
-                frame = number,
-                slot,
-                matched = result.matched,
-                "corrupted frame: probe word {:#010x}, expected {:#010x}",
+        self.checked(number, slot, result.ok(), counters, || {
+            format!(
+                "{} of {} probes matched: probe word {:#010x}, expected {:#010x}",
+                result.matched,
+                result.probes,
                 result.first_word,
                 frame_word(number)
-            );
+            )
+        });
+    }
+
+    /// Counts one checked frame (logging `why` when it was wrong) and the consumer's counters.
+    pub fn checked(
+        &mut self,
+        number: u64,
+        slot: usize,
+        ok: bool,
+        counters: ConsumerCounters,
+        why: impl FnOnce() -> String,
+    ) {
+        if !ok {
+            self.corrupted += 1;
+            tracing::error!(frame = number, slot, "corrupted frame: {}", why());
         }
         self.frames += 1;
         self.skipped = counters.skipped;

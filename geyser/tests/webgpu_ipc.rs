@@ -13,13 +13,15 @@ use std::time::{Duration, Instant};
 
 use common::{assert_validation_clean, exit_child, manager};
 use geyser::common::TextureFormat;
-use geyser::ipc::{ConsumerOptions, ProducerOptions};
+use geyser::ipc::{Consumer, ConsumerOptions, ProducerOptions};
 use geyser::vulkan::{ContextOptions, DeviceSelector, Validation};
-use geyser::webgpu::WgpuTextureShareManager;
+use geyser::webgpu::{WgpuProducer, WgpuTextureShareManager};
 use geyser::Error;
 use geyser_harness::demo::{demo_descriptor, run_consumer, run_producer, ProduceConfig};
+use geyser_harness::pattern::ProbeReader;
 use geyser_harness::report::ConsumeReport;
 use geyser_harness::wgpu_demo::{run_wgpu_consumer, run_wgpu_producer};
+use geyser_harness::wgpu_pattern::WgpuPatternWriter;
 
 const FRAMES: u64 = 300;
 
@@ -159,4 +161,56 @@ fn wgpu_producer_to_vulkan_consumer_300_frames_verified() {
         };
         run_consumer(v.clone(), name, options, 0, Duration::from_secs(20), |_| {})
     });
+}
+
+/// A slot begun in one place and presented in another (what a render schedule does with two
+/// systems) travels as the owned `WriteSlot`: resumed, it is written and presented like any
+/// other, and the consumer reads the right frame. A slot of another producer is refused.
+#[test]
+fn a_detached_wgpu_slot_resumes_and_presents_and_a_foreign_slot_is_refused() {
+    let w = wgpu_manager();
+    let v = Arc::new(manager());
+    let name = format!("gw-detach-{}", std::process::id());
+    let desc = demo_descriptor(64, 32, TextureFormat::Rgba8Unorm);
+    let options = ProducerOptions {
+        lossless: true,
+        ..Default::default()
+    };
+    let producer = WgpuProducer::bind(&name, w.clone(), &desc, options.clone()).unwrap();
+    let other = WgpuProducer::bind(&format!("{name}-other"), w.clone(), &desc, options).unwrap();
+    let consumer_options = ConsumerOptions {
+        lossless: true,
+        ..Default::default()
+    };
+    let mut consumer = Consumer::connect_with(&name, v.clone(), consumer_options).unwrap();
+    producer
+        .producer()
+        .wait_for_consumers(1, Duration::from_secs(10))
+        .unwrap();
+
+    let held = {
+        let slot = producer.acquire(None).unwrap();
+        slot.begin().unwrap();
+        slot.detach()
+    };
+    let foreign = other.acquire(None).unwrap().detach();
+    match producer.resume(foreign) {
+        Err(Error::InvalidArgument { what: "resume", .. }) => {}
+        other => panic!("a foreign slot was not refused: {other:?}"),
+    }
+    let slot = producer.resume(held).unwrap();
+    let mut encoder = w.device().create_command_encoder(&Default::default());
+    WgpuPatternWriter
+        .record(&mut encoder, slot.texture(), slot.frame())
+        .unwrap();
+    w.queue().submit([encoder.finish()]);
+    assert_eq!(slot.present().unwrap(), 0);
+
+    let frame = consumer.next_frame(Some(Duration::from_secs(10))).unwrap();
+    assert_eq!(frame.number(), 0);
+    let probe = ProbeReader::new(&v).unwrap();
+    let result = probe.check(frame.texture(), frame.number()).unwrap();
+    assert!(result.ok(), "frame 0 read back wrong: {result:?}");
+    drop(frame);
+    assert_validation_clean();
 }

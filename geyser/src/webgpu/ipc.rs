@@ -228,6 +228,11 @@ impl WgpuProducer {
         &self.producer
     }
 
+    /// The ring's textures, by slot.
+    pub fn textures(&self) -> &[WgpuTexture] {
+        &self.textures
+    }
+
     /// The next slot to write (see [`Producer::acquire`]).
     pub fn acquire(&self, timeout: Option<Duration>) -> Result<WgpuWriteSlot<'_>> {
         let slot = self.producer.acquire(timeout)?;
@@ -236,10 +241,36 @@ impl WgpuProducer {
             slot,
         })
     }
+
+    /// Takes back a slot [`WgpuWriteSlot::detach`]ed from this producer, to begin or present
+    /// it. [`crate::Error::InvalidArgument`] when the slot is not one of this producer's (its
+    /// texture is not this ring's); presenting a slot that was not acquired from this
+    /// producer fails like [`Producer::present`].
+    pub fn resume(&self, slot: WriteSlot) -> Result<WgpuWriteSlot<'_>> {
+        let ours = self
+            .textures
+            .get(slot.id.slot_index())
+            .is_some_and(|t| t.vulkan().image() == slot.texture.image());
+        if !ours {
+            return Err(crate::Error::InvalidArgument {
+                what: "resume",
+                reason: format!("{} is not a slot of this producer's ring", slot.id),
+            });
+        }
+        Ok(WgpuWriteSlot {
+            producer: self,
+            slot,
+        })
+    }
 }
 
 /// A ring slot a wgpu producer writes now: [`Self::begin`], record and submit wgpu work
-/// writing [`Self::texture`], then [`Self::present`].
+/// writing [`Self::texture`], then [`Self::present`]. The producer hands out no other slot
+/// until this one is presented.
+///
+/// It borrows its producer. Where the slot must outlive the borrow (acquired in one system of
+/// a render schedule, presented in a later one), [`Self::detach`] it into the owned
+/// [`WriteSlot`] and [`WgpuProducer::resume`] it later.
 #[derive(Debug)]
 pub struct WgpuWriteSlot<'a> {
     producer: &'a WgpuProducer,
@@ -255,6 +286,12 @@ impl WgpuWriteSlot<'_> {
     /// The frame number it will carry.
     pub fn frame(&self) -> u64 {
         self.slot.id.frame
+    }
+
+    /// The slot without the borrow of its producer; [`WgpuProducer::resume`] takes it back.
+    /// An access begun with [`Self::begin`] stays begun.
+    pub fn detach(self) -> WriteSlot {
+        self.slot
     }
 
     /// Acquires the texture for wgpu; in timeline mode wgpu's next submission waits on the

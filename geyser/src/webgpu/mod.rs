@@ -38,3 +38,16 @@ pub use texture::WgpuTexture;
 
 /// The wgpu crate Geyser is built against, so applications use the same version.
 pub use wgpu;
+
+/// The Vulkan device extensions Geyser uses on a wgpu device: the external-memory extension
+/// (required; wgpu 30 enables it by itself where offered), then the optional ones (external
+/// semaphores and fences for GPU-side handoff, DMA-BUF, DRM modifiers, host memory, the foreign
+/// queue family): the device recipe Geyser's own devices use. For applications that open the
+/// device themselves, e.g. through wgpu-hal's `open_with_callback` or Bevy's `raw_vulkan_init`
+/// device callback: add each one the physical device offers, then wrap the device with
+/// [`WgpuTextureShareManager::from_wgpu`]. ([`WgpuTextureShareManager::create`] adds them
+/// itself.)
+pub fn sharing_extensions() -> impl Iterator<Item = &'static std::ffi::CStr> {
+    let recipe = &crate::vulkan::recipe::SHARING;
+    recipe.required.iter().chain(recipe.optional).copied()
+}

@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::common::{usages_from_bits_checked, ExportInfo, RejectReason, TextureLayout, TextureUsage};
+use crate::common::{
+    usages_from_bits_checked, ExportInfo, RejectReason, TextureLayout, TextureUsage,
+};
 use crate::{Error, Result};
 
 /// The protocol version. Peers with another version are refused at Hello: a producer answers
