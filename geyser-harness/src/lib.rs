@@ -4,6 +4,8 @@
 //!
 //! - [`pattern`]: [`pattern::PatternWriter`] fills a frame on the GPU with a word derived from
 //!   its number; [`pattern::ProbeReader`] checks probe texels of a received frame.
+//! - [`host_pattern`]: the same pattern in host memory (GStreamer and PipeWire buffers,
+//!   frames that crossed a network): fill a frame, check every texel and name its frame.
 //! - [`wgpu_pattern`] (feature `webgpu`): the same pattern written and probed through wgpu.
 //! - [`demo`] (feature `ipc`): the producer and consumer loops of `geyser demo` and the
 //!   `ipc_*` examples, every frame verified; [`wgpu_demo`] with wgpu on one side.
@@ -14,6 +16,7 @@
 //! - [`args`] (feature `ipc`): size and sync parsers, the paired examples' arguments.
 #![warn(missing_docs)]
 
+pub mod host_pattern;
 pub mod pattern;
 
 #[cfg(all(

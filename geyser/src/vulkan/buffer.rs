@@ -54,6 +54,53 @@ impl Buffer {
         Self::device_local_on(&manager.dev, size, usage)
     }
 
+    /// The alignment that pointer and size need for [`Self::import_host_memory`] on
+    /// `manager`'s device, or `None` when that device cannot import host memory
+    /// (`VK_EXT_external_memory_host` absent or not enabled).
+    pub fn host_import_alignment(manager: &VulkanTextureShareManager) -> Option<u64> {
+        let offered = manager.caps().is_ok_and(|c| c.external_memory_host);
+        (offered && manager.dev.external_memory_host_enabled())
+            .then(|| Self::host_pointer_alignment(&manager.dev))
+    }
+
+    /// A buffer over `size` bytes of host memory at `ptr` that the caller owns, imported
+    /// with `VK_EXT_external_memory_host`: the GPU copies to and from that memory directly,
+    /// with no staging copy. [`Self::bytes`] reads it. Fails with [`Error::Unsupported`] when
+    /// the device cannot import host memory, and [`Error::InvalidArgument`] when `ptr` or
+    /// `size` is not a multiple of [`Self::host_import_alignment`].
+    ///
+    /// # Safety
+    /// - `ptr` points to `size` bytes of ordinary host memory (heap, anonymous or file-backed
+    ///   shared mapping; not a mapping of device memory), readable and writable.
+    /// - That memory stays allocated and mapped at `ptr` until the returned buffer is dropped.
+    /// - Nothing else accesses it while GPU work that uses the buffer runs.
+    pub unsafe fn import_host_memory(
+        manager: &VulkanTextureShareManager,
+        ptr: *mut u8,
+        size: u64,
+        usage: vk::BufferUsageFlags,
+    ) -> Result<Self> {
+        let align = Self::host_import_alignment(manager).ok_or_else(|| {
+            Error::unsupported(
+                "host memory import",
+                format!(
+                    "{} has no VK_EXT_external_memory_host",
+                    manager.identity().name
+                ),
+            )
+        })?;
+        if !(ptr as u64).is_multiple_of(align) || !size.is_multiple_of(align) || size == 0 {
+            return Err(Error::InvalidArgument {
+                what: "host memory",
+                reason: format!(
+                    "pointer {ptr:p} and size {size} must be non-zero multiples of {align}"
+                ),
+            });
+        }
+        // SAFETY: alignment checked above; the rest is this function's contract.
+        unsafe { Self::import_host(&manager.dev, ptr, size, usage) }
+    }
+
     /// The `VkBuffer`, for recording.
     pub fn raw(&self) -> vk::Buffer {
         self.buffer

@@ -1,0 +1,721 @@
+//! `geysersrc`'s implementation: a live `PushSrc` holding a Geyser [`Consumer`]. It connects
+//! when negotiating (the producer's format and size are the caps), copies each frame into a
+//! pooled buffer with one GPU copy, and timestamps it with the producer's present time.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use geyser::common::TextureDescriptor;
+use geyser::ipc::clock::monotonic_ns;
+use geyser::ipc::{Consumer, ConsumerOptions, Frame};
+use geyser::vulkan::VulkanTextureShareManager;
+use geyser::Error;
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::prelude::*;
+use gst_base::subclass::base_src::CreateSuccess;
+use gst_base::subclass::prelude::*;
+
+use super::OnDisconnect;
+use crate::format::{video_format, video_formats};
+use crate::hostmem::{CopyCounts, HostCopier, Plane};
+use crate::props::{common_properties, open_device, SyncChoice, DEFAULT_ENDPOINT};
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "geysersrc",
+        gst::DebugColorFlags::empty(),
+        Some("Geyser stream source"),
+    )
+});
+
+/// How long one wait for a frame or a producer lasts before checking for a flush.
+const POLL: Duration = Duration::from_millis(50);
+
+#[derive(Clone, Debug)]
+struct Settings {
+    endpoint: String,
+    device: String,
+    sync: SyncChoice,
+    lossless: bool,
+    on_disconnect: OnDisconnect,
+    /// Milliseconds; 0 waits forever.
+    connect_timeout: u32,
+    /// Milliseconds.
+    latency: u32,
+    framerate: gst::Fraction,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            endpoint: DEFAULT_ENDPOINT.into(),
+            device: String::new(),
+            sync: SyncChoice::Auto,
+            lossless: false,
+            on_disconnect: OnDisconnect::Error,
+            connect_timeout: 10_000,
+            latency: 20,
+            framerate: gst::Fraction::new(0, 1),
+        }
+    }
+}
+
+/// What lives between start and stop.
+struct Session {
+    settings: Settings,
+    manager: Arc<VulkanTextureShareManager>,
+    copier: HostCopier,
+    consumer: Option<Consumer>,
+    /// The producer's descriptor the current caps were made from.
+    negotiated: Option<TextureDescriptor>,
+    info: Option<gst_video::VideoInfo>,
+    /// The next buffer starts a new run of frames (first one, or after a reconnect).
+    discont: bool,
+}
+
+#[derive(Default)]
+struct Counters {
+    frames: AtomicU64,
+    skipped: AtomicU64,
+    superseded: AtomicU64,
+    connects: AtomicU64,
+}
+
+/// The `geysersrc` element.
+#[derive(Default)]
+pub struct GeyserSrc {
+    settings: Mutex<Settings>,
+    session: Mutex<Option<Session>>,
+    /// Set by `unlock` (flush or state change): blocking waits return.
+    flushing: AtomicBool,
+    counters: Counters,
+    copies: Arc<CopyCounts>,
+}
+
+/// What waiting for a frame came to.
+enum Outcome {
+    Copied(Result<gst::Buffer, gst::FlowError>),
+    Idle,
+    Lost(Error),
+}
+
+/// What one turn of `create` came to.
+enum Step {
+    Buffer(gst::Buffer),
+    /// The (new) producer's format differs from the caps: negotiate, then go on.
+    Renegotiate,
+    /// Nothing yet (no frame in this poll, or a producer left and we wait for another).
+    Again,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A producer that said goodbye (as opposed to one that died or broke the protocol).
+fn is_clean_end(e: &Error) -> bool {
+    matches!(e, Error::PeerGone(why) if why.contains("closed the stream"))
+}
+
+/// Errors that mean "no producer there (yet)": worth retrying until the connect timeout.
+fn is_retryable(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::NotFound { .. } | Error::PeerGone(_) | Error::Timeout(_) | Error::Io(_)
+    ) || matches!(
+        e,
+        Error::Rejected {
+            reason: geyser::common::RejectReason::Busy,
+            ..
+        }
+    )
+}
+
+impl GeyserSrc {
+    /// Caps for frames of `desc`.
+    fn caps_for(&self, desc: &TextureDescriptor, framerate: gst::Fraction) -> Option<gst::Caps> {
+        let format = video_format(desc.format)?;
+        Some(
+            gst_video::VideoCapsBuilder::new()
+                .format(format)
+                .width(desc.width as i32)
+                .height(desc.height as i32)
+                .framerate(framerate)
+                .pixel_aspect_ratio(gst::Fraction::new(1, 1))
+                .build(),
+        )
+    }
+
+    /// Connects `session` to its endpoint, retrying while no producer is there, until the
+    /// connect timeout (or a flush).
+    fn connect(&self, session: &mut Session) -> Result<(), gst::FlowError> {
+        let s = &session.settings;
+        let timeout =
+            (s.connect_timeout > 0).then(|| Duration::from_millis(s.connect_timeout.into()));
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let options = ConsumerOptions {
+            sync: s.sync.mode(),
+            lossless: s.lossless,
+            name: format!("geysersrc-{}", std::process::id()),
+            ..Default::default()
+        };
+        loop {
+            if self.flushing.load(Ordering::Acquire) {
+                return Err(gst::FlowError::Flushing);
+            }
+            match Consumer::connect_with(&s.endpoint, session.manager.clone(), options.clone()) {
+                Ok(consumer) => {
+                    gst::info!(
+                        CAT,
+                        imp = self,
+                        "connected to `{}`: {}x{} {}, sync {:?}",
+                        s.endpoint,
+                        consumer.descriptor().width,
+                        consumer.descriptor().height,
+                        consumer.descriptor().format,
+                        consumer.sync_mode()
+                    );
+                    self.counters.connects.fetch_add(1, Ordering::Relaxed);
+                    session.consumer = Some(consumer);
+                    session.discont = true;
+                    return Ok(());
+                }
+                Err(e) if is_retryable(&e) && deadline.is_none_or(|d| Instant::now() < d) => {
+                    gst::trace!(CAT, imp = self, "no producer yet: {e}");
+                    std::thread::sleep(POLL);
+                }
+                Err(e) => {
+                    gst::element_imp_error!(
+                        self,
+                        gst::ResourceError::OpenRead,
+                        [
+                            "Cannot connect to Geyser endpoint `{}`: {e} (connect-timeout {} ms)",
+                            s.endpoint,
+                            s.connect_timeout
+                        ]
+                    );
+                    return Err(gst::FlowError::Error);
+                }
+            }
+        }
+    }
+
+    /// The producer went away with `e`: EOS, an error, or wait for the next one.
+    fn lost(&self, session: &mut Session, e: Error) -> Result<Step, gst::FlowError> {
+        session.consumer = None;
+        match session.settings.on_disconnect {
+            OnDisconnect::Wait => {
+                gst::info!(CAT, imp = self, "producer gone ({e}); waiting for another");
+                Ok(Step::Again)
+            }
+            OnDisconnect::Error if is_clean_end(&e) => {
+                gst::info!(CAT, imp = self, "producer ended the stream");
+                Err(gst::FlowError::Eos)
+            }
+            OnDisconnect::Error => {
+                gst::element_imp_error!(
+                    self,
+                    gst::ResourceError::Read,
+                    [
+                        "Geyser producer `{}` is gone: {e}",
+                        session.settings.endpoint
+                    ]
+                );
+                Err(gst::FlowError::Error)
+            }
+        }
+    }
+
+    /// Running time at which the producer presented a frame (`present_ns` on
+    /// `CLOCK_MONOTONIC`): now, minus the frame's age.
+    fn running_time_of(&self, present_ns: u64) -> Option<gst::ClockTime> {
+        let obj = self.obj();
+        let clock = obj.clock()?;
+        let base = obj.base_time()?;
+        let now = clock.time();
+        let age = monotonic_ns().saturating_sub(present_ns);
+        now.checked_sub(base)?
+            .checked_sub(gst::ClockTime::from_nseconds(age))
+    }
+
+    fn step(&self) -> Result<Step, gst::FlowError> {
+        let mut guard = lock(&self.session);
+        let session = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
+        if session.consumer.is_none() {
+            self.connect(session)?;
+        }
+        let Session {
+            consumer,
+            copier,
+            info,
+            negotiated,
+            discont,
+            ..
+        } = session;
+        let consumer = consumer.as_mut().expect("connected above");
+        if negotiated.as_ref() != Some(consumer.descriptor()) {
+            return Ok(Step::Renegotiate);
+        }
+        let outcome = match consumer.next_frame(Some(POLL)) {
+            Ok(frame) => Outcome::Copied(self.copy_frame(frame, copier, info.as_ref())),
+            Err(Error::Timeout(_)) => Outcome::Idle,
+            Err(e) => Outcome::Lost(e),
+        };
+        match outcome {
+            Outcome::Copied(buffer) => {
+                let mut buffer = buffer?;
+                let counters = consumer.counters();
+                self.counters.frames.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .skipped
+                    .store(counters.skipped, Ordering::Relaxed);
+                self.counters
+                    .superseded
+                    .store(counters.superseded, Ordering::Relaxed);
+                if std::mem::take(discont) {
+                    if let Some(b) = buffer.get_mut() {
+                        b.set_flags(gst::BufferFlags::DISCONT);
+                    }
+                }
+                Ok(Step::Buffer(buffer))
+            }
+            Outcome::Idle => Ok(Step::Again),
+            Outcome::Lost(e) => self.lost(session, e),
+        }
+    }
+
+    /// One GPU copy of `frame` into a buffer of the negotiated pool, timestamped.
+    fn copy_frame(
+        &self,
+        frame: Frame<'_>,
+        copier: &mut HostCopier,
+        info: Option<&gst_video::VideoInfo>,
+    ) -> Result<gst::Buffer, gst::FlowError> {
+        let info = info.ok_or(gst::FlowError::NotNegotiated)?;
+        let pool = self
+            .obj()
+            .buffer_pool()
+            .ok_or(gst::FlowError::NotNegotiated)?;
+        let mut buffer = pool.acquire_buffer(None)?;
+        let buf = buffer.get_mut().ok_or(gst::FlowError::Error)?;
+        let plane = Plane::of(buf, info);
+        let (number, present_ns) = (frame.number(), frame.present_ns());
+        let texture = frame.texture().clone();
+        let wait = frame.wait_point();
+        let mut frame = Some(frame);
+        let release = frame.as_mut().and_then(|f| f.release_point());
+        let copied = copier.download(
+            &texture,
+            wait.as_slice(),
+            release.as_slice(),
+            // Timeline mode: the GPU signals our release, so hand the slot back at once.
+            || match (&release, &mut frame) {
+                (Some(_), frame) => frame.take().map_or(Ok(()), |f| f.release()),
+                (None, _) => Ok(()),
+            },
+            buf,
+            &plane,
+        );
+        // Host mode: the copy is done, the slot can go back.
+        drop(frame);
+        if let Err(e) = copied {
+            gst::element_imp_error!(
+                self,
+                gst::StreamError::Failed,
+                ["Copying frame {number} from the GPU failed: {e}"]
+            );
+            return Err(gst::FlowError::Error);
+        }
+        buf.set_pts(self.running_time_of(present_ns));
+        buf.set_offset(number);
+        buf.set_offset_end(number + 1);
+        Ok(buffer)
+    }
+
+    fn stats(&self) -> gst::Structure {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        gst::Structure::builder("geysersrc-stats")
+            .field("frames", get(&c.frames))
+            .field("skipped", get(&c.skipped))
+            .field("superseded", get(&c.superseded))
+            .field("connects", get(&c.connects))
+            .field("direct-copies", get(&self.copies.direct))
+            .field("staged-copies", get(&self.copies.staged))
+            .field("host-imports", get(&self.copies.imports))
+            .build()
+    }
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for GeyserSrc {
+    const NAME: &'static str = "GstGeyserSrc";
+    type Type = super::GeyserSrc;
+    type ParentType = gst_base::PushSrc;
+}
+
+impl ObjectImpl for GeyserSrc {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            let mut props = common_properties("Name of the Geyser producer's endpoint to consume");
+            props.extend([
+                glib::ParamSpecBoolean::builder("lossless")
+                    .nick("Lossless")
+                    .blurb(
+                        "Take every frame the producer sends (for a lossless producer) instead \
+                         of skipping to the newest",
+                    )
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder::<OnDisconnect>("on-disconnect")
+                    .nick("On disconnect")
+                    .blurb("What to do when the producer goes away")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("connect-timeout")
+                    .nick("Connect timeout")
+                    .blurb(
+                        "Milliseconds to wait for a producer at start, and for the next one \
+                         with on-disconnect=wait (0: forever)",
+                    )
+                    .default_value(Settings::default().connect_timeout)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("latency")
+                    .nick("Latency")
+                    .blurb(
+                        "Milliseconds reported as this live source's latency: how late after \
+                         the producer's present a frame may be pushed (covers the GPU copy)",
+                    )
+                    .default_value(Settings::default().latency)
+                    .mutable_ready()
+                    .build(),
+                gst::ParamSpecFraction::builder("framerate")
+                    .nick("Frame rate")
+                    .blurb(
+                        "Nominal frame rate put in the caps (Geyser streams have none; 0/1 means \
+                         variable). Timestamps always come from the producer's present time",
+                    )
+                    .minimum(gst::Fraction::new(0, 1))
+                    .maximum(gst::Fraction::new(i32::MAX, 1))
+                    .default_value(gst::Fraction::new(0, 1))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
+                    .nick("Statistics")
+                    .blurb(
+                        "frames, skipped, superseded, connects, direct-copies (GPU straight \
+                         into buffer memory), staged-copies (through a staging buffer), \
+                         host-imports",
+                    )
+                    .read_only()
+                    .build(),
+            ]);
+            props
+        });
+        PROPS.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut s = lock(&self.settings);
+        match pspec.name() {
+            "endpoint" => {
+                s.endpoint = value
+                    .get::<Option<String>>()
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| DEFAULT_ENDPOINT.into())
+            }
+            "device" => {
+                s.device = value
+                    .get::<Option<String>>()
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default()
+            }
+            "sync-mode" => s.sync = value.get().unwrap_or_default(),
+            "lossless" => s.lossless = value.get().unwrap_or(false),
+            "on-disconnect" => s.on_disconnect = value.get().unwrap_or_default(),
+            "connect-timeout" => s.connect_timeout = value.get().unwrap_or(s.connect_timeout),
+            "latency" => s.latency = value.get().unwrap_or(s.latency),
+            "framerate" => s.framerate = value.get().unwrap_or(s.framerate),
+            other => gst::warning!(CAT, imp = self, "no writable property {other}"),
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        if pspec.name() == "stats" {
+            return self.stats().to_value();
+        }
+        let s = lock(&self.settings);
+        match pspec.name() {
+            "endpoint" => s.endpoint.to_value(),
+            "device" => s.device.to_value(),
+            "sync-mode" => s.sync.to_value(),
+            "lossless" => s.lossless.to_value(),
+            "on-disconnect" => s.on_disconnect.to_value(),
+            "connect-timeout" => s.connect_timeout.to_value(),
+            "latency" => s.latency.to_value(),
+            "framerate" => s.framerate.to_value(),
+            _ => pspec.default_value().clone(),
+        }
+    }
+
+    fn constructed(&self) {
+        self.parent_constructed();
+        let obj = self.obj();
+        // Live: no preroll, buffers only in PLAYING, latency reported.
+        obj.set_live(true);
+        obj.set_format(gst::Format::Time);
+        obj.set_automatic_eos(false);
+        obj.set_do_timestamp(false);
+    }
+}
+
+impl GstObjectImpl for GeyserSrc {}
+
+impl ElementImpl for GeyserSrc {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "Geyser source",
+                "Source/Video",
+                "Receives a Geyser stream (GPU textures shared by another process) as live \
+                 video: one GPU copy of each frame into a pooled buffer, timestamped with the \
+                 producer's present time; caps follow the producer's format and size",
+                "Geyser project",
+            )
+        });
+        Some(&*META)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            let caps = gst_video::VideoCapsBuilder::new()
+                .format_list(video_formats())
+                .build();
+            vec![gst::PadTemplate::new(
+                "src",
+                gst::PadDirection::Src,
+                gst::PadPresence::Always,
+                &caps,
+            )
+            .expect("a valid template")]
+        });
+        TEMPLATES.as_ref()
+    }
+}
+
+impl BaseSrcImpl for GeyserSrc {
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let settings = lock(&self.settings).clone();
+        let manager = open_device(&settings.device)?;
+        let copier = HostCopier::new(manager.clone(), self.copies.clone())
+            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ["GPU copier: {e}"]))?;
+        gst::info!(
+            CAT,
+            imp = self,
+            "on {} for endpoint `{}`",
+            manager.identity().name,
+            settings.endpoint
+        );
+        *lock(&self.session) = Some(Session {
+            settings,
+            manager,
+            copier,
+            consumer: None,
+            negotiated: None,
+            info: None,
+            discont: true,
+        });
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        // Dropping the consumer releases its frames and closes the connection.
+        *lock(&self.session) = None;
+        Ok(())
+    }
+
+    fn is_seekable(&self) -> bool {
+        false
+    }
+
+    /// Connects first (the producer's format and size are the caps), then negotiates.
+    fn negotiate(&self) -> Result<(), gst::LoggableError> {
+        {
+            let mut guard = lock(&self.session);
+            let session = guard
+                .as_mut()
+                .ok_or_else(|| gst::loggable_error!(CAT, "negotiating while stopped"))?;
+            if session.consumer.is_none() {
+                self.connect(session)
+                    .map_err(|e| gst::loggable_error!(CAT, "no producer: {e:?}"))?;
+            }
+        }
+        self.parent_negotiate()
+    }
+
+    fn caps(&self, filter: Option<&gst::Caps>) -> Option<gst::Caps> {
+        let offered = {
+            let guard = lock(&self.session);
+            guard.as_ref().and_then(|s| {
+                let desc = s.consumer.as_ref()?.descriptor();
+                match self.caps_for(desc, s.settings.framerate) {
+                    Some(caps) => Some(caps),
+                    None => {
+                        gst::element_imp_error!(
+                            self,
+                            gst::StreamError::Format,
+                            [
+                                "The producer's format {} has no GStreamer equivalent",
+                                desc.format
+                            ]
+                        );
+                        Some(gst::Caps::new_empty())
+                    }
+                }
+            })
+        };
+        let caps = offered.unwrap_or_else(|| self.obj().src_pad().pad_template_caps());
+        Some(match filter {
+            Some(f) => f.intersect_with_mode(&caps, gst::CapsIntersectMode::First),
+            None => caps,
+        })
+    }
+
+    fn set_caps(&self, caps: &gst::Caps) -> Result<(), gst::LoggableError> {
+        let info = gst_video::VideoInfo::from_caps(caps)
+            .map_err(|_| gst::loggable_error!(CAT, "caps without video info: {caps}"))?;
+        let mut guard = lock(&self.session);
+        let session = guard
+            .as_mut()
+            .ok_or_else(|| gst::loggable_error!(CAT, "caps while stopped"))?;
+        session.negotiated = session.consumer.as_ref().map(|c| c.descriptor().clone());
+        session.info = Some(info);
+        session.discont = true;
+        gst::debug!(CAT, imp = self, "negotiated {caps}");
+        Ok(())
+    }
+
+    /// Downstream's pool if it offers one (PipeWire's memfd buffers: the GPU copies into
+    /// them), else a video pool of host memory aligned so the GPU can copy straight in.
+    fn decide_allocation(
+        &self,
+        query: &mut gst::query::Allocation,
+    ) -> Result<(), gst::LoggableError> {
+        let (caps, _) = query.get_owned();
+        let caps = caps.ok_or_else(|| gst::loggable_error!(CAT, "no caps in allocation query"))?;
+        let info = gst_video::VideoInfo::from_caps(&caps)
+            .map_err(|_| gst::loggable_error!(CAT, "caps without video info"))?;
+        let align = lock(&self.session)
+            .as_ref()
+            .and_then(|s| s.copier.alignment())
+            .unwrap_or(64) as usize;
+        let size = info.size().div_ceil(align) * align;
+        let offered = query.allocation_pools().next();
+        let (min, max) = offered
+            .as_ref()
+            .map(|(_, _, min, max)| (*min, *max))
+            .unwrap_or((0, 0));
+        let min = min.max(2);
+        let video_meta = query
+            .find_allocation_meta::<gst_video::VideoMeta>()
+            .is_some();
+        let configure = |pool: &gst::BufferPool| -> bool {
+            let mut config = pool.config();
+            config.set_params(Some(&caps), size as u32, min, max);
+            let params = gst::AllocationParams::new(gst::MemoryFlags::empty(), align - 1, 0, 0);
+            config.set_allocator(None::<&gst::Allocator>, Some(&params));
+            if video_meta {
+                config.add_option(gst_video::BUFFER_POOL_OPTION_VIDEO_META.as_ref());
+            }
+            if pool.set_config(config).is_ok() {
+                return true;
+            }
+            // The pool adjusted the config (e.g. its own size): take its version if valid.
+            let adjusted = pool.config();
+            adjusted
+                .validate_params(Some(&caps), size as u32, min, max)
+                .is_ok()
+                && pool.set_config(adjusted).is_ok()
+        };
+        let downstream = offered.and_then(|(pool, ..)| pool).filter(|p| configure(p));
+        let pool = match downstream {
+            Some(pool) => pool,
+            None => {
+                let pool: gst::BufferPool = gst_video::VideoBufferPool::new().upcast();
+                if !configure(&pool) {
+                    return Err(gst::loggable_error!(CAT, "cannot configure a video pool"));
+                }
+                pool
+            }
+        };
+        gst::debug!(
+            CAT,
+            imp = self,
+            "buffer pool {} of {size}-byte buffers",
+            pool.name()
+        );
+        if query.allocation_pools().next().is_some() {
+            query.set_nth_allocation_pool(0, Some(&pool), size as u32, min, max);
+        } else {
+            query.add_allocation_pool(Some(&pool), size as u32, min, max);
+        }
+        Ok(())
+    }
+
+    fn query(&self, query: &mut gst::QueryRef) -> bool {
+        match query.view_mut() {
+            gst::QueryViewMut::Latency(q) => {
+                let ms = lock(&self.settings).latency;
+                let latency = gst::ClockTime::from_mseconds(ms.into());
+                q.set(true, latency, Some(latency));
+                true
+            }
+            _ => BaseSrcImplExt::parent_query(self, query),
+        }
+    }
+
+    fn unlock(&self) -> Result<(), gst::ErrorMessage> {
+        self.flushing.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    fn unlock_stop(&self) -> Result<(), gst::ErrorMessage> {
+        self.flushing.store(false, Ordering::Release);
+        Ok(())
+    }
+}
+
+impl PushSrcImpl for GeyserSrc {
+    // gstreamer-rs installs PushSrc's `create` (not BaseSrc's alloc + fill), so this element
+    // implements `create` and takes buffers from the negotiated pool itself.
+    fn create(
+        &self,
+        _buffer: Option<&mut gst::BufferRef>,
+    ) -> Result<CreateSuccess, gst::FlowError> {
+        loop {
+            if self.flushing.load(Ordering::Acquire) {
+                return Err(gst::FlowError::Flushing);
+            }
+            match self.step()? {
+                Step::Buffer(buffer) => return Ok(CreateSuccess::NewBuffer(buffer)),
+                Step::Again => {}
+                Step::Renegotiate => {
+                    gst::info!(CAT, imp = self, "producer format changed: renegotiating");
+                    self.obj().src_pad().mark_reconfigure();
+                    if !self.obj().negotiate() {
+                        if self.flushing.load(Ordering::Acquire) {
+                            return Err(gst::FlowError::Flushing);
+                        }
+                        return Err(gst::FlowError::NotNegotiated);
+                    }
+                }
+            }
+        }
+    }
+}
