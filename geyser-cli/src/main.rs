@@ -6,6 +6,8 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod demo;
 mod info;
+#[cfg(feature = "gstreamer")]
+mod stream;
 
 #[derive(Parser)]
 #[command(
@@ -30,6 +32,17 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Measure zero-copy sharing against in-process sharing and a CPU copy, side by side.
     Bench(bench::BenchArgs),
+    /// Carry a Geyser stream to another machine (RTP over UDP: raw or H.264) or to PipeWire,
+    /// and back into a Geyser endpoint, through GStreamer.
+    #[cfg(feature = "gstreamer")]
+    Stream(stream::StreamArgs),
+    /// Carry a Geyser stream over the network or to PipeWire (this build has no GStreamer:
+    /// rebuild with `--features gstreamer`).
+    #[cfg(not(feature = "gstreamer"))]
+    Stream {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<String>,
+    },
     /// (internal) The demo's producer process.
     #[command(name = "__produce", hide = true)]
     Produce(demo::DemoArgs),
@@ -59,6 +72,13 @@ fn main() {
         Command::Produce(args) => demo::produce(&args).map(|()| true),
         Command::Consume(args) => demo::consume(&args).map(|()| true),
         Command::Bench(args) => bench::run(&args),
+        #[cfg(feature = "gstreamer")]
+        Command::Stream(args) => stream::run(&args),
+        #[cfg(not(feature = "gstreamer"))]
+        Command::Stream { .. } => Err(geyser::Error::unsupported(
+            "geyser stream",
+            "this geyser was built without GStreamer; rebuild with `--features gstreamer`",
+        )),
         Command::CpuProduce(args) => bench::cpu_produce(&args).map(|()| true),
         Command::CpuConsume(args) => bench::cpu_consume(&args).map(|()| true),
     };
