@@ -194,8 +194,7 @@ fn send_pipeline(name: &str, to: &Place, o: &Options) -> Result<String> {
             };
             format!(
                 "{src} ! pipewiresink name=sink mode=provide client-name={node} \
-                 stream-properties=\"props,media.class=Video/Source,node.name={node},\
-                 node.description=Geyser\\ {node}\""
+                 stream-properties=\"props,media.class=Video/Source,node.name={node}\""
             )
         }
     })
@@ -261,27 +260,37 @@ fn recv_pipeline(from: &Place, name: &str, o: &Options) -> Result<String> {
 
 /// Runs `geyser stream …`; `Ok(false)` when the pipeline failed (its error is printed).
 pub fn run(args: &StreamArgs) -> Result<bool> {
-    let (description, options, sending) = match &args.command {
-        StreamCommand::Send { name, to, options } => (
-            send_pipeline(name, &parse_place(to)?, options)?,
-            options,
-            true,
-        ),
+    let (description, options, sending, to_pipewire) = match &args.command {
+        StreamCommand::Send { name, to, options } => {
+            let to = parse_place(to)?;
+            let pipewire = matches!(to, Place::PipeWire { .. });
+            (send_pipeline(name, &to, options)?, options, true, pipewire)
+        }
         StreamCommand::Recv {
             from,
             name,
             options,
-        } => (
-            recv_pipeline(&parse_place(from)?, name, options)?,
-            options,
-            false,
-        ),
+        } => {
+            let from = parse_place(from)?;
+            (recv_pipeline(&from, name, options)?, options, false, false)
+        }
     };
     if options.print {
+        if to_pipewire {
+            println!(
+                "# geyser serves PipeWire with its own node (see README, PipeWire); the \
+                 GStreamer-only equivalent, with pipewiresink's limits:"
+            );
+        }
         println!("gst-launch-1.0 {description}");
         return Ok(true);
     }
     gst::init().map_err(|e| Error::unsupported("GStreamer", e.to_string()))?;
+    if let StreamCommand::Send { name, to, options } = &args.command {
+        if let Place::PipeWire { node } = parse_place(to)? {
+            return publish_pipewire(name, node, options);
+        }
+    }
     gstgeyser::plugin_register_static()
         .map_err(|e| Error::Internal(format!("registering the geyser elements: {e}")))?;
     let pipeline = match gst::parse::launch(&description) {
@@ -307,6 +316,37 @@ pub fn run(args: &StreamArgs) -> Result<bool> {
         println!("{s}");
     }
     result
+}
+
+/// `geyser stream send NAME pipewire[:NODE]`: the endpoint as a PipeWire Video/Source node.
+#[cfg(feature = "pipewire")]
+fn publish_pipewire(name: &str, node: Option<String>, o: &Options) -> Result<bool> {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    let options = gstgeyser::pipewire::PublishOptions {
+        node_name: node.unwrap_or_else(|| format!("geyser-{name}")),
+        framerate: (o.fps, 1),
+        device: o.device.clone().unwrap_or_default(),
+        ..Default::default()
+    };
+    eprintln!(
+        "geyser: stream: `{name}` as PipeWire node `{}` (Video/Source)",
+        options.node_name
+    );
+    let stats = gstgeyser::pipewire::publish(name, &options, Arc::new(AtomicBool::new(false)))?;
+    println!(
+        "pipewire-node-stats, frames={}, direct-copies={}, staged-copies={}, dropped={}",
+        stats.frames, stats.direct, stats.staged, stats.dropped
+    );
+    Ok(true)
+}
+
+#[cfg(not(feature = "pipewire"))]
+fn publish_pipewire(_name: &str, _node: Option<String>, _o: &Options) -> Result<bool> {
+    Err(Error::unsupported(
+        "geyser stream send … pipewire",
+        "this geyser was built without PipeWire; rebuild with `--features pipewire`",
+    ))
 }
 
 /// Plays the pipeline until end of stream, an error, the frame limit or the idle timeout.

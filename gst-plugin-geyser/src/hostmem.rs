@@ -109,7 +109,8 @@ pub(crate) struct HostCopier {
 
 /// The buffer the GPU copies to or from.
 enum View {
-    /// An import kept as the memory's qdata (valid while the caller holds the mapping).
+    /// An import that outlives the copy (kept as the memory's qdata while the caller holds
+    /// the mapping, or borrowed from the caller).
     Cached(std::ptr::NonNull<Buffer>),
     /// An import for this copy only.
     Fresh(Buffer),
@@ -176,6 +177,71 @@ impl HostCopier {
         Ok(path)
     }
 
+    /// Imports the `len` bytes of host memory at `ptr` for [`Self::download_to_host`], or
+    /// `None` when this device cannot (no `VK_EXT_external_memory_host`, misaligned).
+    ///
+    /// # Safety
+    /// `ptr` points to ordinary host memory (heap or a file or anonymous mapping) of at least
+    /// `len` bytes rounded up to [`Self::alignment`], which stays mapped at `ptr` until the
+    /// returned buffer is dropped.
+    #[cfg_attr(not(feature = "pipewire"), allow(dead_code))]
+    pub unsafe fn import(&self, ptr: *mut u8, len: usize) -> Option<Buffer> {
+        let align = self.align?;
+        let size = (len as u64).div_ceil(align) * align;
+        let usage = vk::BufferUsageFlags::TRANSFER_SRC | vk::BufferUsageFlags::TRANSFER_DST;
+        self.counts.imports.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's contract; `import_host_memory` checks the alignment.
+        match unsafe { Buffer::import_host_memory(&self.manager, ptr, size, usage) } {
+            Ok(b) => Some(b),
+            Err(e) => {
+                gst::debug!(gst::CAT_DEFAULT, "host memory import failed: {e}");
+                None
+            }
+        }
+    }
+
+    /// Copies `texture` into `bytes` laid out as `plane`: through `import` (a view of
+    /// exactly `bytes` made by [`Self::import`]) with no CPU copy, else through the staging
+    /// buffer. Waits, signals and `submitted` as in [`Self::download`].
+    #[cfg_attr(not(feature = "pipewire"), allow(dead_code))]
+    #[allow(clippy::too_many_arguments)]
+    pub fn download_to_host(
+        &mut self,
+        texture: &VulkanTexture,
+        waits: &[TimelinePoint],
+        signals: &[TimelinePoint],
+        submitted: impl FnOnce() -> Result<()>,
+        import: Option<&Buffer>,
+        bytes: &mut [u8],
+        plane: &Plane,
+    ) -> Result<CopyPath> {
+        check_plane(plane, bytes.len())?;
+        let view = match import {
+            Some(b) => View::Cached(std::ptr::NonNull::from(b)),
+            None => {
+                self.staging_for(plane)?;
+                View::Staging
+            }
+        };
+        let path = self.copy(
+            texture,
+            waits,
+            signals,
+            submitted,
+            view,
+            plane,
+            CopyDirection::Download,
+        )?;
+        if path == CopyPath::Staged {
+            let staging = self
+                .staging
+                .as_ref()
+                .expect("staged copies have a staging buffer");
+            copy_rows(staging.bytes(), &tight(plane), bytes, plane);
+        }
+        Ok(path)
+    }
+
     /// Copies plane `plane` of `buffer` into `texture`, like [`Self::download`] the other way.
     pub fn upload(
         &mut self,
@@ -221,8 +287,9 @@ impl HostCopier {
         dir: CopyDirection,
     ) -> Result<CopyPath> {
         let (target, layout, path) = match &view {
-            // SAFETY: the import lives as the memory's qdata while the caller holds the
-            // buffer mapped (see `view`).
+            // SAFETY: the import outlives this call: as the memory's qdata while the caller
+            // holds the buffer mapped (see `view`), or as the caller's borrow
+            // (`download_to_host`).
             View::Cached(b) => (unsafe { b.as_ref() }, *plane, CopyPath::Direct),
             View::Fresh(b) => (b, *plane, CopyPath::Direct),
             View::Staging => (

@@ -11,6 +11,9 @@
 //! Both take `device` (index, name substring, UUID or `pci:` address, as `GEYSER_DEVICE`) and
 //! `sync` (`auto`, `host`, `timeline`). `gst-inspect-1.0 geysersrc` documents every property.
 //!
+//! With feature `pipewire`, [`pipewire::publish`] serves a Geyser endpoint as a PipeWire
+//! `Video/Source` node (`geyser stream send NAME pipewire`).
+//!
 //! GStreamer loads `libgstgeyser.so` from `GST_PLUGIN_PATH`; programs that link this crate
 //! call [`plugin_register_static`] instead.
 #![warn(missing_docs)]
@@ -21,6 +24,8 @@ mod format;
 mod geysersink;
 mod geysersrc;
 mod hostmem;
+#[cfg(feature = "pipewire")]
+pub mod pipewire;
 mod props;
 
 pub use format::{texture_format, video_format};

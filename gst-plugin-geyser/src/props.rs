@@ -71,21 +71,25 @@ pub(crate) fn common_properties(endpoint_blurb: &str) -> Vec<glib::ParamSpec> {
 /// The endpoint elements use when none is set.
 pub(crate) const DEFAULT_ENDPOINT: &str = "geyser-demo";
 
-/// Opens Geyser's own Vulkan device named by `device` (empty: `GEYSER_DEVICE`, else the best
-/// one); `GEYSER_VALIDATION` turns the validation layer on.
-pub(crate) fn open_device(
-    device: &str,
-) -> Result<Arc<VulkanTextureShareManager>, gst::ErrorMessage> {
+/// Options for Geyser's own Vulkan device named by `device` (empty: `GEYSER_DEVICE`, else the
+/// best one); `GEYSER_VALIDATION` turns the validation layer on.
+pub(crate) fn context_options(device: &str) -> ContextOptions {
     let selector = if device.trim().is_empty() {
         DeviceSelector::from_env()
     } else {
         DeviceSelector::parse(device)
     };
-    let options = ContextOptions {
+    ContextOptions {
         device: selector,
         validation: Validation::from_env(),
-    };
-    VulkanTextureShareManager::create(&options)
+    }
+}
+
+/// Opens the Vulkan device [`context_options`] names, for an element.
+pub(crate) fn open_device(
+    device: &str,
+) -> Result<Arc<VulkanTextureShareManager>, gst::ErrorMessage> {
+    VulkanTextureShareManager::create(&context_options(device))
         .map(Arc::new)
         .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ["Vulkan device: {e}"]))
 }

@@ -329,7 +329,9 @@ impl GeyserSrc {
             );
             return Err(gst::FlowError::Error);
         }
-        buf.set_pts(self.running_time_of(present_ns));
+        let pts = self.running_time_of(present_ns);
+        gst::log!(CAT, imp = self, "frame {number}: pts {}", pts.display());
+        buf.set_pts(pts);
         buf.set_offset(number);
         buf.set_offset_end(number + 1);
         Ok(buffer)
@@ -472,6 +474,10 @@ impl ObjectImpl for GeyserSrc {
         obj.set_format(gst::Format::Time);
         obj.set_automatic_eos(false);
         obj.set_do_timestamp(false);
+        // Frames are stamped on CLOCK_MONOTONIC: offer the monotonic system clock, so the
+        // pipeline runs on the producers' clock rather than on a sink's (pipewiresink's clock
+        // jumps when its stream starts, which threw the timestamps off by the uptime).
+        obj.set_element_flags(gst::ElementFlags::PROVIDE_CLOCK);
     }
 }
 
@@ -490,6 +496,11 @@ impl ElementImpl for GeyserSrc {
             )
         });
         Some(&*META)
+    }
+
+    fn provide_clock(&self) -> Option<gst::Clock> {
+        // The system clock's default type is CLOCK_MONOTONIC, the clock frames carry.
+        Some(gst::SystemClock::obtain())
     }
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
