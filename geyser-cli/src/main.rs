@@ -5,6 +5,8 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod demo;
+#[cfg(feature = "gstreamer")]
+mod gst_meter;
 mod info;
 #[cfg(feature = "gstreamer")]
 mod stream;
@@ -43,6 +45,10 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
         args: Vec<String>,
     },
+    /// (internal) A GStreamer pipeline measured at its `meter` element (the transport bench).
+    #[cfg(feature = "gstreamer")]
+    #[command(name = "__gst-meter", hide = true)]
+    GstMeter(gst_meter::MeterArgs),
     /// (internal) The demo's producer process.
     #[command(name = "__produce", hide = true)]
     Produce(demo::DemoArgs),
@@ -74,6 +80,8 @@ fn main() {
         Command::Bench(args) => bench::run(&args),
         #[cfg(feature = "gstreamer")]
         Command::Stream(args) => stream::run(&args),
+        #[cfg(feature = "gstreamer")]
+        Command::GstMeter(args) => gst_meter::run(&args),
         #[cfg(not(feature = "gstreamer"))]
         Command::Stream { .. } => Err(geyser::Error::unsupported(
             "geyser stream",

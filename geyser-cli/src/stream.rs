@@ -327,6 +327,7 @@ fn publish_pipewire(name: &str, node: Option<String>, o: &Options) -> Result<boo
         node_name: node.unwrap_or_else(|| format!("geyser-{name}")),
         framerate: (o.fps, 1),
         device: o.device.clone().unwrap_or_default(),
+        lossless: o.lossless,
         ..Default::default()
     };
     eprintln!(
@@ -337,6 +338,11 @@ fn publish_pipewire(name: &str, node: Option<String>, o: &Options) -> Result<boo
     println!(
         "pipewire-node-stats, frames={}, direct-copies={}, staged-copies={}, dropped={}",
         stats.frames, stats.direct, stats.staged, stats.dropped
+    );
+    let fps = (stats.frames.max(1) - 1) as f64 / stats.seconds.max(1e-9);
+    println!(
+        "RESULT {{\"frames\":{},\"seconds\":{},\"fps\":{fps},\"cpu_us_per_frame\":{}}}",
+        stats.frames, stats.seconds, stats.cpu_us_per_frame
     );
     Ok(true)
 }

@@ -612,8 +612,9 @@ impl BaseSrcImpl for GeyserSrc {
         Ok(())
     }
 
-    /// Downstream's pool if it offers one (PipeWire's memfd buffers: the GPU copies into
-    /// them), else a video pool of host memory aligned so the GPU can copy straight in.
+    /// Downstream's pool if it offers one, else a video pool; with downstream's allocator if
+    /// it offers one (shmsink's shared memory), else system memory; aligned so the GPU can
+    /// copy straight in.
     fn decide_allocation(
         &self,
         query: &mut gst::query::Allocation,
@@ -636,11 +637,14 @@ impl BaseSrcImpl for GeyserSrc {
         let video_meta = query
             .find_allocation_meta::<gst_video::VideoMeta>()
             .is_some();
+        // Downstream's allocator, when it offers one (shmsink: memory in its shared area),
+        // with our alignment so the GPU can still copy straight into it.
+        let allocator = query.allocation_params().next().and_then(|(a, _)| a);
         let configure = |pool: &gst::BufferPool| -> bool {
             let mut config = pool.config();
             config.set_params(Some(&caps), size as u32, min, max);
             let params = gst::AllocationParams::new(gst::MemoryFlags::empty(), align - 1, 0, 0);
-            config.set_allocator(None::<&gst::Allocator>, Some(&params));
+            config.set_allocator(allocator.as_ref(), Some(&params));
             if video_meta {
                 config.add_option(gst_video::BUFFER_POOL_OPTION_VIDEO_META.as_ref());
             }

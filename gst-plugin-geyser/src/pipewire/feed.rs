@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use geyser::ipc::clock::monotonic_ns;
+use geyser::ipc::clock::cpu_time_ns;
 use geyser::ipc::{Consumer, ConsumerOptions};
 use geyser::vulkan::{Buffer, VulkanTextureShareManager};
 use geyser::{Error, Result};
@@ -18,6 +18,8 @@ use crate::props::context_options;
 
 /// How long one wait for a frame lasts before looking at `stop` and new buffers.
 const POLL: Duration = Duration::from_millis(20);
+/// Lossless: how long to wait for a buffer before asking the loop to run a graph cycle.
+const HUNGRY: Duration = Duration::from_millis(1);
 
 /// Connects to the producer at `endpoint`, retrying while none is there (up to the connect
 /// timeout).
@@ -27,6 +29,7 @@ pub(super) fn connect(endpoint: &str, options: &PublishOptions) -> Result<Source
     ))?);
     let consumer_options = ConsumerOptions {
         sync: options.sync.mode(),
+        lossless: options.lossless,
         name: format!("geyser-pipewire-{}", std::process::id()),
         ..Default::default()
     };
@@ -127,23 +130,35 @@ pub(crate) struct Fill {
     pub plane: Plane,
 }
 
-/// A buffer filled with frame `number`, presented at `present_ns` (`CLOCK_MONOTONIC`).
+/// A buffer filled with frame `number`.
 pub(crate) struct Filled {
     pub key: usize,
     pub number: u64,
-    pub present_ns: u64,
 }
 
 /// What the feed thread tells the loop.
 pub(crate) enum FeedMsg {
     Filled(Filled),
+    /// No buffer to fill: buffers come back from consumers on a graph cycle, so run one.
+    Hungry,
     /// The feed ended: the producer closed its stream or `stop` was set (`Ok`), or failed.
     Ended(Result<()>),
+}
+
+/// When the first and the last frame were filled, and the process's CPU time then.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Window {
+    pub first: (Instant, u64),
+    pub last: (Instant, u64),
+    pub frames: u64,
 }
 
 /// The feed thread's state and its counters.
 pub(crate) struct Feed {
     pub source: Source,
+    pub lossless: bool,
+    /// First and last frame filled: (time, process CPU ns), for the stats.
+    pub window: Arc<std::sync::Mutex<Option<Window>>>,
     pub fills: mpsc::Receiver<Fill>,
     pub stop: Arc<AtomicBool>,
     pub counts: Arc<CopyCounts>,
@@ -160,6 +175,8 @@ impl Feed {
     fn pump(self, send: &impl Fn(FeedMsg)) -> Result<()> {
         let Feed {
             source,
+            lossless,
+            window,
             fills,
             stop,
             counts,
@@ -176,7 +193,19 @@ impl Feed {
                 return Ok(());
             }
             if next.is_none() {
-                next = fills.try_recv().ok();
+                next = if lossless {
+                    // Take no frame before a buffer is free for it.
+                    match fills.recv_timeout(HUNGRY) {
+                        Ok(fill) => Some(fill),
+                        Err(mpsc::RecvTimeoutError::Timeout) => {
+                            send(FeedMsg::Hungry);
+                            continue;
+                        }
+                        Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
+                    }
+                } else {
+                    fills.try_recv().ok()
+                };
             }
             let mut frame = match consumer.next_frame(Some(POLL)) {
                 Ok(frame) => frame,
@@ -187,6 +216,7 @@ impl Feed {
             let Some(fill) = next.take() else {
                 // Every PipeWire buffer is with a consumer: this frame goes nowhere.
                 dropped.fetch_add(1, Ordering::Relaxed);
+                send(FeedMsg::Hungry);
                 continue;
             };
             let HostFrame {
@@ -203,7 +233,7 @@ impl Feed {
             let texture = frame.texture().clone();
             let wait = frame.wait_point();
             let release = frame.release_point();
-            let (number, present_ns) = (frame.number(), frame.present_ns());
+            let number = frame.number();
             let mut frame = Some(frame);
             copier.download_to_host(
                 &texture,
@@ -218,10 +248,24 @@ impl Feed {
                 &fill.plane,
             )?;
             drop(frame);
+            let now = (Instant::now(), cpu_time_ns());
+            let mut w = window.lock().unwrap_or_else(|p| p.into_inner());
+            *w = Some(match *w {
+                None => Window {
+                    first: now,
+                    last: now,
+                    frames: 1,
+                },
+                Some(w) => Window {
+                    last: now,
+                    frames: w.frames + 1,
+                    ..w
+                },
+            });
+            drop(w);
             send(FeedMsg::Filled(Filled {
                 key: fill.key,
                 number,
-                present_ns: present_ns.min(monotonic_ns()),
             }));
         }
     }

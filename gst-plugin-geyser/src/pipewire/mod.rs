@@ -38,6 +38,10 @@ pub struct PublishOptions {
     pub sync: SyncChoice,
     /// How long to wait for the producer at start.
     pub connect_timeout: Duration,
+    /// Every frame: take frames from a lossless producer one by one, each waiting for a free
+    /// PipeWire buffer (the producer waits in turn), instead of the newest frame whenever a
+    /// buffer is free.
+    pub lossless: bool,
 }
 
 impl Default for PublishOptions {
@@ -48,12 +52,13 @@ impl Default for PublishOptions {
             device: String::new(),
             sync: SyncChoice::Auto,
             connect_timeout: Duration::from_secs(10),
+            lossless: false,
         }
     }
 }
 
 /// What a [`publish`] run did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct PublishStats {
     /// Frames queued to PipeWire.
     pub frames: u64,
@@ -63,6 +68,10 @@ pub struct PublishStats {
     pub staged: u64,
     /// Producer frames nobody asked for (every PipeWire buffer was with consumers).
     pub dropped: u64,
+    /// Seconds from the first frame filled to the last.
+    pub seconds: f64,
+    /// CPU time of this process (all threads) per frame over those seconds, microseconds.
+    pub cpu_us_per_frame: f64,
 }
 
 /// Publishes the Geyser endpoint `endpoint` as a PipeWire Video/Source node and serves it

@@ -18,7 +18,7 @@ use spa::param::ParamType;
 use spa::pod::{ChoiceValue, Object, Pod, Property, PropertyFlags, Value};
 use spa::utils::{Choice, ChoiceEnum, ChoiceFlags, Fraction, Id, Rectangle, SpaTypes};
 
-use super::feed::{Feed, FeedMsg, Fill, Filled, HostFrame};
+use super::feed::{Feed, FeedMsg, Fill, Filled, HostFrame, Window};
 use super::{PublishOptions, PublishStats, Source};
 use crate::hostmem::{CopyCounts, Plane};
 
@@ -237,7 +237,10 @@ fn queue_filled(stream: &pw::stream::Stream, state: &mut NodeState) {
                 let header = &mut *(meta.data as *mut spa::sys::spa_meta_header);
                 header.flags = 0;
                 header.offset = 0;
-                header.pts = filled.present_ns as i64;
+                // No timestamp: consumers such as pipewiresrc take a header pts for their
+                // own running time and wait for it (CLOCK_MONOTONIC stalled them); without
+                // one they use the graph's time, as PipeWire's own video-src example does.
+                header.pts = -1;
                 header.dts_offset = 0;
                 header.seq = filled.number;
             }
@@ -386,6 +389,15 @@ pub(super) fn run(
                     }
                 }
             }
+            FeedMsg::Hungry => {
+                arm(&stream2, &mut st);
+                if st.armed.is_none() && st.filled.is_none() && stream2.is_driving() {
+                    drop(st);
+                    if let Err(e) = stream2.trigger_process() {
+                        gst::warning!(gst::CAT_DEFAULT, "PipeWire trigger: {e}");
+                    }
+                }
+            }
             FeedMsg::Ended(result) => {
                 st.ended = Some(result);
                 loop2.quit();
@@ -394,8 +406,11 @@ pub(super) fn run(
     });
     let counts = Arc::new(CopyCounts::default());
     let dropped = Arc::new(AtomicU64::new(0));
+    let window = Arc::new(std::sync::Mutex::new(None));
     let feed = Feed {
         source,
+        lossless: options.lossless,
+        window: window.clone(),
         fills: fill_rx,
         stop: stop.clone(),
         counts: counts.clone(),
@@ -416,11 +431,21 @@ pub(super) fn run(
     let _ = stream.disconnect();
     let mut st = state.borrow_mut();
     let ended = st.ended.take().unwrap_or(Ok(()));
+    let window: Option<Window> = *window.lock().unwrap_or_else(|p| p.into_inner());
+    let (seconds, cpu_us_per_frame) = match window {
+        Some(w) if w.frames > 1 => (
+            (w.last.0 - w.first.0).as_secs_f64(),
+            (w.last.1 - w.first.1) as f64 / 1e3 / (w.frames - 1) as f64,
+        ),
+        _ => (0.0, 0.0),
+    };
     let stats = PublishStats {
         frames: st.queued,
         direct: counts.direct.load(Ordering::Relaxed),
         staged: counts.staged.load(Ordering::Relaxed),
         dropped: dropped.load(Ordering::Relaxed),
+        seconds,
+        cpu_us_per_frame,
     };
     ended.map(|()| stats)
 }
