@@ -242,6 +242,29 @@ impl HostCopier {
         Ok(path)
     }
 
+    /// Copies `texture` into `target` (device memory, e.g. an exported DMA-BUF) laid out as
+    /// `plane`, with no host copy. Waits, signals and `submitted` as in [`Self::download`].
+    pub fn download_to_buffer(
+        &mut self,
+        texture: &VulkanTexture,
+        waits: &[TimelinePoint],
+        signals: &[TimelinePoint],
+        submitted: impl FnOnce() -> Result<()>,
+        target: &Buffer,
+        plane: &Plane,
+    ) -> Result<CopyPath> {
+        check_plane(plane, target.size() as usize)?;
+        self.copy(
+            texture,
+            waits,
+            signals,
+            submitted,
+            View::Cached(std::ptr::NonNull::from(target)),
+            plane,
+            CopyDirection::Download,
+        )
+    }
+
     /// Copies plane `plane` of `buffer` into `texture`, like [`Self::download`] the other way.
     pub fn upload(
         &mut self,

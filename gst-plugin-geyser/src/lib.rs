@@ -5,6 +5,8 @@
 //!   buffer's own memory (imported into Vulkan as host memory when the device can, through a
 //!   staging buffer otherwise), timestamped with the producer's present time, with caps from
 //!   the producer's format and size (renegotiated when a restarted producer has others).
+//!   Downstream that asks for `video/x-raw(memory:DMABuf)` gets DMA-BUFs instead: one GPU copy
+//!   into linear buffers exported once, no CPU copy.
 //! - `geysersink endpoint=NAME`: publishes the video it receives as a Geyser producer: one
 //!   GPU copy from each buffer's memory into a texture of the ring, lossy or lossless.
 //!
@@ -20,6 +22,7 @@
 
 use gst::glib;
 
+mod dmabuf;
 mod format;
 mod geysersink;
 mod geysersrc;

@@ -90,6 +90,74 @@ fn geysersrc_delivers_every_texel_of_300_lossless_frames() {
 }
 
 #[test]
+fn geysersrc_hands_dma_buf_frames_to_an_element_that_asks_for_them() {
+    init();
+    let name = endpoint("dmabuf");
+    let mut producer = ChildProc::spawn(
+        "producer",
+        &name,
+        &[("GT_LOSSLESS", "1".into()), ("GT_FRAMES", "60".into())],
+    );
+    let pipeline = gst::parse::launch(&format!(
+        "geysersrc name=src endpoint={name} lossless=true ! video/x-raw(memory:DMABuf) ! \
+         appsink name=sink sync=false max-buffers=2"
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let sink = pipeline
+        .by_name("sink")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    let options = geyser::vulkan::ContextOptions::from_env();
+    let manager = geyser::vulkan::VulkanTextureShareManager::create(&options).unwrap();
+    let usage = geyser::vulkan::ash::vk::BufferUsageFlags::TRANSFER_DST;
+    let exportable = geyser::vulkan::Buffer::dma_buf_exportable(&manager, usage);
+    drop(manager);
+    pipeline.set_state(gst::State::Playing).expect("PLAYING");
+    if !exportable {
+        // This device exports no DMA-BUF buffers (lavapipe without udmabuf): geysersrc must
+        // not offer DMA-BUF caps, so a DMA-BUF-only downstream fails to negotiate, cleanly.
+        match wait_eos_or_error(&pipeline, Duration::from_secs(30)) {
+            Some(Err(e)) => assert!(e.contains("not-negotiated"), "{e}"),
+            other => panic!("expected not-negotiated, got {other:?}"),
+        }
+        assert!(sink.try_pull_sample(gst::ClockTime::ZERO).is_none());
+        println!("DMA-BUF export unsupported on this device: not offered, negotiation refused");
+        stop(pipeline);
+        producer.kill();
+        assert_validation_clean();
+        return;
+    }
+    let mut frames = Vec::new();
+    while let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_seconds(30)) {
+        let caps = sample.caps().unwrap();
+        assert!(
+            caps.features(0).unwrap().contains("memory:DMABuf"),
+            "negotiated {caps}"
+        );
+        let memory = sample.buffer().unwrap().peek_memory(0);
+        assert!(memory.is_type("dmabuf"), "a DMA-BUF memory");
+        // Mapping a DMA-BUF maps the exported buffer itself: check every texel.
+        let n = check_sample(&sample)
+            .frame
+            .unwrap_or_else(|e| panic!("frame {}: {e}", frames.len()));
+        frames.push(n);
+    }
+    assert_eq!(
+        frames,
+        (0..60).collect::<Vec<u32>>(),
+        "every frame, in order"
+    );
+    let s = stats(&pipeline, "src");
+    assert_eq!(s.get::<u64>("direct-copies").unwrap(), 60, "{s}");
+    stop(pipeline);
+    assert_eq!(producer.wait(Duration::from_secs(10)), 0);
+    assert_validation_clean();
+}
+
+#[test]
 fn geysersink_publishes_pattern_frames_that_a_geyser_consumer_verifies() {
     init();
     let name = endpoint("sink");

@@ -101,6 +101,113 @@ impl Buffer {
         unsafe { Self::import_host(&manager.dev, ptr, size, usage) }
     }
 
+    /// Whether [`Self::export_dma_buf`] can make buffers with `usage` on `manager`'s device
+    /// (the driver's answer for `VK_EXTERNAL_MEMORY_HANDLE_TYPE_DMA_BUF_BIT_EXT`; lavapipe
+    /// exports DMA-BUF only where the kernel offers udmabuf).
+    #[cfg(target_os = "linux")]
+    pub fn dma_buf_exportable(
+        manager: &VulkanTextureShareManager,
+        usage: vk::BufferUsageFlags,
+    ) -> bool {
+        let dev = &manager.dev;
+        let offered = manager.caps().is_ok_and(|c| {
+            c.memory_handle_types
+                .contains(&crate::common::ExternalHandleType::DmaBuf)
+        });
+        if !offered {
+            return false;
+        }
+        let query = vk::PhysicalDeviceExternalBufferInfo::default()
+            .usage(usage)
+            .handle_type(vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT);
+        let mut props = vk::ExternalBufferProperties::default();
+        // SAFETY: `physical` belongs to `instance`; the structs are plain locals.
+        unsafe {
+            dev.instance.get_physical_device_external_buffer_properties(
+                dev.physical,
+                &query,
+                &mut props,
+            )
+        };
+        props
+            .external_memory_properties
+            .external_memory_features
+            .contains(vk::ExternalMemoryFeatureFlags::EXPORTABLE)
+    }
+
+    /// A buffer of `size` bytes whose memory is exported as a DMA-BUF, and that DMA-BUF: a new
+    /// file descriptor the caller owns (the memory lives while the buffer or any descriptor of
+    /// it is open). Its bytes are linear, for DMA-BUF consumers (GStreamer's
+    /// `memory:DMABuf`, EGL, V4L2, PipeWire). Prefers device-local memory. Fails with
+    /// [`Error::Unsupported`] when the device cannot export such a buffer
+    /// (`VK_EXT_external_memory_dma_buf`).
+    #[cfg(target_os = "linux")]
+    pub fn export_dma_buf(
+        manager: &VulkanTextureShareManager,
+        size: u64,
+        usage: vk::BufferUsageFlags,
+    ) -> Result<(Self, std::os::fd::OwnedFd)> {
+        let handle_type = vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT;
+        let dev = &manager.dev;
+        let unsupported = |why: String| {
+            Error::unsupported(
+                "DMA-BUF buffer export",
+                format!("{why} on {}", dev.identity.name),
+            )
+        };
+        if !Self::dma_buf_exportable(manager, usage) {
+            return Err(unsupported(format!(
+                "buffers with usage {usage:?} are not exportable as DMA-BUF"
+            )));
+        }
+        let device = &dev.device;
+        let mut external = vk::ExternalMemoryBufferCreateInfo::default().handle_types(handle_type);
+        let info = vk::BufferCreateInfo::default()
+            .size(size)
+            .usage(usage)
+            .sharing_mode(vk::SharingMode::EXCLUSIVE)
+            .push_next(&mut external);
+        // SAFETY: valid create info on a live device; the chain points at a local.
+        let buffer =
+            unsafe { device.create_buffer(&info, None) }.map_err(Error::vk("vkCreateBuffer"))?;
+        // From here on, Drop frees whatever was made, also on the error paths below.
+        let mut b = Buffer {
+            dev: dev.clone(),
+            buffer,
+            memory: vk::DeviceMemory::null(),
+            mapped: std::ptr::null_mut(),
+            size,
+        };
+        // SAFETY: `buffer` is live.
+        let reqs = unsafe { device.get_buffer_memory_requirements(buffer) };
+        let props = &dev.memory_properties;
+        let fits = |i: &u32| reqs.memory_type_bits & (1 << i) != 0;
+        let type_index = (0..props.memory_type_count)
+            .filter(fits)
+            .find(|i| {
+                props.memory_types[*i as usize]
+                    .property_flags
+                    .contains(vk::MemoryPropertyFlags::DEVICE_LOCAL)
+            })
+            .or_else(|| (0..props.memory_type_count).find(fits))
+            .ok_or_else(|| unsupported("no memory type for an exportable buffer".into()))?;
+        let mut export = vk::ExportMemoryAllocateInfo::default().handle_types(handle_type);
+        let mut dedicated = vk::MemoryDedicatedAllocateInfo::default().buffer(buffer);
+        let alloc = vk::MemoryAllocateInfo::default()
+            .allocation_size(reqs.size)
+            .memory_type_index(type_index)
+            .push_next(&mut export)
+            .push_next(&mut dedicated);
+        // SAFETY: valid chain pointing at locals; the buffer is live.
+        b.memory = unsafe { device.allocate_memory(&alloc, None) }
+            .map_err(Error::vk("vkAllocateMemory (DMA-BUF export)"))?;
+        // SAFETY: memory and buffer are from this device; the memory covers the requirements.
+        unsafe { device.bind_buffer_memory(buffer, b.memory, 0) }
+            .map_err(Error::vk("vkBindBufferMemory"))?;
+        let fd = super::os::export_memory(&dev.external_memory, b.memory, handle_type)?;
+        Ok((b, fd))
+    }
+
     /// The `VkBuffer`, for recording.
     pub fn raw(&self) -> vk::Buffer {
         self.buffer

@@ -19,6 +19,7 @@ use gst_base::subclass::base_src::CreateSuccess;
 use gst_base::subclass::prelude::*;
 
 use super::OnDisconnect;
+use crate::dmabuf::DmaBufSlots;
 use crate::format::{video_format, video_formats};
 use crate::hostmem::{CopyCounts, HostCopier, Plane};
 use crate::props::{common_properties, open_device, SyncChoice, DEFAULT_ENDPOINT};
@@ -34,6 +35,9 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 /// How long one wait for a frame or a producer lasts before checking for a flush.
 const POLL: Duration = Duration::from_millis(50);
 
+/// DMA-BUF output buffers (downstream may hold all but one).
+const DMABUF_SLOTS: usize = 4;
+
 #[derive(Clone, Debug)]
 struct Settings {
     endpoint: String,
@@ -46,6 +50,7 @@ struct Settings {
     /// Milliseconds.
     latency: u32,
     framerate: gst::Fraction,
+    dmabuf: bool,
 }
 
 impl Default for Settings {
@@ -59,6 +64,7 @@ impl Default for Settings {
             connect_timeout: 10_000,
             latency: 20,
             framerate: gst::Fraction::new(0, 1),
+            dmabuf: true,
         }
     }
 }
@@ -74,6 +80,10 @@ struct Session {
     info: Option<gst_video::VideoInfo>,
     /// The next buffer starts a new run of frames (first one, or after a reconnect).
     discont: bool,
+    /// DMA-BUF caps are offered (the device exports DMA-BUF and `dmabuf` is on).
+    dmabuf_offered: bool,
+    /// The DMA-BUF output buffers, when the negotiated caps are `memory:DMABuf`.
+    slots: Option<DmaBufSlots>,
 }
 
 #[derive(Default)]
@@ -135,18 +145,31 @@ fn is_retryable(e: &Error) -> bool {
 }
 
 impl GeyserSrc {
-    /// Caps for frames of `desc`.
-    fn caps_for(&self, desc: &TextureDescriptor, framerate: gst::Fraction) -> Option<gst::Caps> {
+    /// Caps for frames of `desc`: system memory, then (if offered) the same as DMA-BUF, so
+    /// DMA-BUF is chosen only by downstream elements that ask for it.
+    fn caps_for(
+        &self,
+        desc: &TextureDescriptor,
+        framerate: gst::Fraction,
+        dmabuf: bool,
+    ) -> Option<gst::Caps> {
         let format = video_format(desc.format)?;
-        Some(
-            gst_video::VideoCapsBuilder::new()
-                .format(format)
-                .width(desc.width as i32)
-                .height(desc.height as i32)
-                .framerate(framerate)
-                .pixel_aspect_ratio(gst::Fraction::new(1, 1))
-                .build(),
-        )
+        let system = gst_video::VideoCapsBuilder::new()
+            .format(format)
+            .width(desc.width as i32)
+            .height(desc.height as i32)
+            .framerate(framerate)
+            .pixel_aspect_ratio(gst::Fraction::new(1, 1))
+            .build();
+        let mut caps = system.copy();
+        if dmabuf {
+            let mut dma = system.copy();
+            if let Some(dma) = dma.get_mut() {
+                dma.set_features_simple(Some(gst_allocators::CAPS_FEATURES_MEMORY_DMABUF.clone()));
+            }
+            caps.merge(dma);
+        }
+        Some(caps)
     }
 
     /// Connects `session` to its endpoint, retrying while no producer is there, until the
@@ -253,6 +276,7 @@ impl GeyserSrc {
             info,
             negotiated,
             discont,
+            slots,
             ..
         } = session;
         let consumer = consumer.as_mut().expect("connected above");
@@ -260,13 +284,17 @@ impl GeyserSrc {
             return Ok(Step::Renegotiate);
         }
         let outcome = match consumer.next_frame(Some(POLL)) {
-            Ok(frame) => Outcome::Copied(self.copy_frame(frame, copier, info.as_ref())),
+            Ok(frame) => Outcome::Copied(match slots.as_mut() {
+                Some(slots) => self.copy_frame_dmabuf(frame, copier, slots, *discont),
+                None => self.copy_frame(frame, copier, info.as_ref(), *discont),
+            }),
             Err(Error::Timeout(_)) => Outcome::Idle,
             Err(e) => Outcome::Lost(e),
         };
         match outcome {
             Outcome::Copied(buffer) => {
-                let mut buffer = buffer?;
+                let buffer = buffer?;
+                *discont = false;
                 let counters = consumer.counters();
                 self.counters.frames.fetch_add(1, Ordering::Relaxed);
                 self.counters
@@ -275,11 +303,6 @@ impl GeyserSrc {
                 self.counters
                     .superseded
                     .store(counters.superseded, Ordering::Relaxed);
-                if std::mem::take(discont) {
-                    if let Some(b) = buffer.get_mut() {
-                        b.set_flags(gst::BufferFlags::DISCONT);
-                    }
-                }
                 Ok(Step::Buffer(buffer))
             }
             Outcome::Idle => Ok(Step::Again),
@@ -293,6 +316,7 @@ impl GeyserSrc {
         frame: Frame<'_>,
         copier: &mut HostCopier,
         info: Option<&gst_video::VideoInfo>,
+        discont: bool,
     ) -> Result<gst::Buffer, gst::FlowError> {
         let info = info.ok_or(gst::FlowError::NotNegotiated)?;
         let pool = self
@@ -329,12 +353,71 @@ impl GeyserSrc {
             );
             return Err(gst::FlowError::Error);
         }
+        self.stamp(buf, number, present_ns, discont);
+        Ok(buffer)
+    }
+
+    /// Timestamps and numbers a buffer filled with frame `number`.
+    fn stamp(&self, buf: &mut gst::BufferRef, number: u64, present_ns: u64, discont: bool) {
         let pts = self.running_time_of(present_ns);
         gst::log!(CAT, imp = self, "frame {number}: pts {}", pts.display());
         buf.set_pts(pts);
         buf.set_offset(number);
         buf.set_offset_end(number + 1);
-        Ok(buffer)
+        if discont {
+            buf.set_flags(gst::BufferFlags::DISCONT);
+        } else {
+            buf.unset_flags(gst::BufferFlags::DISCONT);
+        }
+    }
+
+    /// One GPU copy of `frame` into a DMA-BUF output buffer no downstream element holds
+    /// (waiting for one to come back if all are out).
+    fn copy_frame_dmabuf(
+        &self,
+        frame: Frame<'_>,
+        copier: &mut HostCopier,
+        slots: &mut DmaBufSlots,
+        discont: bool,
+    ) -> Result<gst::Buffer, gst::FlowError> {
+        let plane = slots.plane;
+        let slot = loop {
+            if self.flushing.load(Ordering::Acquire) {
+                return Err(gst::FlowError::Flushing);
+            }
+            if let Some(i) = slots.free_index() {
+                break slots.slot(i);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        let (number, present_ns) = (frame.number(), frame.present_ns());
+        let texture = frame.texture().clone();
+        let wait = frame.wait_point();
+        let mut frame = Some(frame);
+        let release = frame.as_mut().and_then(|f| f.release_point());
+        let copied = copier.download_to_buffer(
+            &texture,
+            wait.as_slice(),
+            release.as_slice(),
+            || match (&release, &mut frame) {
+                (Some(_), frame) => frame.take().map_or(Ok(()), |f| f.release()),
+                (None, _) => Ok(()),
+            },
+            &slot.vk,
+            &plane,
+        );
+        drop(frame);
+        if let Err(e) = copied {
+            gst::element_imp_error!(
+                self,
+                gst::StreamError::Failed,
+                ["Copying frame {number} into a DMA-BUF failed: {e}"]
+            );
+            return Err(gst::FlowError::Error);
+        }
+        let buf = slot.gst.get_mut().ok_or(gst::FlowError::Error)?;
+        self.stamp(buf, number, present_ns, discont);
+        Ok(slot.gst.clone())
     }
 
     fn stats(&self) -> gst::Structure {
@@ -406,6 +489,16 @@ impl ObjectImpl for GeyserSrc {
                     .default_value(gst::Fraction::new(0, 1))
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecBoolean::builder("dmabuf")
+                    .nick("DMA-BUF")
+                    .blurb(
+                        "Also offer video/x-raw(memory:DMABuf) (after system memory) when the \
+                         device exports DMA-BUF: for downstream elements that ask for it, one \
+                         GPU copy into exported linear buffers and no CPU copy",
+                    )
+                    .default_value(true)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
                     .blurb(
@@ -444,6 +537,7 @@ impl ObjectImpl for GeyserSrc {
             "connect-timeout" => s.connect_timeout = value.get().unwrap_or(s.connect_timeout),
             "latency" => s.latency = value.get().unwrap_or(s.latency),
             "framerate" => s.framerate = value.get().unwrap_or(s.framerate),
+            "dmabuf" => s.dmabuf = value.get().unwrap_or(true),
             other => gst::warning!(CAT, imp = self, "no writable property {other}"),
         }
     }
@@ -462,6 +556,7 @@ impl ObjectImpl for GeyserSrc {
             "connect-timeout" => s.connect_timeout.to_value(),
             "latency" => s.latency.to_value(),
             "framerate" => s.framerate.to_value(),
+            "dmabuf" => s.dmabuf.to_value(),
             _ => pspec.default_value().clone(),
         }
     }
@@ -505,9 +600,15 @@ impl ElementImpl for GeyserSrc {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let caps = gst_video::VideoCapsBuilder::new()
+            let mut caps = gst_video::VideoCapsBuilder::new()
                 .format_list(video_formats())
                 .build();
+            caps.merge(
+                gst_video::VideoCapsBuilder::new()
+                    .features([gst_allocators::CAPS_FEATURE_MEMORY_DMABUF])
+                    .format_list(video_formats())
+                    .build(),
+            );
             vec![gst::PadTemplate::new(
                 "src",
                 gst::PadDirection::Src,
@@ -533,6 +634,7 @@ impl BaseSrcImpl for GeyserSrc {
             manager.identity().name,
             settings.endpoint
         );
+        let dmabuf_offered = settings.dmabuf && crate::dmabuf::possible(&manager);
         *lock(&self.session) = Some(Session {
             settings,
             manager,
@@ -541,6 +643,8 @@ impl BaseSrcImpl for GeyserSrc {
             negotiated: None,
             info: None,
             discont: true,
+            dmabuf_offered,
+            slots: None,
         });
         Ok(())
     }
@@ -575,7 +679,7 @@ impl BaseSrcImpl for GeyserSrc {
             let guard = lock(&self.session);
             guard.as_ref().and_then(|s| {
                 let desc = s.consumer.as_ref()?.descriptor();
-                match self.caps_for(desc, s.settings.framerate) {
+                match self.caps_for(desc, s.settings.framerate, s.dmabuf_offered) {
                     Some(caps) => Some(caps),
                     None => {
                         gst::element_imp_error!(
@@ -606,6 +710,15 @@ impl BaseSrcImpl for GeyserSrc {
             .as_mut()
             .ok_or_else(|| gst::loggable_error!(CAT, "caps while stopped"))?;
         session.negotiated = session.consumer.as_ref().map(|c| c.descriptor().clone());
+        let dmabuf = caps
+            .features(0)
+            .is_some_and(|f| f.contains(gst_allocators::CAPS_FEATURE_MEMORY_DMABUF));
+        session.slots = None;
+        if dmabuf {
+            let slots = DmaBufSlots::new(&session.manager, &info, DMABUF_SLOTS)
+                .map_err(|e| gst::loggable_error!(CAT, "DMA-BUF output: {e}"))?;
+            session.slots = Some(slots);
+        }
         session.info = Some(info);
         session.discont = true;
         gst::debug!(CAT, imp = self, "negotiated {caps}");
@@ -619,6 +732,16 @@ impl BaseSrcImpl for GeyserSrc {
         &self,
         query: &mut gst::query::Allocation,
     ) -> Result<(), gst::LoggableError> {
+        if lock(&self.session)
+            .as_ref()
+            .is_some_and(|s| s.slots.is_some())
+        {
+            // DMA-BUF output: our own exported buffers, no pool.
+            while query.allocation_pools().next().is_some() {
+                query.remove_nth_allocation_pool(0);
+            }
+            return Ok(());
+        }
         let (caps, _) = query.get_owned();
         let caps = caps.ok_or_else(|| gst::loggable_error!(CAT, "no caps in allocation query"))?;
         let info = gst_video::VideoInfo::from_caps(&caps)
