@@ -78,9 +78,19 @@ producer() { # NAME SIZE
 
 # Each case runs in a subshell and prints: frames fps producer_cpu bridge_cpu receiver_cpu. The
 # processes it started (their ids in `started`) are stopped when it ends, also on failure.
+# shellcheck source=lib/kill-children.sh
+. scripts/lib/kill-children.sh
 started=()
 stop_started() {
-  [ ${#started[@]} -eq 0 ] || kill "${started[@]}" 2>/dev/null || true
+  kill_children "${started[@]}"
+}
+# reap PID: waits for a process this case started and forgets it.
+reap() {
+  local rc=0 x kept=()
+  wait "$1" || rc=$?
+  for x in "${started[@]}"; do [ "$x" = "$1" ] || kept+=("$x"); done
+  started=("${kept[@]}")
+  return $rc
 }
 case_geyser() { # SIZE
   trap stop_started EXIT
@@ -90,7 +100,7 @@ case_geyser() { # SIZE
   started+=("$p")
   wait_for test -S "$XDG_RUNTIME_DIR/geyser/$name"
   "$ex/ipc_consumer" --name "$name" --lossless --frames "$frames" >"$logs/$name.receiver" 2>&1
-  wait $p
+  reap "$p"
   echo "$(field frames "$logs/$name.receiver") $(field fps "$logs/$name.receiver") $(field cpu_us_per_frame "$logs/$name.producer") 0 $(field cpu_us_per_frame "$logs/$name.receiver")"
 }
 
@@ -111,8 +121,8 @@ case_shm() { # SIZE
   "$bin/geyser" __gst-meter "shmsrc socket-path=$sock is-live=true ! \
     video/x-raw,format=RGBA,width=$w,height=$h,framerate=30/1 ! identity name=meter ! fakesink sync=false" \
     --frames "$frames" >"$logs/$name.receiver" 2>&1
-  wait $p
-  wait $b || true
+  reap "$p"
+  reap "$b" || true
   echo "$(field frames "$logs/$name.receiver") $(field fps "$logs/$name.receiver") $(field cpu_us_per_frame "$logs/$name.producer") $(field cpu_us_per_frame "$logs/$name.bridge") $(field cpu_us_per_frame "$logs/$name.receiver")"
 }
 
@@ -130,12 +140,13 @@ case_pipewire() { # SIZE
   wait_for sh -c "pw-cli ls Node 2>/dev/null | grep -q 'node.name = \"$node\"'"
   "$bin/geyser" __gst-meter "pipewiresrc target-object=$node ! video/x-raw,format=RGBA ! \
     identity name=meter ! fakesink sync=false" --frames "$frames" >"$logs/$name.receiver" 2>&1
-  wait $p
-  wait $b || true
+  reap "$p"
+  reap "$b" || true
   echo "$(field frames "$logs/$name.receiver") $(field fps "$logs/$name.receiver") $(field cpu_us_per_frame "$logs/$name.producer") $(field cpu_us_per_frame "$logs/$name.bridge") $(field cpu_us_per_frame "$logs/$name.receiver")"
 }
 
-echo "## Transports: $frames lossless frames per run, $(nproc) CPUs, $("$bin/geyser" info 2>/dev/null | grep -m1 -o 'llvmpipe ([^)]*)\|NVIDIA [A-Za-z0-9 ]*' || echo 'device?')"
+device=$("$bin/geyser" info 2>/dev/null | sed -n '1s/^Device 0: //p')
+echo "## Transports: $frames lossless frames per run, $(nproc) CPUs, ${device:-unknown device}"
 echo
 echo "| size | path | frames | fps | CPU µs/frame: producer + bridge + receiver = total |"
 echo "|---|---|---:|---:|---|"

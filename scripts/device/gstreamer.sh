@@ -14,7 +14,8 @@
 #     -p gst-plugin-geyser --test elements
 # Run: carry [".gl", ".gst", ".devbin"], command:
 #   source .gl/env.sh; source .gst/env.sh; bash scripts/device/gstreamer.sh
-# Result lines start with "RESULT" (tests) and the bench prints a Markdown table.
+# Result lines start with "RESULT" (tests) and the bench prints a Markdown table. FRAMES=N
+# changes the bench's frames per run (default 1000).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 for f in .devbin/geyser .devbin/ipc_producer .devbin/ipc_consumer; do
@@ -39,6 +40,7 @@ else
   echo "RESULT elements: not packed"
 fi
 
-echo "== transports (lossless, 1000 frames per run)"
-bash scripts/bench-transports.sh --bin .devbin --frames 1000 || status=1
+frames=${FRAMES:-1000}
+echo "== transports (lossless, $frames frames per run)"
+bash scripts/bench-transports.sh --bin .devbin --frames "$frames" || status=1
 exit $status

@@ -21,9 +21,11 @@ trap 'rm -rf "$work"' EXIT
 o=(-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64)
 apt-get "${o[@]}" update -qq
 
-# What the device runs: the bench's GStreamer elements, the PipeWire daemon and session
-# manager, pw-cli, dbus-run-session.
-seed=(libgstreamer1.0-0 libgstreamer-plugins-base1.0-0 gstreamer1.0-plugins-bad
+# What the device runs: the GStreamer elements of the element tests and the bench
+# (coreelements, app, shm, pipewire), the PipeWire daemon and session manager, pw-cli,
+# dbus-run-session.
+seed=(libgstreamer1.0-0 libgstreamer-plugins-base1.0-0 gstreamer1.0-plugins-base
+  gstreamer1.0-plugins-bad
   gstreamer1.0-pipewire/bookworm-backports libpipewire-0.3-0/bookworm-backports
   libpipewire-0.3-modules/bookworm-backports libspa-0.2-modules/bookworm-backports
   pipewire/bookworm-backports pipewire-bin/bookworm-backports wireplumber/bookworm-backports
@@ -42,7 +44,7 @@ for d in .gst/*.deb; do dpkg -x "$d" "$work/root"; done
 elves() {
   local l=$work/root/usr/lib/x86_64-linux-gnu
   find "$work/root/usr/bin" "$l" -maxdepth 1 -type f 2>/dev/null || true
-  ls "$l"/gstreamer-1.0/libgst{coreelements,shm,pipewire}.so "$l"/gstreamer1.0/gstreamer-1.0/* 2>/dev/null || true
+  ls "$l"/gstreamer-1.0/libgst{coreelements,app,shm,pipewire}.so "$l"/gstreamer1.0/gstreamer-1.0/* 2>/dev/null || true
   # The modules PipeWire's default configuration loads (x11-bell and jackdbus-detect are
   # optional there), the SPA plugins a video graph uses, and WirePlumber's modules.
   for m in access adapter client-device client-node link-factory metadata portal profiler \
@@ -72,13 +74,14 @@ cat >.gst/env.sh <<'ENV'
 # Sourced on the device machine from the repo root (see scripts/device/prepare-gstreamer.sh):
 # GStreamer, PipeWire, WirePlumber and D-Bus from .gst/*.deb under /opt/geyser-gst, used only
 # by the processes that source this file.
-G=/opt/geyser-gst
+export GEYSER_GST=/opt/geyser-gst
+G=$GEYSER_GST
 if [ ! -e $G/.done ]; then
   rm -rf $G && mkdir -p $G
   for d in .gst/*.deb; do dpkg -x "$d" $G; done
   # Only the plugins the runs need: GStreamer's registry stays small and loads nothing else.
   mkdir -p $G/gst-plugins
-  for p in coreelements shm pipewire; do
+  for p in coreelements app shm pipewire; do
     cp $G/usr/lib/x86_64-linux-gnu/gstreamer-1.0/libgst$p.so $G/gst-plugins/
   done
   touch $G/.done
@@ -94,7 +97,9 @@ export SPA_PLUGIN_DIR=$L/spa-0.2 SPA_DATA_DIR=$G/usr/share/spa-0.2
 export WIREPLUMBER_MODULE_DIR=$L/wireplumber-0.5 WIREPLUMBER_DATA_DIR=$G/usr/share/wireplumber
 export WIREPLUMBER_CONFIG_DIR=$G/usr/share/wireplumber
 # dbus-run-session finds dbus-daemon on PATH; its session config lives under the prefix.
-dbus-run-session() { command dbus-run-session --config-file=$G/usr/share/dbus-1/session.conf "$@"; }
+dbus-run-session() {
+  command dbus-run-session --config-file="$GEYSER_GST/usr/share/dbus-1/session.conf" "$@"
+}
 export -f dbus-run-session
 ENV
 du -sh .gst

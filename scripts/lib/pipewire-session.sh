@@ -4,6 +4,8 @@
 # starts wireplumber, waits until it manages the graph, runs the command, stops both, and exits
 # with the command's status.
 set -uo pipefail
+# shellcheck source=kill-children.sh
+. "$(dirname "$0")/kill-children.sh"
 log=${PIPEWIRE_SESSION_LOG:-$XDG_RUNTIME_DIR}
 pipewire >"$log/pipewire.log" 2>&1 &
 pw=$!
@@ -11,7 +13,12 @@ for _ in $(seq 100); do
   [ -S "$XDG_RUNTIME_DIR/pipewire-0" ] && break
   sleep 0.05
 done
-[ -S "$XDG_RUNTIME_DIR/pipewire-0" ] || { echo "pipewire did not start:" >&2; cat "$log/pipewire.log" >&2; exit 1; }
+if [ ! -S "$XDG_RUNTIME_DIR/pipewire-0" ]; then
+  echo "pipewire did not start:" >&2
+  cat "$log/pipewire.log" >&2
+  kill_children "$pw"
+  exit 1
+fi
 wireplumber >"$log/wireplumber.log" 2>&1 &
 wp=$!
 # WirePlumber is up once it shows as a client of the daemon.
@@ -21,6 +28,6 @@ for _ in $(seq 100); do
 done
 "$@"
 rc=$?
-kill "$wp" "$pw" 2>/dev/null
+kill_children "$wp" "$pw"
 wait "$wp" "$pw" 2>/dev/null
 exit $rc
