@@ -33,12 +33,12 @@ pub fn endpoint(test: &str) -> String {
 
 /// Fails the test if the validation layer reported an error in this process.
 pub fn assert_validation_clean() {
-    let n = geyser::vulkan::validation_error_count();
+    let n = geyser::vulkan::diagnostics::validation_error_count();
     assert_eq!(
         n,
         0,
         "validation: {:#?}",
-        geyser::vulkan::validation_messages()
+        geyser::vulkan::diagnostics::validation_messages()
     );
 }
 
@@ -122,8 +122,11 @@ pub fn child_role() {
         }
         other => panic!("unknown GT_ROLE {other}"),
     };
-    let code = if geyser::vulkan::validation_error_count() > 0 {
-        eprintln!("validation: {:#?}", geyser::vulkan::validation_messages());
+    let code = if geyser::vulkan::diagnostics::validation_error_count() > 0 {
+        eprintln!(
+            "validation: {:#?}",
+            geyser::vulkan::diagnostics::validation_messages()
+        );
         4
     } else {
         code
