@@ -23,8 +23,9 @@ cargo test --workspace --all-targets --features "$features"
 cargo test --workspace --doc --features "$features"
 cargo run --quiet --example readme_usage
 # The benchmark's short run: all three paths at 1080p and 4K, every frame verified (no
-# assertion on speed: lavapipe is a CPU renderer).
-cargo run --quiet -p geyser-cli -- bench --quick
+# assertion on speed: lavapipe is a CPU renderer). The binary the test build made, with the
+# same features (no second build of the CLI).
+target/debug/geyser bench --quick
 # The PipeWire tests, with their own pipewire + wireplumber (scripts/test-pipewire.sh).
 bash scripts/test-pipewire.sh
 # The transport benchmark's short run (Geyser vs shmsink/shmsrc vs PipeWire, 1080p and 4K);
