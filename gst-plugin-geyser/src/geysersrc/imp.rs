@@ -18,13 +18,15 @@ use gst_base::prelude::*;
 use gst_base::subclass::base_src::CreateSuccess;
 use gst_base::subclass::prelude::*;
 
+use super::allocation;
+use super::settings::{self, Settings};
 use super::OnDisconnect;
 use crate::dmabuf::DmaBufSlots;
 use crate::format::{video_format, video_formats};
 use crate::hostmem::{CopyCounts, HostCopier, Plane};
-use crate::props::{common_properties, open_device, SyncChoice, DEFAULT_ENDPOINT};
+use crate::props::open_device;
 
-static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
         "geysersrc",
         gst::DebugColorFlags::empty(),
@@ -37,37 +39,6 @@ const POLL: Duration = Duration::from_millis(50);
 
 /// DMA-BUF output buffers (downstream may hold all but one).
 const DMABUF_SLOTS: usize = 4;
-
-#[derive(Clone, Debug)]
-struct Settings {
-    endpoint: String,
-    device: String,
-    sync: SyncChoice,
-    lossless: bool,
-    on_disconnect: OnDisconnect,
-    /// Milliseconds; 0 waits forever.
-    connect_timeout: u32,
-    /// Milliseconds.
-    latency: u32,
-    framerate: gst::Fraction,
-    dmabuf: bool,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            endpoint: DEFAULT_ENDPOINT.into(),
-            device: String::new(),
-            sync: SyncChoice::Auto,
-            lossless: false,
-            on_disconnect: OnDisconnect::Error,
-            connect_timeout: 10_000,
-            latency: 20,
-            framerate: gst::Fraction::new(0, 1),
-            dmabuf: true,
-        }
-    }
-}
 
 /// What lives between start and stop.
 struct Session {
@@ -444,101 +415,13 @@ impl ObjectSubclass for GeyserSrc {
 
 impl ObjectImpl for GeyserSrc {
     fn properties() -> &'static [glib::ParamSpec] {
-        static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
-            let mut props = common_properties("Name of the Geyser producer's endpoint to consume");
-            props.extend([
-                glib::ParamSpecBoolean::builder("lossless")
-                    .nick("Lossless")
-                    .blurb(
-                        "Take every frame the producer sends (for a lossless producer) instead \
-                         of skipping to the newest",
-                    )
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecEnum::builder::<OnDisconnect>("on-disconnect")
-                    .nick("On disconnect")
-                    .blurb("What to do when the producer goes away")
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("connect-timeout")
-                    .nick("Connect timeout")
-                    .blurb(
-                        "Milliseconds to wait for a producer at start, and for the next one \
-                         with on-disconnect=wait (0: forever)",
-                    )
-                    .default_value(Settings::default().connect_timeout)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("latency")
-                    .nick("Latency")
-                    .blurb(
-                        "Milliseconds reported as this live source's latency: how late after \
-                         the producer's present a frame may be pushed (covers the GPU copy)",
-                    )
-                    .default_value(Settings::default().latency)
-                    .mutable_ready()
-                    .build(),
-                gst::ParamSpecFraction::builder("framerate")
-                    .nick("Frame rate")
-                    .blurb(
-                        "Nominal frame rate put in the caps (Geyser streams have none; 0/1 means \
-                         variable). Timestamps always come from the producer's present time",
-                    )
-                    .minimum(gst::Fraction::new(0, 1))
-                    .maximum(gst::Fraction::new(i32::MAX, 1))
-                    .default_value(gst::Fraction::new(0, 1))
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecBoolean::builder("dmabuf")
-                    .nick("DMA-BUF")
-                    .blurb(
-                        "Also offer video/x-raw(memory:DMABuf) (after system memory) when the \
-                         device exports DMA-BUF: for downstream elements that ask for it, one \
-                         GPU copy into exported linear buffers and no CPU copy",
-                    )
-                    .default_value(true)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
-                    .nick("Statistics")
-                    .blurb(
-                        "frames, skipped, superseded, connects, direct-copies (GPU straight \
-                         into buffer memory), staged-copies (through a staging buffer), \
-                         host-imports",
-                    )
-                    .read_only()
-                    .build(),
-            ]);
-            props
-        });
+        static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(settings::specs);
         PROPS.as_ref()
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        let mut s = lock(&self.settings);
-        match pspec.name() {
-            "endpoint" => {
-                s.endpoint = value
-                    .get::<Option<String>>()
-                    .ok()
-                    .flatten()
-                    .unwrap_or_else(|| DEFAULT_ENDPOINT.into())
-            }
-            "device" => {
-                s.device = value
-                    .get::<Option<String>>()
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default()
-            }
-            "sync-mode" => s.sync = value.get().unwrap_or_default(),
-            "lossless" => s.lossless = value.get().unwrap_or(false),
-            "on-disconnect" => s.on_disconnect = value.get().unwrap_or_default(),
-            "connect-timeout" => s.connect_timeout = value.get().unwrap_or(s.connect_timeout),
-            "latency" => s.latency = value.get().unwrap_or(s.latency),
-            "framerate" => s.framerate = value.get().unwrap_or(s.framerate),
-            "dmabuf" => s.dmabuf = value.get().unwrap_or(true),
-            other => gst::warning!(CAT, imp = self, "no writable property {other}"),
+        if !lock(&self.settings).set(pspec.name(), value) {
+            gst::warning!(CAT, imp = self, "no writable property {}", pspec.name());
         }
     }
 
@@ -546,19 +429,9 @@ impl ObjectImpl for GeyserSrc {
         if pspec.name() == "stats" {
             return self.stats().to_value();
         }
-        let s = lock(&self.settings);
-        match pspec.name() {
-            "endpoint" => s.endpoint.to_value(),
-            "device" => s.device.to_value(),
-            "sync-mode" => s.sync.to_value(),
-            "lossless" => s.lossless.to_value(),
-            "on-disconnect" => s.on_disconnect.to_value(),
-            "connect-timeout" => s.connect_timeout.to_value(),
-            "latency" => s.latency.to_value(),
-            "framerate" => s.framerate.to_value(),
-            "dmabuf" => s.dmabuf.to_value(),
-            _ => pspec.default_value().clone(),
-        }
+        lock(&self.settings)
+            .get(pspec.name())
+            .unwrap_or_else(|| pspec.default_value().clone())
     }
 
     fn constructed(&self) {
@@ -742,68 +615,11 @@ impl BaseSrcImpl for GeyserSrc {
             }
             return Ok(());
         }
-        let (caps, _) = query.get_owned();
-        let caps = caps.ok_or_else(|| gst::loggable_error!(CAT, "no caps in allocation query"))?;
-        let info = gst_video::VideoInfo::from_caps(&caps)
-            .map_err(|_| gst::loggable_error!(CAT, "caps without video info"))?;
         let align = lock(&self.session)
             .as_ref()
             .and_then(|s| s.copier.alignment())
             .unwrap_or(64) as usize;
-        let size = info.size().div_ceil(align) * align;
-        let offered = query.allocation_pools().next();
-        let (min, max) = offered
-            .as_ref()
-            .map(|(_, _, min, max)| (*min, *max))
-            .unwrap_or((0, 0));
-        let min = min.max(2);
-        let video_meta = query
-            .find_allocation_meta::<gst_video::VideoMeta>()
-            .is_some();
-        // Downstream's allocator, when it offers one (shmsink: memory in its shared area),
-        // with our alignment so the GPU can still copy straight into it.
-        let allocator = query.allocation_params().next().and_then(|(a, _)| a);
-        let configure = |pool: &gst::BufferPool| -> bool {
-            let mut config = pool.config();
-            config.set_params(Some(&caps), size as u32, min, max);
-            let params = gst::AllocationParams::new(gst::MemoryFlags::empty(), align - 1, 0, 0);
-            config.set_allocator(allocator.as_ref(), Some(&params));
-            if video_meta {
-                config.add_option(gst_video::BUFFER_POOL_OPTION_VIDEO_META.as_ref());
-            }
-            if pool.set_config(config).is_ok() {
-                return true;
-            }
-            // The pool adjusted the config (e.g. its own size): take its version if valid.
-            let adjusted = pool.config();
-            adjusted
-                .validate_params(Some(&caps), size as u32, min, max)
-                .is_ok()
-                && pool.set_config(adjusted).is_ok()
-        };
-        let downstream = offered.and_then(|(pool, ..)| pool).filter(|p| configure(p));
-        let pool = match downstream {
-            Some(pool) => pool,
-            None => {
-                let pool: gst::BufferPool = gst_video::VideoBufferPool::new().upcast();
-                if !configure(&pool) {
-                    return Err(gst::loggable_error!(CAT, "cannot configure a video pool"));
-                }
-                pool
-            }
-        };
-        gst::debug!(
-            CAT,
-            imp = self,
-            "buffer pool {} of {size}-byte buffers",
-            pool.name()
-        );
-        if query.allocation_pools().next().is_some() {
-            query.set_nth_allocation_pool(0, Some(&pool), size as u32, min, max);
-        } else {
-            query.add_allocation_pool(Some(&pool), size as u32, min, max);
-        }
-        Ok(())
+        allocation::decide(self, query, align)
     }
 
     fn query(&self, query: &mut gst::QueryRef) -> bool {

@@ -3,7 +3,9 @@
 use gst::glib;
 use gst::prelude::*;
 
+mod allocation;
 mod imp;
+mod settings;
 
 /// What `geysersrc` does when its producer goes away (`on-disconnect`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, glib::Enum)]
