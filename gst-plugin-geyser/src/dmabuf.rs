@@ -51,7 +51,9 @@ impl DmaBufSlots {
                 .map_err(|e| Error::Internal(format!("wrapping a DMA-BUF: {e}")))?;
             let mut gst = gst::Buffer::new();
             {
-                let b = gst.get_mut().expect("a new buffer is writable");
+                let b = gst
+                    .get_mut()
+                    .ok_or_else(|| Error::Internal("a new buffer is not writable".into()))?;
                 b.append_memory(memory);
                 b.set_size(bytes);
                 gst_video::VideoMeta::add_full(

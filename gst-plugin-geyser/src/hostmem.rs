@@ -171,7 +171,7 @@ impl HostCopier {
             let staging = self
                 .staging
                 .as_ref()
-                .expect("staged copies have a staging buffer");
+                .ok_or_else(|| Error::Internal("a staged copy without a staging buffer".into()))?;
             copy_rows(staging.bytes(), &tight(plane), map.as_mut_slice(), plane);
         }
         Ok(path)
@@ -236,7 +236,7 @@ impl HostCopier {
             let staging = self
                 .staging
                 .as_ref()
-                .expect("staged copies have a staging buffer");
+                .ok_or_else(|| Error::Internal("a staged copy without a staging buffer".into()))?;
             copy_rows(staging.bytes(), &tight(plane), bytes, plane);
         }
         Ok(path)
@@ -452,7 +452,9 @@ impl HostCopier {
             let usage = vk::BufferUsageFlags::TRANSFER_SRC | vk::BufferUsageFlags::TRANSFER_DST;
             self.staging = Some(Buffer::host(&self.manager, need.max(4), usage)?);
         }
-        Ok(self.staging.as_mut().expect("just made"))
+        self.staging
+            .as_mut()
+            .ok_or_else(|| Error::Internal("the staging buffer was just made".into()))
     }
 }
 

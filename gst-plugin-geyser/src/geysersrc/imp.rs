@@ -250,7 +250,7 @@ impl GeyserSrc {
             slots,
             ..
         } = session;
-        let consumer = consumer.as_mut().expect("connected above");
+        let consumer = consumer.as_mut().ok_or(gst::FlowError::Error)?;
         if negotiated.as_ref() != Some(consumer.descriptor()) {
             return Ok(Step::Renegotiate);
         }
