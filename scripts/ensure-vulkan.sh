@@ -23,9 +23,8 @@ have_all() {
   return 0
 }
 
-is_bookworm() {
-  [ -r /etc/os-release ] && grep -q '^VERSION_CODENAME=bookworm' /etc/os-release
-}
+# shellcheck source=lib/backports.sh
+. "$(dirname "$0")/lib/backports.sh"
 
 if have_all; then
   exit 0
@@ -44,27 +43,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 if is_bookworm; then
-  # Derive a bookworm-backports entry from the existing Debian entry (deb822 or one-line).
-  if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
-    src=$(grep -ls '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1 || true)
-    if [ -n "$src" ]; then
-      uri=$(awk '/^URIs:/{u=$2} /^Suites:.*bookworm( |$)/{if(u!=""){print u; exit}} /^$/{u=""}' "$src")
-      key=$(awk -v u="$uri" '/^URIs:/{m=($2==u)} m&&/^Signed-By:/{print $2; exit}' "$src")
-      [ -n "$uri" ] || { echo "geyser: no Debian bookworm entry found in $src" >&2; exit 1; }
-      {
-        echo "Types: deb"
-        echo "URIs: $uri"
-        echo "Suites: bookworm-backports"
-        echo "Components: main"
-        [ -n "$key" ] && echo "Signed-By: $key"
-      } | "${sudo[@]}" tee /etc/apt/sources.list.d/geyser-backports.sources >/dev/null
-    else
-      uri=$(awk '$1=="deb" && $3=="bookworm" {print $2; exit}' /etc/apt/sources.list)
-      [ -n "$uri" ] || { echo "geyser: no Debian bookworm entry in /etc/apt/sources.list" >&2; exit 1; }
-      echo "deb $uri bookworm-backports main" |
-        "${sudo[@]}" tee /etc/apt/sources.list.d/geyser-backports.list >/dev/null
-    fi
-  fi
+  ensure_backports_entry "${sudo[@]}"
   "${sudo[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq -t bookworm-backports \
     libvulkan1 mesa-vulkan-drivers >/dev/null

@@ -6,8 +6,12 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod demo;
+#[cfg(feature = "gstreamer")]
+mod gst_meter;
 mod info;
 mod snapshot;
+#[cfg(feature = "gstreamer")]
+mod stream;
 mod view;
 
 #[derive(Parser)]
@@ -37,6 +41,21 @@ enum Command {
     Snapshot(snapshot::SnapshotArgs),
     /// Show a producer's stream in a window (reconnects when the producer restarts).
     View(view::ViewArgs),
+    /// Carry a Geyser stream to another machine (RTP over UDP: raw or H.264) or to PipeWire,
+    /// and back into a Geyser endpoint, through GStreamer.
+    #[cfg(feature = "gstreamer")]
+    Stream(stream::StreamArgs),
+    /// Carry a Geyser stream over the network or to PipeWire (this build has no GStreamer:
+    /// rebuild with `--features gstreamer`).
+    #[cfg(not(feature = "gstreamer"))]
+    Stream {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<String>,
+    },
+    /// (internal) A GStreamer pipeline measured at its `meter` element (the transport bench).
+    #[cfg(feature = "gstreamer")]
+    #[command(name = "__gst-meter", hide = true)]
+    GstMeter(gst_meter::MeterArgs),
     /// (internal) The demo's producer process.
     #[command(name = "__produce", hide = true)]
     Produce(demo::DemoArgs),
@@ -68,6 +87,15 @@ fn main() {
         Command::Bench(args) => bench::run(&args),
         Command::Snapshot(args) => snapshot::run(&args).map(|()| true),
         Command::View(args) => view::run(&args),
+        #[cfg(feature = "gstreamer")]
+        Command::Stream(args) => stream::run(&args),
+        #[cfg(feature = "gstreamer")]
+        Command::GstMeter(args) => gst_meter::run(&args),
+        #[cfg(not(feature = "gstreamer"))]
+        Command::Stream { .. } => Err(geyser::Error::unsupported(
+            "geyser stream",
+            "this geyser was built without GStreamer; rebuild with `--features gstreamer`",
+        )),
         Command::CpuProduce(args) => bench::cpu_produce(&args).map(|()| true),
         Command::CpuConsume(args) => bench::cpu_consume(&args).map(|()| true),
     };

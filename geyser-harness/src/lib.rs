@@ -8,6 +8,8 @@
 //! - [`pattern`]: [`pattern::PatternWriter`] draws that picture on the GPU with copies;
 //!   [`pattern::ProbeReader`] checks probe texels of a received frame.
 //! - [`texels`]: [`texels::TexelReader`] reads texels at given points back to the host.
+//! - [`host_pattern`]: the same pattern in host memory (GStreamer and PipeWire buffers,
+//!   frames that crossed a network): fill a frame, check every texel and name its frame.
 //! - [`wgpu_pattern`] (feature `webgpu`): the same pattern written and probed through wgpu.
 //! - [`demo`] (feature `ipc`): the producer and consumer loops of `geyser demo` and the
 //!   `ipc_*` examples, every frame verified; [`wgpu_demo`] with wgpu on one side.
@@ -19,6 +21,7 @@
 #![warn(missing_docs)]
 
 pub mod frame_image;
+pub mod host_pattern;
 pub mod image_out;
 pub mod pattern;
 pub mod texels;

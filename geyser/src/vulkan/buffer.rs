@@ -54,6 +54,160 @@ impl Buffer {
         Self::device_local_on(&manager.dev, size, usage)
     }
 
+    /// The alignment that pointer and size need for [`Self::import_host_memory`] on
+    /// `manager`'s device, or `None` when that device cannot import host memory
+    /// (`VK_EXT_external_memory_host` absent or not enabled).
+    pub fn host_import_alignment(manager: &VulkanTextureShareManager) -> Option<u64> {
+        let offered = manager.caps().is_ok_and(|c| c.external_memory_host);
+        (offered && manager.dev.external_memory_host_enabled())
+            .then(|| Self::host_pointer_alignment(&manager.dev))
+    }
+
+    /// A buffer over `size` bytes of host memory at `ptr` that the caller owns, imported
+    /// with `VK_EXT_external_memory_host`: the GPU copies to and from that memory directly,
+    /// with no staging copy. [`Self::bytes`] reads it. Fails with [`Error::Unsupported`] when
+    /// the device cannot import host memory, and [`Error::InvalidArgument`] when `ptr` or
+    /// `size` is not a multiple of [`Self::host_import_alignment`].
+    ///
+    /// # Safety
+    /// - `ptr` points to `size` bytes of ordinary host memory (heap, anonymous or file-backed
+    ///   shared mapping; not a mapping of device memory), readable and writable.
+    /// - That memory stays allocated and mapped at `ptr` until the returned buffer is dropped.
+    /// - Nothing else accesses it while GPU work that uses the buffer runs.
+    pub unsafe fn import_host_memory(
+        manager: &VulkanTextureShareManager,
+        ptr: *mut u8,
+        size: u64,
+        usage: vk::BufferUsageFlags,
+    ) -> Result<Self> {
+        let align = Self::host_import_alignment(manager).ok_or_else(|| {
+            Error::unsupported(
+                "host memory import",
+                format!(
+                    "{} has no VK_EXT_external_memory_host",
+                    manager.identity().name
+                ),
+            )
+        })?;
+        if !(ptr as u64).is_multiple_of(align) || !size.is_multiple_of(align) || size == 0 {
+            return Err(Error::InvalidArgument {
+                what: "host memory",
+                reason: format!(
+                    "pointer {ptr:p} and size {size} must be non-zero multiples of {align}"
+                ),
+            });
+        }
+        // SAFETY: alignment checked above; the rest is this function's contract.
+        unsafe { Self::import_host(&manager.dev, ptr, size, usage) }
+    }
+
+    /// Whether [`Self::export_dma_buf`] can make buffers with `usage` on `manager`'s device
+    /// (the driver's answer for `VK_EXTERNAL_MEMORY_HANDLE_TYPE_DMA_BUF_BIT_EXT`; lavapipe
+    /// exports DMA-BUF only where the kernel offers udmabuf).
+    #[cfg(target_os = "linux")]
+    pub fn dma_buf_exportable(
+        manager: &VulkanTextureShareManager,
+        usage: vk::BufferUsageFlags,
+    ) -> bool {
+        let dev = &manager.dev;
+        let offered = manager.caps().is_ok_and(|c| {
+            c.memory_handle_types
+                .contains(&crate::common::ExternalHandleType::DmaBuf)
+        });
+        if !offered {
+            return false;
+        }
+        let query = vk::PhysicalDeviceExternalBufferInfo::default()
+            .usage(usage)
+            .handle_type(vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT);
+        let mut props = vk::ExternalBufferProperties::default();
+        // SAFETY: `physical` belongs to `instance`; the structs are plain locals.
+        unsafe {
+            dev.instance.get_physical_device_external_buffer_properties(
+                dev.physical,
+                &query,
+                &mut props,
+            )
+        };
+        props
+            .external_memory_properties
+            .external_memory_features
+            .contains(vk::ExternalMemoryFeatureFlags::EXPORTABLE)
+    }
+
+    /// A buffer of `size` bytes whose memory is exported as a DMA-BUF, and that DMA-BUF: a new
+    /// file descriptor the caller owns (the memory lives while the buffer or any descriptor of
+    /// it is open). Its bytes are linear, for DMA-BUF consumers (GStreamer's
+    /// `memory:DMABuf`, EGL, V4L2, PipeWire). Prefers device-local memory. Fails with
+    /// [`Error::Unsupported`] when the device cannot export such a buffer
+    /// (`VK_EXT_external_memory_dma_buf`).
+    #[cfg(target_os = "linux")]
+    pub fn export_dma_buf(
+        manager: &VulkanTextureShareManager,
+        size: u64,
+        usage: vk::BufferUsageFlags,
+    ) -> Result<(Self, std::os::fd::OwnedFd)> {
+        let handle_type = vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT;
+        let dev = &manager.dev;
+        let unsupported = |why: String| {
+            Error::unsupported(
+                "DMA-BUF buffer export",
+                format!("{why} on {}", dev.identity.name),
+            )
+        };
+        if !Self::dma_buf_exportable(manager, usage) {
+            return Err(unsupported(format!(
+                "buffers with usage {usage:?} are not exportable as DMA-BUF"
+            )));
+        }
+        let device = &dev.device;
+        let mut external = vk::ExternalMemoryBufferCreateInfo::default().handle_types(handle_type);
+        let info = vk::BufferCreateInfo::default()
+            .size(size)
+            .usage(usage)
+            .sharing_mode(vk::SharingMode::EXCLUSIVE)
+            .push_next(&mut external);
+        // SAFETY: valid create info on a live device; the chain points at a local.
+        let buffer =
+            unsafe { device.create_buffer(&info, None) }.map_err(Error::vk("vkCreateBuffer"))?;
+        // From here on, Drop frees whatever was made, also on the error paths below.
+        let mut b = Buffer {
+            dev: dev.clone(),
+            buffer,
+            memory: vk::DeviceMemory::null(),
+            mapped: std::ptr::null_mut(),
+            size,
+        };
+        // SAFETY: `buffer` is live.
+        let reqs = unsafe { device.get_buffer_memory_requirements(buffer) };
+        let props = &dev.memory_properties;
+        let fits = |i: &u32| reqs.memory_type_bits & (1 << i) != 0;
+        let type_index = (0..props.memory_type_count)
+            .filter(fits)
+            .find(|i| {
+                props.memory_types[*i as usize]
+                    .property_flags
+                    .contains(vk::MemoryPropertyFlags::DEVICE_LOCAL)
+            })
+            .or_else(|| (0..props.memory_type_count).find(fits))
+            .ok_or_else(|| unsupported("no memory type for an exportable buffer".into()))?;
+        let mut export = vk::ExportMemoryAllocateInfo::default().handle_types(handle_type);
+        let mut dedicated = vk::MemoryDedicatedAllocateInfo::default().buffer(buffer);
+        let alloc = vk::MemoryAllocateInfo::default()
+            .allocation_size(reqs.size)
+            .memory_type_index(type_index)
+            .push_next(&mut export)
+            .push_next(&mut dedicated);
+        // SAFETY: valid chain pointing at locals; the buffer is live.
+        b.memory = unsafe { device.allocate_memory(&alloc, None) }
+            .map_err(Error::vk("vkAllocateMemory (DMA-BUF export)"))?;
+        // SAFETY: memory and buffer are from this device; the memory covers the requirements.
+        unsafe { device.bind_buffer_memory(buffer, b.memory, 0) }
+            .map_err(Error::vk("vkBindBufferMemory"))?;
+        let fd = super::os::export_memory(&dev.external_memory, b.memory, handle_type)?;
+        Ok((b, fd))
+    }
+
     /// The `VkBuffer`, for recording.
     pub fn raw(&self) -> vk::Buffer {
         self.buffer
