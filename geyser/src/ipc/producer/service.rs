@@ -466,6 +466,7 @@ fn on_hello(shared: &Shared, peer: &mut Peer, hello: Hello, offer: &Offer) -> Re
         generation: 1,
         sync,
         slots: shared.exports.iter().map(|e| e.info.clone()).collect(),
+        ordered: shared.options.ordered_slots,
     };
     let pool_fds: Vec<BorrowedOsHandle<'_>> = shared
         .exports
