@@ -4,6 +4,8 @@
 //!
 //! - [`pattern`]: [`pattern::PatternWriter`] fills a frame on the GPU with a word derived from
 //!   its number; [`pattern::ProbeReader`] checks probe texels of a received frame.
+//! - [`probe_ring`]: probes in flight, checked a few frames later; [`gpu_time`]: GPU
+//!   timestamps of frames on the host clock (the GPU handoff).
 //! - [`wgpu_pattern`] (feature `webgpu`): the same pattern written and probed through wgpu.
 //! - [`demo`] (feature `ipc`): the producer and consumer loops of `geyser demo` and the
 //!   `ipc_*` examples, every frame verified; [`wgpu_demo`] with wgpu on one side.
@@ -14,7 +16,9 @@
 //! - [`args`] (feature `ipc`): size and sync parsers, the paired examples' arguments.
 #![warn(missing_docs)]
 
+pub mod gpu_time;
 pub mod pattern;
+pub mod probe_ring;
 
 #[cfg(all(
     feature = "ipc",

@@ -59,7 +59,7 @@ impl PatternWriter {
             vk::BufferUsageFlags::TRANSFER_SRC | vk::BufferUsageFlags::TRANSFER_DST,
         )?;
         Ok(Self {
-            submit: Submitter::new(manager, 3)?,
+            submit: Submitter::new(manager, Self::IN_FLIGHT)?,
             buffer,
         })
     }
@@ -80,6 +80,20 @@ impl PatternWriter {
         waits: &[TimelinePoint],
         signals: &[TimelinePoint],
         block: bool,
+    ) -> Result<()> {
+        self.write_with(texture, frame, waits, signals, block, |_, _| {})
+    }
+
+    /// [`Self::write_synced`], with `last` recording more commands at the end of the command
+    /// buffer, after the write has finished (e.g. a timestamp).
+    pub fn write_with(
+        &self,
+        texture: &VulkanTexture,
+        frame: u64,
+        waits: &[TimelinePoint],
+        signals: &[TimelinePoint],
+        block: bool,
+        last: impl FnOnce(&geyser::vulkan::ash::Device, vk::CommandBuffer),
     ) -> Result<()> {
         check_color(texture, TextureUsage::CopyDst, "PatternWriter::write")?;
         let bytes = aspect_size(texture, TextureAspect::Color);
@@ -157,6 +171,7 @@ impl PatternWriter {
                         &[release],
                     );
                 }
+                last(device, cmd);
             },
             waits,
             signals,
@@ -170,6 +185,9 @@ impl PatternWriter {
     pub fn finish(&self) -> Result<()> {
         self.submit.drain(SUBMIT_TIMEOUT)
     }
+
+    /// Writes that may still run after a non-blocking write returns (its submitter's depth).
+    pub const IN_FLIGHT: usize = 3;
 }
 
 /// Checks frame patterns on the GPU side: copies [`ProbeReader::PROBES`] texels (corners,
@@ -244,7 +262,24 @@ impl ProbeReader {
         signals: &[TimelinePoint],
         submitted: impl FnOnce() -> Result<()>,
     ) -> Result<ProbeResult> {
-        let bpp = check_color(texture, TextureUsage::CopySrc, "ProbeReader::check")?;
+        self.submit(texture, waits, signals, |_, _| {})?;
+        let sent = submitted();
+        let result = self.result(texture, frame);
+        sent?;
+        result
+    }
+
+    /// Submits the probe copy of `texture` (waiting for `waits`, signaling `signals`) without
+    /// waiting for it; `first` records commands at the start of the command buffer (e.g. a
+    /// timestamp: when the read started). [`Self::result`] waits and compares.
+    pub fn submit(
+        &self,
+        texture: &VulkanTexture,
+        waits: &[TimelinePoint],
+        signals: &[TimelinePoint],
+        first: impl FnOnce(&geyser::vulkan::ash::Device, vk::CommandBuffer),
+    ) -> Result<()> {
+        check_color(texture, TextureUsage::CopySrc, "ProbeReader::check")?;
         let d = &texture.export_info().descriptor;
         let (w, h) = (d.width, d.height);
         let family = self.submit.queue_family();
@@ -272,9 +307,23 @@ impl ProbeReader {
         self.submit.submit(
             // SAFETY: the submitter's command buffer is recording on the texture's device; the
             // probe points are inside the image and each region fits its 16-byte slot of the
-            // buffer (texels are at most 16 bytes); the host waits for the GPU below before the
-            // texture or buffer can go.
+            // buffer (texels are at most 16 bytes); `result` waits for the GPU before the
+            // buffer is read, and callers keep the texture until then.
             |device, cmd| unsafe {
+                first(device, cmd);
+                // Earlier writes on this queue (an upload just before) are visible to the copy.
+                let written = vk::MemoryBarrier::default()
+                    .src_access_mask(vk::AccessFlags::MEMORY_WRITE)
+                    .dst_access_mask(vk::AccessFlags::TRANSFER_READ);
+                device.cmd_pipeline_barrier(
+                    cmd,
+                    vk::PipelineStageFlags::ALL_COMMANDS,
+                    vk::PipelineStageFlags::TRANSFER,
+                    vk::DependencyFlags::empty(),
+                    &[written],
+                    &[],
+                    &[],
+                );
                 record_copy(
                     device,
                     cmd,
@@ -288,10 +337,17 @@ impl ProbeReader {
             waits,
             signals,
             false,
-        )?;
-        let sent = submitted();
+        )
+    }
+
+    /// Waits for the last [`Self::submit`] (of `texture`) and compares its probes with frame
+    /// `frame`'s word.
+    pub fn result(&self, texture: &VulkanTexture, frame: u64) -> Result<ProbeResult> {
         self.submit.drain(SUBMIT_TIMEOUT)?;
-        sent?;
+        let bpp = texture.export_info().descriptor.format.block_bytes();
+        let d = &texture.export_info().descriptor;
+        let (w, h) = (d.width, d.height);
+        let points = Self::points(w, h);
         let word = frame_word(frame);
         let bytes = self.buffer.bytes();
         let mut matched = 0;

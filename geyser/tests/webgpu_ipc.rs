@@ -43,6 +43,7 @@ fn produce_config(name: String) -> ProduceConfig {
             ..Default::default()
         },
         frame_interval: None,
+        timestamps: false,
     }
 }
 

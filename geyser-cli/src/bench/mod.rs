@@ -1,21 +1,32 @@
-//! `geyser bench`: measures, in one run and side by side, (a) in-process Vulkan → Vulkan
-//! sharing, (b) cross-process zero-copy sharing in the best sync mode, (c) the CPU-copy path,
-//! each with the same GPU work per frame, at each size; with `--host-rings`, also two consumers
-//! through (d) one shared host ring and (e) one ring each. Prints a table and the
-//! ratios; with `--out DIR` writes `bench.json` and `bench.svg`.
+//! `geyser bench`: measurements side by side, in one run, every frame verified.
+//! - `geyser bench` (`table.rs`): (a) in-process sharing, (b) cross-process zero-copy, (b')
+//!   the same with pre-submitted checks, (c) the CPU copy a user would write, (g) what a wgpu
+//!   user would write, at each size; with `--host-rings` also (d)/(e), two host-ring consumers.
+//! - `geyser bench latency` (`latency.rs`): paced handoff, where its time goes, and the
+//!   low-latency wake-up's CPU cost.
+//! - `geyser bench pool` (`pool.rs`): create + export + import, fresh and from a pool.
+//! - `geyser bench scaling` (`scaling.rs`): fps, GPU handoff and CPU per frame against the
+//!   number of consumers and the frame size, lossless and lossy, as SVG plots.
+//!
+//! This file holds what they share: the arguments, the child processes (this binary
+//! re-executed) and the row of a measurement.
+
+mod chart;
+mod latency;
+mod pool;
+mod scaling;
+mod table;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, Subcommand};
 use geyser::vulkan::VulkanTextureShareManager;
-use geyser_harness::args::parse_size;
-use geyser_harness::args::retry_not_found;
-use geyser_harness::bench::{run_cpu_copy_consumer, run_cpu_copy_producer, run_in_process};
+use geyser_harness::args::{parse_size, retry_not_found};
+use geyser_harness::bench::{run_cpu_copy_consumer, run_cpu_copy_producer};
 use geyser_harness::demo::demo_descriptor;
-use geyser_harness::report::{ConsumeReport, ProduceReport};
-use indicatif::{ProgressBar, ProgressStyle};
+use geyser_harness::report::{ConsumeReport, GpuHandoff, ProduceReport};
 use serde::Serialize;
 
 use crate::demo::{spawn_self, watch, ChildState, DemoArgs};
@@ -23,8 +34,11 @@ use crate::demo::{spawn_self, watch, ChildState, DemoArgs};
 /// Options of `geyser bench`.
 #[derive(Args, Clone, Debug)]
 pub struct BenchArgs {
+    /// A measurement other than the side-by-side table.
+    #[command(subcommand)]
+    pub what: Option<What>,
     /// A short run (60 frames per measurement) for CI and smoke tests.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub quick: bool,
     /// Frames per measurement (default 600; 60 with --quick).
     #[arg(long)]
@@ -32,8 +46,8 @@ pub struct BenchArgs {
     /// Frame sizes, comma separated.
     #[arg(long, value_delimiter = ',', default_value = "1920x1080,3840x2160")]
     pub sizes: Vec<String>,
-    /// Write bench.json and bench.svg into this directory.
-    #[arg(long)]
+    /// Write JSON and SVG results into this directory.
+    #[arg(long, global = true)]
     pub out: Option<PathBuf>,
     /// Also measure two consumers through the host ring (what consumers on another
     /// device get; forced here): one ring shared by both vs one ring each.
@@ -41,11 +55,19 @@ pub struct BenchArgs {
     pub host_rings: bool,
 }
 
-/// Row names of the host-ring measurements.
-const HOST_SHARED: &str = "host ring, shared (2)";
-const HOST_OWN: &str = "host ring, per-consumer (2)";
+/// The other measurements.
+#[derive(Subcommand, Clone, Debug)]
+pub enum What {
+    /// Paced handoff latency: host and GPU, where the host time goes (send → wake-up → read),
+    /// with and without the spinning wake-up and pre-submitted checks, and their CPU cost.
+    Latency(latency::LatencyArgs),
+    /// Create + export + import of a shared texture: fresh, and from a texture pool.
+    Pool(pool::PoolArgs),
+    /// fps, GPU handoff and CPU per frame against consumers and frame size (SVG plots).
+    Scaling(scaling::ScalingArgs),
+}
 
-/// Arguments of the hidden CPU-copy child processes.
+/// Arguments of the hidden copy-path child processes ((c), and (g) with `--wgpu`).
 #[derive(Args, Clone, Debug)]
 pub struct CpuCopyArgs {
     /// Frame size.
@@ -57,32 +79,51 @@ pub struct CpuCopyArgs {
     /// Endpoint name.
     #[arg(long)]
     pub name: String,
+    /// The wgpu path (g) instead of the Vulkan CPU copy (c).
+    #[arg(long)]
+    pub wgpu: bool,
+}
+
+/// Runs `geyser bench`; returns whether every frame of every measurement was verified.
+pub fn run(args: &BenchArgs) -> geyser::Result<bool> {
+    match &args.what {
+        None => table::run(args),
+        Some(What::Latency(l)) => latency::run(l, args),
+        Some(What::Pool(p)) => pool::run(p, args),
+        Some(What::Scaling(s)) => scaling::run(s, args),
+    }
 }
 
 /// One measured row.
 #[derive(Clone, Debug, Serialize)]
 pub struct Row {
-    /// `in-process`, `cross-process zero-copy`, `cross-process CPU copy`, or one of the
-    /// host-ring modes.
+    /// What was measured (the mode).
     pub mode: String,
     /// `WxH`.
     pub size: String,
-    /// Frames the consumer received and verified per second (the slowest one's, with two).
+    /// Frames the consumer received and verified per second (the slowest one's, with more).
     pub fps: f64,
-    /// Handoff latency, producer present → consumer receive (host clock), median µs.
+    /// Host handoff, producer present → consumer receive (host clock), median µs.
     pub handoff_p50_us: f64,
     /// 99th percentile µs.
     pub handoff_p99_us: f64,
+    /// GPU handoff, producer's write finished → consumer's read started, median µs (the
+    /// worst consumer's); `None` where the device has no calibrated timestamps.
+    pub gpu_p50_us: Option<f64>,
+    /// 99th percentile µs.
+    pub gpu_p99_us: Option<f64>,
     /// Producer process CPU time per frame, µs.
     pub producer_cpu_us: f64,
-    /// Consumer process CPU time per frame, µs.
+    /// Consumer process CPU time per frame, µs (the most of any consumer).
     pub consumer_cpu_us: f64,
     /// Synchronization used.
     pub sync: String,
-    /// Frames verified.
+    /// Frames verified (the fewest of any consumer).
     pub frames: u64,
     /// Frames whose probes failed (must be 0).
     pub corrupted: u64,
+    /// Frames checked by work submitted before they arrived (all consumers).
+    pub presubmitted: u64,
 }
 
 impl Row {
@@ -94,45 +135,142 @@ impl Row {
     /// fewest frames, all corrupted frames.
     fn slowest(mode: &str, size: &str, p: &ProduceReport, cs: &[ConsumeReport]) -> Row {
         let max = |f: fn(&ConsumeReport) -> f64| cs.iter().map(f).fold(0.0, f64::max);
+        let gpu: Vec<GpuHandoff> = cs
+            .iter()
+            .filter_map(|c| GpuHandoff::between(p, c))
+            .collect();
+        let gpu_max = |f: fn(&GpuHandoff) -> f64| {
+            (gpu.len() == cs.len() && !gpu.is_empty())
+                .then(|| gpu.iter().map(f).fold(f64::MIN, f64::max))
+        };
         Row {
             mode: mode.into(),
             size: size.into(),
             fps: cs.iter().map(|c| c.fps).fold(f64::INFINITY, f64::min),
             handoff_p50_us: max(|c| c.age_p50_us),
             handoff_p99_us: max(|c| c.age_p99_us),
+            gpu_p50_us: gpu_max(|g| g.p50_us),
+            gpu_p99_us: gpu_max(|g| g.p99_us),
             producer_cpu_us: p.cpu_us_per_frame,
             consumer_cpu_us: max(|c| c.cpu_us_per_frame),
             sync: cs.first().map(|c| c.sync.clone()).unwrap_or_default(),
             frames: cs.iter().map(|c| c.frames).min().unwrap_or(0),
             corrupted: cs.iter().map(|c| c.corrupted).sum(),
+            presubmitted: cs.iter().map(|c| c.presubmitted).sum(),
         }
     }
 }
 
-/// Hidden subcommand: the CPU-copy producer.
+/// `12 µs`, or `n/a` for a measurement the device could not make.
+fn us(v: Option<f64>) -> String {
+    v.map_or_else(|| "n/a".into(), |v| format!("{v:.0} µs"))
+}
+
+/// Hidden subcommand: the copy-path producer, (c) or (g).
 pub fn cpu_produce(args: &CpuCopyArgs) -> geyser::Result<()> {
     let (w, h) = parse_size(&args.size)?;
-    let m = Arc::new(VulkanTextureShareManager::create_default()?);
-    let r = run_cpu_copy_producer(
-        &m,
-        &args.name,
-        &demo_descriptor(w, h, geyser::common::TextureFormat::Rgba8Unorm),
-        args.frames,
-    )?;
+    let desc = demo_descriptor(w, h, geyser::common::TextureFormat::Rgba8Unorm);
+    let r = if args.wgpu {
+        wgpu_copy_producer(&args.name, &desc, args.frames)?
+    } else {
+        let m = Arc::new(VulkanTextureShareManager::create_default()?);
+        run_cpu_copy_producer(&m, &args.name, &desc, args.frames)?
+    };
     println!("R {}", serde_json::to_string(&r).unwrap_or_default());
     Ok(())
 }
 
-/// Hidden subcommand: the CPU-copy consumer.
+/// Hidden subcommand: the copy-path consumer, (c) or (g).
 pub fn cpu_consume(args: &CpuCopyArgs) -> geyser::Result<()> {
     let (w, h) = parse_size(&args.size)?;
-    let m = Arc::new(VulkanTextureShareManager::create_default()?);
     let desc = demo_descriptor(w, h, geyser::common::TextureFormat::Rgba8Unorm);
-    let r = retry_not_found(Duration::from_secs(30), || {
-        run_cpu_copy_consumer(&m, &args.name, &desc)
-    })?;
+    let r = if args.wgpu {
+        retry_not_found(Duration::from_secs(30), || {
+            wgpu_copy_consumer(&args.name, &desc)
+        })?
+    } else {
+        let m = Arc::new(VulkanTextureShareManager::create_default()?);
+        retry_not_found(Duration::from_secs(30), || {
+            run_cpu_copy_consumer(&m, &args.name, &desc)
+        })?
+    };
     println!("R {}", serde_json::to_string(&r).unwrap_or_default());
     Ok(())
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+use geyser_harness::bench::{
+    run_wgpu_copy_consumer as wgpu_copy_consumer, run_wgpu_copy_producer as wgpu_copy_producer,
+};
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn wgpu_copy_producer(
+    _: &str,
+    _: &geyser::common::TextureDescriptor,
+    _: u64,
+) -> geyser::Result<ProduceReport> {
+    Err(wgpu_copy_unsupported())
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn wgpu_copy_consumer(
+    _: &str,
+    _: &geyser::common::TextureDescriptor,
+) -> geyser::Result<ConsumeReport> {
+    Err(wgpu_copy_unsupported())
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn wgpu_copy_unsupported() -> geyser::Error {
+    geyser::Error::unsupported(
+        "the wgpu copy comparison path here",
+        "it shares a memfd over the Unix socket; `geyser bench` runs it on Linux",
+    )
+}
+
+/// The demo's options for `consumers` lossless consumers of `frames` frames of `size`, checks
+/// pipelined, under endpoint `name`: what the zero-copy measurements start from.
+fn zero_copy(name: &str, size: &str, frames: u64, consumers: usize) -> DemoArgs {
+    DemoArgs {
+        consumers,
+        frames,
+        size: size.into(),
+        format: "rgba8unorm".into(),
+        slots: Some((consumers + 2).clamp(3, geyser::ipc::wire::MAX_SLOTS)),
+        lossless: true,
+        sync: "auto".into(),
+        name: Some(name.into()),
+        fps: 0.0,
+        devices: None,
+        host_transfer: false,
+        host_rings: "auto".into(),
+        apis: "vulkan".into(),
+        spin_us: 0,
+        presubmit: false,
+        pipeline: geyser_harness::bench::PIPELINE,
+    }
+}
+
+/// Runs the demo's producer and its consumers as children with `demo`'s options.
+fn run_demo(demo: &DemoArgs) -> geyser::Result<(ProduceReport, Vec<ConsumeReport>)> {
+    let name = demo.name.clone().unwrap_or_else(|| endpoint("demo"));
+    let mut pa = vec!["__produce".to_string()];
+    pa.extend(demo.child_args(&name));
+    let mut ca = vec!["__consume".to_string()];
+    ca.extend(demo.child_args(&name));
+    let consumers: Vec<&[String]> = (0..demo.consumers).map(|_| ca.as_slice()).collect();
+    group(&pa, &consumers)
+}
+
+/// A fresh endpoint name for one measurement.
+fn endpoint(what: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "geyser-bench-{what}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Runs a producer and a consumer child and returns their reports.
@@ -199,251 +337,12 @@ fn group(
     Ok((p, cs))
 }
 
-/// Runs the benchmark; returns whether every frame of every mode was verified.
-pub fn run(args: &BenchArgs) -> geyser::Result<bool> {
-    let frames = args.frames.unwrap_or(if args.quick { 60 } else { 600 });
-    let a = Arc::new(VulkanTextureShareManager::create_default()?);
-    let b = Arc::new(VulkanTextureShareManager::create_default()?);
-    let device = a.identity().name.clone();
-    println!(
-        "geyser bench on {device}: {frames} frames per measurement, RGBA8, ring of 3, lossless"
-    );
-    let modes = if args.host_rings { 5 } else { 3 };
-    let bar = ProgressBar::new((args.sizes.len() * modes) as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {bar:30} {pos}/{len} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let mut rows = Vec::new();
-    for size in &args.sizes {
-        let (w, h) = parse_size(size)?;
-        let desc = demo_descriptor(w, h, geyser::common::TextureFormat::Rgba8Unorm);
-        bar.set_message(format!("{size}: in-process"));
-        let (p, c) = run_in_process(&a, &b, &desc, frames)?;
-        rows.push(Row::new("in-process", size, &p, &c));
-        bar.inc(1);
-
-        bar.set_message(format!("{size}: cross-process zero-copy"));
-        let name = format!("geyser-bench-{}", std::process::id());
-        let demo = DemoArgs {
-            consumers: 1,
-            frames,
-            size: size.clone(),
-            format: "rgba8unorm".into(),
-            slots: Some(3),
-            lossless: true,
-            sync: "auto".into(),
-            name: Some(name.clone()),
-            fps: 0.0,
-            devices: None,
-            host_transfer: false,
-            host_rings: "auto".into(),
-            apis: "vulkan".into(),
-        };
-        let mut pa = vec!["__produce".to_string()];
-        pa.extend(demo.child_args(&name));
-        let mut ca = vec!["__consume".to_string()];
-        ca.extend(demo.child_args(&name));
-        let (p, c) = pair(&pa, &ca)?;
-        rows.push(Row::new("cross-process zero-copy", size, &p, &c));
-        bar.inc(1);
-
-        bar.set_message(format!("{size}: cross-process CPU copy"));
-        let name = format!("geyser-bench-cpu-{}", std::process::id());
-        let cpu = |role: &str| -> Vec<String> {
-            vec![
-                role.into(),
-                "--size".into(),
-                size.clone(),
-                "--frames".into(),
-                frames.to_string(),
-                "--name".into(),
-                name.clone(),
-            ]
-        };
-        let (p, c) = pair(&cpu("__cpu-produce"), &cpu("__cpu-consume"))?;
-        rows.push(Row::new("cross-process CPU copy", size, &p, &c));
-        bar.inc(1);
-
-        if args.host_rings {
-            for (mode, rings) in [(HOST_SHARED, "shared"), (HOST_OWN, "per-consumer")] {
-                bar.set_message(format!("{size}: {mode}"));
-                let name = format!("geyser-bench-ring-{}", std::process::id());
-                let ring = DemoArgs {
-                    consumers: 2,
-                    host_transfer: true,
-                    host_rings: rings.into(),
-                    name: Some(name.clone()),
-                    ..demo.clone()
-                };
-                let mut pa = vec!["__produce".to_string()];
-                pa.extend(ring.child_args(&name));
-                let mut ca = vec!["__consume".to_string()];
-                ca.extend(ring.child_args(&name));
-                let (p, cs) = group(&pa, &[&ca, &ca])?;
-                rows.push(Row::slowest(mode, size, &p, &cs));
-                bar.inc(1);
-            }
-        }
-    }
-    bar.finish_and_clear();
-
-    println!();
-    println!(
-        "{:<28} {:>9} {:>9} {:>12} {:>12} {:>13} {:>13}  sync",
-        "mode", "size", "fps", "handoff p50", "handoff p99", "producer CPU", "consumer CPU"
-    );
-    for r in &rows {
-        println!(
-            "{:<28} {:>9} {:>9.1} {:>9.0} µs {:>9.0} µs {:>7.0} µs/fr {:>7.0} µs/fr  {}",
-            r.mode,
-            r.size,
-            r.fps,
-            r.handoff_p50_us,
-            r.handoff_p99_us,
-            r.producer_cpu_us,
-            r.consumer_cpu_us,
-            r.sync
-        );
-    }
-    println!();
-    let mut ratios = Vec::new();
-    for size in &args.sizes {
-        let fps = |mode: &str| {
-            rows.iter()
-                .find(|r| &r.size == size && r.mode == mode)
-                .map(|r| r.fps)
-                .unwrap_or(0.0)
-        };
-        let (fa, fb, fc) = (
-            fps("in-process"),
-            fps("cross-process zero-copy"),
-            fps("cross-process CPU copy"),
-        );
-        let ba = fb / fa.max(1e-9);
-        let bc = fb / fc.max(1e-9);
-        println!("{size}: (b)/(a) zero-copy cross-process vs in-process = {ba:.2}   (b)/(c) zero-copy vs CPU copy = {bc:.2}x");
-        let mut ratio = serde_json::json!({ "size": size, "b_over_a": ba, "b_over_c": bc });
-        if args.host_rings {
-            let ed = fps(HOST_OWN) / fps(HOST_SHARED).max(1e-9);
-            println!("{size}: (e)/(d) per-consumer vs shared host rings, two consumers = {ed:.2}");
-            ratio["e_over_d"] = ed.into();
-        }
-        ratios.push(ratio);
-    }
-    println!(
-        "handoff: producer present → consumer receive, host CLOCK_MONOTONIC timestamps (no GPU timestamp \
-         queries yet). fps counts frames the consumer received and verified on the GPU."
-    );
-    let ok = rows.iter().all(|r| r.corrupted == 0 && r.frames == frames);
-    if let Some(dir) = &args.out {
-        std::fs::create_dir_all(dir)?;
-        let json = serde_json::json!({ "device": device, "frames": frames, "rows": rows, "ratios": ratios });
-        std::fs::write(
-            dir.join("bench.json"),
-            serde_json::to_string_pretty(&json).unwrap_or_default(),
-        )?;
-        chart(&dir.join("bench.svg"), &device, &args.sizes, &rows)?;
-        println!(
-            "wrote {} and {}",
-            dir.join("bench.json").display(),
-            dir.join("bench.svg").display()
-        );
-    }
-    println!(
-        "{}",
-        if ok {
-            "PASS: every frame verified in every mode"
-        } else {
-            "FAIL: frames missing or corrupted"
-        }
-    );
-    Ok(ok)
-}
-
-/// A grouped bar chart of fps per mode and size.
-fn chart(
-    path: &std::path::Path,
-    device: &str,
-    sizes: &[String],
-    rows: &[Row],
-) -> geyser::Result<()> {
-    use plotters::prelude::*;
-    let modes = [
-        "in-process",
-        "cross-process zero-copy",
-        "cross-process CPU copy",
-        HOST_SHARED,
-        HOST_OWN,
-    ];
-    let colors = [
-        RGBColor(66, 133, 244),
-        RGBColor(52, 168, 83),
-        RGBColor(234, 67, 53),
-        RGBColor(251, 188, 5),
-        RGBColor(154, 160, 166),
-    ];
-    // Bars per size group: the modes measured, plus one bar's gap.
-    let modes = &modes[..modes
-        .iter()
-        .filter(|m| rows.iter().any(|r| r.mode == **m))
-        .count()];
-    let width = modes.len() as f64 + 1.0;
-    let max = rows.iter().map(|r| r.fps).fold(1.0, f64::max) * 1.35;
-    let err = |e: String| geyser::Error::Io(std::io::Error::other(e));
-    let root = SVGBackend::new(path, (900, 500)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-    let groups = sizes.len() as f64;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            format!("geyser bench — frames/s on {device}"),
-            ("sans-serif", 20),
-        )
-        .margin(15)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0f64..groups * width, 0f64..max)
-        .map_err(|e| err(e.to_string()))?;
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .x_labels(sizes.len() * width as usize + 1)
-        .x_label_formatter(&|x| {
-            // Ticks fall on integers; each group of bars is centred on width·g + width/2.
-            let g = (x / width).floor() as usize;
-            if (x - (g as f64 * width + width / 2.0)).abs() < 0.25 {
-                sizes.get(g).cloned().unwrap_or_default()
-            } else {
-                String::new()
-            }
-        })
-        .y_desc("frames per second")
-        .draw()
-        .map_err(|e| err(e.to_string()))?;
-    for (m, mode) in modes.iter().enumerate() {
-        let color = colors[m];
-        let bars: Vec<Rectangle<(f64, f64)>> = sizes
-            .iter()
-            .enumerate()
-            .filter_map(|(g, size)| {
-                let r = rows.iter().find(|r| &r.size == size && r.mode == *mode)?;
-                let x = g as f64 * width + 0.5 + m as f64;
-                Some(Rectangle::new([(x, 0.0), (x + 0.9, r.fps)], color.filled()))
-            })
-            .collect();
-        chart
-            .draw_series(bars)
-            .map_err(|e| err(e.to_string()))?
-            .label(*mode)
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
-    }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .border_style(BLACK)
-        .background_style(WHITE.mix(0.8))
-        .draw()
-        .map_err(|e| err(e.to_string()))?;
-    root.present().map_err(|e| err(e.to_string()))?;
+/// Writes `value` as pretty JSON to `dir/name`.
+fn write_json(dir: &std::path::Path, name: &str, value: &serde_json::Value) -> geyser::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(
+        dir.join(name),
+        serde_json::to_string_pretty(value).unwrap_or_default(),
+    )?;
     Ok(())
 }
