@@ -18,6 +18,14 @@ export LP_NUM_THREADS=${LP_NUM_THREADS:-2}
 cargo test --workspace --all-targets --features geyser/webgpu
 cargo test --workspace --doc --features geyser/webgpu
 cargo run --quiet --example readme_usage
-# The benchmark's short run: all three paths at 1080p and 4K, every frame verified (no
-# assertion on speed: lavapipe is a CPU renderer).
+# The benchmark's short run: every row at 1080p and 4K, every frame verified (no assertion on
+# speed: lavapipe is a CPU renderer); then the other measurements, short: paced latency,
+# the texture pool, and the scaling curves (plots into a temporary directory).
 cargo run --quiet -p geyser-cli -- bench --quick
+cargo run --quiet -p geyser-cli -- bench latency --quick --size 640x360 --consumers 1,2
+cargo run --quiet -p geyser-cli -- bench pool --quick
+plots=$(mktemp -d)
+cargo run --quiet -p geyser-cli -- bench scaling --quick --consumers 1,2 --sizes 64x64,256x256 --out "$plots"
+rm -rf "$plots"
+# Syscalls per frame on each side (strace): exactly one message each way.
+bash scripts/syscalls.sh
