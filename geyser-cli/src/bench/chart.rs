@@ -193,3 +193,54 @@ fn draw_lines<'a, X: Ranged<ValueType = f64>>(
         .draw()
         .map_err(err)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_panels_draw_every_measured_point_and_name_every_series() {
+        let path = std::env::temp_dir().join(format!("geyser-chart-{}.svg", std::process::id()));
+        let panels = [
+            Panel {
+                y: "frames/s".into(),
+                series: vec![
+                    (
+                        "lossless".into(),
+                        vec![(1.0, 900.0), (2.0, 850.0), (4.0, 700.0)],
+                    ),
+                    (
+                        "lossy".into(),
+                        vec![(1.0, 950.0), (2.0, 940.0), (4.0, 930.0)],
+                    ),
+                ],
+            },
+            Panel {
+                y: "GPU handoff p50 (µs)".into(),
+                // Not measured at 4: no point drawn for it.
+                series: vec![(
+                    "lossless".into(),
+                    vec![(1.0, 20.0), (2.0, 25.0), (4.0, f64::NAN)],
+                )],
+            },
+        ];
+        lines(&path, "test chart", "consumers", true, &panels).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(
+            svg.matches("<circle").count(),
+            3 + 3 + 2,
+            "one dot per measured point"
+        );
+        for text in [
+            "test chart",
+            "frames/s",
+            "GPU handoff p50",
+            "lossless",
+            "lossy",
+            "consumers",
+        ] {
+            assert!(svg.contains(text), "{text} missing");
+        }
+    }
+}

@@ -166,7 +166,13 @@ mod tests {
         assert_eq!(a.due_ns(1), None);
         // 120 fps with up to 300 µs of lateness on some frames.
         let interval = 8_333_333u64;
-        let late = |f: u64| if f.is_multiple_of(3) { 300_000 } else { f % 7 * 10_000 };
+        let late = |f: u64| {
+            if f.is_multiple_of(3) {
+                300_000
+            } else {
+                f % 7 * 10_000
+            }
+        };
         for f in 0..200 {
             a.record(f, 1_000 * MS + f * interval + late(f));
         }
