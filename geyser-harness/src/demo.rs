@@ -284,6 +284,8 @@ pub fn run_consumer_with(
                     tracing::warn!("probes go after their frames: {e}");
                     presubmit = false;
                 }
+                // The stream has ended: `next_frame` says so below.
+                Err(geyser::Error::PeerGone(_)) => {}
                 Err(e) => return Err(e),
             }
         }

@@ -506,7 +506,8 @@ impl Consumer {
     /// [`Error::Timeout`], [`Error::Protocol`] when it breaks the protocol (the consumer is
     /// unusable afterwards).
     pub fn next_frame(&mut self, timeout: Option<Duration>) -> Result<Frame<'_>> {
-        if let Some(why) = self.broken.as_ref().filter(|_| self.queue.is_empty()) {
+        if let Some(why) = self.broken.clone().filter(|_| self.queue.is_empty()) {
+            self.settle_expected();
             return Err(Error::PeerGone(format!("connection already failed: {why}")));
         }
         let deadline = timeout.map(|t| Instant::now() + t);

@@ -57,6 +57,9 @@ impl Consumer {
                 "the producer writes frames into any free slot; it needs `ProducerOptions::ordered_slots`",
             );
         }
+        if let Some(why) = self.broken.as_ref().filter(|_| self.queue.is_empty()) {
+            return Err(Error::PeerGone(format!("the stream has ended: {why}")));
+        }
         let Some(last) = self.last_frame else {
             return Err(Error::InvalidArgument {
                 what: "expect_next",
