@@ -34,10 +34,18 @@ cargo build --workspace --examples --features "$features" --ignore-rust-version
 cargo test --workspace --all-targets --features "$features" --ignore-rust-version
 cargo test --workspace --doc --features "$features" --ignore-rust-version
 cargo run --quiet --example readme_usage
-# The benchmark's short run: all three paths at 1080p and 4K, every frame verified (no
-# assertion on speed: lavapipe is a CPU renderer). The binary the test build made, with the
-# same features (no second build of the CLI).
+# The benchmark's short run: every row at 1080p and 4K, every frame verified (no assertion on
+# speed: lavapipe is a CPU renderer); then the other measurements, short: paced latency, the
+# texture pool, and the scaling curves (plots into a temporary directory). The binary the test
+# build made, with the same features (no second build of the CLI).
 target/debug/geyser bench --quick
+target/debug/geyser bench latency --quick --size 640x360 --consumers 1,2
+target/debug/geyser bench pool --quick
+plots=$(mktemp -d)
+target/debug/geyser bench scaling --quick --consumers 1,2 --sizes 64x64,256x256 --out "$plots"
+rm -rf "$plots"
+# Syscalls per frame on each side (strace): exactly one message each way.
+bash scripts/syscalls.sh
 # The PipeWire tests, with their own pipewire + wireplumber (scripts/test-pipewire.sh).
 bash scripts/test-pipewire.sh
 # The transport benchmark's short run (Geyser vs shmsink/shmsrc vs PipeWire, 1080p and 4K);

@@ -13,8 +13,10 @@ use geyser::vulkan::VulkanTextureShareManager;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 use geyser::webgpu::WgpuTextureShareManager;
 use geyser_harness::args::{parse_size, parse_sync};
-use geyser_harness::demo::{demo_descriptor, run_consumer, run_producer, ProduceConfig};
-use geyser_harness::report::{ConsumeReport, ProduceReport};
+use geyser_harness::demo::{
+    demo_descriptor, run_consumer_with, run_producer, ConsumeLoop, ProduceConfig,
+};
+use geyser_harness::report::{ConsumeReport, GpuHandoff, ProduceReport};
 #[cfg(any(target_os = "linux", target_os = "android"))]
 use geyser_harness::wgpu_demo::run_wgpu_consumer;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -66,11 +68,30 @@ pub struct DemoArgs {
     /// wgpu consumer receives each frame as a `wgpu::Texture` and checks it in a compute pass.
     #[arg(long, default_value = "vulkan")]
     pub apis: String,
+    /// Low-latency wake-up: each consumer polls without sleeping for at most this many µs
+    /// per frame, from just before the frame is due (0: sleep until the message).
+    #[arg(long, default_value_t = 0)]
+    pub spin_us: u64,
+    /// Consumers submit each frame's check before the frame arrives, waiting on the GPU
+    /// (timeline sync; implies --lossless and a producer writing slots in order).
+    #[arg(long)]
+    pub presubmit: bool,
+    /// Checks in flight per consumer (timeline sync): 1 waits for each frame's check before
+    /// taking the next; more check each frame a few frames later.
+    #[arg(long, default_value_t = 1)]
+    pub pipeline: usize,
 }
 
 impl DemoArgs {
     fn slots(&self) -> usize {
-        self.slots.unwrap_or((self.consumers + 1).max(3))
+        self.slots
+            .unwrap_or((self.consumers + 1).max(3))
+            .min(geyser::ipc::wire::MAX_SLOTS)
+    }
+
+    /// Every consumer gets every frame (`--lossless`, or implied by `--presubmit`).
+    fn lossless(&self) -> bool {
+        self.lossless || self.presubmit
     }
 
     pub(crate) fn child_args(&self, name: &str) -> Vec<String> {
@@ -90,9 +111,16 @@ impl DemoArgs {
             "--name".into(),
             name.to_string(),
         ];
-        if self.lossless {
+        if self.lossless() {
             v.push("--lossless".into());
         }
+        if self.presubmit {
+            v.push("--presubmit".into());
+        }
+        v.push("--spin-us".into());
+        v.push(self.spin_us.to_string());
+        v.push("--pipeline".into());
+        v.push(self.pipeline.to_string());
         if self.host_transfer {
             v.push("--host-transfer".into());
         }
@@ -132,13 +160,15 @@ pub fn produce(args: &DemoArgs) -> geyser::Result<()> {
         wait_timeout: Duration::from_secs(60),
         options: ProducerOptions {
             slots: args.slots(),
-            lossless: args.lossless,
+            lossless: args.lossless(),
             sync: parse_sync(&args.sync)?,
             max_consumers: Some(args.consumers.max(1)),
             host_rings: args.host_rings.parse()?,
+            ordered_slots: args.presubmit,
             ..Default::default()
         },
         frame_interval: (args.fps > 0.0).then(|| Duration::from_secs_f64(1.0 / args.fps)),
+        timestamps: true,
     };
     let report = run_producer(manager, &config, |n| {
         if n % 10 == 0 {
@@ -194,9 +224,16 @@ pub fn consume(args: &DemoArgs) -> geyser::Result<()> {
     let name = args.name.clone().unwrap_or_else(|| "geyser-demo".into());
     let options = ConsumerOptions {
         sync: parse_sync(&args.sync)?,
-        lossless: args.lossless,
+        lossless: args.lossless(),
         host_ring: args.host_transfer,
+        spin: Duration::from_micros(args.spin_us),
         ..Default::default()
+    };
+    let config = ConsumeLoop {
+        pipeline: args.pipeline,
+        presubmit: args.presubmit,
+        timestamps: true,
+        ..ConsumeLoop::simple(0, Duration::from_secs(30))
     };
     // The producer may still be binding: retry NotFound briefly.
     let mut tries = 0;
@@ -208,7 +245,9 @@ pub fn consume(args: &DemoArgs) -> geyser::Result<()> {
         };
         let idle = Duration::from_secs(30);
         let result = match &manager {
-            Api::Vulkan(m) => run_consumer(m.clone(), &name, options.clone(), 0, idle, progress),
+            Api::Vulkan(m) => {
+                run_consumer_with(m.clone(), &name, options.clone(), &config, progress)
+            }
             #[cfg(any(target_os = "linux", target_os = "android"))]
             Api::Wgpu(w) => run_wgpu_consumer(w.clone(), &name, options.clone(), 0, idle, progress),
         };
@@ -414,7 +453,7 @@ pub fn run(args: &DemoArgs) -> geyser::Result<bool> {
     }
     println!();
     println!(
-        "{:<9} {:>9} {:>8} {:>10} {:>10} {:>9} {:>12} {:>12} {:>10}  {:<15} {:<10} api",
+        "{:<9} {:>9} {:>8} {:>10} {:>10} {:>9} {:>12} {:>12} {:>10} {:>10} {:>10}  {:<15} {:<10} api",
         "consumer",
         "delivered",
         "skipped",
@@ -424,6 +463,8 @@ pub fn run(args: &DemoArgs) -> geyser::Result<bool> {
         "handoff p50",
         "handoff p99",
         "age p50",
+        "gpu p50",
+        "gpu p99",
         "sync",
         "path",
     );
@@ -438,9 +479,11 @@ pub fn run(args: &DemoArgs) -> geyser::Result<bool> {
                 ok &= r.corrupted == 0
                     && r.frames > 0
                     && r.clean_end
-                    && (!args.lossless || r.skipped == 0);
+                    && (!args.lossless() || r.skipped == 0);
+                let gpu = preport.as_ref().and_then(|p| GpuHandoff::between(p, &r));
+                let us = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.0} µs"));
                 println!(
-                    "{:<9} {:>9} {:>8} {:>10} {:>10} {:>9.1} {:>9.0} µs {:>9.0} µs {:>7.0} µs  {:<15} {:<10} {}",
+                    "{:<9} {:>9} {:>8} {:>10} {:>10} {:>9.1} {:>9.0} µs {:>9.0} µs {:>7.0} µs {:>10} {:>10}  {:<15} {:<10} {}",
                     format!("c{i}"),
                     r.frames,
                     r.skipped,
@@ -450,10 +493,24 @@ pub fn run(args: &DemoArgs) -> geyser::Result<bool> {
                     r.latency_p50_us,
                     r.latency_p99_us,
                     r.age_p50_us,
+                    us(gpu.map(|g| g.p50_us)),
+                    us(gpu.map(|g| g.p99_us)),
                     r.sync,
                     r.path,
                     args.api(i)
                 );
+                if let Some(g) = gpu.filter(|g| g.deviation_us >= 1.0) {
+                    println!(
+                        "          (GPU clock calibration within {:.0} µs)",
+                        g.deviation_us
+                    );
+                }
+                if r.presubmitted > 0 || r.spin_us_per_frame > 0.0 {
+                    println!(
+                        "          {} frames checked by work submitted before they arrived; {:.0} µs/frame spent spinning",
+                        r.presubmitted, r.spin_us_per_frame
+                    );
+                }
             }
             _ => {
                 ok = false;
@@ -468,8 +525,11 @@ pub fn run(args: &DemoArgs) -> geyser::Result<bool> {
     println!(
         "handoff: producer sends the frame message → consumer receives it; age: producer presents → consumer \
          receives (includes time a frame waited for a busy consumer). Host clocks (CLOCK_MONOTONIC). Host sync: \
-         the producer's GPU write is complete at present; timeline and binary-semaphore sync: it is submitted, and \
-         the consumer's GPU waits for it. Every delivered frame was probed on the GPU against its frame number's pattern."
+         the producer's GPU write is complete at present; timeline and binary-semaphore sync: it is submitted, and the consumer's GPU \
+         waits for it. gpu: GPU handoff, the producer's write finished on the GPU → the consumer's read started \
+         on the GPU (timestamp queries on both sides, put on CLOCK_MONOTONIC with calibrated timestamps; n/a \
+         where the device has none). Every delivered frame was probed on the GPU against its frame number's \
+         pattern."
     );
     println!(
         "{}",

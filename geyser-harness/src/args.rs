@@ -113,6 +113,7 @@ impl ProducerArgs {
                 ..Default::default()
             },
             frame_interval: self.interval_ms.map(Duration::from_millis),
+            timestamps: false,
         })
     }
 }

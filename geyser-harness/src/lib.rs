@@ -10,6 +10,8 @@
 //! - [`texels`]: [`texels::TexelReader`] reads texels at given points back to the host.
 //! - [`host_pattern`]: the same pattern in host memory (GStreamer and PipeWire buffers,
 //!   frames that crossed a network): fill a frame, check every texel and name its frame.
+//! - [`probe_ring`]: probes in flight, checked a few frames later; [`gpu_time`]: GPU
+//!   timestamps of frames on the host clock (the GPU handoff).
 //! - [`wgpu_pattern`] (feature `webgpu`): the same pattern written and probed through wgpu.
 //! - [`demo`] (feature `ipc`): the producer and consumer loops of `geyser demo` and the
 //!   `ipc_*` examples, every frame verified; [`wgpu_demo`] with wgpu on one side.
@@ -21,9 +23,11 @@
 #![warn(missing_docs)]
 
 pub mod frame_image;
+pub mod gpu_time;
 pub mod host_pattern;
 pub mod image_out;
 pub mod pattern;
+pub mod probe_ring;
 pub mod texels;
 
 #[cfg(all(

@@ -28,6 +28,13 @@ pub struct ProduceReport {
     /// CPU time of the producer process per frame, microseconds (from the first frame on).
     #[serde(default)]
     pub cpu_us_per_frame: f64,
+    /// With GPU timestamps: when each frame's write finished on the GPU (frame,
+    /// `CLOCK_MONOTONIC` ns).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpu_stamps: Vec<(u64, u64)>,
+    /// The largest deviation of the GPU clock calibrations behind `gpu_stamps`, ns.
+    #[serde(default)]
+    pub gpu_deviation_ns: u64,
 }
 
 /// What the consumer loop measured.
@@ -70,6 +77,32 @@ pub struct ConsumeReport {
     /// The longest time between two frames received (the stream's worst stall), microseconds.
     #[serde(default)]
     pub max_gap_us: f64,
+    /// Where the handoff went, part one: producer sent the message → this consumer's wait
+    /// returned (the wake-up), median µs. Part two is `read_*`.
+    #[serde(default)]
+    pub wake_p50_us: f64,
+    /// 99th percentile of the wake-up, µs.
+    #[serde(default)]
+    pub wake_p99_us: f64,
+    /// Part two: the wait returned → the message was read, median µs.
+    #[serde(default)]
+    pub read_p50_us: f64,
+    /// 99th percentile, µs.
+    #[serde(default)]
+    pub read_p99_us: f64,
+    /// Time spent polling without sleeping (`ConsumerOptions::spin`) per frame, µs.
+    #[serde(default)]
+    pub spin_us_per_frame: f64,
+    /// Frames whose GPU work was submitted before they arrived (`Consumer::expect_next`).
+    #[serde(default)]
+    pub presubmitted: u64,
+    /// With GPU timestamps: when the GPU started reading each frame (frame,
+    /// `CLOCK_MONOTONIC` ns).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpu_stamps: Vec<(u64, u64)>,
+    /// The largest deviation of the GPU clock calibrations behind `gpu_stamps`, ns.
+    #[serde(default)]
+    pub gpu_deviation_ns: u64,
 }
 
 /// Percentile `p` (0..=100) of sorted microsecond samples.
@@ -135,7 +168,13 @@ impl ConsumeReport {
         result: &ProbeResult,
         counters: ConsumerCounters,
     ) {
-        self.checked(number, slot, result.ok(), counters, || {
+        self.checked(number, slot, result);
+        self.counters(counters);
+    }
+
+    /// Counts one probed frame, logging it when corrupted.
+    pub fn checked(&mut self, number: u64, slot: usize, result: &ProbeResult) {
+        self.checked_with(number, slot, result.ok(), || {
             format!(
                 "{} of {} probes matched: probe word {:#010x}, expected {:#010x}",
                 result.matched,
@@ -146,13 +185,12 @@ impl ConsumeReport {
         });
     }
 
-    /// Counts one checked frame (logging `why` when it was wrong) and the consumer's counters.
-    pub fn checked(
+    /// Counts one frame checked some other way, logging `why` when it was wrong.
+    pub fn checked_with(
         &mut self,
         number: u64,
         slot: usize,
         ok: bool,
-        counters: ConsumerCounters,
         why: impl FnOnce() -> String,
     ) {
         if !ok {
@@ -160,6 +198,10 @@ impl ConsumeReport {
             tracing::error!(frame = number, slot, "corrupted frame: {}", why());
         }
         self.frames += 1;
+    }
+
+    /// Takes the consumer's skip counters.
+    pub fn counters(&mut self, counters: ConsumerCounters) {
         self.skipped = counters.skipped;
         self.superseded = counters.superseded;
     }
@@ -169,6 +211,8 @@ impl ConsumeReport {
 pub struct ConsumeStats {
     latencies: Vec<f64>,
     ages: Vec<f64>,
+    wakes: Vec<f64>,
+    reads: Vec<f64>,
     first: Option<Instant>,
     last: Option<Instant>,
     max_gap: Duration,
@@ -186,6 +230,8 @@ impl ConsumeStats {
         Self {
             latencies: Vec::with_capacity(capacity),
             ages: Vec::with_capacity(capacity),
+            wakes: Vec::with_capacity(capacity),
+            reads: Vec::with_capacity(capacity),
             first: None,
             last: None,
             max_gap: Duration::ZERO,
@@ -207,6 +253,12 @@ impl ConsumeStats {
         self.ages.push(age.as_secs_f64() * 1e6);
     }
 
+    /// Records where one frame's handoff went (`Frame::wake_times`: sent, woke, read; ns).
+    pub fn record_wake(&mut self, (sent, woke, read): (u64, u64, u64)) {
+        self.wakes.push(woke.saturating_sub(sent) as f64 / 1e3);
+        self.reads.push(read.saturating_sub(woke) as f64 / 1e3);
+    }
+
     /// Fills the report's timing fields and the consumer's counters.
     pub fn finish(mut self, report: &mut ConsumeReport, c: ConsumerCounters) {
         report.skipped = c.skipped;
@@ -226,6 +278,42 @@ impl ConsumeStats {
         self.ages.sort_by(|a, b| a.total_cmp(b));
         report.age_p50_us = percentile(&self.ages, 50.0);
         report.age_p99_us = percentile(&self.ages, 99.0);
+        for v in [&mut self.wakes, &mut self.reads] {
+            v.sort_by(|a, b| a.total_cmp(b));
+        }
+        report.wake_p50_us = percentile(&self.wakes, 50.0);
+        report.wake_p99_us = percentile(&self.wakes, 99.0);
+        report.read_p50_us = percentile(&self.reads, 50.0);
+        report.read_p99_us = percentile(&self.reads, 99.0);
+        report.spin_us_per_frame = c.spin_ns as f64 / 1e3 / report.frames.max(1) as f64;
+    }
+}
+
+/// GPU handoff of one consumer: producer's write finished → consumer's read started, per
+/// frame both stamped, on the host clock.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GpuHandoff {
+    /// Median, µs.
+    pub p50_us: f64,
+    /// 99th percentile, µs.
+    pub p99_us: f64,
+    /// Frames both sides stamped.
+    pub frames: usize,
+    /// The larger calibration deviation of the two sides' clocks, µs (each side maps its GPU
+    /// ticks to `CLOCK_MONOTONIC` within its deviation).
+    pub deviation_us: f64,
+}
+
+impl GpuHandoff {
+    /// From the producer's and a consumer's stamps; `None` when either side has none.
+    pub fn between(p: &ProduceReport, c: &ConsumeReport) -> Option<Self> {
+        let h = crate::gpu_time::handoffs_us(&p.gpu_stamps, &c.gpu_stamps);
+        (!h.is_empty()).then(|| GpuHandoff {
+            p50_us: percentile(&h, 50.0),
+            p99_us: percentile(&h, 99.0),
+            frames: h.len(),
+            deviation_us: p.gpu_deviation_ns.max(c.gpu_deviation_ns) as f64 / 1e3,
+        })
     }
 }
 

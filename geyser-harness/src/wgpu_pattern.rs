@@ -95,15 +95,34 @@ impl WgpuProbe {
     /// A probe for `textures` (all `Rgba8Unorm` with `TextureBinding`, one size), e.g. a
     /// consumer's ring.
     pub fn new(manager: &WgpuTextureShareManager, textures: &[WgpuTexture]) -> Result<Self> {
+        for t in textures {
+            require_rgba8(t, "WgpuProbe")?;
+        }
+        let plain: Vec<&wgpu::Texture> = textures.iter().map(|t| t.texture()).collect();
+        Self::for_textures(manager, &plain)
+    }
+
+    /// A probe for plain wgpu textures of `manager`'s device (`Rgba8Unorm` with
+    /// `TEXTURE_BINDING`, one size), e.g. ones an application made without Geyser.
+    pub fn for_textures(
+        manager: &WgpuTextureShareManager,
+        textures: &[&wgpu::Texture],
+    ) -> Result<Self> {
         let device = manager.device();
         let first = textures.first().ok_or(Error::InvalidArgument {
             what: "textures",
             reason: "no texture to probe".into(),
         })?;
-        for t in textures {
-            require_rgba8(t, "WgpuProbe")?;
+        if let Some(t) = textures
+            .iter()
+            .find(|t| t.format() != wgpu::TextureFormat::Rgba8Unorm)
+        {
+            return Err(Error::unsupported(
+                format!("WgpuProbe on {:?}", t.format()),
+                "the wgpu test pattern is defined for Rgba8Unorm only",
+            ));
         }
-        let (w, h) = (first.descriptor().width, first.descriptor().height);
+        let (w, h) = (first.width(), first.height());
         // Corners, centre and three interior points.
         let points: [[u32; 2]; PROBES as usize] = [
             [0, 0],
@@ -153,7 +172,7 @@ impl WgpuProbe {
         let bind_groups = textures
             .iter()
             .map(|t| {
-                let view = t.texture().create_view(&Default::default());
+                let view = t.create_view(&Default::default());
                 device.create_bind_group(&wgpu::BindGroupDescriptor {
                     label: Some("geyser probe"),
                     layout: &layout,

@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 use common::{assert_validation_clean, manager, pattern};
 use geyser::common::{TextureAspect, TextureDescriptor, TextureFormat, TextureUsage};
 use geyser::ipc::{Consumer, Producer, ProducerOptions};
-use geyser::vulkan::aspect_size;
 use geyser::vulkan::diagnostics::live_objects;
+use geyser::vulkan::{aspect_size, TexturePool};
 use geyser::TextureShareManager;
 use geyser_harness::demo::demo_descriptor;
-use geyser_harness::pattern::PatternWriter;
+use geyser_harness::pattern::{PatternWriter, ProbeReader};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -156,5 +156,52 @@ fn fifty_ipc_connect_disconnect_cycles_leave_fds_flat_on_both_sides() {
     wait_gone();
     assert_eq!(open_fds(), fds);
     assert_eq!(live_objects(), objects);
+    assert_validation_clean();
+}
+
+#[test]
+fn a_texture_pool_reuses_allocations_and_imports_and_frees_them_when_cleared() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let a = Arc::new(manager());
+    let b = manager();
+    let desc = demo_descriptor(64, 64, TextureFormat::Rgba8Unorm);
+    let writer = PatternWriter::new(&a, desc.tight_size()).unwrap();
+    let probe = ProbeReader::new(&b).unwrap();
+    let (fds, objects) = (open_fds(), live_objects());
+    let pool = TexturePool::new(a.clone(), 2);
+    let mut first = pool.create(&desc).unwrap();
+    assert!(!first.recycled());
+    let (image, imported) = (first.image(), first.import_into(&b).unwrap());
+    writer.write(&first, 1).unwrap();
+    assert!(probe.check(&imported, 1).unwrap().ok());
+    let imported_image = imported.image();
+    drop((first, imported));
+    assert_eq!(pool.free_count(), 1);
+
+    // The same kind (the label does not count) comes back with its import; the texels
+    // written through it show on the other context.
+    let mut again = pool.create(&desc.clone().with_label("other")).unwrap();
+    assert!(again.recycled());
+    assert_eq!(again.image(), image);
+    let imported = again.import_into(&b).unwrap();
+    assert_eq!(imported.image(), imported_image);
+    writer.write(&again, 2).unwrap();
+    assert!(probe.check(&imported, 2).unwrap().ok());
+    // Another kind is another allocation.
+    let wide = demo_descriptor(128, 64, TextureFormat::Rgba8Unorm);
+    let other = pool.create(&wide).unwrap();
+    assert!(!other.recycled());
+    assert_ne!(other.image(), image);
+    let third = pool
+        .create(&demo_descriptor(32, 32, TextureFormat::Rgba8Unorm))
+        .unwrap();
+    drop((again, imported, other, third));
+    // At most two are kept; the third was destroyed on the way back.
+    assert_eq!(pool.free_count(), 2);
+    let stats = pool.stats();
+    assert_eq!((stats.created, stats.recycled), (3, 1));
+    pool.clear();
+    assert_eq!(live_objects(), objects);
+    assert_eq!(open_fds(), fds);
     assert_validation_clean();
 }

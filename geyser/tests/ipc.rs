@@ -470,6 +470,7 @@ fn in_process_producer_and_consumer_threads_agree() {
         wait_timeout: Duration::from_secs(10),
         options: ProducerOptions::default(),
         frame_interval: None,
+        timestamps: false,
     };
     let pm = m.clone();
     let t = std::thread::spawn(move || run_producer(pm, &config, |_| {}).unwrap());

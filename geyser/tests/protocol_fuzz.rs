@@ -199,12 +199,14 @@ fn any_message() -> impl Strategy<Value = Message> {
         (
             any::<u64>(),
             any_sync(),
-            proptest::collection::vec(any_info(), 0..(MAX_SLOTS + 3))
+            proptest::collection::vec(any_info(), 0..(MAX_SLOTS + 3)),
+            any::<bool>()
         )
-            .prop_map(|(generation, sync, slots)| Message::PoolSetup {
+            .prop_map(|(generation, sync, slots, ordered)| Message::PoolSetup {
                 generation,
                 sync,
-                slots
+                slots,
+                ordered
             }),
         (0..40u32, any::<u64>(), any::<u64>(), any::<u64>()).prop_map(
             |(slot, frame, present_ns, sent_ns)| Message::FrameReady {

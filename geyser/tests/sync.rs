@@ -164,6 +164,7 @@ fn stream(
             ..Default::default()
         },
         frame_interval: None,
+        timestamps: false,
     };
     let pm = Arc::new(manager());
     let producer = std::thread::spawn(move || run_producer(pm, &config, |_| {}).unwrap());

@@ -45,6 +45,7 @@ fn produce_config(name: String) -> ProduceConfig {
             ..Default::default()
         },
         frame_interval: None,
+        timestamps: false,
     }
 }
 

@@ -164,6 +164,7 @@ fn pipeline(c: &mut Criterion) {
                     ..Default::default()
                 },
                 frame_interval: None,
+                timestamps: false,
             };
             let pm = a.clone();
             let t = std::thread::spawn(move || run_producer(pm, &config, |_| {}).unwrap());

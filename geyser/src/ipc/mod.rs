@@ -31,7 +31,7 @@ pub mod testing;
 mod transport;
 pub mod wire;
 
-pub use consumer::{Consumer, ConsumerCounters, ConsumerOptions, Frame};
+pub use consumer::{Consumer, ConsumerCounters, ConsumerOptions, ExpectedFrame, Frame};
 pub use peer::{PeerCredentials, PeerPolicy};
 pub use producer::{
     ConsumerStats, HostRingSharing, Producer, ProducerOptions, ProducerStats, WriteSlot,

@@ -90,6 +90,11 @@ pub struct ProducerOptions {
     /// depth, mip levels (default: one 2D level). Consumers import the same shape; host-ring
     /// consumers get every layer and level too.
     pub extent: TextureExtent,
+    /// Write frame `f` always into slot `f % slots` ([`Self::acquire`] waits for that slot to
+    /// be free), and tell consumers so: what consumers that submit their GPU work before the
+    /// frame arrives need ([`super::Consumer::expect_next`]). Default `false`: any free slot,
+    /// which never waits for one consumer while another slot is free.
+    pub ordered_slots: bool,
 }
 
 impl Default for ProducerOptions {
@@ -113,6 +118,7 @@ impl Default for ProducerOptions {
             host_ring_consumers: true,
             host_rings: HostRingSharing::Auto,
             extent: TextureExtent::default(),
+            ordered_slots: false,
         }
     }
 }
@@ -409,6 +415,8 @@ impl Producer {
     /// Waits for a slot that no consumer holds (at most `timeout`, forever with `None`) and
     /// returns it for writing. In the default (lossy) mode with at most `max_consumers`
     /// consumers one is always free or freed as soon as a consumer finishes its current frame.
+    /// With [`ProducerOptions::ordered_slots`] the slot is the frame number modulo the ring,
+    /// and this waits for that one.
     pub fn acquire(&self, timeout: Option<Duration>) -> Result<WriteSlot> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut state = self.shared.lock();
@@ -424,9 +432,14 @@ impl Producer {
             // Prefer a free slot that is not the latest frame, so a consumer that frees up now
             // can still be given the latest. (No allocation: this runs every frame.)
             let n = self.textures.len();
-            let pick = (0..n)
-                .find(|s| !held(*s) && Some(*s) != latest)
-                .or_else(|| (0..n).find(|s| !held(*s)));
+            let pick = if self.shared.options.ordered_slots {
+                let s = (state.next_frame % n as u64) as usize;
+                (!held(s)).then_some(s)
+            } else {
+                (0..n)
+                    .find(|s| !held(*s) && Some(*s) != latest)
+                    .or_else(|| (0..n).find(|s| !held(*s)))
+            };
             if let Some(index) = pick {
                 if Some(index) == latest {
                     state.latest = None;

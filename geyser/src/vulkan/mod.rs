@@ -24,6 +24,8 @@
 //! - `buffer.rs`: [`Buffer`], a buffer with its own memory.
 //! - `transfer.rs`: host ↔ texture copies through a staging buffer.
 //! - `cross.rs`: texture copies between devices ([`CrossDeviceTransfer`]).
+//! - `timestamps.rs`: GPU timestamp queries on the host's clock ([`GpuTimestamps`]).
+//! - `pool.rs`: exportable textures reused by descriptor ([`TexturePool`]).
 
 mod buffer;
 mod caps;
@@ -37,9 +39,11 @@ mod manager;
 mod memory;
 mod options;
 mod os;
+mod pool;
 pub(crate) mod recipe;
 mod submit;
 mod sync;
+mod timestamps;
 pub(crate) mod transfer;
 mod validation;
 
@@ -52,8 +56,10 @@ pub use cross::{CrossDeviceTransfer, TransferPath, TransferTiming};
 pub use image::{VulkanTexture, SHARED_LAYOUT};
 pub use manager::VulkanTextureShareManager;
 pub use options::{ContextOptions, DeviceSelector, Validation};
+pub use pool::{PoolStats, PooledTexture, TexturePool};
 pub use submit::{Submitter, TimelinePoint, MAX_POINTS, SUBMIT_TIMEOUT};
 pub use sync::{SharedFence, SharedSemaphore, SharedTimelineSemaphore, SyncHandleType};
+pub use timestamps::{Calibration, GpuTimestamps};
 pub use transfer::{aspect_size, packed_layout, record_copy, CopyDirection, StagingBuffer};
 
 /// The ash crate Geyser is built against, so applications use the same version.

@@ -17,9 +17,9 @@ pub(crate) struct DeviceRecipe {
 }
 
 /// What Geyser enables on every device it opens: external memory (required), and DMA-BUF,
-/// DRM format modifiers, semaphore and fence export, host-memory import and the foreign queue
-/// family where the device offers them; timeline semaphores and texture compression families
-/// where the device has them.
+/// DRM format modifiers, semaphore and fence export, host-memory import, the foreign queue
+/// family and calibrated timestamps where the device offers them; timeline semaphores and
+/// texture compression families where the device has them.
 pub(crate) const SHARING: DeviceRecipe = DeviceRecipe {
     required: &[os::MEMORY_EXTENSION],
     optional: &[
@@ -29,6 +29,9 @@ pub(crate) const SHARING: DeviceRecipe = DeviceRecipe {
         os::FENCE_EXTENSION,
         ash::ext::external_memory_host::NAME,
         ash::ext::queue_family_foreign::NAME,
+        // GPU timestamps on the host's clock (`timestamps.rs`); the KHR form where offered.
+        ash::khr::calibrated_timestamps::NAME,
+        ash::ext::calibrated_timestamps::NAME,
     ],
 };
 

@@ -66,6 +66,7 @@ pub fn role_entry() {
                 frame_interval: env("GT_INTERVAL_MS")
                     .and_then(|v| v.parse().ok())
                     .map(Duration::from_millis),
+                timestamps: false,
             };
             match run_producer(m, &config, |_| {}) {
                 Ok(r) => {

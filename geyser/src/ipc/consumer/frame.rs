@@ -15,8 +15,10 @@ pub struct Frame<'a> {
     pub(super) consumer: &'a mut Consumer,
     pub(super) ready: Ready,
     pub(super) released: bool,
+    /// Its GPU work was submitted before it arrived ([`Consumer::expect_next`]).
+    pub(super) expected: bool,
     /// The release value this frame's GPU work signals, once [`Frame::release_point`] was
-    /// taken.
+    /// taken (or since [`Consumer::expect_next`]).
     pub(super) signal: Option<u64>,
 }
 
@@ -53,6 +55,25 @@ impl Frame<'_> {
     /// `CLOCK_MONOTONIC` time at which the producer presented the frame.
     pub fn present_ns(&self) -> u64 {
         self.ready.present_ns
+    }
+
+    /// Where the handoff's host time went, `CLOCK_MONOTONIC` ns: the producer sent the
+    /// message at `.0`, this consumer's wait for it returned at `.1` (the wake-up from `poll`,
+    /// or the spin that found it; the receive time if the message was already queued), and
+    /// the message was read at `.2`.
+    pub fn wake_times(&self) -> (u64, u64, u64) {
+        (
+            self.ready.sent_ns,
+            self.ready.woke_ns,
+            self.ready.received_ns,
+        )
+    }
+
+    /// Whether this frame's GPU work was submitted before it arrived: it is the frame
+    /// [`Consumer::expect_next`] named, and [`Self::release_point`] is the point that work
+    /// signals. Drop (or release) the frame; there is nothing left to submit for it.
+    pub fn was_expected(&self) -> bool {
+        self.expected
     }
 
     /// Handoff latency: from the producer sending the frame message to this consumer

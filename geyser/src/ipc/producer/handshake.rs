@@ -70,6 +70,7 @@ pub(super) fn on_hello(
         generation: 1,
         sync,
         slots: shared.exports.iter().map(|e| e.info.clone()).collect(),
+        ordered: shared.options.ordered_slots,
     };
     let pool_fds: Vec<BorrowedOsHandle<'_>> = shared
         .exports

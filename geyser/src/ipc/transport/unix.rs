@@ -323,7 +323,7 @@ impl Connection {
     }
 
     /// Waits until a message may be queued, at most `left` (forever with `None`).
-    fn wait_readable(&mut self, left: Option<Duration>) -> Result<()> {
+    pub(crate) fn wait_readable(&mut self, left: Option<Duration>) -> Result<()> {
         let ts = left.map(|l| rustix::time::Timespec {
             tv_sec: i64::try_from(l.as_secs()).unwrap_or(i64::MAX),
             tv_nsec: l.subsec_nanos() as i64,
@@ -503,6 +503,7 @@ mod tests {
             generation: 1,
             sync: SyncMode::Host,
             slots: vec![export_info()],
+            ordered: false,
         };
         encode_into(&pool, &mut buf).unwrap();
         fd_passing::send(a.as_fd(), &buf, &[]).unwrap();
@@ -516,6 +517,7 @@ mod tests {
             generation: 1,
             sync: SyncMode::Host,
             slots: vec![export_info(), export_info()],
+            ordered: false,
         };
         let m0 = rustix::fs::memfd_create("s0", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
         let m1 = rustix::fs::memfd_create("s1", rustix::fs::MemfdFlags::CLOEXEC).unwrap();

@@ -177,6 +177,10 @@ pub enum Message {
         /// What each slot's FD holds (1..=[`MAX_SLOTS`]).
         #[serde(deserialize_with = "bounded_seq::<_, _, MAX_SLOTS>")]
         slots: Vec<ExportInfo>,
+        /// Frame `f` is always written into slot `f % slots`
+        /// (`ProducerOptions::ordered_slots`), so a consumer can prepare its GPU work for a
+        /// frame before the frame's message arrives.
+        ordered: bool,
     },
     /// Producer → consumer: this frame is ready to read (timeline mode: once the "ready"
     /// timeline reaches `frame + 1`).

@@ -572,9 +572,13 @@ impl PipeConnection {
 
     /// Waits for one message (at most `timeout`; forever with `None`).
     pub fn recv(&mut self, timeout: Option<Duration>) -> Result<(Message, Vec<OwnedHandle>)> {
-        recv_within(self, timeout, Self::try_recv, |conn, left| {
-            conn.read.wait_event(left)
-        })
+        recv_within(self, timeout, Self::try_recv, Self::wait_readable)
+    }
+
+    /// Waits until a message may have arrived, at most `left` (forever with `None`); call
+    /// after a [`Self::try_recv`] that found none (it posts the read this waits for).
+    pub(crate) fn wait_readable(&mut self, left: Option<Duration>) -> Result<()> {
+        self.read.wait_event(left)
     }
 
     /// Decodes the `n` bytes the last read delivered and takes ownership of the handles the

@@ -43,6 +43,7 @@ fn samples() -> Vec<Message> {
             generation: 1,
             sync: SyncMode::Host,
             slots: vec![info(), info()],
+            ordered: false,
         },
         Message::FrameReady {
             id: FrameId {
@@ -199,11 +200,13 @@ fn out_of_range_fields_are_rejected() {
             generation: 0,
             sync: SyncMode::Host,
             slots: vec![],
+            ordered: false,
         },
         Message::PoolSetup {
             generation: 0,
             sync: SyncMode::Host,
             slots: vec![info(); MAX_SLOTS + 1],
+            ordered: false,
         },
         Message::Bye {
             reason: "x".repeat(MAX_STRING + 1),
@@ -215,6 +218,7 @@ fn out_of_range_fields_are_rejected() {
                 allocation_size: 0,
                 ..info()
             }],
+            ordered: false,
         },
         Message::PoolSetup {
             generation: 0,
@@ -224,6 +228,7 @@ fn out_of_range_fields_are_rejected() {
                 i.descriptor.width = 0;
                 i
             }],
+            ordered: false,
         },
     ];
     for m in bad {
@@ -270,6 +275,7 @@ fn lying_sequence_lengths_are_refused() {
         generation: 0,
         sync: SyncMode::Host,
         slots: vec![info(); MAX_SLOTS],
+        ordered: true,
     };
     assert_eq!(decode(&enc(&full)).unwrap(), full);
 }

@@ -2,9 +2,22 @@
 //! frame (the producer fills the frame on the GPU, the consumer probes it on the GPU):
 //! (a) [`run_in_process`]: two Vulkan contexts in one process, zero-copy, frames announced over
 //! a channel; (b) the cross-process zero-copy path ([`crate::demo`]); (c) the CPU-copy path a
-//! user would otherwise write ([`run_cpu_copy_producer`] / [`run_cpu_copy_consumer`]): GPU →
-//! persistently mapped buffer → memfd shared memory → mapped buffer → GPU, no per-frame
-//! allocation.
+//! user would otherwise write (`cpu_copy.rs`: [`run_cpu_copy_producer`] /
+//! [`run_cpu_copy_consumer`]): GPU → persistently mapped buffer → memfd shared memory → mapped
+//! buffer → GPU, no per-frame allocation, copies overlapped with GPU work; (g) what a wgpu
+//! user would write without Geyser (`wgpu_copy.rs`, feature `webgpu`); and `pool.rs`, the cost
+//! of a shared texture made fresh or taken from a [`geyser::vulkan::TexturePool`].
+//!
+//! Every path checks every frame; where the sync mode lets the consumer release a frame before
+//! its check finished (timeline sync, and the copy paths, which own their textures), the
+//! checks are pipelined ([`crate::probe_ring::ProbeRing`], [`PIPELINE`] in flight), so the
+//! frame rate measures moving frames, not one fence round trip per frame.
+
+#[cfg(unix)]
+mod cpu_copy;
+pub mod pool;
+#[cfg(all(feature = "webgpu", any(target_os = "linux", target_os = "android")))]
+mod wgpu_copy;
 
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -15,11 +28,22 @@ use geyser::ipc::clock::{cpu_time_ns, monotonic_ns};
 use geyser::vulkan::{SharedTimelineSemaphore, TimelinePoint, VulkanTextureShareManager};
 use geyser::{Error, Result};
 
-use crate::pattern::{PatternWriter, ProbeReader};
+use crate::demo::{write_end_stamp, write_stamped_done, STAMP_QUERIES};
+use crate::gpu_time::FrameStamps;
+use crate::pattern::PatternWriter;
+use crate::probe_ring::ProbeRing;
 use crate::report::{percentile, ConsumeReport, ProduceReport};
+
+#[cfg(unix)]
+pub use cpu_copy::{run_cpu_copy_consumer, run_cpu_copy_producer};
+#[cfg(all(feature = "webgpu", any(target_os = "linux", target_os = "android")))]
+pub use wgpu_copy::{run_wgpu_copy_consumer, run_wgpu_copy_producer};
 
 /// Ring size of the in-process and CPU-copy paths (the IPC default, for a fair comparison).
 pub const RING: usize = 3;
+
+/// Probes in flight where a path may check frames late.
+pub const PIPELINE: usize = 4;
 
 /// (a) Two contexts in one process share a ring of [`RING`] textures; the producer thread fills
 /// frames, the consumer thread probes them. Timeline semaphores synchronize on the GPU where
@@ -73,7 +97,10 @@ pub fn run_in_process_ring(
         None
     };
     let writer = PatternWriter::new(producer, desc.tight_size())?;
-    let probe = ProbeReader::new(consumer)?;
+    let mut stamps = FrameStamps::new(producer, STAMP_QUERIES, frames as usize)?;
+    // Host mode: a frame goes back only once its probe has finished, so one at a time.
+    let depth = if timeline { PIPELINE } else { 1 };
+    let mut probes = ProbeRing::new(consumer, depth, Some(frames as usize))?;
     let (tx, rx) = mpsc::sync_channel::<(u64, u64)>(ring);
     let (rel_tx, rel_rx) = mpsc::channel::<u64>();
     let consumer_sems = sems.as_ref().map(|(_, r, _, rc)| (r.clone(), rc.clone()));
@@ -91,6 +118,11 @@ pub fn run_in_process_ring(
         let mut start = None;
         let mut cpu0 = 0;
         let mut last_ready = 0;
+        let checked = |report: &mut ConsumeReport, done: Option<crate::probe_ring::Checked>| {
+            if let Some((f, slot, result)) = done {
+                report.checked(f, slot, &result);
+            }
+        };
         for (f, present_ns) in rx {
             let received = monotonic_ns();
             if start.is_none() {
@@ -98,8 +130,9 @@ pub fn run_in_process_ring(
                 cpu0 = cpu_time_ns();
             }
             latencies.push(received.saturating_sub(present_ns) as f64 / 1e3);
-            let tex = &ring_c[(f % ring_len) as usize];
-            let ok = match &consumer_sems {
+            let slot = (f % ring_len) as usize;
+            let tex = &ring_c[slot];
+            match &consumer_sems {
                 Some((ready, released)) => {
                     let wait = TimelinePoint {
                         semaphore: ready.clone(),
@@ -109,9 +142,8 @@ pub fn run_in_process_ring(
                         semaphore: released.clone(),
                         value: f + 1,
                     };
-                    let ok = probe
-                        .check_synced(tex, f, &[wait], &[signal], || Ok(()))?
-                        .ok();
+                    let done = probes.submit(tex, f, slot, &[wait], &[signal])?;
+                    checked(&mut report, done);
                     let v = ready.value()?;
                     if v < last_ready {
                         return Err(Error::Protocol(format!(
@@ -119,15 +151,24 @@ pub fn run_in_process_ring(
                         )));
                     }
                     last_ready = v;
-                    ok
                 }
-                None => probe.check(tex, f)?.ok(),
-            };
-            report.corrupted += u64::from(!ok);
-            report.frames += 1;
+                None => {
+                    let done = probes.submit(tex, f, slot, &[], &[])?;
+                    checked(&mut report, done);
+                    let done = probes.complete_oldest()?;
+                    checked(&mut report, done);
+                }
+            }
             let _ = rel_tx.send(f);
         }
+        while probes.in_flight() > 0 {
+            let done = probes.complete_oldest()?;
+            checked(&mut report, done);
+        }
         finish_consumer(&mut report, start, cpu0, &mut latencies);
+        if let Some((s, deviation)) = probes.into_stamps()? {
+            (report.gpu_stamps, report.gpu_deviation_ns) = (s, deviation);
+        }
         report.clean_end = true;
         report.end = "end of stream".into();
         Ok(report)
@@ -137,6 +178,7 @@ pub fn run_in_process_ring(
     let mut released_up_to: Option<u64> = None;
     for f in 0..frames {
         let slot = (f % ring_len) as usize;
+        let block = sems.is_none();
         match &sems {
             Some((ready, _, released, _)) => {
                 // The GPU waits for the consumer's release of the slot's previous frame.
@@ -152,7 +194,8 @@ pub fn run_in_process_ring(
                     semaphore: ready.clone(),
                     value: f + 1,
                 };
-                writer.write_synced(&ring_p[slot], f, &waits, &[signal], false)?;
+                let last = write_end_stamp(stamps.as_mut(), f);
+                writer.write_with(&ring_p[slot], f, &waits, &[signal], false, last)?;
             }
             None => {
                 // Host mode: wait until the consumer released the slot's previous frame.
@@ -164,9 +207,11 @@ pub fn run_in_process_ring(
                         released_up_to = Some(r);
                     }
                 }
-                writer.write(&ring_p[slot], f)?;
+                let last = write_end_stamp(stamps.as_mut(), f);
+                writer.write_with(&ring_p[slot], f, &[], &[], true, last)?;
             }
         }
+        write_stamped_done(stamps.as_mut(), block)?;
         if tx.send((f, monotonic_ns())).is_err() {
             break;
         }
@@ -177,7 +222,7 @@ pub fn run_in_process_ring(
         .map_err(|_| Error::Protocol("consumer thread panicked".into()))??;
     writer.finish()?;
     let seconds = start.elapsed().as_secs_f64();
-    let producer_report = ProduceReport {
+    let mut producer_report = ProduceReport {
         frames,
         seconds,
         fps: frames as f64 / seconds.max(1e-9),
@@ -186,6 +231,10 @@ pub fn run_in_process_ring(
         cpu_us_per_frame: (cpu_time_ns() - cpu0) as f64 / 1e3 / frames.max(1) as f64 / 2.0,
         ..Default::default()
     };
+    if let Some(mut s) = stamps {
+        s.finished(0)?;
+        (producer_report.gpu_stamps, producer_report.gpu_deviation_ns) = s.into_host_ns()?;
+    }
     Ok((producer_report, consumer_report))
 }
 
@@ -208,175 +257,6 @@ fn finish_consumer(
     report.age_p50_us = report.latency_p50_us;
     report.age_p99_us = report.latency_p99_us;
 }
-
-/// (c) The CPU-copy path: a memfd ring over the Unix socket (Linux/Android).
-#[cfg(unix)]
-mod cpu_copy {
-    use std::os::fd::{AsFd, OwnedFd};
-
-    use super::*;
-    use geyser::ipc::testing::{fd_passing, Connection, Listener, SharedRegion};
-    use geyser::vulkan::StagingBuffer;
-
-    const SETUP: u8 = 1;
-    const READY: u8 = 2;
-    const RELEASED: u8 = 3;
-    const END: u8 = 4;
-    const STARTED: u8 = 5;
-
-    /// The CPU-copy path's fixed 32-byte message: tag, slot, frame (or slot bytes), timestamp.
-    fn pack(tag: u8, slot: u32, a: u64, b: u64) -> [u8; 32] {
-        let mut m = [0u8; 32];
-        m[0] = tag;
-        m[4..8].copy_from_slice(&slot.to_le_bytes());
-        m[8..16].copy_from_slice(&a.to_le_bytes());
-        m[16..24].copy_from_slice(&b.to_le_bytes());
-        m
-    }
-
-    fn unpack(m: &[u8]) -> Result<(u8, u32, u64, u64)> {
-        if m.len() != 32 {
-            return Err(Error::Protocol(format!(
-                "CPU-copy message of {} bytes",
-                m.len()
-            )));
-        }
-        let u32_at = |i: usize| u32::from_le_bytes([m[i], m[i + 1], m[i + 2], m[i + 3]]);
-        let u64_at = |i: usize| u64::from_le_bytes(m[i..i + 8].try_into().unwrap_or([0; 8]));
-        Ok((m[0], u32_at(4), u64_at(8), u64_at(16)))
-    }
-
-    fn recv_raw(conn: &Connection, fds: &mut Vec<OwnedFd>) -> Result<(u8, u32, u64, u64)> {
-        let mut buf = [0u8; 64];
-        let n = fd_passing::recv(conn.as_fd(), &mut buf, fds, false)?.unwrap_or(0);
-        unpack(&buf[..n])
-    }
-
-    /// (c) Producer of the CPU-copy path: per frame, the same GPU fill as the zero-copy path, then
-    /// a GPU readback into a persistently mapped buffer and a memcpy into a memfd ring slot.
-    pub fn run_cpu_copy_producer(
-        manager: &Arc<VulkanTextureShareManager>,
-        name: &str,
-        desc: &TextureDescriptor,
-        frames: u64,
-    ) -> Result<ProduceReport> {
-        let size = desc.tight_size() as usize;
-        let listener = Listener::bind(name)?;
-        let texture = manager.create_texture(desc)?;
-        let writer = PatternWriter::new(manager, size as u64)?;
-        let mut staging = StagingBuffer::new(manager, size as u64)?;
-        let mut shm = SharedRegion::create("geyser-cpu-copy", RING * size)?;
-        let conn = loop {
-            if let Some(c) = listener.accept(false)? {
-                break c;
-            }
-        };
-        conn.check_peer(&Default::default())?;
-        fd_passing::send(
-            conn.as_fd(),
-            &pack(SETUP, RING as u32, size as u64, 0),
-            &[shm.handle().as_fd()],
-        )?;
-        let mut free: Vec<u32> = (0..RING as u32).rev().collect();
-        let mut fds = Vec::new();
-        // Time from when the consumer has mapped the ring and is waiting for frames.
-        if recv_raw(&conn, &mut fds)?.0 != STARTED {
-            return Err(Error::Protocol("expected the consumer's start".into()));
-        }
-        let start = Instant::now();
-        let cpu0 = cpu_time_ns();
-        for f in 0..frames {
-            while free.is_empty() {
-                let (tag, slot, _, _) = recv_raw(&conn, &mut fds)?;
-                if tag != RELEASED || slot as usize >= RING {
-                    return Err(Error::Protocol("expected a release".into()));
-                }
-                free.push(slot);
-            }
-            let slot = free.pop().unwrap_or(0);
-            writer.write(&texture, f)?;
-            let bytes = staging.download(&texture)?;
-            shm.slot(slot as usize, size).copy_from_slice(bytes);
-            let now = monotonic_ns();
-            fd_passing::send(conn.as_fd(), &pack(READY, slot, f, now), &[])?;
-        }
-        while free.len() < RING {
-            let (tag, slot, _, _) = recv_raw(&conn, &mut fds)?;
-            if tag == RELEASED {
-                free.push(slot);
-            }
-        }
-        let seconds = start.elapsed().as_secs_f64();
-        let cpu = cpu_time_ns() - cpu0;
-        fd_passing::send(conn.as_fd(), &pack(END, 0, 0, 0), &[])?;
-        Ok(ProduceReport {
-            frames,
-            seconds,
-            fps: frames as f64 / seconds.max(1e-9),
-            sync: "CPU copy".into(),
-            consumers_connected: 1,
-            cpu_us_per_frame: cpu as f64 / 1e3 / frames.max(1) as f64,
-            ..Default::default()
-        })
-    }
-
-    /// (c) Consumer of the CPU-copy path: per frame, a memcpy from the ring slot into a mapped
-    /// buffer, an upload into its texture, and the same GPU probe as the zero-copy path.
-    pub fn run_cpu_copy_consumer(
-        manager: &Arc<VulkanTextureShareManager>,
-        name: &str,
-        desc: &TextureDescriptor,
-    ) -> Result<ConsumeReport> {
-        let size = desc.tight_size() as usize;
-        let conn = Connection::connect(name)?;
-        conn.check_peer(&Default::default())?;
-        let texture = manager.create_texture(desc)?;
-        let mut staging = StagingBuffer::new(manager, size as u64)?;
-        let probe = ProbeReader::new(manager)?;
-        let mut fds = Vec::new();
-        let (tag, slots, slot_bytes, _) = recv_raw(&conn, &mut fds)?;
-        let memfd = fds
-            .pop()
-            .ok_or_else(|| Error::Protocol("setup without its memfd".into()))?;
-        if tag != SETUP || slot_bytes as usize != size || slots as usize != RING {
-            return Err(Error::Protocol("unexpected CPU-copy setup".into()));
-        }
-        let mut shm = SharedRegion::open(memfd, RING * size)?;
-        fd_passing::send(conn.as_fd(), &pack(STARTED, 0, 0, 0), &[])?;
-        let mut report = ConsumeReport {
-            sync: "CPU copy".into(),
-            ..Default::default()
-        };
-        let mut latencies = Vec::with_capacity(1024);
-        let (mut start, mut cpu0) = (None, 0);
-        loop {
-            let (tag, slot, frame, present_ns) = recv_raw(&conn, &mut fds)?;
-            match tag {
-                END => break,
-                READY if (slot as usize) < RING => {}
-                _ => return Err(Error::Protocol("unexpected CPU-copy message".into())),
-            }
-            let received = monotonic_ns();
-            if start.is_none() {
-                start = Some(Instant::now());
-                cpu0 = cpu_time_ns();
-            }
-            latencies.push(received.saturating_sub(present_ns) as f64 / 1e3);
-            staging.bytes_mut()[..size].copy_from_slice(shm.slot(slot as usize, size));
-            fd_passing::send(conn.as_fd(), &pack(RELEASED, slot, frame, 0), &[])?;
-            staging.upload(&texture)?;
-            report.corrupted += u64::from(!probe.check(&texture, frame)?.ok());
-            report.frames += 1;
-        }
-        finish_consumer(&mut report, start, cpu0, &mut latencies);
-        report.clean_end = true;
-        report.end = "end of stream".into();
-        Ok(report)
-    }
-}
-
-#[cfg(unix)]
-pub use cpu_copy::{run_cpu_copy_consumer, run_cpu_copy_producer};
 
 /// (c) The CPU-copy comparison path is Unix-only (a memfd over the Unix socket): on Windows
 /// this returns [`Error::Unsupported`].

@@ -1,0 +1,108 @@
+//! What a shared texture costs to get: create + export + import into a second context, made
+//! fresh (what a [`TexturePool`] does on a miss) or taken from the pool, either with a new
+//! import (what another process pays: a new FD to import) or with the import the pool kept
+//! (a second context of the same process). Every texture timed is then written on the first
+//! context and checked on the second, outside the timing, to prove it is shared.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use geyser::common::TextureDescriptor;
+use geyser::vulkan::{TexturePool, VulkanTexture, VulkanTextureShareManager};
+use geyser::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::pattern::{PatternWriter, ProbeReader};
+use crate::report::percentile;
+
+/// Medians of one size, milliseconds.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct PoolTiming {
+    /// `WxH`.
+    pub size: String,
+    /// Fresh: allocate, export, import.
+    pub first_ms: f64,
+    /// From the pool, exported and imported anew (as for another process).
+    pub recycled_new_import_ms: f64,
+    /// From the pool with the import it kept (a second context in this process).
+    pub recycled_ms: f64,
+    /// Textures checked (each written on one context and probed on the other).
+    pub checked: u64,
+    /// Checks that failed (must be 0).
+    pub corrupted: u64,
+}
+
+/// Measures `iterations` loans of each kind of `desc` from `a` into `b`.
+pub fn measure_pool(
+    a: &Arc<VulkanTextureShareManager>,
+    b: &VulkanTextureShareManager,
+    desc: &TextureDescriptor,
+    iterations: usize,
+) -> Result<PoolTiming> {
+    if iterations == 0 {
+        return Err(Error::InvalidArgument {
+            what: "iterations",
+            reason: "at least one".into(),
+        });
+    }
+    let writer = PatternWriter::new(a, desc.tight_size())?;
+    let probe = ProbeReader::new(b)?;
+    let mut timing = PoolTiming {
+        size: format!("{}x{}", desc.width, desc.height),
+        ..Default::default()
+    };
+    let mut check = |ours: &VulkanTexture, theirs: &VulkanTexture, n: u64| -> Result<()> {
+        writer.write(ours, n)?;
+        timing.checked += 1;
+        timing.corrupted += u64::from(!probe.check(theirs, n)?.ok());
+        Ok(())
+    };
+    let ms = |samples: &mut Vec<f64>| {
+        samples.sort_by(|x, y| x.total_cmp(y));
+        percentile(samples, 50.0)
+    };
+    let mut n = 0;
+    // Fresh: a pool that keeps nothing misses every time.
+    let empty = TexturePool::new(a.clone(), 0);
+    let mut first = Vec::with_capacity(iterations);
+    for _ in 0..iterations {
+        let t0 = Instant::now();
+        let mut t = empty.create(desc)?;
+        let theirs = t.import_into(b)?;
+        first.push(t0.elapsed().as_secs_f64() * 1e3);
+        check(&t, &theirs, n)?;
+        n += 1;
+    }
+    let pool = TexturePool::new(a.clone(), 1);
+    drop(pool.create(desc)?);
+    let mut new_import = Vec::with_capacity(iterations);
+    for _ in 0..iterations {
+        let t0 = Instant::now();
+        let t = pool.create(desc)?;
+        let theirs = b.import(a.export(&t)?)?;
+        new_import.push(t0.elapsed().as_secs_f64() * 1e3);
+        check(&t, &theirs, n)?;
+        n += 1;
+    }
+    let mut kept = Vec::with_capacity(iterations);
+    drop(pool.create(desc)?.import_into(b)?);
+    for _ in 0..iterations {
+        let t0 = Instant::now();
+        let mut t = pool.create(desc)?;
+        let theirs = t.import_into(b)?;
+        kept.push(t0.elapsed().as_secs_f64() * 1e3);
+        check(&t, &theirs, n)?;
+        n += 1;
+    }
+    let stats = pool.stats();
+    if stats.created != 1 {
+        return Err(Error::Internal(format!(
+            "the pool allocated {} textures for one descriptor",
+            stats.created
+        )));
+    }
+    timing.first_ms = ms(&mut first);
+    timing.recycled_new_import_ms = ms(&mut new_import);
+    timing.recycled_ms = ms(&mut kept);
+    Ok(timing)
+}
