@@ -5,8 +5,13 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod detached;
+
+pub use detached::DetachedFrame;
+
 use super::clock::monotonic_ns;
 use super::host_ring::HostRing;
+use super::linear::{self, FrameLayout, LinearFrames, LinearLayout};
 use super::peer::{PeerCredentials, PeerPolicy};
 use super::transport::Connection;
 use super::wire::negotiate::{supported_sync_modes, unsupported_sync};
@@ -38,6 +43,10 @@ pub struct ConsumerOptions {
     /// frame is copied into this consumer's own texture. For tests and for consumers that want
     /// a private copy. Default `false`.
     pub host_ring: bool,
+    /// Ask for linear frames too ([`FrameLayout::Linear`]: each frame also copied, on the
+    /// producer's GPU, into a shared buffer; [`Consumer::take_linear_frames`] hands it out).
+    /// Default [`FrameLayout::Texture`].
+    pub layout: FrameLayout,
 }
 
 impl Default for ConsumerOptions {
@@ -49,6 +58,7 @@ impl Default for ConsumerOptions {
             sync: None,
             lossless: false,
             host_ring: false,
+            layout: FrameLayout::Texture,
         }
     }
 }
@@ -74,6 +84,19 @@ struct Ready {
 
 /// The producer's "frame ready" timeline and our "released" timeline.
 type Timelines = (Arc<SharedTimelineSemaphore>, Arc<SharedTimelineSemaphore>);
+
+/// Duplicates of the handles a consumer imported, for an interop layer (CUDA) that imports
+/// the same memory and timeline into its own API.
+#[derive(Debug, Default)]
+pub(crate) struct RetainedHandles {
+    /// The ring's textures, in slot order.
+    pub(crate) memory: Vec<ExportedTexture>,
+    /// Timeline mode: the producer's "frame ready" timeline.
+    pub(crate) ready: Option<OwnedOsHandle>,
+}
+
+/// Unique ids of consumers in this process (to tell whose a [`DetachedFrame`] is).
+static NEXT_CONSUMER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// The consuming end of a named endpoint.
 ///
@@ -129,6 +152,8 @@ type Timelines = (Arc<SharedTimelineSemaphore>, Arc<SharedTimelineSemaphore>);
 /// # }
 /// ```
 pub struct Consumer {
+    /// Unique in this process.
+    id: u64,
     conn: Connection,
     textures: Vec<VulkanTexture>,
     sync: SyncMode,
@@ -145,6 +170,14 @@ pub struct Consumer {
     release_value: u64,
     /// Frames come through a host ring of the producer into our own textures.
     host_ring: Option<HostRing>,
+    /// The producer closed the stream with `Bye` (rather than dying).
+    ended: bool,
+    /// Linear frames were set up ([`FrameLayout::Linear`]).
+    linear_layout: Option<LinearLayout>,
+    /// Their handles, until taken.
+    linear: Option<LinearFrames>,
+    /// Handle duplicates for an interop layer, until taken.
+    retained: Option<RetainedHandles>,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -184,6 +217,28 @@ impl Consumer {
         options: ConsumerOptions,
         copier: &dyn Fn() -> Result<Arc<VulkanTextureShareManager>>,
     ) -> Result<Consumer> {
+        Self::connect_impl(name, manager, options, copier, false)
+    }
+
+    /// [`Self::connect_with`], keeping a duplicate of every handle it imports
+    /// ([`Self::take_retained`]) for an interop layer that imports them again.
+    #[cfg_attr(not(all(feature = "cuda", target_os = "linux")), allow(dead_code))]
+    pub(crate) fn connect_retaining(
+        name: &str,
+        manager: Arc<VulkanTextureShareManager>,
+        options: ConsumerOptions,
+    ) -> Result<Consumer> {
+        let own = manager.clone();
+        Self::connect_impl(name, manager, options, &move || Ok(own.clone()), true)
+    }
+
+    fn connect_impl(
+        name: &str,
+        manager: Arc<VulkanTextureShareManager>,
+        options: ConsumerOptions,
+        copier: &dyn Fn() -> Result<Arc<VulkanTextureShareManager>>,
+        retain: bool,
+    ) -> Result<Consumer> {
         let mut conn = Connection::connect(name)?;
         let producer = conn.check_peer(&options.peer_policy)?;
         let id = manager.identity();
@@ -204,11 +259,19 @@ impl Consumer {
             offer,
             options.name.clone(),
         );
+        let linear_wanted = options.layout == FrameLayout::Linear;
         let sent = if options.host_ring {
             conn.send(&Message::HostRingRequest, &[])
         } else {
             Ok(())
         }
+        .and_then(|()| {
+            if linear_wanted {
+                conn.send(&Message::LinearRequest, &[])
+            } else {
+                Ok(())
+            }
+        })
         .and_then(|()| conn.send(&Message::Hello(hello), &[]));
         if let Err(e) = sent {
             // A producer that refused us at once may have closed before our Hello: its Reject
@@ -227,10 +290,20 @@ impl Consumer {
                 )))
             }
         };
+        let mut extras = Extras {
+            linear: None,
+            retained: retain.then(RetainedHandles::default),
+        };
         let (sync, textures, timelines, host_ring) = match conn.recv(Some(left()))? {
             (Message::PoolSetup { sync, slots, .. }, fds) => {
-                let (textures, timelines) =
-                    Self::import_pool(&manager, &mut conn, sync, slots, fds, deadline)?;
+                let (textures, timelines) = Self::import_pool(
+                    &manager,
+                    &mut conn,
+                    (sync, slots, fds),
+                    deadline,
+                    linear_wanted,
+                    &mut extras,
+                )?;
                 (sync, textures, timelines, None)
             }
             (
@@ -272,6 +345,7 @@ impl Consumer {
             .map_or(TransferPath::Direct, HostRing::path);
         tracing::info!(producer = %hello.name, pid = producer.pid, slots = textures.len(), ?sync, %path, "connected");
         Ok(Consumer {
+            id: NEXT_CONSUMER.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             conn,
             textures,
             sync,
@@ -285,17 +359,22 @@ impl Consumer {
             timelines,
             release_value: 0,
             host_ring,
+            ended: false,
+            linear_layout: extras.linear.as_ref().map(|l| l.layout),
+            linear: extras.linear,
+            retained: extras.retained,
         })
     }
 
-    /// Imports the producer's ring (and, in timeline mode, exchanges the timelines).
+    /// Imports the producer's ring (`PoolSetup`), receives the linear frames when they were
+    /// asked for, and in timeline mode exchanges the timelines.
     fn import_pool(
         manager: &Arc<VulkanTextureShareManager>,
         conn: &mut Connection,
-        sync: SyncMode,
-        infos: Vec<ExportInfo>,
-        fds: Vec<OwnedOsHandle>,
+        (sync, infos, fds): (SyncMode, Vec<ExportInfo>, Vec<OwnedOsHandle>),
         deadline: Instant,
+        linear_wanted: bool,
+        extras: &mut Extras,
     ) -> Result<(Vec<VulkanTexture>, Option<Timelines>)> {
         let left = || deadline.saturating_duration_since(Instant::now());
         if infos.len() != fds.len() || infos.is_empty() || infos.len() > MAX_SLOTS {
@@ -314,10 +393,17 @@ impl Consumer {
                 "PoolSetup slots have different descriptors".into(),
             ));
         }
+        if linear_wanted {
+            extras.linear = Some(linear::receive_setup(conn, left(), &infos)?);
+        }
         let mut textures = Vec::with_capacity(infos.len());
         for (info, fd) in infos.into_iter().zip(fds) {
+            let exported = ExportedTexture::new(info, fd);
+            if let Some(retained) = extras.retained.as_mut() {
+                retained.memory.push(exported.try_clone()?);
+            }
             // Import checks device/driver UUIDs, sizes and memory types; the FD is consumed.
-            textures.push(manager.import(ExportedTexture::new(info, fd))?);
+            textures.push(manager.import(exported)?);
         }
         let timelines = if sync == SyncMode::Timeline {
             let ready = match conn.recv(Some(left()))? {
@@ -331,6 +417,9 @@ impl Consumer {
                         .into_iter()
                         .next()
                         .ok_or_else(|| Error::Protocol("SyncSetup without its FD".into()))?;
+                    if let Some(retained) = extras.retained.as_mut() {
+                        retained.ready = Some(fd.try_clone()?);
+                    }
                     SharedTimelineSemaphore::import(manager, fd)?
                 }
                 (other, _) => {
@@ -364,6 +453,35 @@ impl Consumer {
     /// texture) lives, also after the producer is gone.
     pub fn textures(&self) -> &[VulkanTexture] {
         &self.textures
+    }
+
+    /// Where linear frames lie, when they were asked for ([`FrameLayout::Linear`]).
+    pub fn linear_layout(&self) -> Option<LinearLayout> {
+        self.linear_layout
+    }
+
+    /// The linear frames' buffer and timeline handles, once (import them into the API that
+    /// reads them); `None` without linear frames or when already taken.
+    pub fn take_linear_frames(&mut self) -> Option<LinearFrames> {
+        self.linear.take()
+    }
+
+    /// The handle duplicates kept by [`Self::connect_retaining`], once.
+    #[cfg_attr(not(all(feature = "cuda", target_os = "linux")), allow(dead_code))]
+    pub(crate) fn take_retained(&mut self) -> Option<RetainedHandles> {
+        self.retained.take()
+    }
+
+    /// Timeline mode: our "released" timeline (the producer waits for its values).
+    #[cfg_attr(not(all(feature = "cuda", target_os = "linux")), allow(dead_code))]
+    pub(crate) fn release_timeline(&self) -> Option<&Arc<SharedTimelineSemaphore>> {
+        self.timelines.as_ref().map(|(_, released)| released)
+    }
+
+    /// Whether the producer ended the stream itself (`Bye`: it shut down or dropped us), as
+    /// opposed to dying; meaningful once [`Self::next_frame`] returned [`Error::PeerGone`].
+    pub fn stream_ended(&self) -> bool {
+        self.ended
     }
 
     /// The descriptor of the frames.
@@ -431,9 +549,12 @@ impl Consumer {
                 });
                 Ok(())
             }
-            Message::Bye { reason } => Err(Error::PeerGone(format!(
-                "producer closed the stream: {reason}"
-            ))),
+            Message::Bye { reason } => {
+                self.ended = true;
+                Err(Error::PeerGone(format!(
+                    "producer closed the stream: {reason}"
+                )))
+            }
             // The producer dropped us for a limit (e.g. a frame held too long) and said why.
             Message::Reject { reason, detail } => Err(Error::Rejected { reason, detail }),
             other => Err(Error::Protocol(format!(
@@ -666,6 +787,12 @@ impl Drop for Frame<'_> {
             }
         }
     }
+}
+
+/// What a connection brings besides the ring.
+struct Extras {
+    linear: Option<LinearFrames>,
+    retained: Option<RetainedHandles>,
 }
 
 /// A rejection the producer queued before closing, read without waiting; `None` when there is

@@ -12,7 +12,8 @@
 //! Rooms (ARCHITECTURE.md has the map):
 //! - the roles: `producer` ([`Producer`]; its service thread and its host rings in
 //!   `producer/`), `consumer` ([`Consumer`], [`Frame`]), `host_ring` (the host-memory ring
-//!   that serves consumers on another device);
+//!   that serves consumers on another device), [`linear`] (frames also as row-major copies in
+//!   a shared buffer, for CUDA and DLPack);
 //! - [`wire`]: the versioned messages and their checks, and sync-mode negotiation;
 //! - `transport` (crate-private): the Unix socket with SCM_RIGHTS, the Windows pipe, shared
 //!   memory; [`testing`] re-exports raw pieces for Geyser's own tests;
@@ -22,6 +23,7 @@
 pub mod clock;
 mod consumer;
 mod host_ring;
+pub mod linear;
 mod peer;
 mod producer;
 #[doc(hidden)]
@@ -29,7 +31,8 @@ pub mod testing;
 mod transport;
 pub mod wire;
 
-pub use consumer::{Consumer, ConsumerCounters, ConsumerOptions, Frame};
+pub use consumer::{Consumer, ConsumerCounters, ConsumerOptions, DetachedFrame, Frame};
+pub use linear::{FrameLayout, LinearFrames, LinearLayout};
 pub use peer::{PeerCredentials, PeerPolicy};
 pub use producer::{
     ConsumerStats, HostRingSharing, Producer, ProducerOptions, ProducerStats, WriteSlot,

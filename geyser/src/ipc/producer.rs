@@ -3,6 +3,7 @@
 //! stalls the producer or the other consumers.
 
 mod host_ring;
+mod linear;
 mod service;
 mod state;
 
@@ -82,6 +83,10 @@ pub struct ProducerOptions {
     /// Whether host-ring consumers share one ring or each get their own (default
     /// [`HostRingSharing::Auto`]).
     pub host_rings: HostRingSharing,
+    /// Serve consumers that ask for linear frames ([`crate::ipc::FrameLayout::Linear`]): while
+    /// any is connected, each frame costs one more GPU copy here, into a shared buffer
+    /// (default `true`; needs `CopySrc` on the frames). `false` refuses them.
+    pub linear_frames: bool,
 }
 
 impl Default for ProducerOptions {
@@ -103,6 +108,7 @@ impl Default for ProducerOptions {
             max_pending_per_user: 8,
             host_ring_consumers: true,
             host_rings: HostRingSharing::Auto,
+            linear_frames: true,
         }
     }
 }
@@ -295,6 +301,7 @@ impl Producer {
                 lingering: Vec::new(),
                 backoff: Vec::new(),
                 unlogged_refusals: (0, None),
+                linear_frames: vec![None; slot_count],
             }),
             changed: Condvar::new(),
             stop: AtomicBool::new(false),
@@ -306,6 +313,7 @@ impl Producer {
             ready,
             manager: manager.clone(),
             host_rings: Mutex::new(HostRings::default()),
+            linear: Default::default(),
         });
         let thread = {
             let shared = shared.clone();
@@ -450,6 +458,26 @@ impl Producer {
         }
     }
 
+    /// Gives an acquired slot back without presenting it (when writing it failed): the next
+    /// [`Self::acquire`] works again, and the slot's waits still guard its next write.
+    pub fn abandon(&self, slot: WriteSlot) {
+        let id = slot.id;
+        let mut state = self.shared.lock();
+        if state.writing == Some(id.slot_index()) && state.next_frame == id.frame {
+            state.writing = None;
+            state.slot_waits[id.slot_index()] = slot.waits;
+        }
+        drop(state);
+        self.shared.changed.notify_all();
+    }
+
+    /// Timeline mode: the "frame ready" timeline that writes of the ring signal (for interop
+    /// layers that import it into their own API).
+    #[cfg_attr(not(all(feature = "cuda", target_os = "linux")), allow(dead_code))]
+    pub(crate) fn ready_timeline(&self) -> Option<&Arc<SharedTimelineSemaphore>> {
+        self.shared.ready.as_ref()
+    }
+
     /// Publishes a written slot to the consumers; returns the frame number. In host mode
     /// (`slot.signal` is `None`) the GPU work that wrote it must have completed. With a
     /// `signal` point, the work must have been submitted signaling it; consumers in timeline
@@ -467,18 +495,29 @@ impl Producer {
         let cap = self.shared.held_cap();
         let lossless = self.shared.options.lossless;
         let id = slot.id;
-        let (host_peers, copy_to_rings) = {
-            let state = self.shared.lock();
+        // Linear frames are copied while any consumer takes them; host-synchronized ones
+        // need the copy done before the frame is announced.
+        let (host_peers, copy_to_rings, linear_peers) = {
+            let mut state = self.shared.lock();
             let mut rings = HostRings::lock(&self.shared.host_rings);
             rings.want_none();
             let mut host_peers = false;
+            let mut linear_peers = None;
             for p in &state.peers {
                 host_peers |= p.sync == SyncMode::Host;
                 if p.host_ring && (!lossless || p.held.len() < cap) {
                     rings.want(p.id);
                 }
+                if p.linear {
+                    let host = linear_peers.unwrap_or(false) || p.sync == SyncMode::Host;
+                    linear_peers = Some(host);
+                }
             }
-            (host_peers, rings.any_wanted())
+            if linear_peers.is_some() {
+                // The region's old frame is gone from here on, whatever the copy does.
+                state.linear_frames[id.slot_index()] = None;
+            }
+            (host_peers, rings.any_wanted(), linear_peers)
         };
         let prepared = (|| {
             if let (Some(signal), true) = (&slot.signal, host_peers) {
@@ -492,18 +531,21 @@ impl Producer {
                 HostRings::lock(&self.shared.host_rings)
                     .download(id, &self.textures[id.slot_index()])?;
             }
+            if let Some(host_linear) = linear_peers {
+                if let Some(ring) = self.shared.linear.lock().as_ref() {
+                    ring.copy(
+                        id,
+                        &self.textures[id.slot_index()],
+                        slot.signal.as_ref(),
+                        host_linear,
+                    )?;
+                }
+            }
             Ok(())
         })();
         if let Err(e) = prepared {
             // The frame is not announced; give the slot back so the next `acquire` works.
-            let mut state = self.shared.lock();
-            if state.writing == Some(id.slot_index()) && state.next_frame == id.frame {
-                state.writing = None;
-                // Its waits still guard the slot's next write.
-                state.slot_waits[id.slot_index()] = slot.waits;
-            }
-            drop(state);
-            self.shared.changed.notify_all();
+            self.abandon(slot);
             return Err(e);
         }
         let mut state = self.shared.lock();
@@ -521,11 +563,15 @@ impl Producer {
         waits.clear();
         state.spare_waits.push(waits);
         state.latest = Some(id);
+        if linear_peers.is_some() {
+            state.linear_frames[id.slot_index()] = Some(id.frame);
+        }
+        let in_linear = state.in_linear(id);
         let now = monotonic_ns();
         let mut dead = Vec::new();
         let mut rings = HostRings::lock(&self.shared.host_rings);
         for peer in state.peers.iter_mut().filter(|p| p.is_active()) {
-            if peer.may_send(id, cap, None, Some(&rings)) {
+            if peer.may_send(id, cap, None, Some(&rings), in_linear) {
                 if let Err(e) = send_frame(peer, id, now) {
                     dead.push((peer.id, e));
                 }

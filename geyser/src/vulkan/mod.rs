@@ -22,6 +22,7 @@
 //! - `sync.rs`: shared semaphores and fences ([`SharedTimelineSemaphore`] and the others).
 //! - `submit.rs`: [`Submitter`] and [`TimelinePoint`].
 //! - `buffer.rs`: [`Buffer`], a buffer with its own memory.
+//! - `shared_buffer.rs`: [`SharedBuffer`], an exportable buffer (linear frames).
 //! - `transfer.rs`: host ↔ texture copies through a staging buffer.
 //! - `cross.rs`: texture copies between devices ([`CrossDeviceTransfer`]).
 
@@ -38,6 +39,7 @@ mod memory;
 mod options;
 mod os;
 pub(crate) mod recipe;
+mod shared_buffer;
 mod submit;
 mod sync;
 pub(crate) mod transfer;
@@ -52,6 +54,7 @@ pub use cross::{CrossDeviceTransfer, TransferPath, TransferTiming};
 pub use image::{VulkanTexture, SHARED_LAYOUT};
 pub use manager::VulkanTextureShareManager;
 pub use options::{ContextOptions, DeviceSelector, Validation};
+pub use shared_buffer::SharedBuffer;
 pub use submit::{Submitter, TimelinePoint, MAX_POINTS, SUBMIT_TIMEOUT};
 pub use sync::{SharedFence, SharedSemaphore, SharedTimelineSemaphore, SyncHandleType};
 pub use transfer::{aspect_size, record_copy, CopyDirection, StagingBuffer};

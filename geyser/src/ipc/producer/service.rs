@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::host_ring::{setup_host_ring, HostRings};
+use super::linear::setup_linear;
 use super::state::{lock_conn, Held, Peer, Phase, Shared, SharedConn, State};
 use crate::common::{borrow_os_handle, BorrowedOsHandle, OwnedOsHandle, RejectReason};
 use crate::ipc::clock::monotonic_ns;
@@ -36,6 +37,8 @@ struct Offer {
     writing: Option<usize>,
     cap: usize,
     lossless: bool,
+    /// The linear ring holds the latest frame.
+    latest_linear: bool,
 }
 
 impl Offer {
@@ -45,6 +48,7 @@ impl Offer {
             writing: state.writing,
             cap: shared.held_cap(),
             lossless: shared.options.lossless,
+            latest_linear: state.latest.is_some_and(|l| state.in_linear(l)),
         }
     }
 
@@ -58,7 +62,13 @@ impl Offer {
             .host_ring
             .then(|| HostRings::try_lock(&shared.host_rings))
             .flatten();
-        if peer.may_send(latest, self.cap, self.writing, rings.as_deref()) {
+        if peer.may_send(
+            latest,
+            self.cap,
+            self.writing,
+            rings.as_deref(),
+            self.latest_linear,
+        ) {
             drop(rings);
             send_frame(peer, latest, monotonic_ns())?;
         }
@@ -366,6 +376,10 @@ fn dispatch(
             peer.wants_host_ring = true;
             Ok(())
         }
+        (Phase::Handshake { .. }, Message::LinearRequest) if !peer.wants_linear => {
+            peer.wants_linear = true;
+            Ok(())
+        }
         (Phase::Handshake { .. }, Message::Hello(hello)) => {
             if admitted >= shared.max_consumers {
                 let detail = format!(
@@ -402,7 +416,7 @@ fn dispatch(
             Err(Error::PeerGone(format!("consumer said bye: {reason}")))
         }
         (Phase::Handshake { .. }, other) => Err(Error::Protocol(format!(
-            "expected Hello (after at most one HostRingRequest), got {}",
+            "expected Hello (after at most one HostRingRequest and one LinearRequest), got {}",
             other.kind()
         ))),
         (Phase::AwaitSync { .. }, other) => Err(Error::Protocol(format!(
@@ -434,6 +448,13 @@ fn on_hello(shared: &Shared, peer: &mut Peer, hello: Hello, offer: &Offer) -> Re
         } else {
             "consumer asked for a host ring"
         };
+        if peer.wants_linear {
+            let detail = format!(
+                "linear frames are shared memory on the producer's GPU, and this consumer cannot \
+                 import it: {why}"
+            );
+            return Err(reject(&peer.conn, RejectReason::Device, detail));
+        }
         if let Err(e) = setup_host_ring(shared, peer, &hello) {
             let detail = format!("{why}, and it cannot be served through a host ring: {e}");
             let reason = if peer.trusted {
@@ -473,6 +494,13 @@ fn on_hello(shared: &Shared, peer: &mut Peer, hello: Hello, offer: &Offer) -> Re
         .map(|e| borrow_os_handle(e.os_handle()))
         .collect();
     peer.send(&setup, &pool_fds)?;
+    if peer.wants_linear {
+        if let Err(e) = setup_linear(shared, peer, sync) {
+            let detail = format!("it asked for linear frames, which cannot be made: {e}");
+            return Err(reject(&peer.conn, RejectReason::Device, detail));
+        }
+        peer.linear = true;
+    }
     peer.name = hello.name;
     peer.sync = sync;
     if sync == SyncMode::Timeline {

@@ -222,6 +222,29 @@ pub enum Message {
         /// Bytes per slot region (the frame tightly packed, rounded up to 64 KiB).
         slot_bytes: u64,
     },
+    /// Consumer → producer, before its Hello: also deliver every frame as a linear copy
+    /// ([`Message::LinearSetup`]), for APIs that address frames by pointer (CUDA, DLPack).
+    LinearRequest,
+    /// Producer → consumer, right after `PoolSetup`, to a consumer that sent `LinearRequest`:
+    /// one exportable buffer (its FD beside this message) holding `slots` regions of
+    /// `slot_bytes`; slot `s`'s frame is copied into region `s`, rows `row_pitch` bytes apart,
+    /// on the producer's GPU. With `timeline`, a second FD follows: a timeline semaphore that
+    /// reaches `frame + 1` when frame `frame`'s copy is done (host mode: the copy is done
+    /// before the frame is announced).
+    LinearSetup {
+        /// Regions in the buffer, one per ring slot (1..=[`MAX_SLOTS`]).
+        slots: u32,
+        /// Bytes from one row to the next.
+        row_pitch: u64,
+        /// Bytes from one region to the next.
+        slot_bytes: u64,
+        /// Bytes of the buffer's dedicated allocation.
+        allocation_size: u64,
+        /// Memory type of the allocation on the producer's device.
+        memory_type_index: u32,
+        /// Whether the "linear ready" timeline's FD follows the buffer's.
+        timeline: bool,
+    },
 }
 
 /// Largest host-memory slot a consumer accepts (a 16K RGBA32F frame is 4 GiB; 2 GiB covers
@@ -241,6 +264,8 @@ impl Message {
             Message::Bye { .. } => "Bye",
             Message::HostRingRequest => "HostRingRequest",
             Message::HostRingSetup { .. } => "HostRingSetup",
+            Message::LinearRequest => "LinearRequest",
+            Message::LinearSetup { .. } => "LinearSetup",
         }
     }
 
@@ -250,6 +275,7 @@ impl Message {
             Message::PoolSetup { slots, .. } => slots.len(),
             Message::SyncSetup { .. } => 1,
             Message::HostRingSetup { .. } => 1,
+            Message::LinearSetup { timeline, .. } => 1 + usize::from(*timeline),
             _ => 0,
         }
     }
@@ -319,7 +345,28 @@ impl Message {
             }
             Message::Reject { detail, .. } => string("detail", detail),
             Message::Bye { reason } => string("reason", reason),
-            Message::HostRingRequest => Ok(()),
+            Message::HostRingRequest | Message::LinearRequest => Ok(()),
+            Message::LinearSetup {
+                slots,
+                row_pitch,
+                slot_bytes,
+                allocation_size,
+                ..
+            } => {
+                let total = slot_bytes.checked_mul(u64::from(*slots));
+                if *slots == 0
+                    || *slots as usize > MAX_SLOTS
+                    || *row_pitch == 0
+                    || slot_bytes < row_pitch
+                    || *slot_bytes > MAX_SLOT_BYTES
+                    || total.is_none_or(|t| t > *allocation_size)
+                {
+                    return Err(Error::Protocol(format!(
+                        "linear ring of {slots} slots of {slot_bytes} bytes (rows of {row_pitch}) in {allocation_size} bytes"
+                    )));
+                }
+                Ok(())
+            }
             Message::HostRingSetup {
                 info,
                 slots,
