@@ -38,8 +38,9 @@ pub enum FrameMemory {
 /// A consumer whose frames are CUDA memory on one device.
 pub struct CudaConsumer {
     // Field order is drop order: CUDA's imports go before the consumer that holds their
-    // Vulkan originals.
-    memory: FrameMemory,
+    // Vulkan originals. (Imported memory stays valid without them: exports that outlive the
+    // consumer, such as DLPack tensors, hold the `Arc`.)
+    memory: Arc<FrameMemory>,
     /// Timeline mode: "frame `f` is readable" at `f + 1` (the producer's ready timeline, or
     /// the linear copy's).
     ready: Option<CudaTimeline>,
@@ -156,7 +157,7 @@ impl CudaConsumer {
             ));
         }
         Ok(Self {
-            memory,
+            memory: Arc::new(memory),
             ready,
             released,
             consumer,
@@ -204,8 +205,9 @@ impl CudaConsumer {
         &self.vulkan
     }
 
-    /// Where the frames are.
-    pub fn memory(&self) -> &FrameMemory {
+    /// Where the frames are (hold the `Arc` to keep the mappings alive, e.g. while a tensor
+    /// made from a frame lives).
+    pub fn memory(&self) -> &Arc<FrameMemory> {
         &self.memory
     }
 

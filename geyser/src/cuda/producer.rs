@@ -94,7 +94,7 @@ impl CudaProducer {
         }
         let array = &self.arrays[slot.id.slot_index()];
         Ok(CudaWriteSlot {
-            slot,
+            slot: Some(slot),
             array,
             owner: self,
         })
@@ -116,18 +116,28 @@ impl CudaProducer {
     }
 }
 
-/// A slot CUDA may write now; hand it back with [`Self::present`].
+/// A slot CUDA may write now; hand it back with [`Self::present`]. Dropped without that, it
+/// goes back unpresented ([`Producer::abandon`]).
 #[derive(Debug)]
 pub struct CudaWriteSlot<'a> {
-    slot: WriteSlot,
+    /// `None` once presented.
+    slot: Option<WriteSlot>,
     array: &'a CudaArray,
     owner: &'a CudaProducer,
+}
+
+impl Drop for CudaWriteSlot<'_> {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            self.owner.producer.abandon(slot);
+        }
+    }
 }
 
 impl CudaWriteSlot<'_> {
     /// The slot and the frame number it will carry.
     pub fn id(&self) -> FrameId {
-        self.slot.id
+        self.slot.as_ref().map_or(FrameId { slot: 0, frame: 0 }, |s| s.id)
     }
 
     /// The slot's texture as a CUDA array (write it with [`super::copy_2d`] or a surface).
@@ -142,15 +152,21 @@ impl CudaWriteSlot<'_> {
     /// # Safety
     /// `stream` is a stream of the producer's device context, or a default-stream value, and
     /// every write of the slot was queued on it (or finished) before this call.
-    pub unsafe fn present(self, stream: StreamHandle) -> Result<u64> {
-        match (&self.owner.ready, &self.slot.signal) {
-            (Some(ready), Some(point)) => {
-                // SAFETY: the caller's contract on `stream`.
-                unsafe { ready.signal(point.value, stream)? };
-            }
-            _ => synchronize(&self.owner.device, stream)?,
+    pub unsafe fn present(mut self, stream: StreamHandle) -> Result<u64> {
+        let slot = self
+            .slot
+            .take()
+            .ok_or_else(|| crate::Error::Internal("slot presented twice".into()))?;
+        let written = match (&self.owner.ready, &slot.signal) {
+            // SAFETY: the caller's contract on `stream`.
+            (Some(ready), Some(point)) => unsafe { ready.signal(point.value, stream) },
+            _ => synchronize(&self.owner.device, stream),
+        };
+        if let Err(e) = written {
+            self.owner.producer.abandon(slot);
+            return Err(e);
         }
-        self.slot.texture.mark_initialized();
-        self.owner.producer.present(self.slot)
+        slot.texture.mark_initialized();
+        self.owner.producer.present(slot)
     }
 }
