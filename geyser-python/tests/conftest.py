@@ -86,6 +86,21 @@ def connect(name, timeout=20.0, **kwargs):
             time.sleep(0.02)
 
 
+def wait_for_endpoint(name, timeout=30.0):
+    """Waits until a producer listens at `name` (its socket exists)."""
+    if os.environ.get("GEYSER_RUNTIME_DIR"):
+        base = pathlib.Path(os.environ["GEYSER_RUNTIME_DIR"])
+    elif os.environ.get("XDG_RUNTIME_DIR"):
+        base = pathlib.Path(os.environ["XDG_RUNTIME_DIR"]) / "geyser"
+    else:
+        base = pathlib.Path(f"/tmp/geyser-{os.getuid()}")
+    deadline = time.monotonic() + timeout
+    while not (base / f"{name}.sock").exists():
+        if time.monotonic() > deadline:
+            pytest.fail(f"no producer appeared at {base / name}.sock")
+        time.sleep(0.02)
+
+
 @pytest.fixture(autouse=True)
 def no_validation_errors():
     before, _ = _native._validation_errors()
