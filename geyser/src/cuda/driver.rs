@@ -13,7 +13,7 @@ use crate::{Error, Result};
 
 /// Every driver entry point `geyser::cuda` calls (cudarc's names: the `_v2` ABI where one
 /// exists). [`init`] checks them all before the first call.
-const SYMBOLS: &[&str] = &[
+pub const DRIVER_SYMBOLS: &[&str] = &[
     "cuInit",
     "cuDriverGetVersion",
     "cuGetErrorName",
@@ -49,7 +49,7 @@ const SYMBOLS: &[&str] = &[
 /// The outcome of loading the driver, once per process.
 static LOADED: OnceLock<std::result::Result<i32, String>> = OnceLock::new();
 
-/// Loads libcuda, checks every entry point in [`SYMBOLS`] and calls `cuInit(0)`, once;
+/// Loads libcuda, checks every entry point in [`DRIVER_SYMBOLS`] and calls `cuInit(0)`, once;
 /// returns the driver's CUDA version (e.g. 13000). [`Error::Unsupported`] (feature "CUDA")
 /// says what is missing: the library, an entry point, or a device.
 pub fn init() -> Result<i32> {
@@ -70,7 +70,7 @@ fn load() -> std::result::Result<i32, String> {
     }
     // SAFETY: a candidate loaded just above, so cudarc finds one again and cannot panic.
     let lib = unsafe { sys::culib() };
-    for name in SYMBOLS {
+    for name in DRIVER_SYMBOLS {
         // SAFETY: looks a symbol up without calling it; the type is never used.
         if unsafe { lib.get::<unsafe extern "C" fn()>(name.as_bytes()) }.is_err() {
             return Err(format!(

@@ -27,7 +27,7 @@ mod stream;
 
 pub use consumer::{CudaConsumer, CudaFrame, FrameMemory};
 pub use device::{devices, CudaDevice, CudaDeviceInfo};
-pub use driver::init;
+pub use driver::{init, DRIVER_SYMBOLS};
 pub use producer::{CudaProducer, CudaWriteSlot};
 pub use memory::{copy_2d, CudaArray, DeviceBuffer, ExternalMemory, MappedBuffer, Region2D};
 pub use semaphore::CudaTimeline;

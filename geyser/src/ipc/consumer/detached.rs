@@ -38,7 +38,9 @@ impl<'a> Frame<'a> {
 
 impl Consumer {
     /// Puts a detached frame back into a guard (which releases it when dropped).
-    /// [`Error::InvalidArgument`] for a frame of another consumer.
+    /// [`Error::InvalidArgument`] for a frame of another consumer (a bug of the caller's: that
+    /// frame is then lost to its consumer, which the producer drops once it has held the
+    /// frame past `ProducerOptions::max_hold`).
     pub fn attach(&mut self, frame: DetachedFrame) -> Result<Frame<'_>> {
         if frame.consumer != self.id {
             return Err(Error::InvalidArgument {
