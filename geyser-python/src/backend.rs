@@ -6,12 +6,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use geyser::vulkan::ash::vk;
 use geyser::cuda::{
     copy_2d, synchronize, CudaConsumer, CudaDevice, CudaStream, DeviceBuffer, FrameMemory,
     Region2D, StreamHandle,
 };
 use geyser::ipc::{Consumer, ConsumerOptions, DetachedFrame, FrameLayout, LinearLayout};
+use geyser::vulkan::ash::vk;
 use geyser::vulkan::{
     Buffer, ContextOptions, SharedBuffer, SharedTimelineSemaphore, StagingBuffer, Submitter,
     VulkanTextureShareManager, SUBMIT_TIMEOUT,
@@ -59,7 +59,9 @@ impl Backend {
     /// Connects on the host path: a Vulkan context from the environment (`GEYSER_DEVICE`,
     /// `GEYSER_VALIDATION`).
     pub fn host(name: &str, options: ConsumerOptions) -> Result<Self> {
-        let manager = Arc::new(VulkanTextureShareManager::create(&ContextOptions::from_env())?);
+        let manager = Arc::new(VulkanTextureShareManager::create(
+            &ContextOptions::from_env(),
+        )?);
         let layout = options.layout;
         let mut consumer = Consumer::connect_with(name, manager.clone(), options)?;
         let desc = consumer.descriptor().clone();
@@ -222,7 +224,10 @@ impl Backend {
             consumer, copies, ..
         } = self
         else {
-            return Err(Error::unsupported("device frames", "this consumer reads frames on the host (device=\"cpu\")"));
+            return Err(Error::unsupported(
+                "device frames",
+                "this consumer reads frames on the host (device=\"cpu\")",
+            ));
         };
         let held = frame.take().ok_or_else(released)?;
         let desc = consumer.descriptor().clone();
@@ -256,7 +261,14 @@ impl Backend {
             // SAFETY: source mapped while the consumer lives, target alive (an Arc the export
             // holds), both `height` rows of `row` bytes; the stream is the caller's.
             unsafe {
-                copy_2d(&device, src, Region2D::Device(target.ptr(), row), row, height, stream)?
+                copy_2d(
+                    &device,
+                    src,
+                    Region2D::Device(target.ptr(), row),
+                    row,
+                    height,
+                    stream,
+                )?
             };
             Ok(DeviceFrame::Copied(target))
         })();
@@ -285,7 +297,12 @@ pub fn released() -> Error {
 
 impl HostLinear {
     /// The linear copy of frame `number` in `slot`, tightly packed.
-    fn read(&mut self, number: u64, slot: usize, info: &geyser::common::ExportInfo) -> Result<Vec<u8>> {
+    fn read(
+        &mut self,
+        number: u64,
+        slot: usize,
+        info: &geyser::common::ExportInfo,
+    ) -> Result<Vec<u8>> {
         if let Some(ready) = &self.ready {
             ready.wait(number + 1, SUBMIT_TIMEOUT)?;
         }
@@ -305,7 +322,8 @@ impl HostLinear {
                     .size(frame_bytes as u64);
                 let src = self.buffer.buffer().raw();
                 let dst = staging.raw();
-                let host = staging.barrier(vk::AccessFlags::TRANSFER_WRITE, vk::AccessFlags::HOST_READ);
+                let host =
+                    staging.barrier(vk::AccessFlags::TRANSFER_WRITE, vk::AccessFlags::HOST_READ);
                 submit.submit(
                     // SAFETY: recording on the submitter's command buffer of this device; the
                     // range lies inside both buffers; the call blocks until the GPU is done.

@@ -53,7 +53,10 @@ fn closed() -> Error {
 
 impl Shared {
     /// Runs `f` on the open backend, after releasing frames collected meanwhile.
-    pub fn with_backend<T>(&self, f: impl FnOnce(&mut Backend) -> geyser::Result<T>) -> geyser::Result<T> {
+    pub fn with_backend<T>(
+        &self,
+        f: impl FnOnce(&mut Backend) -> geyser::Result<T>,
+    ) -> geyser::Result<T> {
         let mut guard = lock(&self.backend);
         let backend = guard.as_mut().ok_or_else(closed)?;
         for (frame, stream) in std::mem::take(&mut *lock(&self.pending)) {
@@ -66,7 +69,12 @@ impl Shared {
 
     /// Releases a frame: at once when `wait` (reporting errors), or, when the consumer is
     /// busy on another thread (a garbage-collected frame), by its next operation.
-    pub fn release(&self, frame: DetachedFrame, stream: Option<StreamHandle>, wait: bool) -> geyser::Result<()> {
+    pub fn release(
+        &self,
+        frame: DetachedFrame,
+        stream: Option<StreamHandle>,
+        wait: bool,
+    ) -> geyser::Result<()> {
         let guard = if wait {
             Some(lock(&self.backend))
         } else {
@@ -131,7 +139,11 @@ impl Consumer {
             None => FrameLayout::Texture,
         };
         if !timeout.is_finite() || timeout <= 0.0 {
-            return Err(invalid(py, "timeout", format!("{timeout}; use a positive number of seconds")));
+            return Err(invalid(
+                py,
+                "timeout",
+                format!("{timeout}; use a positive number of seconds"),
+            ));
         }
         let options = ConsumerOptions {
             handshake_timeout: Duration::from_secs_f64(timeout),
@@ -150,15 +162,19 @@ impl Consumer {
             })
             .py_err(py)?;
         let desc = backend.consumer().descriptor().clone();
-        let element = desc.format.texel_elements().map(|t| t.element).ok_or_else(|| {
-            to_py(
-                py,
-                Error::unsupported(
-                    format!("{} frames in Python", desc.format),
-                    "depth and stencil frames have no array form",
-                ),
-            )
-        })?;
+        let element = desc
+            .format
+            .texel_elements()
+            .map(|t| t.element)
+            .ok_or_else(|| {
+                to_py(
+                    py,
+                    Error::unsupported(
+                        format!("{} frames in Python", desc.format),
+                        "depth and stencil frames have no array form",
+                    ),
+                )
+            })?;
         Ok(Consumer {
             shared: Arc::new(Shared {
                 backend: Mutex::new(Some(backend)),
@@ -183,7 +199,11 @@ impl Consumer {
     fn next_frame(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Frame> {
         let timeout = match timeout {
             Some(t) if !t.is_finite() || t < 0.0 => {
-                return Err(invalid(py, "timeout", format!("{t}; use seconds ≥ 0 or None")))
+                return Err(invalid(
+                    py,
+                    "timeout",
+                    format!("{t}; use seconds ≥ 0 or None"),
+                ))
             }
             t => t.map(Duration::from_secs_f64),
         };

@@ -45,7 +45,13 @@ pub fn parse_device(py: Python<'_>, obj: Option<&Bound<'_, PyAny>>) -> PyResult<
             .strip_prefix("cuda:")
             .and_then(|n| n.parse().ok())
             .map(Device::Cuda)
-            .ok_or_else(|| invalid(py, "device", format!("`{s}`; use \"cpu\", \"cuda\" or \"cuda:N\""))),
+            .ok_or_else(|| {
+                invalid(
+                    py,
+                    "device",
+                    format!("`{s}`; use \"cpu\", \"cuda\" or \"cuda:N\""),
+                )
+            }),
     }
 }
 
@@ -90,7 +96,11 @@ pub fn parse_dtype(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<ElementTy
         ElementType::F32,
     ]
     .into_iter()
-    .find(|e| dtype_name(*e) == name || (name == "half" && *e == ElementType::F16) || (name == "float" && *e == ElementType::F32))
+    .find(|e| {
+        dtype_name(*e) == name
+            || (name == "half" && *e == ElementType::F16)
+            || (name == "float" && *e == ElementType::F32)
+    })
     .ok_or_else(|| {
         invalid(
             py,

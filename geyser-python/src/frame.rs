@@ -96,7 +96,12 @@ impl Frame {
     }
 
     /// Makes `stream` wait for the frame; where its bytes are on the GPU.
-    fn device_frame(&self, py: Python<'_>, stream: StreamHandle, fresh: bool) -> PyResult<DeviceFrame> {
+    fn device_frame(
+        &self,
+        py: Python<'_>,
+        stream: StreamHandle,
+        fresh: bool,
+    ) -> PyResult<DeviceFrame> {
         let (shared, state) = (self.shared.clone(), self.state.clone());
         let frame = py
             .detach(|| {
@@ -141,7 +146,11 @@ fn stream_arg(py: Python<'_>, stream: Option<i64>) -> PyResult<Option<StreamHand
         None | Some(0) => Ok(Some(StreamHandle::LEGACY)),
         Some(-1) => Ok(None),
         Some(s) if s > 0 => Ok(Some(StreamHandle(s as usize))),
-        Some(s) => Err(invalid(py, "stream", format!("{s}; use None, -1, 1, 2 or a CUDA stream handle"))),
+        Some(s) => Err(invalid(
+            py,
+            "stream",
+            format!("{s}; use None, -1, 1, 2 or a CUDA stream handle"),
+        )),
     }
 }
 
@@ -257,11 +266,9 @@ impl Frame {
             None => ours.0 == DEVICE_CPU,
             Some(d) if d == ours => ours.0 == DEVICE_CPU,
             Some((DEVICE_CPU, 0)) if copy != Some(false) => true,
-            Some(d) => {
-                return Err(PyBufferError::new_err(format!(
-                    "this frame is on device {ours:?} and cannot be exported to {d:?} without a copy"
-                )))
-            }
+            Some(d) => return Err(PyBufferError::new_err(format!(
+                "this frame is on device {ours:?} and cannot be exported to {d:?} without a copy"
+            ))),
         };
         if to_host {
             let data = Arc::new(self.host_bytes(py)?);
@@ -323,7 +330,10 @@ impl Frame {
         if row_bytes == tight {
             d.set_item("strides", py.None())?;
         } else if e.shape.len() == 3 {
-            d.set_item("strides", (row_bytes, channels * element_bytes, element_bytes))?;
+            d.set_item(
+                "strides",
+                (row_bytes, channels * element_bytes, element_bytes),
+            )?;
         } else {
             d.set_item("strides", (row_bytes, element_bytes))?;
         }

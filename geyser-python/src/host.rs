@@ -54,7 +54,9 @@ impl HostFrame {
     ) -> PyResult<Bound<'py, PyCapsule>> {
         let _ = (stream, copy);
         if dl_device.is_some_and(|d| d != (DEVICE_CPU, 0)) {
-            return Err(PyBufferError::new_err("a host frame exports to the CPU only"));
+            return Err(PyBufferError::new_err(
+                "a host frame exports to the CPU only",
+            ));
         }
         let row_stride = self.data.shape.get(1..).map_or(1, |s| s.iter().product());
         let owner: Arc<dyn std::any::Any + Send + Sync> = self.data.clone();

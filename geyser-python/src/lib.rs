@@ -21,21 +21,30 @@ mod producer;
 use errors::IntoPy;
 
 /// Parses a sync mode argument: `None`/`"auto"`, `"timeline"`, `"host"`.
-pub(crate) fn sync_mode(py: Python<'_>, s: Option<&str>) -> PyResult<Option<geyser::ipc::SyncMode>> {
+pub(crate) fn sync_mode(
+    py: Python<'_>,
+    s: Option<&str>,
+) -> PyResult<Option<geyser::ipc::SyncMode>> {
     use geyser::ipc::SyncMode;
     match s.map(|s| s.to_ascii_lowercase()) {
         None => Ok(None),
         Some(s) if s == "auto" => Ok(None),
         Some(s) if s == "timeline" => Ok(Some(SyncMode::Timeline)),
         Some(s) if s == "host" => Ok(Some(SyncMode::Host)),
-        Some(s) => Err(errors::invalid(py, "sync", format!("`{s}`; use \"auto\", \"timeline\" or \"host\""))),
+        Some(s) => Err(errors::invalid(
+            py,
+            "sync",
+            format!("`{s}`; use \"auto\", \"timeline\" or \"host\""),
+        )),
     }
 }
 
 /// The CUDA devices of this machine: a list of ``{"ordinal", "name", "uuid"}`` dicts.
 /// Raises ``UnsupportedError`` where there is no CUDA driver.
 #[pyfunction]
-fn cuda_devices(py: Python<'_>) -> PyResult<Vec<std::collections::HashMap<&'static str, Py<PyAny>>>> {
+fn cuda_devices(
+    py: Python<'_>,
+) -> PyResult<Vec<std::collections::HashMap<&'static str, Py<PyAny>>>> {
     let devices = py.detach(geyser::cuda::devices).py_err(py)?;
     devices
         .into_iter()
@@ -45,7 +54,10 @@ fn cuda_devices(py: Python<'_>) -> PyResult<Vec<std::collections::HashMap<&'stat
                 ("name", d.name.into_pyobject(py)?.into_any().unbind()),
                 (
                     "uuid",
-                    geyser::common::uuid_string(&d.uuid).into_pyobject(py)?.into_any().unbind(),
+                    geyser::common::uuid_string(&d.uuid)
+                        .into_pyobject(py)?
+                        .into_any()
+                        .unbind(),
                 ),
             ]
             .into_iter()

@@ -6,10 +6,10 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use geyser::vulkan::ash::vk;
 use geyser::common::{ElementType, TextureDescriptor, TextureFormat, TextureUsage};
 use geyser::cuda::{copy_2d, synchronize, CudaDevice, CudaProducer, CudaStream, Region2D};
 use geyser::ipc::{Producer as IpcProducer, ProducerOptions};
+use geyser::vulkan::ash::vk;
 use geyser::vulkan::{
     record_copy, Buffer, ContextOptions, CopyDirection, Submitter, VulkanTextureShareManager,
 };
@@ -116,7 +116,11 @@ impl Producer {
             (Some(f), _) => {
                 let f: TextureFormat = f.parse().py_err(py)?;
                 let t = f.texel_elements().ok_or_else(|| {
-                    invalid(py, "format", format!("{f} has no array form (depth/stencil)"))
+                    invalid(
+                        py,
+                        "format",
+                        format!("{f} has no array form (depth/stencil)"),
+                    )
                 })?;
                 if t.count != channels {
                     return Err(invalid(
@@ -145,12 +149,18 @@ impl Producer {
                     invalid(
                         py,
                         "dtype",
-                        format!("no texture format holds {channels} × {}", dtype_name(element)),
+                        format!(
+                            "no texture format holds {channels} × {}",
+                            dtype_name(element)
+                        ),
                     )
                 })?
             }
         };
-        let element = format.texel_elements().map(|t| t.element).unwrap_or(ElementType::U8);
+        let element = format
+            .texel_elements()
+            .map(|t| t.element)
+            .unwrap_or(ElementType::U8);
         let desc = TextureDescriptor::new(w, h, format, &USAGES).with_label(name);
         let options = ProducerOptions {
             slots,
@@ -164,9 +174,11 @@ impl Producer {
             .detach(move || -> Result<Backend> {
                 match device {
                     Device::Cpu => {
-                        let manager =
-                            Arc::new(VulkanTextureShareManager::create(&ContextOptions::from_env())?);
-                        let producer = IpcProducer::bind(&name_owned, manager.clone(), &d, options)?;
+                        let manager = Arc::new(VulkanTextureShareManager::create(
+                            &ContextOptions::from_env(),
+                        )?);
+                        let producer =
+                            IpcProducer::bind(&name_owned, manager.clone(), &d, options)?;
                         Ok(Backend::Host {
                             staging: Buffer::host(
                                 &manager,
@@ -203,12 +215,21 @@ impl Producer {
     /// ``Producer(device="cuda")`` on its device; host arrays work on either. Waits at most
     /// ``timeout`` seconds for a free slot (forever with ``None``).
     #[pyo3(signature = (array, timeout=None))]
-    fn publish(&self, py: Python<'_>, array: &Bound<'_, PyAny>, timeout: Option<f64>) -> PyResult<u64> {
+    fn publish(
+        &self,
+        py: Python<'_>,
+        array: &Bound<'_, PyAny>,
+        timeout: Option<f64>,
+    ) -> PyResult<u64> {
         let timeout = timeout.map(|t| {
             if t.is_finite() && t >= 0.0 {
                 Ok(Duration::from_secs_f64(t))
             } else {
-                Err(invalid(py, "timeout", format!("{t}; use seconds ≥ 0 or None")))
+                Err(invalid(
+                    py,
+                    "timeout",
+                    format!("{t}; use seconds ≥ 0 or None"),
+                ))
             }
         });
         let timeout = timeout.transpose()?;
@@ -221,7 +242,11 @@ impl Producer {
                     "array",
                     format!(
                         "{} has no __dlpack__; publish NumPy, PyTorch or CuPy arrays",
-                        array.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                        array
+                            .get_type()
+                            .name()
+                            .map(|n| n.to_string())
+                            .unwrap_or_default()
                     ),
                 )
             })?;
@@ -253,7 +278,11 @@ impl Producer {
         let capsule = match (on_device, &*backend_ref) {
             (true, Backend::Cuda { stream, .. }) => {
                 // The array's producer makes our stream wait for its pending writes.
-                array.call_method("__dlpack__", (), Some(&[("stream", stream.handle().0)].into_py_dict(py)?))?
+                array.call_method(
+                    "__dlpack__",
+                    (),
+                    Some(&[("stream", stream.handle().0)].into_py_dict(py)?),
+                )?
             }
             _ => array.call_method0("__dlpack__")?,
         };
@@ -270,10 +299,16 @@ impl Producer {
     #[pyo3(signature = (n=1, timeout=30.0))]
     fn wait_for_consumers(&self, py: Python<'_>, n: usize, timeout: f64) -> PyResult<()> {
         if !timeout.is_finite() || timeout < 0.0 {
-            return Err(invalid(py, "timeout", format!("{timeout}; use seconds ≥ 0")));
+            return Err(invalid(
+                py,
+                "timeout",
+                format!("{timeout}; use seconds ≥ 0"),
+            ));
         }
         let backend = lock(&self.backend);
-        let b = backend.as_ref().ok_or_else(|| invalid(py, "producer", "it is closed"))?;
+        let b = backend
+            .as_ref()
+            .ok_or_else(|| invalid(py, "producer", "it is closed"))?;
         let p = ipc_producer(b);
         py.detach(|| p.wait_for_consumers(n, Duration::from_secs_f64(timeout)))
             .py_err(py)
@@ -282,7 +317,9 @@ impl Producer {
     /// Consumers connected now.
     #[getter]
     fn consumer_count(&self) -> usize {
-        lock(&self.backend).as_ref().map_or(0, |b| ipc_producer(b).consumer_count())
+        lock(&self.backend)
+            .as_ref()
+            .map_or(0, |b| ipc_producer(b).consumer_count())
     }
 
     /// Frames published so far.
@@ -297,7 +334,9 @@ impl Producer {
     #[getter]
     fn sync(&self, py: Python<'_>) -> PyResult<String> {
         let backend = lock(&self.backend);
-        let b = backend.as_ref().ok_or_else(|| invalid(py, "producer", "it is closed"))?;
+        let b = backend
+            .as_ref()
+            .ok_or_else(|| invalid(py, "producer", "it is closed"))?;
         Ok(format!("{:?}", ipc_producer(b).sync_mode()).to_lowercase())
     }
 
@@ -372,15 +411,26 @@ impl Producer {
         let t = imported.tensor();
         let want = &self.shape;
         let shape_ok = t.shape == *want
-            || (want.len() == 2 && t.shape.len() == 3 && t.shape[..2] == want[..] && t.shape[2] == 1);
+            || (want.len() == 2
+                && t.shape.len() == 3
+                && t.shape[..2] == want[..]
+                && t.shape[2] == 1);
         if !shape_ok {
-            return Err(invalid(py, "array", format!("shape {:?}; this producer publishes {want:?}", t.shape)));
+            return Err(invalid(
+                py,
+                "array",
+                format!("shape {:?}; this producer publishes {want:?}", t.shape),
+            ));
         }
         if t.element != self.element {
             return Err(invalid(
                 py,
                 "array",
-                format!("dtype {}; this producer publishes {}", dtype_name(t.element), dtype_name(self.element)),
+                format!(
+                    "dtype {}; this producer publishes {}",
+                    dtype_name(t.element),
+                    dtype_name(self.element)
+                ),
             ));
         }
         let channels = want.get(2).copied().unwrap_or(1);
@@ -423,14 +473,18 @@ fn publish(
             submit,
         } => {
             if src.on_device {
-                return Err(Error::Internal("a device array reached the host producer".into()));
+                return Err(Error::Internal(
+                    "a device array reached the host producer".into(),
+                ));
             }
             let slot = producer.acquire(timeout)?;
             let bytes = staging.bytes_mut();
             for y in 0..height {
                 // SAFETY: the array holds `height` rows of at least `row` bytes, `pitch` apart
                 // (checked against its DLPack shape and strides), and lives until this returns.
-                let from = unsafe { std::slice::from_raw_parts((src.ptr + y * src.pitch) as *const u8, row) };
+                let from = unsafe {
+                    std::slice::from_raw_parts((src.ptr + y * src.pitch) as *const u8, row)
+                };
                 bytes[y * row..(y + 1) * row].copy_from_slice(from);
             }
             let family = submit.queue_family();
@@ -449,7 +503,15 @@ fn publish(
                 // the region is the whole of mip 0, which the staging buffer holds tightly
                 // packed; the call blocks until the copy is done.
                 |device, cmd| unsafe {
-                    record_copy(device, cmd, family, &texture, &[region], staging, CopyDirection::Upload)
+                    record_copy(
+                        device,
+                        cmd,
+                        family,
+                        &texture,
+                        &[region],
+                        staging,
+                        CopyDirection::Upload,
+                    )
                 },
                 &slot.waits,
                 &signals,
@@ -472,7 +534,16 @@ fn publish(
             // SAFETY: the source holds `height` rows of `row` bytes at `pitch` and lives
             // until this returns (the stream is synchronized below); the slot's array is the
             // frame's size; our own stream.
-            unsafe { copy_2d(producer.device(), from, slot.array().region(), row, height, stream.handle())? };
+            unsafe {
+                copy_2d(
+                    producer.device(),
+                    from,
+                    slot.array().region(),
+                    row,
+                    height,
+                    stream.handle(),
+                )?
+            };
             // SAFETY: our own stream, which queued the slot's write.
             let frame = unsafe { slot.present(stream.handle())? };
             // The source may be freed once this returns: wait for the copy.

@@ -20,7 +20,10 @@ fn child_cuda_entry() {
         return;
     }
     println!("INIT {}", describe(init().map(|_| ())));
-    println!("DEVICES {}", describe(devices().map(|d| d.len().to_string())));
+    println!(
+        "DEVICES {}",
+        describe(devices().map(|d| d.len().to_string()))
+    );
     println!("DEVICE0 {}", describe(CudaDevice::new(0).map(|_| ())));
 }
 
@@ -77,14 +80,22 @@ fn stub(dir: &Path, source: &str) -> Option<PathBuf> {
 /// Runs `child_cuda_entry` with the stand-in in `dir` first on the library path.
 fn run_child(dir: &Path) -> String {
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_cuda_entry", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "child_cuda_entry",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("GT_CUDA_CHILD", "1")
         .env("LD_LIBRARY_PATH", dir)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "the child failed (a panic?): {stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "the child failed (a panic?): {stdout}\n{stderr}"
+    );
     stdout
 }
 
@@ -110,14 +121,19 @@ fn all_symbols(result: i32, overrides: &[(&str, &str)]) -> String {
 fn an_old_or_empty_driver_is_unsupported_or_has_no_device_never_a_panic() {
     let base = std::env::temp_dir().join(format!("geyser-cuda-stubs-{}", std::process::id()));
     // A driver missing an entry point Geyser calls (here: everything but cuInit).
-    let Some(partial) = stub(&base.join("partial"), "int cuInit(unsigned f) { return 0; }\n")
-    else {
+    let Some(partial) = stub(
+        &base.join("partial"),
+        "int cuInit(unsigned f) { return 0; }\n",
+    ) else {
         eprintln!("skipped: no C compiler (cc) to build the stand-in drivers");
         return;
     };
     let out = run_child(&partial);
     let init = line(&out, "INIT");
-    assert!(init.starts_with("unsupported") && init.contains("lacks"), "{out}");
+    assert!(
+        init.starts_with("unsupported") && init.contains("lacks"),
+        "{out}"
+    );
     assert!(line(&out, "DEVICE0").starts_with("unsupported"), "{out}");
 
     // Every entry point, but cuInit says there is no device (CUDA_ERROR_NO_DEVICE).
@@ -125,14 +141,23 @@ fn an_old_or_empty_driver_is_unsupported_or_has_no_device_never_a_panic() {
     let no_device = stub(&base.join("no-device"), &source).unwrap();
     let out = run_child(&no_device);
     let init = line(&out, "INIT");
-    assert!(init.starts_with("unsupported") && init.contains("CUDA_ERROR_NO_DEVICE"), "{out}");
+    assert!(
+        init.starts_with("unsupported") && init.contains("CUDA_ERROR_NO_DEVICE"),
+        "{out}"
+    );
 
     // A working driver with zero devices: device 0 is `NoDevice`.
     let source = all_symbols(
         0,
         &[
-            ("cuDriverGetVersion", "int cuDriverGetVersion(int *v) { *v = 12080; return 0; }"),
-            ("cuDeviceGetCount", "int cuDeviceGetCount(int *n) { *n = 0; return 0; }"),
+            (
+                "cuDriverGetVersion",
+                "int cuDriverGetVersion(int *v) { *v = 12080; return 0; }",
+            ),
+            (
+                "cuDeviceGetCount",
+                "int cuDeviceGetCount(int *n) { *n = 0; return 0; }",
+            ),
         ],
     );
     let empty = stub(&base.join("empty"), &source).unwrap();

@@ -26,7 +26,11 @@ use geyser::Error;
 use geyser_harness::demo::demo_descriptor;
 use geyser_harness::pattern::{expected_texel, frame_word, PatternWriter};
 
-fn connect(name: &str, m: &Arc<VulkanTextureShareManager>, options: ConsumerOptions) -> geyser::Result<Consumer> {
+fn connect(
+    name: &str,
+    m: &Arc<VulkanTextureShareManager>,
+    options: ConsumerOptions,
+) -> geyser::Result<Consumer> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         match Consumer::connect_with(name, m.clone(), options.clone()) {
@@ -46,7 +50,12 @@ fn linear_frames_reach_a_consumer_process_row_for_row() {
     let producer = ChildProc::spawn(
         "producer",
         &name,
-        &[("GT_W", "61"), ("GT_H", "37"), ("GT_FRAMES", "40"), ("GT_LOSSLESS", "1")],
+        &[
+            ("GT_W", "61"),
+            ("GT_H", "37"),
+            ("GT_FRAMES", "40"),
+            ("GT_LOSSLESS", "1"),
+        ],
     );
     let m = Arc::new(manager());
     let options = ConsumerOptions {
@@ -61,7 +70,9 @@ fn linear_frames_reach_a_consumer_process_row_for_row() {
     assert!(layout.slot_bytes >= layout.row_pitch * u64::from(h));
     let linear = consumer.take_linear_frames().expect("the handles, once");
     assert!(consumer.take_linear_frames().is_none());
-    let usage = vk::BufferUsageFlags::TRANSFER_SRC | vk::BufferUsageFlags::TRANSFER_DST | vk::BufferUsageFlags::STORAGE_BUFFER;
+    let usage = vk::BufferUsageFlags::TRANSFER_SRC
+        | vk::BufferUsageFlags::TRANSFER_DST
+        | vk::BufferUsageFlags::STORAGE_BUFFER;
     let buffer = SharedBuffer::import(
         &m,
         linear.memory,
@@ -155,29 +166,44 @@ fn a_detached_frame_stays_held_until_attached_and_released() {
         ..Default::default()
     };
     let mut consumer = Consumer::connect_with(&name, other, consumer_options).unwrap();
-    producer.wait_for_consumers(1, Duration::from_secs(10)).unwrap();
+    producer
+        .wait_for_consumers(1, Duration::from_secs(10))
+        .unwrap();
     let publish = |timeout| -> geyser::Result<u64> {
         let slot = producer.acquire(Some(timeout))?;
         geyser_harness::demo::write_slot(&writer, &slot)?;
         producer.present(slot)
     };
     publish(Duration::from_secs(5)).unwrap();
-    let held = consumer.next_frame(Some(Duration::from_secs(5))).unwrap().detach();
+    let held = consumer
+        .next_frame(Some(Duration::from_secs(5)))
+        .unwrap()
+        .detach();
     assert_eq!(held.id().frame, 0);
     publish(Duration::from_secs(5)).unwrap(); // sent to the consumer: both slots are held now
-    assert!(matches!(publish(Duration::from_millis(300)), Err(Error::Timeout(_))));
+    assert!(matches!(
+        publish(Duration::from_millis(300)),
+        Err(Error::Timeout(_))
+    ));
     let frame = consumer.attach(held).unwrap();
     assert_eq!(frame.number(), 0);
     frame.release().unwrap();
     publish(Duration::from_secs(5)).unwrap(); // slot 0 is free again
-    // A frame of another consumer is refused.
+                                              // A frame of another consumer is refused.
     let name2 = unique("detach-2");
     let producer2 = Producer::bind(&name2, m.clone(), &desc, ProducerOptions::default()).unwrap();
-    let mut consumer2 = Consumer::connect_with(&name2, Arc::new(manager()), Default::default()).unwrap();
+    let mut consumer2 =
+        Consumer::connect_with(&name2, Arc::new(manager()), Default::default()).unwrap();
     let slot = producer2.acquire(Some(Duration::from_secs(5))).unwrap();
     geyser_harness::demo::write_slot(&writer, &slot).unwrap();
     producer2.present(slot).unwrap();
-    let theirs = consumer2.next_frame(Some(Duration::from_secs(5))).unwrap().detach();
-    assert!(matches!(consumer.attach(theirs), Err(Error::InvalidArgument { .. })));
+    let theirs = consumer2
+        .next_frame(Some(Duration::from_secs(5)))
+        .unwrap()
+        .detach();
+    assert!(matches!(
+        consumer.attach(theirs),
+        Err(Error::InvalidArgument { .. })
+    ));
     assert_validation_clean();
 }

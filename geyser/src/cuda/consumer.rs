@@ -71,7 +71,10 @@ pub(super) fn vulkan_for(device: &CudaDevice) -> Result<Arc<VulkanTextureShareMa
 }
 
 /// [`Error::DeviceMismatch`] unless `vulkan` runs on `device`'s GPU.
-pub(super) fn check_same_gpu(device: &CudaDevice, vulkan: &VulkanTextureShareManager) -> Result<()> {
+pub(super) fn check_same_gpu(
+    device: &CudaDevice,
+    vulkan: &VulkanTextureShareManager,
+) -> Result<()> {
     let id = vulkan.identity();
     if &id.device_uuid != device.uuid() {
         return Err(Error::DeviceMismatch {
@@ -231,7 +234,9 @@ pub struct CudaFrame<'a> {
 
 impl std::fmt::Debug for CudaFrame<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CudaFrame").field("frame", &self.frame).finish()
+        f.debug_struct("CudaFrame")
+            .field("frame", &self.frame)
+            .finish()
     }
 }
 

@@ -94,7 +94,10 @@ impl CudaDevice {
     /// [`Error::NoDevice`] when there is no such ordinal.
     pub fn new(ordinal: usize) -> Result<Arc<Self>> {
         let all = devices()?;
-        let info = all.get(ordinal).cloned().ok_or_else(|| no_device(&all, format!("cuda:{ordinal}")))?;
+        let info = all
+            .get(ordinal)
+            .cloned()
+            .ok_or_else(|| no_device(&all, format!("cuda:{ordinal}")))?;
         Self::open(info)
     }
 
@@ -105,7 +108,9 @@ impl CudaDevice {
             .iter()
             .find(|d| &d.uuid == uuid)
             .cloned()
-            .ok_or_else(|| no_device(&all, format!("CUDA device with UUID {}", uuid_string(uuid))))?;
+            .ok_or_else(|| {
+                no_device(&all, format!("CUDA device with UUID {}", uuid_string(uuid)))
+            })?;
         Self::open(info)
     }
 

@@ -121,7 +121,10 @@ mod tests {
     fn failures_name_the_call_and_the_result() {
         let e = check("cuMemAlloc_v2", sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY).unwrap_err();
         let s = e.to_string();
-        assert!(s.contains("cuMemAlloc_v2") && s.contains("CUDA_ERROR_OUT_OF_MEMORY"), "{s}");
+        assert!(
+            s.contains("cuMemAlloc_v2") && s.contains("CUDA_ERROR_OUT_OF_MEMORY"),
+            "{s}"
+        );
         assert!(check("cuInit", sys::CUresult::CUDA_SUCCESS).is_ok());
     }
 }

@@ -93,7 +93,10 @@ impl ExternalMemory {
     }
 
     /// Imports a texture's export (opaque FD, dedicated, on `device`'s GPU).
-    pub fn import_texture(device: &Arc<CudaDevice>, exported: ExportedTexture) -> Result<Arc<Self>> {
+    pub fn import_texture(
+        device: &Arc<CudaDevice>,
+        exported: ExportedTexture,
+    ) -> Result<Arc<Self>> {
         let (info, fd) = exported.into_parts();
         if info.handle_type != ExternalHandleType::OpaqueFd {
             return Err(Error::unsupported(
@@ -101,7 +104,13 @@ impl ExternalMemory {
                 "Geyser imports opaque FDs into CUDA",
             ));
         }
-        Self::import_fd(device, fd, info.allocation_size, info.dedicated, &info.device_uuid)
+        Self::import_fd(
+            device,
+            fd,
+            info.allocation_size,
+            info.dedicated,
+            &info.device_uuid,
+        )
     }
 
     /// The device it was imported into.
@@ -147,7 +156,8 @@ impl ExternalMemory {
         }
         let _ctx = self.device.enter()?;
         // SAFETY: a plain C struct; zero is the default of every field.
-        let mut desc: sys::CUDA_EXTERNAL_MEMORY_MIPMAPPED_ARRAY_DESC = unsafe { std::mem::zeroed() };
+        let mut desc: sys::CUDA_EXTERNAL_MEMORY_MIPMAPPED_ARRAY_DESC =
+            unsafe { std::mem::zeroed() };
         desc.offset = 0;
         desc.numLevels = 1;
         desc.arrayDesc = sys::CUDA_ARRAY3D_DESCRIPTOR {
@@ -187,7 +197,10 @@ impl ExternalMemory {
         if size == 0 || offset.checked_add(size).is_none_or(|end| end > self.size) {
             return Err(Error::InvalidArgument {
                 what: "mapped range",
-                reason: format!("{size} bytes at {offset} of a {}-byte allocation", self.size),
+                reason: format!(
+                    "{size} bytes at {offset} of a {}-byte allocation",
+                    self.size
+                ),
             });
         }
         let _ctx = self.device.enter()?;
@@ -349,7 +362,9 @@ pub struct DeviceBuffer {
 
 impl std::fmt::Debug for DeviceBuffer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeviceBuffer").field("size", &self.size).finish()
+        f.debug_struct("DeviceBuffer")
+            .field("size", &self.size)
+            .finish()
     }
 }
 

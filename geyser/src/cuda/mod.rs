@@ -28,8 +28,8 @@ mod stream;
 pub use consumer::{CudaConsumer, CudaFrame, FrameMemory};
 pub use device::{devices, CudaDevice, CudaDeviceInfo};
 pub use driver::{init, DRIVER_SYMBOLS};
-pub use producer::{CudaProducer, CudaWriteSlot};
 pub use memory::{copy_2d, CudaArray, DeviceBuffer, ExternalMemory, MappedBuffer, Region2D};
+pub use producer::{CudaProducer, CudaWriteSlot};
 pub use semaphore::CudaTimeline;
 pub use stream::{synchronize, CudaStream, StreamHandle};
 

@@ -137,7 +137,9 @@ impl Drop for CudaWriteSlot<'_> {
 impl CudaWriteSlot<'_> {
     /// The slot and the frame number it will carry.
     pub fn id(&self) -> FrameId {
-        self.slot.as_ref().map_or(FrameId { slot: 0, frame: 0 }, |s| s.id)
+        self.slot
+            .as_ref()
+            .map_or(FrameId { slot: 0, frame: 0 }, |s| s.id)
     }
 
     /// The slot's texture as a CUDA array (write it with [`super::copy_2d`] or a surface).

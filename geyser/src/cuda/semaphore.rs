@@ -57,7 +57,10 @@ impl CudaTimeline {
 
     /// Imports `semaphore` (exported once more for CUDA; it must have been created
     /// exportable, as [`SharedTimelineSemaphore::new`] does, on `device`'s GPU).
-    pub fn from_vulkan(device: &Arc<CudaDevice>, semaphore: &SharedTimelineSemaphore) -> Result<Self> {
+    pub fn from_vulkan(
+        device: &Arc<CudaDevice>,
+        semaphore: &SharedTimelineSemaphore,
+    ) -> Result<Self> {
         Self::import_fd(device, semaphore.export()?)
     }
 

@@ -75,7 +75,9 @@ impl LinearLayout {
         let row = u64::from(desc.width) * u64::from(desc.format.block_bytes());
         if self.slots != ring_slots
             || self.row_pitch < row
-            || !self.row_pitch.is_multiple_of(u64::from(desc.format.block_bytes()))
+            || !self
+                .row_pitch
+                .is_multiple_of(u64::from(desc.format.block_bytes()))
             || self.row_pitch * u64::from(desc.height) > self.slot_bytes
         {
             return Err(Error::Protocol(format!(
@@ -170,16 +172,27 @@ mod tests {
 
     #[test]
     fn tight_layouts_hold_their_frames_and_start_aligned() {
-        let desc = TextureDescriptor::new(1920, 1080, TextureFormat::Rgba8Unorm, &[TextureUsage::CopySrc]);
+        let desc = TextureDescriptor::new(
+            1920,
+            1080,
+            TextureFormat::Rgba8Unorm,
+            &[TextureUsage::CopySrc],
+        );
         let l = LinearLayout::tight(&desc, 3);
         assert_eq!(l.row_pitch, 1920 * 4);
         assert!(l.slot_bytes >= 1920 * 4 * 1080 && l.slot_bytes.is_multiple_of(REGION_ALIGN));
         assert_eq!(l.offset(2), 2 * l.slot_bytes);
         l.check(&desc, 3).unwrap();
         assert!(l.check(&desc, 4).is_err());
-        let short = LinearLayout { row_pitch: 1920 * 4 - 4, ..l };
+        let short = LinearLayout {
+            row_pitch: 1920 * 4 - 4,
+            ..l
+        };
         assert!(short.check(&desc, 3).is_err());
-        assert_eq!("Linear".parse::<FrameLayout>().unwrap(), FrameLayout::Linear);
+        assert_eq!(
+            "Linear".parse::<FrameLayout>().unwrap(),
+            FrameLayout::Linear
+        );
         assert!("tiled".parse::<FrameLayout>().is_err());
     }
 }

@@ -33,8 +33,8 @@ fn create_buffer(dev: &SharedDevice, size: u64, usage: vk::BufferUsageFlags) -> 
         .sharing_mode(vk::SharingMode::EXCLUSIVE)
         .push_next(&mut external);
     // SAFETY: valid create info on a live device; the chain points at a local.
-    let buffer = unsafe { dev.device.create_buffer(&info, None) }
-        .map_err(Error::vk("vkCreateBuffer"))?;
+    let buffer =
+        unsafe { dev.device.create_buffer(&info, None) }.map_err(Error::vk("vkCreateBuffer"))?;
     // Drop frees what is made from here on, also on the error paths of the callers.
     Ok(Buffer {
         dev: dev.clone(),
@@ -54,7 +54,9 @@ fn bind(buffer: &mut Buffer, memory: vk::DeviceMemory, type_index: u32) -> Resul
     unsafe { dev.device.bind_buffer_memory(buffer.buffer, memory, 0) }
         .map_err(Error::vk("vkBindBufferMemory"))?;
     let flags = dev.memory_properties.memory_types[type_index as usize].property_flags;
-    if flags.contains(vk::MemoryPropertyFlags::HOST_VISIBLE | vk::MemoryPropertyFlags::HOST_COHERENT) {
+    if flags
+        .contains(vk::MemoryPropertyFlags::HOST_VISIBLE | vk::MemoryPropertyFlags::HOST_COHERENT)
+    {
         // SAFETY: host-visible memory, mapped once for the buffer's lifetime (freeing the
         // memory unmaps it).
         buffer.mapped = unsafe {
@@ -79,14 +81,21 @@ impl SharedBuffer {
         Self::new_on(&manager.dev, size, usage)
     }
 
-    pub(crate) fn new_on(dev: &SharedDevice, size: u64, usage: vk::BufferUsageFlags) -> Result<Self> {
+    pub(crate) fn new_on(
+        dev: &SharedDevice,
+        size: u64,
+        usage: vk::BufferUsageFlags,
+    ) -> Result<Self> {
         check_support(dev, usage)?;
         let mut b = create_buffer(dev, size, usage)?;
         let mut dedicated_reqs = vk::MemoryDedicatedRequirements::default();
         let mut reqs2 = vk::MemoryRequirements2::default().push_next(&mut dedicated_reqs);
         let info = vk::BufferMemoryRequirementsInfo2::default().buffer(b.buffer);
         // SAFETY: a live buffer of this device.
-        unsafe { dev.device.get_buffer_memory_requirements2(&info, &mut reqs2) };
+        unsafe {
+            dev.device
+                .get_buffer_memory_requirements2(&info, &mut reqs2)
+        };
         let reqs = reqs2.memory_requirements;
         let props = &dev.memory_properties;
         let fits = |i: &u32| reqs.memory_type_bits & (1 << i) != 0;
@@ -99,7 +108,9 @@ impl SharedBuffer {
             .filter(fits)
             .find(device_local)
             .or_else(|| (0..props.memory_type_count).find(fits))
-            .ok_or_else(|| Error::unsupported("shared buffer memory", "no memory type fits the buffer"))?;
+            .ok_or_else(|| {
+                Error::unsupported("shared buffer memory", "no memory type fits the buffer")
+            })?;
         let mut export = vk::ExportMemoryAllocateInfo::default().handle_types(handle_type());
         let mut dedicated = vk::MemoryDedicatedAllocateInfo::default().buffer(b.buffer);
         let alloc = vk::MemoryAllocateInfo::default()
@@ -180,7 +191,11 @@ impl SharedBuffer {
 
     /// A new OS handle for its memory (send it to a peer, which imports it once).
     pub fn export(&self) -> Result<OwnedOsHandle> {
-        os::export_memory(&self.buffer.dev.external_memory, self.buffer.memory, handle_type())
+        os::export_memory(
+            &self.buffer.dev.external_memory,
+            self.buffer.memory,
+            handle_type(),
+        )
     }
 
     /// The buffer (record copies with it; [`Buffer::bytes`] reads it when host-visible).
@@ -211,10 +226,14 @@ fn check_support(dev: &SharedDevice, usage: vk::BufferUsageFlags) -> Result<()> 
             .get_physical_device_external_buffer_properties(dev.physical, &info, &mut props)
     };
     let features = props.external_memory_properties.external_memory_features;
-    let needed = vk::ExternalMemoryFeatureFlags::EXPORTABLE | vk::ExternalMemoryFeatureFlags::IMPORTABLE;
+    let needed =
+        vk::ExternalMemoryFeatureFlags::EXPORTABLE | vk::ExternalMemoryFeatureFlags::IMPORTABLE;
     if !features.contains(needed) {
         return Err(Error::unsupported(
-            format!("shared buffers ({:?}) with usage {usage:?}", os::NATIVE_MEMORY),
+            format!(
+                "shared buffers ({:?}) with usage {usage:?}",
+                os::NATIVE_MEMORY
+            ),
             format!(
                 "{} reports external memory features {features:?} for such buffers",
                 dev.identity.name

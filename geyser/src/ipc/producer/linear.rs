@@ -113,7 +113,15 @@ impl LinearRing {
             // slot a region that holds a whole frame); the texture and buffer outlive the
             // submission (the producer holds both; the ring drains its submitter first).
             |device, cmd| unsafe {
-                record_copy(device, cmd, family, texture, &[region], buffer, CopyDirection::Download)
+                record_copy(
+                    device,
+                    cmd,
+                    family,
+                    texture,
+                    &[region],
+                    buffer,
+                    CopyDirection::Download,
+                )
             },
             waits,
             signal.as_slice(),
