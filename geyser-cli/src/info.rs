@@ -115,6 +115,32 @@ fn print_device(d: &DeviceCaps) {
     );
 }
 
+/// The CUDA devices (feature `cuda`), each with the Vulkan device it is.
+#[cfg(target_os = "linux")]
+fn print_cuda(devices: &[DeviceCaps]) {
+    println!();
+    let listed = geyser::cuda::init().and_then(|v| Ok((v, geyser::cuda::devices()?)));
+    match listed {
+        Ok((version, cuda)) => {
+            println!(
+                "CUDA: driver {}.{}, {} device(s)",
+                version / 1000,
+                version % 1000 / 10,
+                cuda.len()
+            );
+            for c in &cuda {
+                let vulkan = devices
+                    .iter()
+                    .find(|d| d.identity.device_uuid == c.uuid)
+                    .map(|d| format!("Vulkan device {}", d.identity.index))
+                    .unwrap_or_else(|| "no Vulkan device".into());
+                println!("  cuda:{} {} ({vulkan})", c.ordinal, c.name);
+            }
+        }
+        Err(e) => println!("CUDA: {e}"),
+    }
+}
+
 /// Runs `geyser info`.
 pub fn run(json: bool) -> Result<(), geyser::Error> {
     let devices = enumerate_devices()?;
@@ -133,15 +159,22 @@ pub fn run(json: bool) -> Result<(), geyser::Error> {
         }
         print_device(d);
     }
+    #[cfg(target_os = "linux")]
+    print_cuda(&devices);
     // How each pair of devices gets texels to each other.
     if devices.len() > 1 {
         println!();
-        println!("Between devices (direct: same device and driver UUID; otherwise a copy):");
+        println!(
+            "Between devices (direct: same device and driver UUID; peer: CUDA peer copies; otherwise through host memory):"
+        );
         for a in &devices {
             for b in devices
                 .iter()
                 .filter(|b| b.identity.index > a.identity.index)
             {
+                #[cfg(target_os = "linux")]
+                let path = geyser::cuda::transfer_path_between(a, b);
+                #[cfg(not(target_os = "linux"))]
                 let path = geyser::vulkan::TransferPath::between(a, b);
                 let dma = a
                     .memory_handle_types

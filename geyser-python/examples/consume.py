@@ -36,11 +36,13 @@ def main():
     p.add_argument("--frames", type=int, default=0, help="stop after N frames (0: until the stream ends)")
     p.add_argument("--lossless", action="store_true", help="keep every frame (producer in lossless mode)")
     p.add_argument("--verify", action="store_true", help="check the test pattern of every frame")
+    p.add_argument("--api", default="auto", choices=["auto", "torch", "cupy", "numpy"],
+                   help="how CUDA frames become arrays (auto: torch, else cupy, else numpy)")
     args = p.parse_args()
 
     consumer = geyser.Consumer(args.name, device=args.device, layout=args.layout, lossless=args.lossless)
-    api = "numpy"
-    if consumer.device != "cpu":
+    api = "numpy" if args.api == "auto" else args.api
+    if consumer.device != "cpu" and args.api == "auto":
         try:
             import torch
 

@@ -361,6 +361,8 @@ pub struct FrameTimes {
     pub slot: usize,
     pub latency: Duration,
     pub age: Duration,
+    /// `CLOCK_MONOTONIC` nanoseconds of the producer's present.
+    pub present_ns: u64,
 }
 
 impl FrameTimes {
@@ -370,6 +372,7 @@ impl FrameTimes {
             slot: f.slot(),
             latency: f.latency(),
             age: f.age(),
+            present_ns: f.present_ns(),
         }
     }
 }

@@ -204,6 +204,20 @@ impl Frame {
         self.times.age.as_secs_f64()
     }
 
+    /// When the producer sent the frame message: ``CLOCK_MONOTONIC`` nanoseconds (the clock
+    /// of ``time.monotonic_ns()``, shared by every process of the machine).
+    #[getter]
+    fn sent_ns(&self) -> u64 {
+        self.received_ns()
+            .saturating_sub(self.times.latency.as_nanos() as u64)
+    }
+
+    /// When this process received the frame message (``CLOCK_MONOTONIC`` nanoseconds).
+    #[getter]
+    fn received_ns(&self) -> u64 {
+        self.times.present_ns + self.times.age.as_nanos() as u64
+    }
+
     /// Whether it was released.
     #[getter]
     fn released(&self) -> bool {
@@ -266,9 +280,11 @@ impl Frame {
             None => ours.0 == DEVICE_CPU,
             Some(d) if d == ours => ours.0 == DEVICE_CPU,
             Some((DEVICE_CPU, 0)) if copy != Some(false) => true,
-            Some(d) => return Err(PyBufferError::new_err(format!(
+            Some(d) => {
+                return Err(PyBufferError::new_err(format!(
                 "this frame is on device {ours:?} and cannot be exported to {d:?} without a copy"
-            ))),
+            )))
+            }
         };
         if to_host {
             let data = Arc::new(self.host_bytes(py)?);

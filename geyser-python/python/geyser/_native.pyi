@@ -44,6 +44,13 @@ class Frame:
     def age(self) -> float:
         """Seconds from the producer presenting the frame to this process receiving it."""
     @property
+    def sent_ns(self) -> int:
+        """When the producer sent the frame message (``CLOCK_MONOTONIC`` ns, the clock of
+        ``time.monotonic_ns()``)."""
+    @property
+    def received_ns(self) -> int:
+        """When this process received the frame message (``CLOCK_MONOTONIC`` ns)."""
+    @property
     def released(self) -> bool:
         """Whether it was released."""
     def numpy(self) -> Any:

@@ -16,11 +16,15 @@
 //! - `semaphore.rs`: [`CudaTimeline`], a timeline semaphore CUDA streams wait for and signal.
 //! - `consumer.rs`, `producer.rs`: [`CudaConsumer`] and [`CudaProducer`], the IPC endpoints
 //!   with frames in CUDA memory (the same protocol as every consumer and producer).
+//! - `peer.rs`: GPU-to-GPU copies between devices with peer access: [`PeerTransfer`]
+//!   in-process, [`PeerRings`] for a producer's consumers on another GPU,
+//!   [`transfer_path_between`].
 
 mod consumer;
 mod device;
 mod driver;
 mod memory;
+mod peer;
 mod producer;
 mod semaphore;
 mod stream;
@@ -29,6 +33,7 @@ pub use consumer::{CudaConsumer, CudaFrame, FrameMemory};
 pub use device::{devices, CudaDevice, CudaDeviceInfo};
 pub use driver::{init, DRIVER_SYMBOLS};
 pub use memory::{copy_2d, CudaArray, DeviceBuffer, ExternalMemory, MappedBuffer, Region2D};
+pub use peer::{copy_peer, peer_devices, transfer_path_between, PeerRings, PeerTransfer};
 pub use producer::{CudaProducer, CudaWriteSlot};
 pub use semaphore::CudaTimeline;
 pub use stream::{synchronize, CudaStream, StreamHandle};

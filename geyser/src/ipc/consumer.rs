@@ -178,6 +178,8 @@ pub struct Consumer {
     linear: Option<LinearFrames>,
     /// Handle duplicates for an interop layer, until taken.
     retained: Option<RetainedHandles>,
+    /// The producer copies frames into a ring on our GPU (`PeerRingSetup`).
+    peer_ring: bool,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -294,7 +296,22 @@ impl Consumer {
             linear: None,
             retained: retain.then(RetainedHandles::default),
         };
+        let mut peer_ring = false;
         let (sync, textures, timelines, host_ring) = match conn.recv(Some(left()))? {
+            (Message::PeerRingSetup { slots, .. }, fds) => {
+                // A ring on our own GPU that the producer copies frames into: imported like
+                // its own ring, host-synchronized.
+                peer_ring = true;
+                let (textures, _) = Self::import_pool(
+                    &manager,
+                    &mut conn,
+                    (SyncMode::Host, slots, fds),
+                    deadline,
+                    false,
+                    &mut extras,
+                )?;
+                (SyncMode::Host, textures, None, None)
+            }
             (Message::PoolSetup { sync, slots, .. }, fds) => {
                 let (textures, timelines) = Self::import_pool(
                     &manager,
@@ -340,9 +357,11 @@ impl Consumer {
                 )))
             }
         };
-        let path = host_ring
-            .as_ref()
-            .map_or(TransferPath::Direct, HostRing::path);
+        let path = match &host_ring {
+            _ if peer_ring => TransferPath::Peer,
+            Some(ring) => ring.path(),
+            None => TransferPath::Direct,
+        };
         tracing::info!(producer = %hello.name, pid = producer.pid, slots = textures.len(), ?sync, %path, "connected");
         Ok(Consumer {
             id: NEXT_CONSUMER.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
@@ -363,6 +382,7 @@ impl Consumer {
             linear_layout: extras.linear.as_ref().map(|l| l.layout),
             linear: extras.linear,
             retained: extras.retained,
+            peer_ring,
         })
     }
 
@@ -440,10 +460,14 @@ impl Consumer {
     }
 
     /// How frames reach this consumer: [`TransferPath::Direct`] (the producer's textures,
-    /// imported), or through a host ring ([`TransferPath::HostMemory`]: this GPU copies from
-    /// host memory it imported; [`TransferPath::CpuCopy`]: the CPU copies into a staging
-    /// buffer first).
+    /// imported), through a ring on this GPU the producer copies into
+    /// ([`TransferPath::Peer`]), or through a host ring ([`TransferPath::HostMemory`]: this GPU
+    /// copies from host memory it imported; [`TransferPath::CpuCopy`]: the CPU copies into a
+    /// staging buffer first).
     pub fn transfer_path(&self) -> TransferPath {
+        if self.peer_ring {
+            return TransferPath::Peer;
+        }
         self.host_ring
             .as_ref()
             .map_or(TransferPath::Direct, HostRing::path)

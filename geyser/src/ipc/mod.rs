@@ -35,7 +35,8 @@ pub use consumer::{Consumer, ConsumerCounters, ConsumerOptions, DetachedFrame, F
 pub use linear::{FrameLayout, LinearFrames, LinearLayout};
 pub use peer::{PeerCredentials, PeerPolicy};
 pub use producer::{
-    ConsumerStats, HostRingSharing, Producer, ProducerOptions, ProducerStats, WriteSlot,
+    ConsumerStats, HostRingSharing, Producer, ProducerOptions, ProducerStats, RemoteRing,
+    RemoteRings, WriteSlot,
 };
 pub use wire::negotiate::supported_sync_modes;
 pub use wire::SyncMode;

@@ -4,6 +4,7 @@
 
 mod host_ring;
 mod linear;
+mod remote;
 mod service;
 mod state;
 
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 
 pub use host_ring::HostRingSharing;
 use host_ring::HostRings;
+pub use remote::{RemoteRing, RemoteRings};
 use service::{drop_peer, send_frame};
 use state::{lock_conn, Shared, State};
 
@@ -87,6 +89,11 @@ pub struct ProducerOptions {
     /// any is connected, each frame costs one more GPU copy here, into a shared buffer
     /// (default `true`; needs `CopySrc` on the frames). `false` refuses them.
     pub linear_frames: bool,
+    /// Reaches trusted consumers on another GPU with GPU-to-GPU copies into a ring on their
+    /// device, where this provider can (with the `cuda` feature,
+    /// `geyser::cuda::PeerRings::new()`: NVLink or PCIe peer copies); consumers it cannot
+    /// reach get a host ring. Default `None`: host rings only.
+    pub remote_rings: Option<Arc<dyn RemoteRings>>,
 }
 
 impl Default for ProducerOptions {
@@ -109,6 +116,7 @@ impl Default for ProducerOptions {
             host_ring_consumers: true,
             host_rings: HostRingSharing::Auto,
             linear_frames: true,
+            remote_rings: None,
         }
     }
 }
@@ -504,7 +512,9 @@ impl Producer {
             let mut host_peers = false;
             let mut linear_peers = None;
             for p in &state.peers {
-                host_peers |= p.sync == SyncMode::Host;
+                // Remote rings wait for the frame on their GPU; other host-synchronized
+                // consumers need it written before anything else happens.
+                host_peers |= p.sync == SyncMode::Host && !p.remote_ring;
                 if p.host_ring && (!lossless || p.held.len() < cap) {
                     rings.want(p.id);
                 }
@@ -528,8 +538,12 @@ impl Producer {
             if copy_to_rings {
                 // Host-ring consumers read the frame from their ring: copy it into the rings
                 // wanted (and wait) before announcing it. The slot is free of every consumer.
-                HostRings::lock(&self.shared.host_rings)
-                    .download(id, &self.textures[id.slot_index()])?;
+                let ready = slot.signal.as_ref().map(|s| s.value);
+                HostRings::lock(&self.shared.host_rings).download(
+                    id,
+                    &self.textures[id.slot_index()],
+                    ready,
+                )?;
             }
             if let Some(host_linear) = linear_peers {
                 if let Some(ring) = self.shared.linear.lock().as_ref() {

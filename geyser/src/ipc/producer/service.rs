@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::host_ring::{setup_host_ring, HostRings};
+use super::host_ring::{setup_host_ring, setup_remote_ring, HostRings};
 use super::linear::setup_linear;
 use super::state::{lock_conn, Held, Peer, Phase, Shared, SharedConn, State};
 use crate::common::{borrow_os_handle, BorrowedOsHandle, OwnedOsHandle, RejectReason};
@@ -454,6 +454,28 @@ fn on_hello(shared: &Shared, peer: &mut Peer, hello: Hello, offer: &Offer) -> Re
                  import it: {why}"
             );
             return Err(reject(&peer.conn, RejectReason::Device, detail));
+        }
+        if other_device && peer.trusted && !peer.wants_host_ring {
+            match setup_remote_ring(shared, peer, &hello) {
+                Ok(true) => {
+                    peer.name = hello.name;
+                    peer.sync = SyncMode::Host;
+                    peer.host_ring = true;
+                    peer.remote_ring = true;
+                    peer.phase = Phase::Active;
+                    tracing::info!(
+                        consumer = peer.id,
+                        pid = peer.creds.pid,
+                        "consumer on another GPU connected through a remote ring (GPU-to-GPU copies)"
+                    );
+                    return offer.latest_to(shared, peer);
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(
+                    consumer = peer.id,
+                    "a remote ring failed ({e}); serving it through a host ring"
+                ),
+            }
         }
         if let Err(e) = setup_host_ring(shared, peer, &hello) {
             let detail = format!("{why}, and it cannot be served through a host ring: {e}");

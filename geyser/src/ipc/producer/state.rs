@@ -71,8 +71,11 @@ pub(super) struct Peer {
     pub released: Option<(Arc<SharedTimelineSemaphore>, u64)>,
     /// It asked for a host ring (`HostRingRequest`) before its Hello.
     pub wants_host_ring: bool,
-    /// It is served through a host ring (its own or the shared one).
+    /// It is served through a host ring (its own or the shared one), or a remote ring (then
+    /// `remote_ring` too).
     pub host_ring: bool,
+    /// It is served through a remote ring on its own GPU.
+    pub remote_ring: bool,
     /// It asked for linear frames (`LinearRequest`) before its Hello.
     pub wants_linear: bool,
     /// It gets linear frames: a frame is sent to it only once copied into the linear ring.
@@ -104,6 +107,7 @@ impl Peer {
             released: None,
             wants_host_ring: false,
             host_ring: false,
+            remote_ring: false,
             wants_linear: false,
             linear: false,
         }

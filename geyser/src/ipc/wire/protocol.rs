@@ -245,6 +245,17 @@ pub enum Message {
         /// Whether the "linear ready" timeline's FD follows the buffer's.
         timeline: bool,
     },
+    /// Producer → consumer, instead of `PoolSetup`, for a consumer on another GPU that the
+    /// producer reaches by GPU-to-GPU copies: a ring of textures on the consumer's own device,
+    /// one FD per slot beside this message. Frames are copied into it before they are
+    /// announced (host-synchronized: the consumer waits for nothing).
+    PeerRingSetup {
+        /// Bumped when the producer replaces its ring.
+        generation: u64,
+        /// What each slot's FD holds (1..=[`MAX_SLOTS`]).
+        #[serde(deserialize_with = "bounded_seq::<_, _, MAX_SLOTS>")]
+        slots: Vec<ExportInfo>,
+    },
 }
 
 /// Largest host-memory slot a consumer accepts (a 16K RGBA32F frame is 4 GiB; 2 GiB covers
@@ -266,13 +277,14 @@ impl Message {
             Message::HostRingSetup { .. } => "HostRingSetup",
             Message::LinearRequest => "LinearRequest",
             Message::LinearSetup { .. } => "LinearSetup",
+            Message::PeerRingSetup { .. } => "PeerRingSetup",
         }
     }
 
     /// File descriptors that must travel with this message.
     pub fn expected_fds(&self) -> usize {
         match self {
-            Message::PoolSetup { slots, .. } => slots.len(),
+            Message::PoolSetup { slots, .. } | Message::PeerRingSetup { slots, .. } => slots.len(),
             Message::SyncSetup { .. } => 1,
             Message::HostRingSetup { .. } => 1,
             Message::LinearSetup { timeline, .. } => 1 + usize::from(*timeline),
@@ -391,7 +403,7 @@ impl Message {
                 }
                 Ok(())
             }
-            Message::PoolSetup { slots, .. } => {
+            Message::PoolSetup { slots, .. } | Message::PeerRingSetup { slots, .. } => {
                 if slots.is_empty() || slots.len() > MAX_SLOTS {
                     return Err(Error::Protocol(format!(
                         "{} slots, allowed 1..={MAX_SLOTS}",

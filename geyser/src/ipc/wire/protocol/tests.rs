@@ -62,6 +62,10 @@ fn samples() -> Vec<Message> {
         Message::Bye {
             reason: "done".into(),
         },
+        Message::PeerRingSetup {
+            generation: 1,
+            slots: vec![info(); 3],
+        },
         Message::LinearRequest,
         Message::LinearSetup {
             slots: 3,
