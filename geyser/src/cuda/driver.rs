@@ -26,6 +26,7 @@ pub const DRIVER_SYMBOLS: &[&str] = &[
     "cuDevicePrimaryCtxRelease_v2",
     "cuCtxPushCurrent_v2",
     "cuCtxPopCurrent_v2",
+    "cuCtxSynchronize",
     "cuCtxEnablePeerAccess",
     "cuImportExternalMemory",
     "cuExternalMemoryGetMappedBuffer",

@@ -99,8 +99,11 @@ impl CudaTimeline {
 impl Drop for CudaTimeline {
     fn drop(&mut self) {
         let result = self.device.enter().and_then(|_ctx| {
-            // SAFETY: imported in `import_fd`, destroyed once; work using it was queued by
-            // owners that synchronize before dropping.
+            // Waits and signals queued on any stream (an application's too) must have run
+            // before the semaphore goes.
+            // SAFETY: the context is current.
+            check("cuCtxSynchronize", unsafe { sys::cuCtxSynchronize() })?;
+            // SAFETY: imported in `import_fd`, destroyed once, nothing pending (above).
             check("cuDestroyExternalSemaphore", unsafe {
                 sys::cuDestroyExternalSemaphore(self.raw)
             })
