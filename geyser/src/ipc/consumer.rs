@@ -6,8 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod detached;
+mod interop;
 
 pub use detached::DetachedFrame;
+use interop::{Extras, RetainedHandles};
 
 use super::clock::monotonic_ns;
 use super::host_ring::HostRing;
@@ -84,16 +86,6 @@ struct Ready {
 
 /// The producer's "frame ready" timeline and our "released" timeline.
 type Timelines = (Arc<SharedTimelineSemaphore>, Arc<SharedTimelineSemaphore>);
-
-/// Duplicates of the handles a consumer imported, for an interop layer (CUDA) that imports
-/// the same memory and timeline into its own API.
-#[derive(Debug, Default)]
-pub(crate) struct RetainedHandles {
-    /// The ring's textures, in slot order.
-    pub(crate) memory: Vec<ExportedTexture>,
-    /// Timeline mode: the producer's "frame ready" timeline.
-    pub(crate) ready: Option<OwnedOsHandle>,
-}
 
 /// Unique ids of consumers in this process (to tell whose a [`DetachedFrame`] is).
 static NEXT_CONSUMER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -220,18 +212,6 @@ impl Consumer {
         copier: &dyn Fn() -> Result<Arc<VulkanTextureShareManager>>,
     ) -> Result<Consumer> {
         Self::connect_impl(name, manager, options, copier, false)
-    }
-
-    /// [`Self::connect_with`], keeping a duplicate of every handle it imports
-    /// ([`Self::take_retained`]) for an interop layer that imports them again.
-    #[cfg_attr(not(all(feature = "cuda", target_os = "linux")), allow(dead_code))]
-    pub(crate) fn connect_retaining(
-        name: &str,
-        manager: Arc<VulkanTextureShareManager>,
-        options: ConsumerOptions,
-    ) -> Result<Consumer> {
-        let own = manager.clone();
-        Self::connect_impl(name, manager, options, &move || Ok(own.clone()), true)
     }
 
     fn connect_impl(
@@ -477,29 +457,6 @@ impl Consumer {
     /// texture) lives, also after the producer is gone.
     pub fn textures(&self) -> &[VulkanTexture] {
         &self.textures
-    }
-
-    /// Where linear frames lie, when they were asked for ([`FrameLayout::Linear`]).
-    pub fn linear_layout(&self) -> Option<LinearLayout> {
-        self.linear_layout
-    }
-
-    /// The linear frames' buffer and timeline handles, once (import them into the API that
-    /// reads them); `None` without linear frames or when already taken.
-    pub fn take_linear_frames(&mut self) -> Option<LinearFrames> {
-        self.linear.take()
-    }
-
-    /// The handle duplicates kept by [`Self::connect_retaining`], once.
-    #[cfg_attr(not(all(feature = "cuda", target_os = "linux")), allow(dead_code))]
-    pub(crate) fn take_retained(&mut self) -> Option<RetainedHandles> {
-        self.retained.take()
-    }
-
-    /// Timeline mode: our "released" timeline (the producer waits for its values).
-    #[cfg_attr(not(all(feature = "cuda", target_os = "linux")), allow(dead_code))]
-    pub(crate) fn release_timeline(&self) -> Option<&Arc<SharedTimelineSemaphore>> {
-        self.timelines.as_ref().map(|(_, released)| released)
     }
 
     /// Whether the producer ended the stream itself (`Bye`: it shut down or dropped us), as
@@ -811,12 +768,6 @@ impl Drop for Frame<'_> {
             }
         }
     }
-}
-
-/// What a connection brings besides the ring.
-struct Extras {
-    linear: Option<LinearFrames>,
-    retained: Option<RetainedHandles>,
 }
 
 /// A rejection the producer queued before closing, read without waiting; `None` when there is
