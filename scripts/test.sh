@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Runs every Geyser test on this machine, the way CI does: installs the Vulkan loader, Mesa's
 # lavapipe and the validation layers, GStreamer and PipeWire, Xvfb and the X client libraries,
-# when missing (needs root or sudo; otherwise prints the command), then runs the workspace tests
+# Python 3 with venv and headers (the Python package), when missing (needs root or sudo;
+# otherwise prints the command), then runs the workspace tests
 # with the Khronos validation layer on (any validation error fails a test), the README usage
-# example, the benchmarks' short runs, and the PipeWire tests in a PipeWire session of their own.
+# example, the benchmarks' short runs, the PipeWire tests in a PipeWire session of their own, and
+# the Python package's tests (its wheel built with maturin and installed with NumPy and pytest
+# into a venv under target/, from pip).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-vulkan.sh
@@ -13,7 +16,8 @@ bash scripts/ensure-gstreamer.sh
 # package).
 # shellcheck source=lib/install-missing.sh
 source scripts/lib/install-missing.sh
-install_missing geyser xvfb xauth libx11-xcb1 libxcursor1 libxrandr2 libxi6 libxkbcommon-x11-0
+install_missing geyser xvfb xauth libx11-xcb1 libxcursor1 libxrandr2 libxi6 libxkbcommon-x11-0 \
+  python3 python3-venv python3-dev
 command -v cargo >/dev/null || {
   echo "geyser: cargo not found; install Rust (https://rustup.rs) and try again" >&2
   exit 2
@@ -51,3 +55,15 @@ bash scripts/test-pipewire.sh
 # The transport benchmark's short run (Geyser vs shmsink/shmsrc vs PipeWire, 1080p and 4K);
 # debug binaries: it proves the three paths run, lavapipe's numbers prove nothing.
 bash scripts/bench-transports.sh --quick --bin target/debug
+# The Python package (geyser-python): the wheel, in the dev profile and this target dir (the
+# library's features as the tests above), installed into a venv
+# with maturin, NumPy and pytest; its tests run the Rust examples as producer and consumer
+# processes.
+venv=target/python-venv
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/pip" install --quiet --disable-pip-version-check "maturin>=1.9.4,<2" numpy pytest
+rm -rf target/wheels
+"$venv/bin/maturin" build --quiet -m geyser-python/Cargo.toml --profile dev \
+  --features geyser/webgpu --interpreter "$venv/bin/python" -o target/wheels
+"$venv/bin/pip" install --quiet --disable-pip-version-check --force-reinstall --no-deps target/wheels/geyser-*.whl
+GEYSER_BIN_DIR=$PWD/target/debug/examples "$venv/bin/python" -m pytest -q -p no:cacheprovider geyser-python/tests

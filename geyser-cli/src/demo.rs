@@ -80,6 +80,11 @@ pub struct DemoArgs {
     /// taking the next; more check each frame a few frames later.
     #[arg(long, default_value_t = 1)]
     pub pipeline: usize,
+    /// Consumers on another GPU: `auto` serves those a peer copy reaches (CUDA devices with
+    /// peer access, NVLink or PCIe) through a ring on their GPU, the rest through host
+    /// memory; `off` uses host memory for all.
+    #[arg(long, default_value = "auto")]
+    pub remote_rings: String,
 }
 
 impl DemoArgs {
@@ -126,6 +131,8 @@ impl DemoArgs {
         }
         v.push("--host-rings".into());
         v.push(self.host_rings.clone());
+        v.push("--remote-rings".into());
+        v.push(self.remote_rings.clone());
         v.push("--fps".into());
         v.push(self.fps.to_string());
         v
@@ -165,6 +172,7 @@ pub fn produce(args: &DemoArgs) -> geyser::Result<()> {
             max_consumers: Some(args.consumers.max(1)),
             host_rings: args.host_rings.parse()?,
             ordered_slots: args.presubmit,
+            remote_rings: remote_rings(&args.remote_rings)?,
             ..Default::default()
         },
         frame_interval: (args.fps > 0.0).then(|| Duration::from_secs_f64(1.0 / args.fps)),
@@ -177,6 +185,21 @@ pub fn produce(args: &DemoArgs) -> geyser::Result<()> {
     })?;
     println!("R {}", serde_json::to_string(&report).unwrap_or_default());
     check_validation()
+}
+
+/// The remote-ring provider `--remote-rings` names: CUDA peer copies (`auto`), or none.
+fn remote_rings(mode: &str) -> geyser::Result<Option<Arc<dyn geyser::ipc::RemoteRings>>> {
+    match mode {
+        #[cfg(target_os = "linux")]
+        "auto" => Ok(Some(geyser::cuda::PeerRings::new())),
+        #[cfg(not(target_os = "linux"))]
+        "auto" => Ok(None),
+        "off" => Ok(None),
+        other => Err(geyser::Error::InvalidArgument {
+            what: "--remote-rings",
+            reason: format!("`{other}`: use auto or off"),
+        }),
+    }
 }
 
 /// Fails a child whose Vulkan validation layer (when `GEYSER_VALIDATION` enabled it) reported

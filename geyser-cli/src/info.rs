@@ -165,6 +165,31 @@ fn selected(devices: &[DeviceCaps]) -> Result<Option<usize>, geyser::Error> {
 
 /// Runs `geyser info`. With `GEYSER_DEVICE` set, marks the device it selects (JSON: each
 /// device's `selected` field), and fails with [`geyser::Error::NoDevice`] when it selects none.
+/// The CUDA devices (feature `cuda`), each with the Vulkan device it is.
+#[cfg(target_os = "linux")]
+fn print_cuda(devices: &[DeviceCaps]) {
+    println!();
+    let listed = geyser::cuda::init().and_then(|v| Ok((v, geyser::cuda::devices()?)));
+    match listed {
+        Ok((version, cuda)) => {
+            println!(
+                "CUDA: driver {}.{}, {} device(s)",
+                version / 1000,
+                version % 1000 / 10,
+                cuda.len()
+            );
+            for c in &cuda {
+                let vulkan = devices
+                    .iter()
+                    .find(|d| d.identity.device_uuid == c.uuid)
+                    .map(|d| format!("Vulkan device {}", d.identity.index))
+                    .unwrap_or_else(|| "no Vulkan device".into());
+                println!("  cuda:{} {} ({vulkan})", c.ordinal, c.name);
+            }
+        }
+        Err(e) => println!("CUDA: {e}"),
+
+/// Runs `geyser info`.
 pub fn run(json: bool) -> Result<(), geyser::Error> {
     let devices = enumerate_devices()?;
     let selected = selected(&devices)?;
@@ -193,15 +218,22 @@ pub fn run(json: bool) -> Result<(), geyser::Error> {
         }
         print_device(d, selected == Some(d.identity.index));
     }
+    #[cfg(target_os = "linux")]
+    print_cuda(&devices);
     // How each pair of devices gets texels to each other.
     if devices.len() > 1 {
         println!();
-        println!("Between devices (direct: same device and driver UUID; otherwise a copy):");
+        println!(
+            "Between devices (direct: same device and driver UUID; peer: CUDA peer copies; otherwise through host memory):"
+        );
         for a in &devices {
             for b in devices
                 .iter()
                 .filter(|b| b.identity.index > a.identity.index)
             {
+                #[cfg(target_os = "linux")]
+                let path = geyser::cuda::transfer_path_between(a, b);
+                #[cfg(not(target_os = "linux"))]
                 let path = geyser::vulkan::TransferPath::between(a, b);
                 let dma = a
                     .memory_handle_types

@@ -1,12 +1,15 @@
 //! Moves frames between two Vulkan devices that cannot share memory (e.g. an NVIDIA GPU and
-//! Mesa's lavapipe), both ways, on the host-memory path and on the CPU-copy path side by side.
-//! Every frame is written on the source GPU with its number's pattern and probed on the
-//! destination GPU. Prints the path `TransferPath::between` picks and the per-frame times.
+//! Mesa's lavapipe, or two GPUs), both ways, on the host-memory path and on the CPU-copy path
+//! side by side, and (feature `cuda`) on the peer path where both are CUDA devices with peer
+//! access (NVLink or PCIe). Every frame is written on the source GPU with its number's pattern
+//! and probed on the destination GPU. Prints the path Geyser picks and the per-frame times.
 //!
 //! `cargo run --release --example cross_device -- --src nvidia --dst llvmpipe --frames 200`
 //!
 //! `--src`/`--dst` take what `GEYSER_DEVICE` takes: an index, a name substring, a UUID or
 //! `pci:BUS`. On a machine with one device, the same device twice forces the copying paths.
+
+use std::sync::Arc;
 
 use clap::Parser;
 use geyser::common::{TextureDescriptor, TextureFormat, TextureUsage};
@@ -46,17 +49,19 @@ fn main() {
     }
 }
 
-fn manager(selector: &str) -> geyser::Result<VulkanTextureShareManager> {
-    VulkanTextureShareManager::create(&ContextOptions {
-        device: DeviceSelector::parse(selector),
-        validation: Validation::from_env(),
-    })
+fn manager(selector: &str) -> geyser::Result<Arc<VulkanTextureShareManager>> {
+    Ok(Arc::new(VulkanTextureShareManager::create(
+        &ContextOptions {
+            device: DeviceSelector::parse(selector),
+            validation: Validation::from_env(),
+        },
+    )?))
 }
 
 /// Runs `frames` frames `from` → `to` on `path`; returns (per-frame ms samples, corrupted).
 fn run_path(
-    from: &VulkanTextureShareManager,
-    to: &VulkanTextureShareManager,
+    from: &Arc<VulkanTextureShareManager>,
+    to: &Arc<VulkanTextureShareManager>,
     desc: &TextureDescriptor,
     path: TransferPath,
     frames: u64,
@@ -65,12 +70,28 @@ fn run_path(
     let dst = to.create_texture(desc)?;
     let writer = PatternWriter::new(from, desc.tight_size())?;
     let probe = ProbeReader::new(to)?;
-    let mut transfer = CrossDeviceTransfer::with_path(from, to, desc, path)?;
+    // One frame moved: the time of the transfer alone (the source's write is done first).
+    let mut transfer: Box<dyn FnMut() -> geyser::Result<f64>> = match path {
+        #[cfg(all(feature = "cuda", target_os = "linux"))]
+        TransferPath::Peer => {
+            let peer = geyser::cuda::PeerTransfer::new(from, to, desc)?;
+            let (src, dst) = (src.clone(), dst.clone());
+            Box::new(move || {
+                let t0 = std::time::Instant::now();
+                peer.transfer(&src, &dst)?;
+                Ok(t0.elapsed().as_secs_f64() * 1e3)
+            })
+        }
+        path => {
+            let mut t = CrossDeviceTransfer::with_path(from, to, desc, path)?;
+            let (src, dst) = (src.clone(), dst.clone());
+            Box::new(move || Ok(t.transfer(&src, &dst)?.total().as_secs_f64() * 1e3))
+        }
+    };
     let (mut ms, mut corrupted) = (Vec::with_capacity(frames as usize), 0);
     for frame in 0..frames {
         writer.write(&src, frame)?;
-        let timing = transfer.transfer(&src, &dst)?;
-        ms.push(timing.total().as_secs_f64() * 1e3);
+        ms.push(transfer()?);
         if !probe.check(&dst, frame)?.ok() {
             corrupted += 1;
         }
@@ -83,6 +104,9 @@ fn run(args: &Args) -> geyser::Result<bool> {
     let (w, h) = parse_size(&args.size)?;
     let a = manager(&args.src)?;
     let b = manager(&args.dst)?;
+    #[cfg(all(feature = "cuda", target_os = "linux"))]
+    let auto = geyser::cuda::transfer_path_between(a.caps()?, b.caps()?);
+    #[cfg(not(all(feature = "cuda", target_os = "linux")))]
     let auto = TransferPath::between(a.caps()?, b.caps()?);
     println!(
         "source:      {} ({})",
@@ -106,7 +130,11 @@ fn run(args: &Args) -> geyser::Result<bool> {
     let mut all_ok = true;
     let mut p50 = std::collections::HashMap::new();
     for (from, to, dir) in [(&a, &b, "src -> dst"), (&b, &a, "dst -> src")] {
-        for path in [TransferPath::HostMemory, TransferPath::CpuCopy] {
+        let mut paths = vec![TransferPath::HostMemory, TransferPath::CpuCopy];
+        if auto == TransferPath::Peer {
+            paths.insert(0, TransferPath::Peer);
+        }
+        for path in paths {
             match run_path(from, to, &desc, path, args.frames) {
                 Ok((ms, corrupted)) => {
                     let median = percentile(&ms, 50.0);
@@ -130,6 +158,15 @@ fn run(args: &Args) -> geyser::Result<bool> {
             println!(
                 "{dir}: host-memory path is {:.2}x the CPU-copy path's speed",
                 c / h
+            );
+        }
+        if let (Some(p), Some(h)) = (
+            p50.get(&(dir, TransferPath::Peer)),
+            p50.get(&(dir, TransferPath::HostMemory)),
+        ) {
+            println!(
+                "{dir}: peer path is {:.2}x the host-memory path's speed",
+                h / p
             );
         }
     }

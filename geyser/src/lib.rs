@@ -8,6 +8,9 @@
 //!   textures between processes (Unix sockets with SCM_RIGHTS; on Windows a named pipe with
 //!   handles duplicated into the peer), with a ring of frames and GPU (timeline) or
 //!   host-synchronized handoff.
+//! - `cuda` (feature `cuda`, Linux): shared textures, linear frames and timeline semaphores
+//!   imported into CUDA (driver loaded at run time), CUDA consumers and producers, peer copies
+//!   between GPUs.
 //! - [`metal`] (feature `metal`, macOS/iOS): IOSurface-backed `MTLTexture`s and
 //!   `MTLSharedEvent`, and on macOS a mach-message transport that moves IOSurface ports
 //!   between processes; its platform-independent parts ([`metal::plan`],
@@ -39,6 +42,8 @@
 #![warn(missing_docs)]
 
 pub mod common;
+#[cfg(all(feature = "cuda", target_os = "linux"))]
+pub mod cuda;
 #[cfg(all(
     feature = "ipc",
     any(target_os = "linux", target_os = "android", windows)

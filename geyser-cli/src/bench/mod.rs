@@ -244,6 +244,7 @@ fn zero_copy(name: &str, size: &str, frames: u64, consumers: usize) -> DemoArgs 
         devices: None,
         host_transfer: false,
         host_rings: "auto".into(),
+        remote_rings: "auto".into(),
         apis: "vulkan".into(),
         spin_us: 0,
         presubmit: false,

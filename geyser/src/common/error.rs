@@ -140,6 +140,17 @@ pub enum Error {
         result: ash::vk::Result,
     },
 
+    /// A CUDA driver call failed (feature `cuda`).
+    #[error("CUDA call {call} failed: {name} ({code})")]
+    Cuda {
+        /// The driver function that failed.
+        call: &'static str,
+        /// Its `CUresult`.
+        code: i32,
+        /// The result's name (`CUDA_ERROR_…`).
+        name: String,
+    },
+
     /// The peer process closed the connection or died.
     #[error("peer gone: {0}")]
     PeerGone(String),

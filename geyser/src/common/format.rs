@@ -55,6 +55,45 @@ impl Compression {
     }
 }
 
+/// The number type of a texel's elements when the texel is read as an array of numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ElementType {
+    /// Unsigned 8-bit integer (also 8-bit unorm/sRGB channels, undecoded).
+    U8,
+    /// Signed 8-bit integer (8-bit snorm channels, undecoded).
+    I8,
+    /// Unsigned 16-bit integer (16-bit unorm channels, undecoded).
+    U16,
+    /// Unsigned 32-bit integer (also packed 32-bit formats, one word per texel).
+    U32,
+    /// IEEE half float.
+    F16,
+    /// IEEE single float.
+    F32,
+}
+
+impl ElementType {
+    /// Bytes of one element.
+    pub fn bytes(self) -> u32 {
+        match self {
+            Self::U8 | Self::I8 => 1,
+            Self::U16 | Self::F16 => 2,
+            Self::U32 | Self::F32 => 4,
+        }
+    }
+}
+
+/// How a colour texel reads as an array of numbers (CUDA arrays, DLPack, NumPy): `count`
+/// elements of `element`, in memory order (BGRA stays BGRA; sRGB and unorm values are not
+/// decoded). Packed formats (10:10:10:2, 11:11:10) read as one 32-bit word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TexelElements {
+    /// The number type.
+    pub element: ElementType,
+    /// Elements per texel: 1, 2 or 4.
+    pub count: u8,
+}
+
 /// One row of the format table: what a [`TextureFormat`] is called in every API we speak.
 /// Columns of optional APIs exist with their feature (`wgpu` with `webgpu`), so rows are made
 /// only by the table.
@@ -91,6 +130,9 @@ pub struct FormatInfo {
     pub aspect: FormatAspect,
     /// Whether reads and writes convert between sRGB and linear.
     pub srgb: bool,
+    /// Its texels as arrays of numbers (CUDA arrays, DLPack, NumPy); `None` for depth, stencil
+    /// and compressed formats.
+    pub texels: Option<TexelElements>,
 }
 
 macro_rules! format_table {
@@ -99,7 +141,7 @@ macro_rules! format_table {
         $name:ident => vk $vk:ident, wgpu $wgpu:tt, mtl $mtl:tt, dxgi $dxgi:tt,
             iosurface $ios:tt, drm $drm:tt,
             bytes $bytes:literal $(per $bw:literal x $bh:literal $comp:ident)?,
-            $aspect:ident, srgb $srgb:literal;
+            $aspect:ident, srgb $srgb:literal, texels $texels:tt;
     )*) => {
         /// A texture format that Geyser can share. Each variant is one row of [`FORMAT_TABLE`].
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -125,9 +167,12 @@ macro_rules! format_table {
                 compression: format_table!(@comp $($comp)?),
                 aspect: FormatAspect::$aspect,
                 srgb: $srgb,
+                texels: format_table!(@texels $texels),
             },
         )*];
     };
+    (@texels -) => { None };
+    (@texels ($e:ident, $n:literal)) => { Some(TexelElements { element: ElementType::$e, count: $n }) };
     (@wgpu -) => { None };
     (@wgpu $v:ident) => { Some(wgpu::TextureFormat::$v) };
     (@wgpu (astc $block:ident $channel:ident)) => {
@@ -210,113 +255,119 @@ mod vk_raw {
 
 format_table! {
     /// 8-bit normalized RGBA (`VK_FORMAT_R8G8B8A8_UNORM`).
-    Rgba8Unorm => vk R8G8B8A8_UNORM, wgpu Rgba8Unorm, mtl 70, dxgi 28, iosurface b"RGBA", drm Abgr8888, bytes 4, Color, srgb false;
+    Rgba8Unorm => vk R8G8B8A8_UNORM, wgpu Rgba8Unorm, mtl 70, dxgi 28, iosurface b"RGBA", drm Abgr8888, bytes 4, Color, srgb false, texels (U8, 4);
     /// 8-bit RGBA with sRGB encoding.
-    Rgba8UnormSrgb => vk R8G8B8A8_SRGB, wgpu Rgba8UnormSrgb, mtl 71, dxgi 29, iosurface b"RGBA", drm Abgr8888, bytes 4, Color, srgb true;
+    Rgba8UnormSrgb => vk R8G8B8A8_SRGB, wgpu Rgba8UnormSrgb, mtl 71, dxgi 29, iosurface b"RGBA", drm Abgr8888, bytes 4, Color, srgb true, texels (U8, 4);
     /// 8-bit signed normalized RGBA.
-    Rgba8Snorm => vk R8G8B8A8_SNORM, wgpu Rgba8Snorm, mtl 72, dxgi 31, iosurface -, drm -, bytes 4, Color, srgb false;
+    Rgba8Snorm => vk R8G8B8A8_SNORM, wgpu Rgba8Snorm, mtl 72, dxgi 31, iosurface -, drm -, bytes 4, Color, srgb false, texels (I8, 4);
     /// 8-bit unsigned integer RGBA.
-    Rgba8Uint => vk R8G8B8A8_UINT, wgpu Rgba8Uint, mtl 73, dxgi 30, iosurface -, drm -, bytes 4, Color, srgb false;
+    Rgba8Uint => vk R8G8B8A8_UINT, wgpu Rgba8Uint, mtl 73, dxgi 30, iosurface -, drm -, bytes 4, Color, srgb false, texels (U8, 4);
     /// 8-bit normalized BGRA, the usual swapchain and video layout.
-    Bgra8Unorm => vk B8G8R8A8_UNORM, wgpu Bgra8Unorm, mtl 80, dxgi 87, iosurface b"BGRA", drm Argb8888, bytes 4, Color, srgb false;
+    Bgra8Unorm => vk B8G8R8A8_UNORM, wgpu Bgra8Unorm, mtl 80, dxgi 87, iosurface b"BGRA", drm Argb8888, bytes 4, Color, srgb false, texels (U8, 4);
     /// 8-bit BGRA with sRGB encoding.
-    Bgra8UnormSrgb => vk B8G8R8A8_SRGB, wgpu Bgra8UnormSrgb, mtl 81, dxgi 91, iosurface b"BGRA", drm Argb8888, bytes 4, Color, srgb true;
+    Bgra8UnormSrgb => vk B8G8R8A8_SRGB, wgpu Bgra8UnormSrgb, mtl 81, dxgi 91, iosurface b"BGRA", drm Argb8888, bytes 4, Color, srgb true, texels (U8, 4);
     /// One 8-bit normalized channel.
-    R8Unorm => vk R8_UNORM, wgpu R8Unorm, mtl 10, dxgi 61, iosurface b"L008", drm R8, bytes 1, Color, srgb false;
+    R8Unorm => vk R8_UNORM, wgpu R8Unorm, mtl 10, dxgi 61, iosurface b"L008", drm R8, bytes 1, Color, srgb false, texels (U8, 1);
     /// One 8-bit unsigned integer channel.
-    R8Uint => vk R8_UINT, wgpu R8Uint, mtl 13, dxgi 62, iosurface -, drm -, bytes 1, Color, srgb false;
+    R8Uint => vk R8_UINT, wgpu R8Uint, mtl 13, dxgi 62, iosurface -, drm -, bytes 1, Color, srgb false, texels (U8, 1);
     /// Two 8-bit normalized channels.
-    Rg8Unorm => vk R8G8_UNORM, wgpu Rg8Unorm, mtl 30, dxgi 49, iosurface b"2C08", drm Gr88, bytes 2, Color, srgb false;
+    Rg8Unorm => vk R8G8_UNORM, wgpu Rg8Unorm, mtl 30, dxgi 49, iosurface b"2C08", drm Gr88, bytes 2, Color, srgb false, texels (U8, 2);
     /// One 16-bit normalized channel.
-    R16Unorm => vk R16_UNORM, wgpu R16Unorm, mtl 20, dxgi 56, iosurface b"L016", drm R16, bytes 2, Color, srgb false;
+    R16Unorm => vk R16_UNORM, wgpu R16Unorm, mtl 20, dxgi 56, iosurface b"L016", drm R16, bytes 2, Color, srgb false, texels (U16, 1);
     /// One 16-bit unsigned integer channel.
-    R16Uint => vk R16_UINT, wgpu R16Uint, mtl 23, dxgi 57, iosurface -, drm -, bytes 2, Color, srgb false;
+    R16Uint => vk R16_UINT, wgpu R16Uint, mtl 23, dxgi 57, iosurface -, drm -, bytes 2, Color, srgb false, texels (U16, 1);
     /// One 16-bit float channel.
-    R16Float => vk R16_SFLOAT, wgpu R16Float, mtl 25, dxgi 54, iosurface b"L00h", drm -, bytes 2, Color, srgb false;
+    R16Float => vk R16_SFLOAT, wgpu R16Float, mtl 25, dxgi 54, iosurface b"L00h", drm -, bytes 2, Color, srgb false, texels (F16, 1);
     /// Two 16-bit normalized channels.
-    Rg16Unorm => vk R16G16_UNORM, wgpu Rg16Unorm, mtl 60, dxgi 35, iosurface b"2C16", drm Gr1616, bytes 4, Color, srgb false;
+    Rg16Unorm => vk R16G16_UNORM, wgpu Rg16Unorm, mtl 60, dxgi 35, iosurface b"2C16", drm Gr1616, bytes 4, Color, srgb false, texels (U16, 2);
     /// Two 16-bit float channels.
-    Rg16Float => vk R16G16_SFLOAT, wgpu Rg16Float, mtl 65, dxgi 34, iosurface b"2C0h", drm -, bytes 4, Color, srgb false;
+    Rg16Float => vk R16G16_SFLOAT, wgpu Rg16Float, mtl 65, dxgi 34, iosurface b"2C0h", drm -, bytes 4, Color, srgb false, texels (F16, 2);
     /// 16-bit normalized RGBA.
-    Rgba16Unorm => vk R16G16B16A16_UNORM, wgpu Rgba16Unorm, mtl 110, dxgi 11, iosurface b"l64r", drm -, bytes 8, Color, srgb false;
+    Rgba16Unorm => vk R16G16B16A16_UNORM, wgpu Rgba16Unorm, mtl 110, dxgi 11, iosurface b"l64r", drm -, bytes 8, Color, srgb false, texels (U16, 4);
     /// 16-bit unsigned integer RGBA.
-    Rgba16Uint => vk R16G16B16A16_UINT, wgpu Rgba16Uint, mtl 113, dxgi 12, iosurface -, drm -, bytes 8, Color, srgb false;
+    Rgba16Uint => vk R16G16B16A16_UINT, wgpu Rgba16Uint, mtl 113, dxgi 12, iosurface -, drm -, bytes 8, Color, srgb false, texels (U16, 4);
     /// 16-bit float RGBA, the common HDR format.
-    Rgba16Float => vk R16G16B16A16_SFLOAT, wgpu Rgba16Float, mtl 115, dxgi 10, iosurface b"RGhA", drm Abgr16161616f, bytes 8, Color, srgb false;
+    Rgba16Float => vk R16G16B16A16_SFLOAT, wgpu Rgba16Float, mtl 115, dxgi 10, iosurface b"RGhA", drm Abgr16161616f, bytes 8, Color, srgb false, texels (F16, 4);
     /// One 32-bit unsigned integer channel.
-    R32Uint => vk R32_UINT, wgpu R32Uint, mtl 53, dxgi 42, iosurface -, drm -, bytes 4, Color, srgb false;
+    R32Uint => vk R32_UINT, wgpu R32Uint, mtl 53, dxgi 42, iosurface -, drm -, bytes 4, Color, srgb false, texels (U32, 1);
     /// One 32-bit float channel.
-    R32Float => vk R32_SFLOAT, wgpu R32Float, mtl 55, dxgi 41, iosurface b"L00f", drm -, bytes 4, Color, srgb false;
+    R32Float => vk R32_SFLOAT, wgpu R32Float, mtl 55, dxgi 41, iosurface b"L00f", drm -, bytes 4, Color, srgb false, texels (F32, 1);
     /// Two 32-bit float channels.
-    Rg32Float => vk R32G32_SFLOAT, wgpu Rg32Float, mtl 105, dxgi 16, iosurface b"2C0f", drm -, bytes 8, Color, srgb false;
+    Rg32Float => vk R32G32_SFLOAT, wgpu Rg32Float, mtl 105, dxgi 16, iosurface b"2C0f", drm -, bytes 8, Color, srgb false, texels (F32, 2);
     /// 32-bit float RGBA.
-    Rgba32Float => vk R32G32B32A32_SFLOAT, wgpu Rgba32Float, mtl 125, dxgi 2, iosurface b"RGfA", drm -, bytes 16, Color, srgb false;
+    Rgba32Float => vk R32G32B32A32_SFLOAT, wgpu Rgba32Float, mtl 125, dxgi 2, iosurface b"RGfA", drm -, bytes 16, Color, srgb false, texels (F32, 4);
     /// 32-bit unsigned integer RGBA.
-    Rgba32Uint => vk R32G32B32A32_UINT, wgpu Rgba32Uint, mtl 123, dxgi 3, iosurface -, drm -, bytes 16, Color, srgb false;
+    Rgba32Uint => vk R32G32B32A32_UINT, wgpu Rgba32Uint, mtl 123, dxgi 3, iosurface -, drm -, bytes 16, Color, srgb false, texels (U32, 4);
     /// 10-bit RGB with 2-bit alpha, packed in 32 bits (`A2B10G10R10_UNORM_PACK32`).
-    Rgb10a2Unorm => vk A2B10G10R10_UNORM_PACK32, wgpu Rgb10a2Unorm, mtl 90, dxgi 24, iosurface -, drm Abgr2101010, bytes 4, Color, srgb false;
+    Rgb10a2Unorm => vk A2B10G10R10_UNORM_PACK32, wgpu Rgb10a2Unorm, mtl 90, dxgi 24, iosurface -, drm Abgr2101010, bytes 4, Color, srgb false, texels (U32, 1);
     /// Packed unsigned floats, 11/11/10 bits (`B10G11R11_UFLOAT_PACK32`).
-    Rg11b10Float => vk B10G11R11_UFLOAT_PACK32, wgpu Rg11b10Ufloat, mtl 92, dxgi 26, iosurface -, drm -, bytes 4, Color, srgb false;
+    Rg11b10Float => vk B10G11R11_UFLOAT_PACK32, wgpu Rg11b10Ufloat, mtl 92, dxgi 26, iosurface -, drm -, bytes 4, Color, srgb false, texels (U32, 1);
     /// 16-bit normalized depth.
-    Depth16Unorm => vk D16_UNORM, wgpu Depth16Unorm, mtl 250, dxgi 55, iosurface -, drm -, bytes 2, Depth, srgb false;
+    Depth16Unorm => vk D16_UNORM, wgpu Depth16Unorm, mtl 250, dxgi 55, iosurface -, drm -, bytes 2, Depth, srgb false, texels -;
     /// 24-bit normalized depth with 8-bit stencil (wgpu's `Depth24PlusStencil8` where it maps to
     /// this Vulkan format).
-    Depth24UnormStencil8 => vk D24_UNORM_S8_UINT, wgpu Depth24PlusStencil8, mtl 255, dxgi 45, iosurface -, drm -, bytes 4, DepthStencil, srgb false;
+    Depth24UnormStencil8 => vk D24_UNORM_S8_UINT, wgpu Depth24PlusStencil8, mtl 255, dxgi 45, iosurface -, drm -, bytes 4, DepthStencil, srgb false, texels -;
     /// 32-bit float depth.
-    Depth32Float => vk D32_SFLOAT, wgpu Depth32Float, mtl 252, dxgi 40, iosurface -, drm -, bytes 4, Depth, srgb false;
+    Depth32Float => vk D32_SFLOAT, wgpu Depth32Float, mtl 252, dxgi 40, iosurface -, drm -, bytes 4, Depth, srgb false, texels -;
     /// 32-bit float depth with 8-bit stencil.
-    Depth32FloatStencil8 => vk D32_SFLOAT_S8_UINT, wgpu Depth32FloatStencil8, mtl 260, dxgi 20, iosurface -, drm -, bytes 8, DepthStencil, srgb false;
+    Depth32FloatStencil8 => vk D32_SFLOAT_S8_UINT, wgpu Depth32FloatStencil8, mtl 260, dxgi 20, iosurface -, drm -, bytes 8, DepthStencil, srgb false, texels -;
     /// BC1 (DXT1): RGB with 1-bit alpha, 4x4 blocks of 8 bytes.
-    Bc1RgbaUnorm => vk BC1_RGBA_UNORM_BLOCK, wgpu Bc1RgbaUnorm, mtl 130, dxgi 71, iosurface -, drm -, bytes 8 per 4 x 4 Bc, Color, srgb false;
+    Bc1RgbaUnorm => vk BC1_RGBA_UNORM_BLOCK, wgpu Bc1RgbaUnorm, mtl 130, dxgi 71, iosurface -, drm -, bytes 8 per 4 x 4 Bc, Color, srgb false, texels -;
     /// BC1 with sRGB encoding.
-    Bc1RgbaUnormSrgb => vk BC1_RGBA_SRGB_BLOCK, wgpu Bc1RgbaUnormSrgb, mtl 131, dxgi 72, iosurface -, drm -, bytes 8 per 4 x 4 Bc, Color, srgb true;
+    Bc1RgbaUnormSrgb => vk BC1_RGBA_SRGB_BLOCK, wgpu Bc1RgbaUnormSrgb, mtl 131, dxgi 72, iosurface -, drm -, bytes 8 per 4 x 4 Bc, Color, srgb true, texels -;
     /// BC2 (DXT3): RGB with explicit 4-bit alpha, 4x4 blocks of 16 bytes.
-    Bc2RgbaUnorm => vk BC2_UNORM_BLOCK, wgpu Bc2RgbaUnorm, mtl 132, dxgi 74, iosurface -, drm -, bytes 16 per 4 x 4 Bc, Color, srgb false;
+    Bc2RgbaUnorm => vk BC2_UNORM_BLOCK, wgpu Bc2RgbaUnorm, mtl 132, dxgi 74, iosurface -, drm -, bytes 16 per 4 x 4 Bc, Color, srgb false, texels -;
     /// BC2 with sRGB encoding.
-    Bc2RgbaUnormSrgb => vk BC2_SRGB_BLOCK, wgpu Bc2RgbaUnormSrgb, mtl 133, dxgi 75, iosurface -, drm -, bytes 16 per 4 x 4 Bc, Color, srgb true;
+    Bc2RgbaUnormSrgb => vk BC2_SRGB_BLOCK, wgpu Bc2RgbaUnormSrgb, mtl 133, dxgi 75, iosurface -, drm -, bytes 16 per 4 x 4 Bc, Color, srgb true, texels -;
     /// BC3 (DXT5): RGB with interpolated alpha, 4x4 blocks of 16 bytes.
-    Bc3RgbaUnorm => vk BC3_UNORM_BLOCK, wgpu Bc3RgbaUnorm, mtl 134, dxgi 77, iosurface -, drm -, bytes 16 per 4 x 4 Bc, Color, srgb false;
+    Bc3RgbaUnorm => vk BC3_UNORM_BLOCK, wgpu Bc3RgbaUnorm, mtl 134, dxgi 77, iosurface -, drm -, bytes 16 per 4 x 4 Bc, Color, srgb false, texels -;
     /// BC3 with sRGB encoding.
-    Bc3RgbaUnormSrgb => vk BC3_SRGB_BLOCK, wgpu Bc3RgbaUnormSrgb, mtl 135, dxgi 78, iosurface -, drm -, bytes 16 per 4 x 4 Bc, Color, srgb true;
+    Bc3RgbaUnormSrgb => vk BC3_SRGB_BLOCK, wgpu Bc3RgbaUnormSrgb, mtl 135, dxgi 78, iosurface -, drm -, bytes 16 per 4 x 4 Bc, Color, srgb true, texels -;
     /// BC4 (RGTC1): one normalized channel, 4x4 blocks of 8 bytes.
-    Bc4RUnorm => vk BC4_UNORM_BLOCK, wgpu Bc4RUnorm, mtl 140, dxgi 80, iosurface -, drm -, bytes 8 per 4 x 4 Bc, Color, srgb false;
+    Bc4RUnorm => vk BC4_UNORM_BLOCK, wgpu Bc4RUnorm, mtl 140, dxgi 80, iosurface -, drm -, bytes 8 per 4 x 4 Bc, Color, srgb false, texels -;
     /// BC4, signed.
-    Bc4RSnorm => vk BC4_SNORM_BLOCK, wgpu Bc4RSnorm, mtl 141, dxgi 81, iosurface -, drm -, bytes 8 per 4 x 4 Bc, Color, srgb false;
+    Bc4RSnorm => vk BC4_SNORM_BLOCK, wgpu Bc4RSnorm, mtl 141, dxgi 81, iosurface -, drm -, bytes 8 per 4 x 4 Bc, Color, srgb false, texels -;
     /// BC5 (RGTC2): two normalized channels, 4x4 blocks of 16 bytes.
-    Bc5RgUnorm => vk BC5_UNORM_BLOCK, wgpu Bc5RgUnorm, mtl 142, dxgi 83, iosurface -, drm -, bytes 16 per 4 x 4 Bc, Color, srgb false;
+    Bc5RgUnorm => vk BC5_UNORM_BLOCK, wgpu Bc5RgUnorm, mtl 142, dxgi 83, iosurface -, drm -, bytes 16 per 4 x 4 Bc, Color, srgb false, texels -;
     /// BC5, signed.
-    Bc5RgSnorm => vk BC5_SNORM_BLOCK, wgpu Bc5RgSnorm, mtl 143, dxgi 84, iosurface -, drm -, bytes 16 per 4 x 4 Bc, Color, srgb false;
+    Bc5RgSnorm => vk BC5_SNORM_BLOCK, wgpu Bc5RgSnorm, mtl 143, dxgi 84, iosurface -, drm -, bytes 16 per 4 x 4 Bc, Color, srgb false, texels -;
     /// BC6H: unsigned half-float RGB (HDR), 4x4 blocks of 16 bytes.
-    Bc6hRgbUfloat => vk BC6H_UFLOAT_BLOCK, wgpu Bc6hRgbUfloat, mtl 151, dxgi 95, iosurface -, drm -, bytes 16 per 4 x 4 Bc, Color, srgb false;
+    Bc6hRgbUfloat => vk BC6H_UFLOAT_BLOCK, wgpu Bc6hRgbUfloat, mtl 151, dxgi 95, iosurface -, drm -, bytes 16 per 4 x 4 Bc, Color, srgb false, texels -;
     /// BC6H: signed half-float RGB (HDR).
-    Bc6hRgbFloat => vk BC6H_SFLOAT_BLOCK, wgpu Bc6hRgbFloat, mtl 150, dxgi 96, iosurface -, drm -, bytes 16 per 4 x 4 Bc, Color, srgb false;
+    Bc6hRgbFloat => vk BC6H_SFLOAT_BLOCK, wgpu Bc6hRgbFloat, mtl 150, dxgi 96, iosurface -, drm -, bytes 16 per 4 x 4 Bc, Color, srgb false, texels -;
     /// BC7 (BPTC): high-quality RGBA, 4x4 blocks of 16 bytes.
-    Bc7RgbaUnorm => vk BC7_UNORM_BLOCK, wgpu Bc7RgbaUnorm, mtl 152, dxgi 98, iosurface -, drm -, bytes 16 per 4 x 4 Bc, Color, srgb false;
+    Bc7RgbaUnorm => vk BC7_UNORM_BLOCK, wgpu Bc7RgbaUnorm, mtl 152, dxgi 98, iosurface -, drm -, bytes 16 per 4 x 4 Bc, Color, srgb false, texels -;
     /// BC7 with sRGB encoding.
-    Bc7RgbaUnormSrgb => vk BC7_SRGB_BLOCK, wgpu Bc7RgbaUnormSrgb, mtl 153, dxgi 99, iosurface -, drm -, bytes 16 per 4 x 4 Bc, Color, srgb true;
+    Bc7RgbaUnormSrgb => vk BC7_SRGB_BLOCK, wgpu Bc7RgbaUnormSrgb, mtl 153, dxgi 99, iosurface -, drm -, bytes 16 per 4 x 4 Bc, Color, srgb true, texels -;
     /// ETC2 RGB, 4x4 blocks of 8 bytes.
-    Etc2Rgb8Unorm => vk ETC2_R8G8B8_UNORM_BLOCK, wgpu Etc2Rgb8Unorm, mtl 180, dxgi -, iosurface -, drm -, bytes 8 per 4 x 4 Etc2, Color, srgb false;
+    Etc2Rgb8Unorm => vk ETC2_R8G8B8_UNORM_BLOCK, wgpu Etc2Rgb8Unorm, mtl 180, dxgi -, iosurface -, drm -, bytes 8 per 4 x 4 Etc2, Color, srgb false, texels -;
     /// ETC2 RGB with sRGB encoding.
-    Etc2Rgb8UnormSrgb => vk ETC2_R8G8B8_SRGB_BLOCK, wgpu Etc2Rgb8UnormSrgb, mtl 181, dxgi -, iosurface -, drm -, bytes 8 per 4 x 4 Etc2, Color, srgb true;
+    Etc2Rgb8UnormSrgb => vk ETC2_R8G8B8_SRGB_BLOCK, wgpu Etc2Rgb8UnormSrgb, mtl 181, dxgi -, iosurface -, drm -, bytes 8 per 4 x 4 Etc2, Color, srgb true, texels -;
     /// ETC2 RGB with 1-bit alpha, 4x4 blocks of 8 bytes.
-    Etc2Rgb8A1Unorm => vk ETC2_R8G8B8A1_UNORM_BLOCK, wgpu Etc2Rgb8A1Unorm, mtl 182, dxgi -, iosurface -, drm -, bytes 8 per 4 x 4 Etc2, Color, srgb false;
+    Etc2Rgb8A1Unorm => vk ETC2_R8G8B8A1_UNORM_BLOCK, wgpu Etc2Rgb8A1Unorm, mtl 182, dxgi -, iosurface -, drm -, bytes 8 per 4 x 4 Etc2, Color, srgb false, texels -;
     /// ETC2 RGB with 1-bit alpha and sRGB encoding.
-    Etc2Rgb8A1UnormSrgb => vk ETC2_R8G8B8A1_SRGB_BLOCK, wgpu Etc2Rgb8A1UnormSrgb, mtl 183, dxgi -, iosurface -, drm -, bytes 8 per 4 x 4 Etc2, Color, srgb true;
+    Etc2Rgb8A1UnormSrgb => vk ETC2_R8G8B8A1_SRGB_BLOCK, wgpu Etc2Rgb8A1UnormSrgb, mtl 183, dxgi -, iosurface -, drm -, bytes 8 per 4 x 4 Etc2, Color, srgb true, texels -;
     /// ETC2 RGBA (EAC alpha), 4x4 blocks of 16 bytes (Metal's `EAC_RGBA8`).
-    Etc2Rgba8Unorm => vk ETC2_R8G8B8A8_UNORM_BLOCK, wgpu Etc2Rgba8Unorm, mtl 178, dxgi -, iosurface -, drm -, bytes 16 per 4 x 4 Etc2, Color, srgb false;
+    Etc2Rgba8Unorm => vk ETC2_R8G8B8A8_UNORM_BLOCK, wgpu Etc2Rgba8Unorm, mtl 178, dxgi -, iosurface -, drm -, bytes 16 per 4 x 4 Etc2, Color, srgb false, texels -;
     /// ETC2 RGBA with sRGB encoding.
-    Etc2Rgba8UnormSrgb => vk ETC2_R8G8B8A8_SRGB_BLOCK, wgpu Etc2Rgba8UnormSrgb, mtl 179, dxgi -, iosurface -, drm -, bytes 16 per 4 x 4 Etc2, Color, srgb true;
+    Etc2Rgba8UnormSrgb => vk ETC2_R8G8B8A8_SRGB_BLOCK, wgpu Etc2Rgba8UnormSrgb, mtl 179, dxgi -, iosurface -, drm -, bytes 16 per 4 x 4 Etc2, Color, srgb true, texels -;
     /// ASTC LDR, 4x4 blocks of 16 bytes (8 bits per texel).
-    Astc4x4Unorm => vk ASTC_4X4_UNORM_BLOCK, wgpu (astc B4x4 Unorm), mtl 204, dxgi -, iosurface -, drm -, bytes 16 per 4 x 4 AstcLdr, Color, srgb false;
+    Astc4x4Unorm => vk ASTC_4X4_UNORM_BLOCK, wgpu (astc B4x4 Unorm), mtl 204, dxgi -, iosurface -, drm -, bytes 16 per 4 x 4 AstcLdr, Color, srgb false, texels -;
     /// ASTC LDR 4x4 with sRGB encoding.
-    Astc4x4UnormSrgb => vk ASTC_4X4_SRGB_BLOCK, wgpu (astc B4x4 UnormSrgb), mtl 186, dxgi -, iosurface -, drm -, bytes 16 per 4 x 4 AstcLdr, Color, srgb true;
+    Astc4x4UnormSrgb => vk ASTC_4X4_SRGB_BLOCK, wgpu (astc B4x4 UnormSrgb), mtl 186, dxgi -, iosurface -, drm -, bytes 16 per 4 x 4 AstcLdr, Color, srgb true, texels -;
     /// ASTC LDR, 8x8 blocks of 16 bytes (2 bits per texel).
-    Astc8x8Unorm => vk ASTC_8X8_UNORM_BLOCK, wgpu (astc B8x8 Unorm), mtl 212, dxgi -, iosurface -, drm -, bytes 16 per 8 x 8 AstcLdr, Color, srgb false;
+    Astc8x8Unorm => vk ASTC_8X8_UNORM_BLOCK, wgpu (astc B8x8 Unorm), mtl 212, dxgi -, iosurface -, drm -, bytes 16 per 8 x 8 AstcLdr, Color, srgb false, texels -;
     /// ASTC LDR 8x8 with sRGB encoding.
-    Astc8x8UnormSrgb => vk ASTC_8X8_SRGB_BLOCK, wgpu (astc B8x8 UnormSrgb), mtl 194, dxgi -, iosurface -, drm -, bytes 16 per 8 x 8 AstcLdr, Color, srgb true;
+    Astc8x8UnormSrgb => vk ASTC_8X8_SRGB_BLOCK, wgpu (astc B8x8 UnormSrgb), mtl 194, dxgi -, iosurface -, drm -, bytes 16 per 8 x 8 AstcLdr, Color, srgb true, texels -;
 }
 
 impl TextureFormat {
+    /// Its texels as arrays of numbers (the table's `texels` column); `None` for depth, stencil
+    /// and compressed formats.
+    pub fn texel_elements(self) -> Option<TexelElements> {
+        self.info().texels
+    }
+
     /// All formats, in table order.
     pub fn all() -> impl ExactSizeIterator<Item = TextureFormat> {
         FORMAT_TABLE.iter().map(|row| row.format)
@@ -678,5 +729,23 @@ mod tests {
             TextureFormat::from_drm_fourcc(DrmFourcc::Argb8888),
             Some(TextureFormat::Bgra8Unorm)
         );
+    }
+
+    #[test]
+    fn texel_elements_fill_each_colour_texel_exactly() {
+        for row in FORMAT_TABLE {
+            match row.texels {
+                Some(t) => {
+                    assert_eq!(row.aspect, FormatAspect::Color, "{:?}", row.format);
+                    assert!(matches!(t.count, 1 | 2 | 4), "{:?}", row.format);
+                    assert_eq!(t.element.bytes() * u32::from(t.count), row.block_bytes);
+                }
+                None => assert!(
+                    row.aspect != FormatAspect::Color || row.compression.is_some(),
+                    "{:?}",
+                    row.format
+                ),
+            }
+        }
     }
 }

@@ -11,7 +11,10 @@ mod usage;
 
 pub use descriptor::{TextureDescriptor, TextureDimension, TextureExtent, MAX_DIMENSION};
 pub use error::{Error, RejectReason, Result};
-pub use format::{Compression, FormatAspect, FormatInfo, TextureFormat, FORMAT_TABLE};
+pub use format::{
+    Compression, ElementType, FormatAspect, FormatInfo, TexelElements, TextureFormat,
+    FORMAT_TABLE,
+};
 #[cfg(any(unix, windows))]
 pub use handle::{borrow_os_handle, BorrowedOsHandle, OwnedOsHandle};
 pub use handle::{

@@ -2,20 +2,25 @@
 //! yields frames as guards that hand the slot back when dropped. `wake.rs`: how it waits for
 //! a frame message; `expect.rs`: GPU work submitted before its frame arrives.
 
+mod detached;
 mod expect;
+mod frame;
+mod interop;
 mod wake;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-mod frame;
-
+pub use detached::DetachedFrame;
+pub use expect::ExpectedFrame;
 pub use frame::Frame;
-
+use interop::{Extras, RetainedHandles};
+use wake::Wake;
 use super::binary::{self, ConsumerLink};
 use super::clock::monotonic_ns;
 use super::host_ring::HostRing;
+use super::linear::{self, FrameLayout, LinearFrames, LinearLayout};
 use super::peer::{PeerCredentials, PeerPolicy};
 use super::transport::Connection;
 use super::wire::negotiate::{supported_sync_modes, unsupported_sync};
@@ -27,8 +32,6 @@ use crate::vulkan::{
     SharedTimelineSemaphore, TimelinePoint, VulkanTexture, VulkanTextureShareManager,
 };
 use crate::{Error, Result};
-pub use expect::ExpectedFrame;
-use wake::Wake;
 
 /// How a [`Consumer`] connects.
 #[derive(Clone, Debug)]
@@ -56,6 +59,10 @@ pub struct ConsumerOptions {
     /// (tens of µs; hundreds at p99 on a VM). Costs up to this much CPU per frame, e.g.
     /// 300 µs at 120 fps is 3.6% of a core. Default zero: always sleep until the message.
     pub spin: Duration,
+    /// Ask for linear frames too ([`FrameLayout::Linear`]: each frame also copied, on the
+    /// producer's GPU, into a shared buffer; [`Consumer::take_linear_frames`] hands it out).
+    /// Default [`FrameLayout::Texture`].
+    pub layout: FrameLayout,
 }
 
 impl Default for ConsumerOptions {
@@ -68,6 +75,7 @@ impl Default for ConsumerOptions {
             lossless: false,
             host_ring: false,
             spin: Duration::ZERO,
+            layout: FrameLayout::Texture,
         }
     }
 }
@@ -102,6 +110,9 @@ type Timelines = (Arc<SharedTimelineSemaphore>, Arc<SharedTimelineSemaphore>);
 
 /// What importing the pool gives: the ring, the timelines and, in binary mode, the semaphores.
 type Pool = (Vec<VulkanTexture>, Option<Timelines>, Option<ConsumerLink>);
+
+/// Unique ids of consumers in this process (to tell whose a [`DetachedFrame`] is).
+static NEXT_CONSUMER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// The consuming end of a named endpoint.
 ///
@@ -157,6 +168,8 @@ type Pool = (Vec<VulkanTexture>, Option<Timelines>, Option<ConsumerLink>);
 /// # }
 /// ```
 pub struct Consumer {
+    /// Unique in this process.
+    id: u64,
     conn: Connection,
     textures: Vec<VulkanTexture>,
     sync: SyncMode,
@@ -181,6 +194,16 @@ pub struct Consumer {
     /// work signals ([`Self::expect_next`]).
     expected: Option<(FrameId, u64)>,
     wake: Wake,
+    /// The producer closed the stream with `Bye` (rather than dying).
+    ended: bool,
+    /// Linear frames were set up ([`FrameLayout::Linear`]).
+    linear_layout: Option<LinearLayout>,
+    /// Their handles, until taken.
+    linear: Option<LinearFrames>,
+    /// Handle duplicates for an interop layer, until taken.
+    retained: Option<RetainedHandles>,
+    /// The producer copies frames into a ring on our GPU (`PeerRingSetup`).
+    peer_ring: bool,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -220,6 +243,16 @@ impl Consumer {
         options: ConsumerOptions,
         copier: &dyn Fn() -> Result<Arc<VulkanTextureShareManager>>,
     ) -> Result<Consumer> {
+        Self::connect_impl(name, manager, options, copier, false)
+    }
+
+    fn connect_impl(
+        name: &str,
+        manager: Arc<VulkanTextureShareManager>,
+        options: ConsumerOptions,
+        copier: &dyn Fn() -> Result<Arc<VulkanTextureShareManager>>,
+        retain: bool,
+    ) -> Result<Consumer> {
         let mut conn = Connection::connect(name)?;
         let producer = conn.check_peer(&options.peer_policy)?;
         let id = manager.identity();
@@ -240,11 +273,19 @@ impl Consumer {
             offer,
             options.name.clone(),
         );
+        let linear_wanted = options.layout == FrameLayout::Linear;
         let sent = if options.host_ring {
             conn.send(&Message::HostRingRequest, &[])
         } else {
             Ok(())
         }
+        .and_then(|()| {
+            if linear_wanted {
+                conn.send(&Message::LinearRequest, &[])
+            } else {
+                Ok(())
+            }
+        })
         .and_then(|()| conn.send(&Message::Hello(hello), &[]));
         if let Err(e) = sent {
             // A producer that refused us at once may have closed before our Hello: its Reject
@@ -263,8 +304,27 @@ impl Consumer {
                 )))
             }
         };
+        let mut extras = Extras {
+            linear: None,
+            retained: retain.then(RetainedHandles::default),
+        };
+        let mut peer_ring = false;
         let (sync, (textures, timelines, binary), host_ring, ordered) =
             match conn.recv(Some(left()))? {
+                (Message::PeerRingSetup { slots, .. }, fds) => {
+                    // A ring on our own GPU that the producer copies frames into: imported
+                    // like its own ring, host-synchronized.
+                    peer_ring = true;
+                    let pool = Self::import_pool(
+                        &manager,
+                        &mut conn,
+                        (SyncMode::Host, slots, fds),
+                        deadline,
+                        false,
+                        &mut extras,
+                    )?;
+                    (SyncMode::Host, pool, None, false)
+                }
                 (
                     Message::PoolSetup {
                         sync,
@@ -274,8 +334,14 @@ impl Consumer {
                     },
                     fds,
                 ) => {
-                    let pool =
-                        Self::import_pool(&manager, &mut conn, sync, slots, fds, deadline)?;
+                    let pool = Self::import_pool(
+                        &manager,
+                        &mut conn,
+                        (sync, slots, fds),
+                        deadline,
+                        linear_wanted,
+                        &mut extras,
+                    )?;
                     (sync, pool, None, ordered)
             }
             (
@@ -312,11 +378,14 @@ impl Consumer {
                 )))
             }
         };
-        let path = host_ring
-            .as_ref()
-            .map_or(TransferPath::Direct, HostRing::path);
+        let path = match &host_ring {
+            _ if peer_ring => TransferPath::Peer,
+            Some(ring) => ring.path(),
+            None => TransferPath::Direct,
+        };
         tracing::info!(producer = %hello.name, pid = producer.pid, slots = textures.len(), ?sync, %path, "connected");
         Ok(Consumer {
+            id: NEXT_CONSUMER.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             conn,
             textures,
             sync,
@@ -334,18 +403,24 @@ impl Consumer {
             ordered,
             expected: None,
             wake: Wake::new(options.spin),
+            ended: false,
+            linear_layout: extras.linear.as_ref().map(|l| l.layout),
+            linear: extras.linear,
+            retained: extras.retained,
+            peer_ring,
         })
     }
 
-    /// Imports the producer's ring (and, in timeline mode, exchanges the timelines; in binary
-    /// mode, the per-slot semaphores).
+    /// Imports the producer's ring (`PoolSetup`), receives the linear frames when they were
+    /// asked for, and exchanges the timelines (timeline mode) or the per-slot semaphores
+    /// (binary mode).
     fn import_pool(
         manager: &Arc<VulkanTextureShareManager>,
         conn: &mut Connection,
-        sync: SyncMode,
-        infos: Vec<ExportInfo>,
-        fds: Vec<OwnedOsHandle>,
+        (sync, infos, fds): (SyncMode, Vec<ExportInfo>, Vec<OwnedOsHandle>),
         deadline: Instant,
+        linear_wanted: bool,
+        extras: &mut Extras,
     ) -> Result<Pool> {
         let left = || deadline.saturating_duration_since(Instant::now());
         if infos.len() != fds.len() || infos.is_empty() || infos.len() > MAX_SLOTS {
@@ -364,10 +439,17 @@ impl Consumer {
                 "PoolSetup slots have different descriptors".into(),
             ));
         }
+        if linear_wanted {
+            extras.linear = Some(linear::receive_setup(conn, left(), &infos)?);
+        }
         let mut textures = Vec::with_capacity(infos.len());
         for (info, fd) in infos.into_iter().zip(fds) {
+            let exported = ExportedTexture::new(info, fd);
+            if let Some(retained) = extras.retained.as_mut() {
+                retained.memory.push(exported.try_clone()?);
+            }
             // Import checks device/driver UUIDs, sizes and memory types; the FD is consumed.
-            textures.push(manager.import(ExportedTexture::new(info, fd))?);
+            textures.push(manager.import(exported)?);
         }
         let timelines = if sync == SyncMode::Timeline {
             let ready = match conn.recv(Some(left()))? {
@@ -381,6 +463,9 @@ impl Consumer {
                         .into_iter()
                         .next()
                         .ok_or_else(|| Error::Protocol("SyncSetup without its FD".into()))?;
+                    if let Some(retained) = extras.retained.as_mut() {
+                        retained.ready = Some(fd.try_clone()?);
+                    }
                     SharedTimelineSemaphore::import(manager, fd)?
                 }
                 (other, _) => {
@@ -427,10 +512,14 @@ impl Consumer {
     }
 
     /// How frames reach this consumer: [`TransferPath::Direct`] (the producer's textures,
-    /// imported), or through a host ring ([`TransferPath::HostMemory`]: this GPU copies from
-    /// host memory it imported; [`TransferPath::CpuCopy`]: the CPU copies into a staging
-    /// buffer first).
+    /// imported), through a ring on this GPU the producer copies into
+    /// ([`TransferPath::Peer`]), or through a host ring ([`TransferPath::HostMemory`]: this GPU
+    /// copies from host memory it imported; [`TransferPath::CpuCopy`]: the CPU copies into a
+    /// staging buffer first).
     pub fn transfer_path(&self) -> TransferPath {
+        if self.peer_ring {
+            return TransferPath::Peer;
+        }
         self.host_ring
             .as_ref()
             .map_or(TransferPath::Direct, HostRing::path)
@@ -440,6 +529,12 @@ impl Consumer {
     /// texture) lives, also after the producer is gone.
     pub fn textures(&self) -> &[VulkanTexture] {
         &self.textures
+    }
+
+    /// Whether the producer ended the stream itself (`Bye`: it shut down or dropped us), as
+    /// opposed to dying; meaningful once [`Self::next_frame`] returned [`Error::PeerGone`].
+    pub fn stream_ended(&self) -> bool {
+        self.ended
     }
 
     /// The descriptor of the frames.
@@ -523,9 +618,12 @@ impl Consumer {
                 });
                 Ok(())
             }
-            Message::Bye { reason } => Err(Error::PeerGone(format!(
-                "producer closed the stream: {reason}"
-            ))),
+            Message::Bye { reason } => {
+                self.ended = true;
+                Err(Error::PeerGone(format!(
+                    "producer closed the stream: {reason}"
+                )))
+            }
             // The producer dropped us for a limit (e.g. a frame held too long) and said why.
             Message::Reject { reason, detail } => Err(Error::Rejected { reason, detail }),
             other => Err(Error::Protocol(format!(

@@ -13,7 +13,8 @@
 //! - the roles: `producer` ([`Producer`]; its service thread and its host rings in
 //!   `producer/`), `consumer` ([`Consumer`], [`Frame`]), `host_ring` (the host-memory ring
 //!   that serves consumers on another device), `binary` (the binary-semaphore sync mode: its
-//!   per-slot semaphores, relays, and why reusing them is valid);
+//!   per-slot semaphores, relays, and why reusing them is valid), [`linear`] (frames also as
+//!   row-major copies in a shared buffer, for CUDA and DLPack);
 //! - [`wire`]: the versioned messages and their checks, and sync-mode negotiation;
 //! - `transport` (crate-private): the Unix socket with SCM_RIGHTS, the Windows pipe, shared
 //!   memory; [`testing`] re-exports raw pieces for Geyser's own tests;
@@ -24,6 +25,7 @@ mod binary;
 pub mod clock;
 mod consumer;
 mod host_ring;
+pub mod linear;
 mod peer;
 mod producer;
 #[doc(hidden)]
@@ -31,10 +33,14 @@ pub mod testing;
 mod transport;
 pub mod wire;
 
-pub use consumer::{Consumer, ConsumerCounters, ConsumerOptions, ExpectedFrame, Frame};
+pub use consumer::{
+    Consumer, ConsumerCounters, ConsumerOptions, DetachedFrame, ExpectedFrame, Frame,
+};
+pub use linear::{FrameLayout, LinearFrames, LinearLayout};
 pub use peer::{PeerCredentials, PeerPolicy};
 pub use producer::{
-    ConsumerStats, HostRingSharing, Producer, ProducerOptions, ProducerStats, WriteSlot,
+    ConsumerStats, HostRingSharing, Producer, ProducerOptions, ProducerStats, RemoteRing,
+    RemoteRings, WriteSlot,
 };
 pub use wire::negotiate::supported_sync_modes;
 pub use wire::protocol::{FrameId, SyncMode};

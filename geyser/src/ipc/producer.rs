@@ -4,6 +4,8 @@
 
 mod handshake;
 mod host_ring;
+mod linear;
+mod remote;
 mod service;
 mod state;
 
@@ -14,6 +16,7 @@ use std::time::{Duration, Instant};
 
 pub use host_ring::HostRingSharing;
 use host_ring::HostRings;
+pub use remote::{RemoteRing, RemoteRings};
 use service::{drop_peer, send_frame};
 use state::{lock_conn, Shared, State};
 
@@ -95,6 +98,15 @@ pub struct ProducerOptions {
     /// frame arrives need ([`super::Consumer::expect_next`]). Default `false`: any free slot,
     /// which never waits for one consumer while another slot is free.
     pub ordered_slots: bool,
+    /// Serve consumers that ask for linear frames ([`crate::ipc::FrameLayout::Linear`]): while
+    /// any is connected, each frame costs one more GPU copy here, into a shared buffer
+    /// (default `true`; needs `CopySrc` on the frames). `false` refuses them.
+    pub linear_frames: bool,
+    /// Reaches trusted consumers on another GPU with GPU-to-GPU copies into a ring on their
+    /// device, where this provider can (with the `cuda` feature,
+    /// `geyser::cuda::PeerRings::new()`: NVLink or PCIe peer copies); consumers it cannot
+    /// reach get a host ring. Default `None`: host rings only.
+    pub remote_rings: Option<Arc<dyn RemoteRings>>,
 }
 
 impl Default for ProducerOptions {
@@ -119,6 +131,8 @@ impl Default for ProducerOptions {
             host_rings: HostRingSharing::Auto,
             extent: TextureExtent::default(),
             ordered_slots: false,
+            linear_frames: true,
+            remote_rings: None,
         }
     }
 }
@@ -320,6 +334,7 @@ impl Producer {
                 lingering: Vec::new(),
                 backoff: Vec::new(),
                 unlogged_refusals: (0, None),
+                linear_frames: vec![None; slot_count],
             }),
             changed: Condvar::new(),
             stop: AtomicBool::new(false),
@@ -332,6 +347,7 @@ impl Producer {
             relay,
             manager: manager.clone(),
             host_rings: Mutex::new(HostRings::default()),
+            linear: Default::default(),
         });
         let thread = {
             let shared = shared.clone();
@@ -483,6 +499,26 @@ impl Producer {
         }
     }
 
+    /// Gives an acquired slot back without presenting it (when writing it failed): the next
+    /// [`Self::acquire`] works again, and the slot's waits still guard its next write.
+    pub fn abandon(&self, slot: WriteSlot) {
+        let id = slot.id;
+        let mut state = self.shared.lock();
+        if state.writing == Some(id.slot_index()) && state.next_frame == id.frame {
+            state.writing = None;
+            state.slot_waits[id.slot_index()] = slot.waits;
+        }
+        drop(state);
+        self.shared.changed.notify_all();
+    }
+
+    /// Timeline mode: the "frame ready" timeline that writes of the ring signal (for interop
+    /// layers that import it into their own API).
+    #[cfg_attr(not(all(feature = "cuda", target_os = "linux")), allow(dead_code))]
+    pub(crate) fn ready_timeline(&self) -> Option<&Arc<SharedTimelineSemaphore>> {
+        self.shared.ready.as_ref()
+    }
+
     /// Publishes a written slot to the consumers; returns the frame number. In host mode
     /// (`slot.signal` is `None`) the GPU work that wrote it must have completed. With a
     /// `signal` point, the work must have been submitted signaling it; consumers in timeline
@@ -500,18 +536,33 @@ impl Producer {
         let cap = self.shared.held_cap();
         let lossless = self.shared.options.lossless;
         let id = slot.id;
-        let (host_peers, copy_to_rings) = {
-            let state = self.shared.lock();
+        // Linear frames are copied while any consumer takes them; host-synchronized ones
+        // need the copy done before the frame is announced.
+        let (host_peers, copy_to_rings, linear_peers) = {
+            let mut state = self.shared.lock();
             let mut rings = HostRings::lock(&self.shared.host_rings);
             rings.want_none();
             let mut host_peers = false;
+            let mut linear_peers = None;
             for p in &state.peers {
-                host_peers |= p.sync == SyncMode::Host;
+                // Remote rings wait for the frame on their GPU; other host-synchronized
+                // consumers need it written before anything else happens.
+                host_peers |= p.sync == SyncMode::Host && !p.remote_ring;
                 if p.host_ring && (!lossless || p.held.len() < cap) {
                     rings.want(p.id);
                 }
+                if p.linear {
+                    // Only timeline consumers wait for the copy on their GPU; for the others (host and
+                    // binary sync) it is done before the frame is announced.
+                    let host = linear_peers.unwrap_or(false) || p.sync != SyncMode::Timeline;
+                    linear_peers = Some(host);
+                }
             }
-            (host_peers, rings.any_wanted())
+            if linear_peers.is_some() {
+                // The region's old frame is gone from here on, whatever the copy does.
+                state.linear_frames[id.slot_index()] = None;
+            }
+            (host_peers, rings.any_wanted(), linear_peers)
         };
         let prepared = (|| {
             if let (Some(signal), true) = (&slot.signal, host_peers) {
@@ -522,21 +573,28 @@ impl Producer {
             if copy_to_rings {
                 // Host-ring consumers read the frame from their ring: copy it into the rings
                 // wanted (and wait) before announcing it. The slot is free of every consumer.
-                HostRings::lock(&self.shared.host_rings)
-                    .download(id, &self.textures[id.slot_index()])?;
+                let ready = slot.signal.as_ref().map(|s| s.value);
+                HostRings::lock(&self.shared.host_rings).download(
+                    id,
+                    &self.textures[id.slot_index()],
+                    ready,
+                )?;
+            }
+            if let Some(host_linear) = linear_peers {
+                if let Some(ring) = self.shared.linear.lock().as_ref() {
+                    ring.copy(
+                        id,
+                        &self.textures[id.slot_index()],
+                        slot.signal.as_ref(),
+                        host_linear,
+                    )?;
+                }
             }
             Ok(())
         })();
         if let Err(e) = prepared {
             // The frame is not announced; give the slot back so the next `acquire` works.
-            let mut state = self.shared.lock();
-            if state.writing == Some(id.slot_index()) && state.next_frame == id.frame {
-                state.writing = None;
-                // Its waits still guard the slot's next write.
-                state.slot_waits[id.slot_index()] = slot.waits;
-            }
-            drop(state);
-            self.shared.changed.notify_all();
+            self.abandon(slot);
             return Err(e);
         }
         let mut state = self.shared.lock();
@@ -554,11 +612,15 @@ impl Producer {
         waits.clear();
         state.spare_waits.push(waits);
         state.latest = Some(id);
+        if linear_peers.is_some() {
+            state.linear_frames[id.slot_index()] = Some(id.frame);
+        }
+        let in_linear = state.in_linear(id);
         let now = monotonic_ns();
         let mut dead = Vec::new();
         let mut rings = HostRings::lock(&self.shared.host_rings);
         for peer in state.peers.iter_mut().filter(|p| p.is_active()) {
-            if peer.may_send(id, cap, None, Some(&rings)) {
+            if peer.may_send(id, cap, None, Some(&rings), in_linear) {
                 if let Err(e) = send_frame(&self.shared, peer, id, now) {
                     dead.push((peer.id, e));
                 }

@@ -11,10 +11,10 @@ use crate::{Error, Result};
 /// A buffer with its own memory on one manager's device. Host buffers are persistently mapped.
 /// Dropping it frees both: wait for GPU work that uses it first.
 pub struct Buffer {
-    dev: SharedDevice,
+    pub(super) dev: SharedDevice,
     pub(crate) buffer: vk::Buffer,
-    memory: vk::DeviceMemory,
-    mapped: *mut u8,
+    pub(super) memory: vk::DeviceMemory,
+    pub(super) mapped: *mut u8,
     pub(crate) size: u64,
 }
 

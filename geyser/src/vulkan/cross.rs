@@ -35,6 +35,11 @@ pub enum TransferPath {
     HostMemory,
     /// Two GPU copies to/from staging buffers and a CPU copy between them.
     CpuCopy,
+    /// One GPU-to-GPU copy over NVLink or PCIe peer-to-peer, through CUDA (feature `cuda`:
+    /// `geyser::cuda::PeerTransfer` in-process, peer rings across processes), between CUDA
+    /// devices with peer access. [`Self::between`] never picks it (this layer knows no CUDA):
+    /// `geyser::cuda::transfer_path_between` does.
+    Peer,
 }
 
 impl std::fmt::Display for TransferPath {
@@ -45,6 +50,7 @@ impl std::fmt::Display for TransferPath {
                 "host memory imported on both devices (GPU copies, no CPU copy)"
             }
             TransferPath::CpuCopy => "CPU copy between staging buffers",
+            TransferPath::Peer => "peer-to-peer GPU copy through CUDA (NVLink or PCIe)",
         })
     }
 }
@@ -196,47 +202,53 @@ impl CrossDeviceTransfer {
             .unwrap_or(0);
         let usage = vk::BufferUsageFlags::TRANSFER_SRC | vk::BufferUsageFlags::TRANSFER_DST;
         let (src_dev, dst_dev) = (&src.dev, &dst.dev);
-        let (src_buffer, dst_buffer, host) = match path {
-            TransferPath::Direct => {
-                return Err(Error::InvalidArgument {
+        let (src_buffer, dst_buffer, host) =
+            match path {
+                TransferPath::Direct => return Err(Error::InvalidArgument {
                     what: "transfer path",
                     reason:
                         "Direct needs no copy: export the texture and import it on the other device"
                             .into(),
-                })
-            }
-            TransferPath::HostMemory => {
-                for (m, side) in [(src, "source"), (dst, "destination")] {
-                    if !m.caps()?.external_memory_host || !m.dev.external_memory_host_enabled() {
-                        return Err(Error::unsupported(
-                            "VK_EXT_external_memory_host",
-                            format!(
-                                "the {side} device ({}) cannot import host memory",
-                                m.identity().name
-                            ),
-                        ));
+                }),
+                TransferPath::HostMemory => {
+                    for (m, side) in [(src, "source"), (dst, "destination")] {
+                        if !m.caps()?.external_memory_host || !m.dev.external_memory_host_enabled()
+                        {
+                            return Err(Error::unsupported(
+                                "VK_EXT_external_memory_host",
+                                format!(
+                                    "the {side} device ({}) cannot import host memory",
+                                    m.identity().name
+                                ),
+                            ));
+                        }
                     }
+                    let align = Buffer::host_pointer_alignment(src_dev)
+                        .max(Buffer::host_pointer_alignment(dst_dev));
+                    let rounded = size.div_ceil(align) * align;
+                    let host = HostAllocation::new(rounded, align)?;
+                    // SAFETY: `host` is a live, `align`-aligned allocation of `rounded` bytes, and
+                    // outlives both buffers (field order of `Self`).
+                    let (s, d) = unsafe {
+                        (
+                            Buffer::import_host(src_dev, host.ptr, rounded, usage)?,
+                            Buffer::import_host(dst_dev, host.ptr, rounded, usage)?,
+                        )
+                    };
+                    (s, d, Some(host))
                 }
-                let align = Buffer::host_pointer_alignment(src_dev)
-                    .max(Buffer::host_pointer_alignment(dst_dev));
-                let rounded = size.div_ceil(align) * align;
-                let host = HostAllocation::new(rounded, align)?;
-                // SAFETY: `host` is a live, `align`-aligned allocation of `rounded` bytes, and
-                // outlives both buffers (field order of `Self`).
-                let (s, d) = unsafe {
-                    (
-                        Buffer::import_host(src_dev, host.ptr, rounded, usage)?,
-                        Buffer::import_host(dst_dev, host.ptr, rounded, usage)?,
-                    )
-                };
-                (s, d, Some(host))
-            }
-            TransferPath::CpuCopy => (
-                Buffer::host_on(src_dev, size, usage)?,
-                Buffer::host_on(dst_dev, size, usage)?,
-                None,
-            ),
-        };
+                TransferPath::CpuCopy => (
+                    Buffer::host_on(src_dev, size, usage)?,
+                    Buffer::host_on(dst_dev, size, usage)?,
+                    None,
+                ),
+                TransferPath::Peer => return Err(Error::InvalidArgument {
+                    what: "transfer path",
+                    reason:
+                        "peer copies go through CUDA: use geyser::cuda::PeerTransfer (feature cuda)"
+                            .into(),
+                }),
+            };
         Ok(Self {
             path,
             src_submit: Submitter::on_device(src_dev, 1)?,

@@ -22,6 +22,7 @@
 //! - `sync.rs`: shared semaphores and fences ([`SharedTimelineSemaphore`] and the others).
 //! - `submit.rs`: [`Submitter`] and [`TimelinePoint`].
 //! - `buffer.rs`: [`Buffer`], a buffer with its own memory.
+//! - `shared_buffer.rs`: [`SharedBuffer`], an exportable buffer (linear frames).
 //! - `transfer.rs`: host ↔ texture copies through a staging buffer.
 //! - `cross.rs`: texture copies between devices ([`CrossDeviceTransfer`]).
 //! - `timestamps.rs`: GPU timestamp queries on the host's clock ([`GpuTimestamps`]).
@@ -41,6 +42,7 @@ mod options;
 mod os;
 mod pool;
 pub(crate) mod recipe;
+mod shared_buffer;
 mod submit;
 mod sync;
 mod timestamps;
@@ -57,6 +59,7 @@ pub use image::{VulkanTexture, SHARED_LAYOUT};
 pub use manager::VulkanTextureShareManager;
 pub use options::{ContextOptions, DeviceSelector, Validation};
 pub use pool::{PoolStats, PooledTexture, TexturePool};
+pub use shared_buffer::SharedBuffer;
 pub use submit::{Submitter, TimelinePoint, MAX_POINTS, SUBMIT_TIMEOUT};
 pub use sync::{SharedFence, SharedSemaphore, SharedTimelineSemaphore, SyncHandleType};
 pub use timestamps::{Calibration, GpuTimestamps};

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::host_ring::setup_host_ring;
+use super::host_ring::{setup_host_ring, setup_remote_ring};
+use super::linear::setup_linear;
 use super::service::{reject, Offer};
 use super::state::{Peer, Phase, Shared};
 use crate::common::{borrow_os_handle, BorrowedOsHandle, OwnedOsHandle, RejectReason};
@@ -38,6 +39,35 @@ pub(super) fn on_hello(
         } else {
             "consumer asked for a host ring"
         };
+        if peer.wants_linear {
+            let detail = format!(
+                "linear frames are shared memory on the producer's GPU, and this consumer cannot \
+                 import it: {why}"
+            );
+            return Err(reject(&peer.conn, RejectReason::Device, detail));
+        }
+        if other_device && peer.trusted && !peer.wants_host_ring {
+            match setup_remote_ring(shared, peer, &hello) {
+                Ok(true) => {
+                    peer.name = hello.name;
+                    peer.sync = SyncMode::Host;
+                    peer.host_ring = true;
+                    peer.remote_ring = true;
+                    peer.phase = Phase::Active;
+                    tracing::info!(
+                        consumer = peer.id,
+                        pid = peer.creds.pid,
+                        "consumer on another GPU connected through a remote ring (GPU-to-GPU copies)"
+                    );
+                    return offer.latest_to(shared, peer);
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(
+                    consumer = peer.id,
+                    "a remote ring failed ({e}); serving it through a host ring"
+                ),
+            }
+        }
         if let Err(e) = setup_host_ring(shared, peer, &hello) {
             let detail = format!("{why}, and it cannot be served through a host ring: {e}");
             let reason = if peer.trusted {
@@ -78,6 +108,13 @@ pub(super) fn on_hello(
         .map(|e| borrow_os_handle(e.os_handle()))
         .collect();
     peer.send(&setup, &pool_fds)?;
+    if peer.wants_linear {
+        if let Err(e) = setup_linear(shared, peer, sync) {
+            let detail = format!("it asked for linear frames, which cannot be made: {e}");
+            return Err(reject(&peer.conn, RejectReason::Device, detail));
+        }
+        peer.linear = true;
+    }
     peer.name = hello.name;
     peer.sync = sync;
     if sync == SyncMode::Timeline {

@@ -1,9 +1,12 @@
 //! The producer's host rings: for consumers that cannot import its textures (another GPU or
 //! driver, or a consumer that asked), one ring shared by all of them or one each
 //! ([`HostRingSharing`]), which frame each ring slot holds, and the setup a consumer receives.
+//! Remote rings (a ring on the consumer's GPU, filled by GPU-to-GPU copies: `remote.rs`) are
+//! kept here too, one per consumer, and follow the same rules.
 
 use std::sync::{Mutex, MutexGuard};
 
+use super::remote::RemoteRing;
 use super::state::{Peer, Shared};
 use crate::common::{borrow_os_handle, TextureUsage};
 use crate::ipc::host_ring::HostRing;
@@ -56,19 +59,30 @@ impl HostRingSharing {
     }
 }
 
-/// A producer-side host ring, and which frame each of its slots holds.
+/// What a producer-side ring copies frames into.
+enum RingKind {
+    /// Shared host memory.
+    Host(HostRing),
+    /// Textures on the consumer's GPU.
+    Remote(Box<dyn RemoteRing>),
+}
+
+/// A producer-side host (or remote) ring, and which frame each of its slots holds.
 pub(super) struct ProducerRing {
-    ring: HostRing,
+    ring: RingKind,
     frames: Vec<Option<u64>>,
     /// Copy the frame being presented into this ring (a consumer it serves will be sent it).
     wanted: bool,
 }
 
 impl ProducerRing {
-    fn download(&mut self, id: FrameId, texture: &VulkanTexture) -> Result<()> {
+    fn download(&mut self, id: FrameId, texture: &VulkanTexture, ready: Option<u64>) -> Result<()> {
         // Forget the slot's old frame first: a failed copy leaves nothing announced.
         self.frames[id.slot_index()] = None;
-        self.ring.download(id.slot_index(), texture)?;
+        match &mut self.ring {
+            RingKind::Host(ring) => ring.download(id.slot_index(), texture)?,
+            RingKind::Remote(ring) => ring.copy(id, ready)?,
+        }
         self.frames[id.slot_index()] = Some(id.frame);
         Ok(())
     }
@@ -149,10 +163,17 @@ impl HostRings {
             .is_some_and(|r| r.frames.get(id.slot_index()) == Some(&Some(id.frame)))
     }
 
-    /// Copies `texture` (holding frame `id`) into every wanted ring.
-    pub fn download(&mut self, id: FrameId, texture: &VulkanTexture) -> Result<()> {
+    /// Copies `texture` (holding frame `id`; in timeline mode written once the ready
+    /// timeline reaches `ready`) into every wanted ring. Host rings need the write done
+    /// already; remote rings wait for `ready` on their GPU.
+    pub fn download(
+        &mut self,
+        id: FrameId,
+        texture: &VulkanTexture,
+        ready: Option<u64>,
+    ) -> Result<()> {
         for ring in self.all().filter(|r| r.wanted) {
-            ring.download(id, texture)?;
+            ring.download(id, texture, ready)?;
         }
         Ok(())
     }
@@ -183,7 +204,7 @@ pub(super) fn setup_host_ring(shared: &Shared, peer: &mut Peer, hello: &Hello) -
     let slots = shared.exports.len();
     let make = || -> Result<ProducerRing> {
         Ok(ProducerRing {
-            ring: HostRing::create(&shared.manager, info, slots)?,
+            ring: RingKind::Host(HostRing::create(&shared.manager, info, slots)?),
             frames: vec![None; slots],
             wanted: false,
         })
@@ -191,7 +212,9 @@ pub(super) fn setup_host_ring(shared: &Shared, peer: &mut Peer, hello: &Hello) -
     let mut rings = HostRings::lock(&shared.host_rings);
     let ring: &ProducerRing = if shared.options.host_rings.own_ring(peer.trusted) {
         let made = make()?;
-        tracing::info!(consumer = peer.id, path = %made.ring.path(), "own host ring");
+        if let RingKind::Host(r) = &made.ring {
+            tracing::info!(consumer = peer.id, path = %r.path(), "own host ring");
+        }
         rings.own.push((peer.id, made));
         let last = rings.own.len() - 1;
         &rings.own[last].1
@@ -200,17 +223,69 @@ pub(super) fn setup_host_ring(shared: &Shared, peer: &mut Peer, hello: &Hello) -
             Some(ring) => rings.shared.insert(ring),
             None => {
                 let made = make()?;
-                tracing::info!(path = %made.ring.path(), "shared host ring");
+                if let RingKind::Host(r) = &made.ring {
+                    tracing::info!(path = %r.path(), "shared host ring");
+                }
                 rings.shared.insert(made)
             }
         }
+    };
+    let RingKind::Host(host) = &ring.ring else {
+        return Err(Error::Internal(
+            "a remote ring where a host ring was made".into(),
+        ));
     };
     peer.send(&Message::Hello(shared.hello.clone()), &[])?;
     let setup = Message::HostRingSetup {
         generation: 1,
         info: info.clone(),
         slots: slots as u32,
-        slot_bytes: ring.ring.region_bytes(),
+        slot_bytes: host.region_bytes(),
     };
-    peer.send(&setup, &[borrow_os_handle(ring.ring.handle())])
+    peer.send(&setup, &[borrow_os_handle(host.handle())])
+}
+
+/// Sets up a consumer on another GPU through a remote ring of its own when
+/// `ProducerOptions::remote_rings` reaches its device: sends our Hello and `PeerRingSetup`
+/// with the ring's textures. `Ok(false)`: not reachable that way (a host ring then).
+pub(super) fn setup_remote_ring(shared: &Shared, peer: &mut Peer, hello: &Hello) -> Result<bool> {
+    let Some(provider) = &shared.options.remote_rings else {
+        return Ok(false);
+    };
+    if !hello.sync_modes.contains(&SyncMode::Host) {
+        return Ok(false);
+    }
+    let Some(remote) = provider.open(
+        &shared.exports,
+        shared.ready.as_ref(),
+        hello.device_uuid,
+        hello.driver_uuid,
+    )?
+    else {
+        return Ok(false);
+    };
+    let exports = remote.exports()?;
+    let slots = exports.iter().map(|e| e.info.clone()).collect();
+    let fds: Vec<_> = exports
+        .iter()
+        .map(|e| borrow_os_handle(e.os_handle()))
+        .collect();
+    peer.send(&Message::Hello(shared.hello.clone()), &[])?;
+    peer.send(
+        &Message::PeerRingSetup {
+            generation: 1,
+            slots,
+        },
+        &fds,
+    )?;
+    let count = shared.exports.len();
+    HostRings::lock(&shared.host_rings).own.push((
+        peer.id,
+        ProducerRing {
+            ring: RingKind::Remote(remote),
+            frames: vec![None; count],
+            wanted: false,
+        },
+    ));
+    Ok(true)
 }

@@ -36,6 +36,8 @@ pub(super) struct Offer {
     writing: Option<usize>,
     cap: usize,
     lossless: bool,
+    /// The linear ring holds the latest frame.
+    latest_linear: bool,
 }
 
 impl Offer {
@@ -45,6 +47,7 @@ impl Offer {
             writing: state.writing,
             cap: shared.held_cap(),
             lossless: shared.options.lossless,
+            latest_linear: state.latest.is_some_and(|l| state.in_linear(l)),
         }
     }
 
@@ -58,7 +61,13 @@ impl Offer {
             .host_ring
             .then(|| HostRings::try_lock(&shared.host_rings))
             .flatten();
-        if peer.may_send(latest, self.cap, self.writing, rings.as_deref()) {
+        if peer.may_send(
+            latest,
+            self.cap,
+            self.writing,
+            rings.as_deref(),
+            self.latest_linear,
+        ) {
             drop(rings);
             send_frame(shared, peer, latest, monotonic_ns())?;
         }
@@ -366,6 +375,10 @@ fn dispatch(
             peer.wants_host_ring = true;
             Ok(())
         }
+        (Phase::Handshake { .. }, Message::LinearRequest) if !peer.wants_linear => {
+            peer.wants_linear = true;
+            Ok(())
+        }
         (Phase::Handshake { .. }, Message::Hello(hello)) => {
             if admitted >= shared.max_consumers {
                 let detail = format!(
@@ -409,7 +422,7 @@ fn dispatch(
             Err(Error::PeerGone(format!("consumer said bye: {reason}")))
         }
         (Phase::Handshake { .. }, other) => Err(Error::Protocol(format!(
-            "expected Hello (after at most one HostRingRequest), got {}",
+            "expected Hello (after at most one HostRingRequest and one LinearRequest), got {}",
             other.kind()
         ))),
         (Phase::AwaitSync { .. }, other) => Err(Error::Protocol(format!(

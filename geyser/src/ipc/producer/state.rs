@@ -10,6 +10,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::host_ring::HostRings;
+use super::linear::LinearFrames;
 use super::{ProducerOptions, ProducerStats};
 use crate::common::{BorrowedOsHandle, ExportedTexture};
 use crate::ipc::binary::ProducerLink;
@@ -78,8 +79,15 @@ pub(super) struct Peer {
     pub binary: Option<ProducerLink>,
     /// It asked for a host ring (`HostRingRequest`) before its Hello.
     pub wants_host_ring: bool,
-    /// It is served through a host ring (its own or the shared one).
+    /// It is served through a host ring (its own or the shared one), or a remote ring (then
+    /// `remote_ring` too).
     pub host_ring: bool,
+    /// It is served through a remote ring on its own GPU.
+    pub remote_ring: bool,
+    /// It asked for linear frames (`LinearRequest`) before its Hello.
+    pub wants_linear: bool,
+    /// It gets linear frames: a frame is sent to it only once copied into the linear ring.
+    pub linear: bool,
 }
 
 impl Peer {
@@ -109,6 +117,9 @@ impl Peer {
             binary: None,
             wants_host_ring: false,
             host_ring: false,
+            remote_ring: false,
+            wants_linear: false,
+            linear: false,
         }
     }
 
@@ -135,19 +146,22 @@ impl Peer {
     /// admitted, holds fewer than `cap` frames, has not had this frame or a newer one, the
     /// slot is not being rewritten (`writing`), and, if it reads through a host ring, its
     /// ring holds this frame (`rings` is `None` while a present is copying into them: then
-    /// it waits for that present, which offers it the newer frame).
+    /// it waits for that present, which offers it the newer frame), and if it gets linear
+    /// frames, the frame was copied into the linear ring (`in_linear`).
     pub fn may_send(
         &self,
         id: FrameId,
         cap: usize,
         writing: Option<usize>,
         rings: Option<&HostRings>,
+        in_linear: bool,
     ) -> bool {
         self.is_active()
             && self.held.len() < cap
             && self.last_sent.is_none_or(|last| last < id.frame)
             && writing != Some(id.slot_index())
             && (!self.host_ring || rings.is_some_and(|r| r.holds(self.id, id)))
+            && (!self.linear || in_linear)
     }
 }
 
@@ -187,6 +201,8 @@ pub(super) struct State {
     /// Refusals not logged yet, and when the last log line was written: at most one line a
     /// second, so a flood of connections cannot flood the log.
     pub unlogged_refusals: (u64, Option<Instant>),
+    /// Per slot: the frame whose linear copy its region holds.
+    pub linear_frames: Vec<Option<u64>>,
 }
 
 /// A process that was dropped for stalling the ring: refused until `until`; a repeat offence
@@ -203,6 +219,11 @@ pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(60);
 const MAX_BACKOFFS: usize = 64;
 
 impl State {
+    /// Whether the linear ring holds frame `id`.
+    pub fn in_linear(&self, id: FrameId) -> bool {
+        self.linear_frames.get(id.slot_index()) == Some(&Some(id.frame))
+    }
+
     pub fn peer_mut(&mut self, id: u64) -> Option<&mut Peer> {
         self.peers.iter_mut().find(|p| p.id == id)
     }
@@ -313,6 +334,9 @@ pub(super) struct Shared {
     pub manager: Arc<VulkanTextureShareManager>,
     /// The host rings of consumers that cannot import the ring. Lock order: `state`, then this.
     pub host_rings: Mutex<HostRings>,
+    /// The linear ring, once a consumer asked for linear frames. Lock order: `state`, then
+    /// this.
+    pub linear: LinearFrames,
 }
 
 impl Shared {

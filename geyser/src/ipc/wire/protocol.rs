@@ -237,6 +237,38 @@ pub enum Message {
     BinarySyncSetup {
         /// Slots, one FD each (1..=[`MAX_SLOTS`], the ring's slot count).
         slots: u32,
+    /// Consumer → producer, before its Hello: also deliver every frame as a linear copy
+    /// ([`Message::LinearSetup`]), for APIs that address frames by pointer (CUDA, DLPack).
+    LinearRequest,
+    /// Producer → consumer, right after `PoolSetup`, to a consumer that sent `LinearRequest`:
+    /// one exportable buffer (its FD beside this message) holding `slots` regions of
+    /// `slot_bytes`; slot `s`'s frame is copied into region `s`, rows `row_pitch` bytes apart,
+    /// on the producer's GPU. With `timeline`, a second FD follows: a timeline semaphore that
+    /// reaches `frame + 1` when frame `frame`'s copy is done (host mode: the copy is done
+    /// before the frame is announced).
+    LinearSetup {
+        /// Regions in the buffer, one per ring slot (1..=[`MAX_SLOTS`]).
+        /// Bytes from one row to the next.
+        row_pitch: u64,
+        /// Bytes from one region to the next.
+        slot_bytes: u64,
+        /// Bytes of the buffer's dedicated allocation.
+        allocation_size: u64,
+        /// Memory type of the allocation on the producer's device.
+        memory_type_index: u32,
+        /// Whether the "linear ready" timeline's FD follows the buffer's.
+        timeline: bool,
+    },
+    /// Producer → consumer, instead of `PoolSetup`, for a consumer on another GPU that the
+    /// producer reaches by GPU-to-GPU copies: a ring of textures on the consumer's own device,
+    /// one FD per slot beside this message. Frames are copied into it before they are
+    /// announced (host-synchronized: the consumer waits for nothing).
+    PeerRingSetup {
+        /// Bumped when the producer replaces its ring.
+        generation: u64,
+        /// What each slot's FD holds (1..=[`MAX_SLOTS`]).
+        #[serde(deserialize_with = "bounded_seq::<_, _, MAX_SLOTS>")]
+        slots: Vec<ExportInfo>,
     },
 }
 
@@ -258,16 +290,20 @@ impl Message {
             Message::HostRingRequest => "HostRingRequest",
             Message::HostRingSetup { .. } => "HostRingSetup",
             Message::BinarySyncSetup { .. } => "BinarySyncSetup",
+            Message::LinearRequest => "LinearRequest",
+            Message::LinearSetup { .. } => "LinearSetup",
+            Message::PeerRingSetup { .. } => "PeerRingSetup",
         }
     }
 
     /// File descriptors that must travel with this message.
     pub fn expected_fds(&self) -> usize {
         match self {
-            Message::PoolSetup { slots, .. } => slots.len(),
+            Message::PoolSetup { slots, .. } | Message::PeerRingSetup { slots, .. } => slots.len(),
             Message::SyncSetup { .. } => 1,
             Message::HostRingSetup { .. } => 1,
             Message::BinarySyncSetup { slots } => *slots as usize,
+            Message::LinearSetup { timeline, .. } => 1 + usize::from(*timeline),
             _ => 0,
         }
     }
@@ -337,7 +373,28 @@ impl Message {
             }
             Message::Reject { detail, .. } => string("detail", detail),
             Message::Bye { reason } => string("reason", reason),
-            Message::HostRingRequest => Ok(()),
+            Message::HostRingRequest | Message::LinearRequest => Ok(()),
+            Message::LinearSetup {
+                slots,
+                row_pitch,
+                slot_bytes,
+                allocation_size,
+                ..
+            } => {
+                let total = slot_bytes.checked_mul(u64::from(*slots));
+                if *slots == 0
+                    || *slots as usize > MAX_SLOTS
+                    || *row_pitch == 0
+                    || slot_bytes < row_pitch
+                    || *slot_bytes > MAX_SLOT_BYTES
+                    || total.is_none_or(|t| t > *allocation_size)
+                {
+                    return Err(Error::Protocol(format!(
+                        "linear ring of {slots} slots of {slot_bytes} bytes (rows of {row_pitch}) in {allocation_size} bytes"
+                    )));
+                }
+                Ok(())
+            }
             Message::HostRingSetup {
                 info,
                 slots,
@@ -362,7 +419,7 @@ impl Message {
                 }
                 Ok(())
             }
-            Message::PoolSetup { slots, .. } => {
+            Message::PoolSetup { slots, .. } | Message::PeerRingSetup { slots, .. } => {
                 if slots.is_empty() || slots.len() > MAX_SLOTS {
                     return Err(Error::Protocol(format!(
                         "{} slots, allowed 1..={MAX_SLOTS}",

@@ -64,6 +64,19 @@ fn samples() -> Vec<Message> {
             reason: "done".into(),
         },
         Message::BinarySyncSetup { slots: 3 },
+        Message::PeerRingSetup {
+            generation: 1,
+            slots: vec![info(); 3],
+        },
+        Message::LinearRequest,
+        Message::LinearSetup {
+            slots: 3,
+            row_pitch: 256,
+            slot_bytes: 65536,
+            allocation_size: 3 * 65536,
+            memory_type_index: 1,
+            timeline: true,
+        },
     ]
 }
 
@@ -231,6 +244,22 @@ fn out_of_range_fields_are_rejected() {
             ordered: false,
         },
     ];
+    let linear = |slots, row_pitch, slot_bytes, allocation_size| Message::LinearSetup {
+        slots,
+        row_pitch,
+        slot_bytes,
+        allocation_size,
+        memory_type_index: 0,
+        timeline: false,
+    };
+    let bad = bad.into_iter().chain([
+        linear(0, 256, 4096, 4096),
+        linear(MAX_SLOTS as u32 + 1, 256, 4096, 1 << 20),
+        linear(3, 0, 4096, 1 << 20),
+        linear(3, 8192, 4096, 1 << 20),
+        linear(3, 256, 4096, 3 * 4096 - 1),
+        linear(2, 256, u64::MAX / 2 + 1, u64::MAX),
+    ]);
     for m in bad {
         assert!(matches!(decode(&enc(&m)), Err(Error::Protocol(_))), "{m:?}");
     }
