@@ -8,6 +8,8 @@
 //!   textures between processes (Unix sockets with SCM_RIGHTS; on Windows a named pipe with
 //!   handles duplicated into the peer), with a ring of frames and GPU (timeline) or
 //!   host-synchronized handoff.
+//! - [`gl`] (feature `gl`, Linux): OpenGL through EGL: shared textures as GL textures
+//!   (memory objects, DMA-BUF EGLImages), GL semaphores, GL producers and consumers.
 //! - [`metal`] (feature `metal`, macOS/iOS): IOSurface-backed `MTLTexture`s and
 //!   `MTLSharedEvent`, and on macOS a mach-message transport that moves IOSurface ports
 //!   between processes; its platform-independent parts ([`metal::plan`],
@@ -39,6 +41,8 @@
 #![warn(missing_docs)]
 
 pub mod common;
+#[cfg(all(feature = "gl", unix))]
+pub mod gl;
 #[cfg(all(
     feature = "ipc",
     any(target_os = "linux", target_os = "android", windows)

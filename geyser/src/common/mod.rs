@@ -1,6 +1,7 @@
 //! Types every backend shares: formats, usages, descriptors, handles, errors. No GPU code.
 
 mod descriptor;
+mod dmabuf;
 mod error;
 mod format;
 mod handle;
@@ -8,8 +9,14 @@ mod name;
 mod usage;
 
 pub use descriptor::{TextureDescriptor, TextureDimension, TextureExtent, MAX_DIMENSION};
+pub use dmabuf::{
+    check_linear_plane, modifier_name, negotiate_modifiers, plane_formats, DrmFourcc, DrmModifier,
+    PlaneFormat, PlaneLayout, DRM_FORMAT_MOD_INVALID, DRM_FORMAT_MOD_LINEAR, MAX_PLANES,
+};
+#[cfg(unix)]
+pub use dmabuf::{DmaBuf, DmaBufBuilder, DmaBufPlane, WeakDmaBuf};
 pub use error::{Error, RejectReason, Result};
-pub use format::{FormatAspect, FormatInfo, TextureFormat, FORMAT_TABLE};
+pub use format::{FormatAspect, FormatInfo, GlFormat, TextureFormat, FORMAT_TABLE};
 #[cfg(any(unix, windows))]
 pub use handle::{borrow_os_handle, BorrowedOsHandle, OwnedOsHandle};
 pub use handle::{

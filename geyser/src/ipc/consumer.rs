@@ -75,6 +75,14 @@ struct Ready {
 /// The producer's "frame ready" timeline and our "released" timeline.
 type Timelines = (Arc<SharedTimelineSemaphore>, Arc<SharedTimelineSemaphore>);
 
+/// A `PoolSetup` as received, with the handshake's deadline.
+struct Pool {
+    sync: SyncMode,
+    infos: Vec<ExportInfo>,
+    fds: Vec<OwnedOsHandle>,
+    deadline: Instant,
+}
+
 /// The consuming end of a named endpoint.
 ///
 /// Each frame: [`Self::next_frame`], record GPU work that reads [`Frame::texture`] (waiting
@@ -145,6 +153,18 @@ pub struct Consumer {
     release_value: u64,
     /// Frames come through a host ring of the producer into our own textures.
     host_ring: Option<HostRing>,
+    /// Duplicates of the ring's and the ready timeline's handles, kept for endpoints that
+    /// import them into another API as well (GL); empty otherwise.
+    kept: KeptHandles,
+}
+
+/// Handles a consumer keeps besides importing them into Vulkan.
+#[derive(Debug, Default)]
+pub(crate) struct KeptHandles {
+    /// The ring, slot by slot.
+    pub(crate) ring: Vec<ExportedTexture>,
+    /// The producer's "frame ready" timeline (timeline mode).
+    pub(crate) ready: Option<OwnedOsHandle>,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -183,6 +203,27 @@ impl Consumer {
         manager: Arc<VulkanTextureShareManager>,
         options: ConsumerOptions,
         copier: &dyn Fn() -> Result<Arc<VulkanTextureShareManager>>,
+    ) -> Result<Consumer> {
+        Self::connect_inner(name, manager, options, copier, false)
+    }
+
+    /// [`Self::connect_with`], keeping duplicates of the handles it imports
+    /// ([`Self::kept_handles`]) for an endpoint that imports them into another API too.
+    pub(crate) fn connect_keeping_handles(
+        name: &str,
+        manager: Arc<VulkanTextureShareManager>,
+        options: ConsumerOptions,
+    ) -> Result<Consumer> {
+        let own = manager.clone();
+        Self::connect_inner(name, manager, options, &move || Ok(own.clone()), true)
+    }
+
+    fn connect_inner(
+        name: &str,
+        manager: Arc<VulkanTextureShareManager>,
+        options: ConsumerOptions,
+        copier: &dyn Fn() -> Result<Arc<VulkanTextureShareManager>>,
+        keep: bool,
     ) -> Result<Consumer> {
         let mut conn = Connection::connect(name)?;
         let producer = conn.check_peer(&options.peer_policy)?;
@@ -227,10 +268,17 @@ impl Consumer {
                 )))
             }
         };
+        let mut kept = KeptHandles::default();
         let (sync, textures, timelines, host_ring) = match conn.recv(Some(left()))? {
             (Message::PoolSetup { sync, slots, .. }, fds) => {
-                let (textures, timelines) =
-                    Self::import_pool(&manager, &mut conn, sync, slots, fds, deadline)?;
+                let pool = Pool {
+                    sync,
+                    infos: slots,
+                    fds,
+                    deadline,
+                };
+                let keep = keep.then_some(&mut kept);
+                let (textures, timelines) = Self::import_pool(&manager, &mut conn, pool, keep)?;
                 (sync, textures, timelines, None)
             }
             (
@@ -285,6 +333,7 @@ impl Consumer {
             timelines,
             release_value: 0,
             host_ring,
+            kept,
         })
     }
 
@@ -292,11 +341,15 @@ impl Consumer {
     fn import_pool(
         manager: &Arc<VulkanTextureShareManager>,
         conn: &mut Connection,
-        sync: SyncMode,
-        infos: Vec<ExportInfo>,
-        fds: Vec<OwnedOsHandle>,
-        deadline: Instant,
+        pool: Pool,
+        mut keep: Option<&mut KeptHandles>,
     ) -> Result<(Vec<VulkanTexture>, Option<Timelines>)> {
+        let Pool {
+            sync,
+            infos,
+            fds,
+            deadline,
+        } = pool;
         let left = || deadline.saturating_duration_since(Instant::now());
         if infos.len() != fds.len() || infos.is_empty() || infos.len() > MAX_SLOTS {
             return Err(Error::Protocol(format!(
@@ -316,6 +369,10 @@ impl Consumer {
         }
         let mut textures = Vec::with_capacity(infos.len());
         for (info, fd) in infos.into_iter().zip(fds) {
+            if let Some(kept) = keep.as_deref_mut() {
+                kept.ring
+                    .push(ExportedTexture::new(info.clone(), fd.try_clone()?));
+            }
             // Import checks device/driver UUIDs, sizes and memory types; the FD is consumed.
             textures.push(manager.import(ExportedTexture::new(info, fd))?);
         }
@@ -331,6 +388,9 @@ impl Consumer {
                         .into_iter()
                         .next()
                         .ok_or_else(|| Error::Protocol("SyncSetup without its FD".into()))?;
+                    if let Some(kept) = keep.as_deref_mut() {
+                        kept.ready = Some(fd.try_clone()?);
+                    }
                     SharedTimelineSemaphore::import(manager, fd)?
                 }
                 (other, _) => {
@@ -348,6 +408,17 @@ impl Consumer {
             None
         };
         Ok((textures, timelines))
+    }
+
+    /// The handles kept by [`Self::connect_keeping_handles`] (empty otherwise, and for a
+    /// host-ring consumer, whose frames arrive in its own textures).
+    pub(crate) fn kept_handles(&mut self) -> &mut KeptHandles {
+        &mut self.kept
+    }
+
+    /// Timeline mode: our "released" timeline (exportable: we made it).
+    pub(crate) fn release_timeline(&self) -> Option<&Arc<SharedTimelineSemaphore>> {
+        self.timelines.as_ref().map(|(_, released)| released)
     }
 
     /// How frames reach this consumer: [`TransferPath::Direct`] (the producer's textures,

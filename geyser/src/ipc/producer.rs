@@ -82,6 +82,10 @@ pub struct ProducerOptions {
     /// Whether host-ring consumers share one ring or each get their own (default
     /// [`HostRingSharing::Auto`]).
     pub host_rings: HostRingSharing,
+    /// What memory the ring's textures get (default [`crate::vulkan::TextureMemory::Opaque`]):
+    /// a DMA-BUF ring serves consumers that import DMA-BUFs (EGL, other APIs) directly.
+    #[cfg(unix)]
+    pub ring_memory: crate::vulkan::TextureMemory,
 }
 
 impl Default for ProducerOptions {
@@ -103,6 +107,8 @@ impl Default for ProducerOptions {
             max_pending_per_user: 8,
             host_ring_consumers: true,
             host_rings: HostRingSharing::Auto,
+            #[cfg(unix)]
+            ring_memory: crate::vulkan::TextureMemory::Opaque,
         }
     }
 }
@@ -245,6 +251,9 @@ impl Producer {
         for i in 0..options.slots {
             let mut d = desc.clone();
             d.label = Some(format!("{}[{i}]", desc.label.as_deref().unwrap_or(name)));
+            #[cfg(unix)]
+            let t = manager.create_texture_in(&d, &Default::default(), &options.ring_memory)?;
+            #[cfg(not(unix))]
             let t = manager.create_texture(&d)?;
             exports.push(manager.export(&t)?);
             textures.push(t);

@@ -18,6 +18,8 @@
 //! - `device.rs`: the device a manager works on (created or borrowed), and its queue lock.
 //! - `image.rs`: [`VulkanTexture`] and its access barriers.
 //! - `memory.rs`: exportable images with dedicated memory; export and import.
+//! - `dmabuf.rs` (Unix): DMA-BUF and DRM-modifier textures ([`TextureMemory`]), import of
+//!   foreign DMA-BUFs with their plane layout checked.
 //! - `manager.rs`: [`VulkanTextureShareManager`] and its table of exports.
 //! - `sync.rs`: shared semaphores and fences ([`SharedTimelineSemaphore`] and the others).
 //! - `submit.rs`: [`Submitter`] and [`TimelinePoint`].
@@ -31,6 +33,8 @@ pub mod conv;
 mod cross;
 pub(crate) mod device;
 pub mod diagnostics;
+#[cfg(unix)]
+mod dmabuf;
 mod image;
 pub(crate) mod instance;
 mod manager;
@@ -45,10 +49,12 @@ mod validation;
 
 pub use buffer::Buffer;
 pub use caps::{
-    enumerate_devices, DeviceCaps, DeviceIdentity, FormatCaps, FormatShareSupport, MemoryExposure,
-    SyncExportCaps,
+    enumerate_devices, DeviceCaps, DeviceIdentity, DmaBufCaps, FormatCaps, FormatShareSupport,
+    MemoryExposure, SyncExportCaps,
 };
 pub use cross::{CrossDeviceTransfer, TransferPath, TransferTiming};
+#[cfg(unix)]
+pub use dmabuf::{ModifierSupport, TextureMemory};
 pub use image::{VulkanTexture, SHARED_LAYOUT};
 pub use manager::VulkanTextureShareManager;
 pub use options::{ContextOptions, DeviceSelector, Validation};

@@ -1,0 +1,696 @@
+//! [`GlTexture`]: a GL texture over shared memory — a Vulkan export imported as a memory
+//! object (`GL_EXT_memory_object_fd`, opaque FDs) or a DMA-BUF imported as an EGLImage
+//! (`EGL_EXT_image_dma_buf_import(_modifiers)`) — or a GL-made texture exported as a DMA-BUF
+//! (`EGL_MESA_image_dma_buf_export`).
+
+use std::ffi::c_void;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+
+use glow::HasContext;
+use khronos_egl as egl;
+
+use super::egl::GlContext;
+use super::ext;
+use crate::common::{
+    uuid_string, DmaBuf, DrmModifier, ExportedTexture, ExternalHandleType, GlFormat, MemoryLayout,
+    TextureDescriptor, TextureDimension, DRM_FORMAT_MOD_LINEAR,
+};
+use crate::{Error, Result};
+
+/// `GL_BGRA`: reads the bytes of an EGL-imported BGRA buffer in memory order.
+const GL_BGRA: u32 = 0x80E1;
+
+/// Where a texture's storage comes from; what its drop releases.
+enum Source {
+    /// A memory object (deleted with the texture).
+    MemoryObject(u32),
+    /// An EGLImage over a DMA-BUF (destroyed with the texture).
+    EglImage(egl::Image),
+    /// GL's own storage.
+    Own,
+}
+
+/// A 2D GL texture on a [`GlContext`], usually over memory shared with Vulkan or another
+/// process. GL row 0 is the first row in memory, which is Vulkan's top row: GL's texture
+/// coordinate t = 0 samples the image's top, so draw it with V flipped. Not `Send`; drop it
+/// with its context current (the texture, memory object or EGLImage is released then).
+pub struct GlTexture {
+    ctx: GlContext,
+    raw: glow::Texture,
+    source: Source,
+    desc: TextureDescriptor,
+    /// GL format and type that read texels in memory order.
+    read: (u32, u32),
+}
+
+impl std::fmt::Debug for GlTexture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GlTexture")
+            .field("name", &self.name())
+            .field("format", &self.desc.format)
+            .field("size", &(self.desc.width, self.desc.height))
+            .field(
+                "source",
+                &match self.source {
+                    Source::MemoryObject(_) => "memory object",
+                    Source::EglImage(_) => "EGLImage (DMA-BUF)",
+                    Source::Own => "GL storage",
+                },
+            )
+            .finish()
+    }
+}
+
+impl Drop for GlTexture {
+    fn drop(&mut self) {
+        let s = &self.ctx.shared;
+        // SAFETY: the texture, memory object and image were made on this context, are owned
+        // by this value alone and released once; GL keeps storage alive until pending
+        // commands that use it complete.
+        unsafe {
+            s.gl.delete_texture(self.raw);
+            match self.source {
+                Source::MemoryObject(mo) => {
+                    if let Some(delete) = s.fns.delete_memory_objects {
+                        delete(1, &mo);
+                    }
+                }
+                Source::EglImage(image) => {
+                    if let Err(e) = s.egl.api().destroy_image(s.display, image) {
+                        tracing::warn!("eglDestroyImage: {e}");
+                    }
+                }
+                Source::Own => {}
+            }
+        }
+    }
+}
+
+fn gl_format(desc: &TextureDescriptor) -> Result<GlFormat> {
+    desc.format.info().gl.ok_or_else(|| {
+        Error::unsupported(
+            format!("{} in OpenGL", desc.format),
+            "the format table has no GL column for it (depth/stencil formats are not shared with GL)",
+        )
+    })
+}
+
+fn check_plain_2d(exported: &crate::common::ExportInfo) -> Result<()> {
+    let e = &exported.extent;
+    if e.dimension != TextureDimension::D2 || e.depth_or_array_layers != 1 || e.sample_count != 1 {
+        return Err(Error::unsupported(
+            format!(
+                "{:?} texture with {} layers and {} samples in OpenGL",
+                e.dimension, e.depth_or_array_layers, e.sample_count
+            ),
+            "Geyser imports single-layer, single-sample 2D textures into GL",
+        ));
+    }
+    Ok(())
+}
+
+impl GlContext {
+    /// Imports a Geyser export as a GL texture: opaque FDs through a memory object (the GL
+    /// context must run on the exporter's device and driver: [`Error::DeviceMismatch`]
+    /// otherwise), DMA-BUFs through an EGLImage ([`Self::import_dma_buf`]). The export's FD
+    /// is duplicated; the export stays the caller's.
+    pub fn import(&self, exported: &ExportedTexture) -> Result<GlTexture> {
+        check_plain_2d(&exported.info)?;
+        if exported.info.handle_type == ExternalHandleType::DmaBuf {
+            let buf = exported.to_dma_buf()?;
+            return self.import_dma_buf(&buf, &exported.info.descriptor);
+        }
+        self.import_memory_object(exported)
+    }
+
+    fn import_memory_object(&self, exported: &ExportedTexture) -> Result<GlTexture> {
+        let s = &self.shared;
+        let info = &exported.info;
+        let caps = &s.caps;
+        if !caps.memory_object_fd {
+            return Err(Error::unsupported(
+                "GL_EXT_memory_object_fd",
+                format!("{} cannot import opaque FDs; share a DMA-BUF instead (TextureMemory::DmaBuf / HostDmaBuf)", caps.renderer),
+            ));
+        }
+        if !caps.device_uuids.contains(&info.device_uuid)
+            || caps.driver_uuid != Some(info.driver_uuid)
+        {
+            return Err(Error::DeviceMismatch {
+                exporter: format!("{}/{}", uuid_string(&info.device_uuid), uuid_string(&info.driver_uuid)),
+                importer: format!(
+                    "GL {} ({}/{})",
+                    caps.renderer,
+                    caps.device_uuids.iter().map(uuid_string).collect::<Vec<_>>().join(","),
+                    caps.driver_uuid.as_ref().map(uuid_string).unwrap_or_default()
+                ),
+                reason: "GL_DEVICE_UUID_EXT / GL_DRIVER_UUID_EXT differ from the exporter's Vulkan UUIDs".into(),
+            });
+        }
+        let tiling = match info.layout {
+            MemoryLayout::Optimal => ext::OPTIMAL_TILING,
+            MemoryLayout::DrmModifier(DRM_FORMAT_MOD_LINEAR)
+                if info.planes.len() == 1 && info.planes[0].offset == 0 =>
+            {
+                ext::LINEAR_TILING
+            }
+            other => {
+                return Err(Error::unsupported(
+                    format!("{other:?} memory as a GL memory object"),
+                    "GL memory objects take optimal or offset-0 LINEAR tiling only",
+                ))
+            }
+        };
+        let fmt = gl_format(&info.descriptor)?;
+        let (Some(create), Some(param), Some(import), Some(storage), Some(delete)) = (
+            s.fns.create_memory_objects,
+            s.fns.memory_object_parameteriv,
+            s.fns.import_memory_fd,
+            s.fns.tex_storage_mem_2d,
+            s.fns.delete_memory_objects,
+        ) else {
+            return Err(Error::unsupported(
+                "GL_EXT_memory_object entry points",
+                "eglGetProcAddress returned none",
+            ));
+        };
+        let d = &info.descriptor;
+        let levels = i32::try_from(info.extent.mip_level_count).unwrap_or(1);
+        let fd = exported.os_handle().try_clone()?;
+        let mut mo = 0u32;
+        // SAFETY: GL_EXT_memory_object(_fd) is supported (checked); `mo` receives one name;
+        // the dedicated flag matches the exporter's allocation.
+        unsafe {
+            create(1, &mut mo);
+            let dedicated = i32::from(info.dedicated);
+            param(mo, ext::DEDICATED_MEMORY_OBJECT, &dedicated);
+        }
+        let raw_fd = fd.into_raw_fd();
+        // SAFETY: `raw_fd` is an FD we own of the exporter's allocation of `allocation_size`
+        // bytes; a successful import gives it to GL.
+        unsafe { import(mo, info.allocation_size, ext::HANDLE_TYPE_OPAQUE_FD, raw_fd) };
+        if let Err(e) = self.check_error("glImportMemoryFdEXT") {
+            // SAFETY: a failed import leaves the FD with us; the memory object is ours.
+            unsafe {
+                drop(OwnedFd::from_raw_fd(raw_fd));
+                delete(1, &mo);
+            }
+            return Err(e);
+        }
+        let gl = &s.gl;
+        // SAFETY: creating and binding a texture on the current context.
+        let raw = match unsafe { gl.create_texture() } {
+            Ok(t) => t,
+            Err(e) => {
+                // SAFETY: the memory object is ours.
+                unsafe { delete(1, &mo) };
+                return Err(Error::Gl {
+                    call: format!("glGenTextures: {e}"),
+                    code: 0,
+                });
+            }
+        };
+        // SAFETY: the texture is bound before its parameters and storage are set; the tiling
+        // must be set before the storage call; the memory object holds the image at offset 0.
+        unsafe {
+            gl.bind_texture(glow::TEXTURE_2D, Some(raw));
+            gl.tex_parameter_i32(glow::TEXTURE_2D, ext::TEXTURE_TILING, tiling);
+            storage(
+                glow::TEXTURE_2D,
+                levels,
+                fmt.internal,
+                d.width as i32,
+                d.height as i32,
+                mo,
+                0,
+            );
+        }
+        let texture = GlTexture {
+            ctx: self.clone(),
+            raw,
+            source: Source::MemoryObject(mo),
+            desc: d.clone(),
+            read: (fmt.format, fmt.ty),
+        };
+        self.check_error("glTexStorageMem2DEXT")?;
+        texture.set_sampling(fmt.swap_rb);
+        Ok(texture)
+    }
+
+    /// Imports a DMA-BUF (Geyser's or foreign) as a GL texture through an EGLImage, described
+    /// by `desc` (same size; a format whose DRM fourcc is the buffer's). Needs
+    /// `EGL_EXT_image_dma_buf_import` on the context's display ([`Error::Unsupported`]
+    /// naming what is missing: e.g. an X11 display without DRI3, such as Xvfb); modifiers
+    /// other than LINEAR need `EGL_EXT_image_dma_buf_import_modifiers` and must be among
+    /// [`Self::importable_modifiers`]. Single-plane formats; a layout EGL refuses is
+    /// [`Error::InvalidDmaBuf`]. The buffer stays the caller's (EGL duplicates what it keeps).
+    pub fn import_dma_buf(&self, buf: &DmaBuf, desc: &TextureDescriptor) -> Result<GlTexture> {
+        let s = &self.shared;
+        if !s.caps.dma_buf_import {
+            return Err(Error::unsupported(
+                "EGL_EXT_image_dma_buf_import",
+                format!("the EGL display of this {} context does not import DMA-BUFs (an X11 display needs DRI3; a headless GlContext has it on Mesa); share through memory objects instead", s.caps.platform),
+            ));
+        }
+        let fmt = gl_format(desc)?;
+        if desc.format.info().drm_fourcc != Some(buf.fourcc())
+            || desc.width != buf.width()
+            || desc.height != buf.height()
+        {
+            return Err(Error::InvalidArgument {
+                what: "DMA-BUF descriptor",
+                reason: format!(
+                    "the buffer is {}x{} {} but the descriptor says {}x{} {}",
+                    buf.width(),
+                    buf.height(),
+                    buf.fourcc(),
+                    desc.width,
+                    desc.height,
+                    desc.format
+                ),
+            });
+        }
+        if buf.planes().len() != 1 {
+            return Err(Error::unsupported(
+                format!("{}-plane DMA-BUF in OpenGL", buf.planes().len()),
+                "GL core profiles sample single-plane DMA-BUFs only (multi-plane needs GL_OES_EGL_image_external)",
+            ));
+        }
+        buf.check_layout()?;
+        let modifier = u64::from(buf.modifier());
+        let explicit = buf.modifier() != DrmModifier::Invalid;
+        if explicit && modifier != DRM_FORMAT_MOD_LINEAR {
+            let offered = self.importable_modifiers(buf.fourcc());
+            if !offered.contains(&modifier) {
+                return Err(Error::InvalidDmaBuf {
+                    plane: None,
+                    reason: format!(
+                        "EGL on {} does not import {} with modifier {} (it offers {})",
+                        s.caps.renderer,
+                        buf.fourcc(),
+                        crate::common::modifier_name(modifier),
+                        offered
+                            .iter()
+                            .map(|m| crate::common::modifier_name(*m))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                });
+            }
+        }
+        let mut attrs: Vec<egl::Attrib> = vec![
+            egl::WIDTH as egl::Attrib,
+            buf.width() as egl::Attrib,
+            egl::HEIGHT as egl::Attrib,
+            buf.height() as egl::Attrib,
+            ext::LINUX_DRM_FOURCC,
+            buf.fourcc() as u32 as egl::Attrib,
+        ];
+        for (plane, names) in buf.planes().iter().zip(ext::PLANE_ATTRIBS) {
+            attrs.extend([
+                names[0],
+                plane.fd.as_raw_fd() as egl::Attrib,
+                names[1],
+                plane.layout.offset as egl::Attrib,
+                names[2],
+                plane.layout.stride as egl::Attrib,
+            ]);
+            if explicit && s.caps.dma_buf_import_modifiers {
+                attrs.extend([
+                    names[3],
+                    (modifier & 0xffff_ffff) as egl::Attrib,
+                    names[4],
+                    (modifier >> 32) as egl::Attrib,
+                ]);
+            }
+        }
+        attrs.push(egl::ATTRIB_NONE);
+        let api = s.egl.api();
+        // SAFETY: EGL_EXT_image_dma_buf_import takes EGL_NO_CONTEXT and a null client buffer;
+        // the attribute list names live FDs that EGL duplicates if it keeps them.
+        let image = unsafe {
+            api.create_image(
+                s.display,
+                egl::Context::from_ptr(egl::NO_CONTEXT),
+                ext::LINUX_DMA_BUF,
+                egl::ClientBuffer::from_ptr(std::ptr::null_mut()),
+                &attrs,
+            )
+        }
+        .map_err(|e| Error::InvalidDmaBuf {
+            plane: None,
+            reason: format!(
+                "eglCreateImage(EGL_LINUX_DMA_BUF_EXT) refused {} {}x{} (offset {}, stride {}, modifier {}): {}",
+                buf.fourcc(),
+                buf.width(),
+                buf.height(),
+                buf.planes()[0].layout.offset,
+                buf.planes()[0].layout.stride,
+                crate::common::modifier_name(modifier),
+                ext::egl_error_name(e)
+            ),
+        })?;
+        let gl = &s.gl;
+        // SAFETY: creating a texture on the current context.
+        let raw = match unsafe { gl.create_texture() } {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = api.destroy_image(s.display, image);
+                return Err(Error::Gl {
+                    call: format!("glGenTextures: {e}"),
+                    code: 0,
+                });
+            }
+        };
+        let read = if fmt.swap_rb {
+            (GL_BGRA, fmt.ty)
+        } else {
+            (fmt.format, fmt.ty)
+        };
+        let texture = GlTexture {
+            ctx: self.clone(),
+            raw,
+            source: Source::EglImage(image),
+            desc: desc.clone(),
+            read,
+        };
+        // SAFETY: the texture is bound; the image is a live EGLImage of this display; the
+        // entry point matching the available extension is used.
+        unsafe {
+            gl.bind_texture(glow::TEXTURE_2D, Some(raw));
+            match (
+                s.caps.egl_image_storage,
+                s.fns.egl_image_target_tex_storage,
+                s.fns.egl_image_target_texture_2d,
+            ) {
+                (true, Some(f), _) => f(glow::TEXTURE_2D, image.as_ptr(), std::ptr::null()),
+                (_, _, Some(f)) => f(glow::TEXTURE_2D, image.as_ptr()),
+                _ => {
+                    return Err(Error::unsupported(
+                        "GL_OES_EGL_image",
+                        "no EGLImage target entry point",
+                    ))
+                }
+            }
+        }
+        self.check_error("glEGLImageTargetTexStorageEXT")?;
+        texture.set_sampling(false);
+        Ok(texture)
+    }
+
+    /// A texture in GL's own storage (`glTexStorage2D`), e.g. to render into and export with
+    /// [`GlTexture::export_dma_buf`].
+    pub fn create_texture(&self, desc: &TextureDescriptor) -> Result<GlTexture> {
+        desc.validate()?;
+        let fmt = gl_format(desc)?;
+        let gl = &self.shared.gl;
+        // SAFETY: creating, binding and allocating a texture on the current context.
+        let raw = unsafe { gl.create_texture() }.map_err(|e| Error::Gl {
+            call: format!("glGenTextures: {e}"),
+            code: 0,
+        })?;
+        let texture = GlTexture {
+            ctx: self.clone(),
+            raw,
+            source: Source::Own,
+            desc: desc.clone(),
+            read: (fmt.format, fmt.ty),
+        };
+        // SAFETY: as above.
+        unsafe {
+            gl.bind_texture(glow::TEXTURE_2D, Some(raw));
+            gl.tex_storage_2d(
+                glow::TEXTURE_2D,
+                1,
+                fmt.internal,
+                desc.width as i32,
+                desc.height as i32,
+            );
+        }
+        self.check_error("glTexStorage2D")?;
+        texture.set_sampling(false);
+        Ok(texture)
+    }
+}
+
+impl GlTexture {
+    /// Nearest filtering, clamped, and the red/blue swizzle BGRA memory needs as `GL_RGBA8`.
+    fn set_sampling(&self, swap_rb: bool) {
+        let gl = &self.ctx.shared.gl;
+        // SAFETY: parameters of a live texture, bound here.
+        unsafe {
+            gl.bind_texture(glow::TEXTURE_2D, Some(self.raw));
+            gl.tex_parameter_i32(
+                glow::TEXTURE_2D,
+                glow::TEXTURE_MIN_FILTER,
+                glow::NEAREST as i32,
+            );
+            gl.tex_parameter_i32(
+                glow::TEXTURE_2D,
+                glow::TEXTURE_MAG_FILTER,
+                glow::NEAREST as i32,
+            );
+            gl.tex_parameter_i32(
+                glow::TEXTURE_2D,
+                glow::TEXTURE_WRAP_S,
+                glow::CLAMP_TO_EDGE as i32,
+            );
+            gl.tex_parameter_i32(
+                glow::TEXTURE_2D,
+                glow::TEXTURE_WRAP_T,
+                glow::CLAMP_TO_EDGE as i32,
+            );
+            if swap_rb {
+                gl.tex_parameter_i32(glow::TEXTURE_2D, glow::TEXTURE_SWIZZLE_R, glow::BLUE as i32);
+                gl.tex_parameter_i32(glow::TEXTURE_2D, glow::TEXTURE_SWIZZLE_B, glow::RED as i32);
+            }
+            gl.bind_texture(glow::TEXTURE_2D, None);
+        }
+    }
+
+    /// The glow texture, for the application's GL calls (bind, attach to a framebuffer).
+    pub fn raw(&self) -> glow::Texture {
+        self.raw
+    }
+
+    /// The GL texture name.
+    pub fn name(&self) -> u32 {
+        self.raw.0.get()
+    }
+
+    /// The descriptor of the shared texture.
+    pub fn descriptor(&self) -> &TextureDescriptor {
+        &self.desc
+    }
+
+    /// The context the texture belongs to.
+    pub fn context(&self) -> &GlContext {
+        &self.ctx
+    }
+
+    /// Reads a `w` x `h` rectangle of mip 0 at (`x`, `y`) (rows in memory order, tightly
+    /// packed; `glGetTextureSubImage`): the bytes Vulkan sees there.
+    pub fn read_texels(&self, x: u32, y: u32, w: u32, h: u32) -> Result<Vec<u8>> {
+        let s = &self.ctx.shared;
+        let d = &self.desc;
+        if x.checked_add(w).is_none_or(|r| r > d.width)
+            || y.checked_add(h).is_none_or(|b| b > d.height)
+        {
+            return Err(Error::InvalidArgument {
+                what: "texel rectangle",
+                reason: format!(
+                    "{w}x{h} at ({x},{y}) is outside the {}x{} texture",
+                    d.width, d.height
+                ),
+            });
+        }
+        let get = s
+            .fns
+            .get_texture_sub_image
+            .ok_or_else(|| Error::unsupported("glGetTextureSubImage", "GL 4.5 is needed"))?;
+        let len = w as usize * h as usize * d.format.block_bytes() as usize;
+        let mut out = vec![0u8; len];
+        // SAFETY: `out` holds exactly the rectangle at the table's texel size with pack
+        // alignment 1; the texture is live and 2D.
+        unsafe {
+            s.gl.pixel_store_i32(glow::PACK_ALIGNMENT, 1);
+            get(
+                self.name(),
+                0,
+                x as i32,
+                y as i32,
+                0,
+                w as i32,
+                h as i32,
+                1,
+                self.read.0,
+                self.read.1,
+                len as i32,
+                out.as_mut_ptr().cast::<c_void>(),
+            );
+        }
+        self.ctx.check_error("glGetTextureSubImage")?;
+        Ok(out)
+    }
+
+    /// Fills mip 0 with one texel's bytes (`texel`, in memory order, the format's texel size;
+    /// `glClearTexImage`).
+    pub fn clear(&self, texel: &[u8]) -> Result<()> {
+        let s = &self.ctx.shared;
+        if texel.len() != self.desc.format.block_bytes() as usize {
+            return Err(Error::InvalidArgument {
+                what: "clear texel",
+                reason: format!(
+                    "{} bytes given, {} has {}-byte texels",
+                    texel.len(),
+                    self.desc.format,
+                    self.desc.format.block_bytes()
+                ),
+            });
+        }
+        let clear = s
+            .fns
+            .clear_tex_image
+            .ok_or_else(|| Error::unsupported("glClearTexImage", "GL 4.4 is needed"))?;
+        // SAFETY: `texel` is one texel of the read format and type.
+        unsafe {
+            clear(
+                self.name(),
+                0,
+                self.read.0,
+                self.read.1,
+                texel.as_ptr().cast(),
+            )
+        };
+        self.ctx.check_error("glClearTexImage")
+    }
+
+    /// Replaces mip 0 with `bytes` (rows in memory order, tightly packed;
+    /// `glTextureSubImage2D`).
+    pub fn upload(&self, bytes: &[u8]) -> Result<()> {
+        let d = &self.desc;
+        let len = d.width as usize * d.height as usize * d.format.block_bytes() as usize;
+        if bytes.len() != len {
+            return Err(Error::InvalidArgument {
+                what: "texel data",
+                reason: format!("{} bytes given, the texture holds {len}", bytes.len()),
+            });
+        }
+        let gl = &self.ctx.shared.gl;
+        // SAFETY: `bytes` holds the whole mip 0 tightly packed with unpack alignment 1.
+        unsafe {
+            gl.pixel_store_i32(glow::UNPACK_ALIGNMENT, 1);
+            gl.texture_sub_image_2d(
+                self.raw,
+                0,
+                0,
+                0,
+                d.width as i32,
+                d.height as i32,
+                self.read.0,
+                self.read.1,
+                glow::PixelUnpackData::Slice(Some(bytes)),
+            );
+        }
+        self.ctx.check_error("glTextureSubImage2D")
+    }
+
+    /// Exports the texture as a DMA-BUF (`EGL_MESA_image_dma_buf_export`) for Vulkan, another
+    /// API or process ([`Error::Unsupported`] where EGL does not offer it, e.g. Mesa's llvmpipe
+    /// without `/dev/udmabuf`).
+    pub fn export_dma_buf(&self) -> Result<DmaBuf> {
+        let s = &self.ctx.shared;
+        let (true, Some(query), Some(export)) = (
+            s.caps.dma_buf_export,
+            s.fns.export_dma_buf_query,
+            s.fns.export_dma_buf,
+        ) else {
+            return Err(Error::unsupported(
+                "EGL_MESA_image_dma_buf_export",
+                format!("EGL on {} does not export GL textures as DMA-BUFs; render into Geyser-created memory instead (GlContext::import of a Vulkan export)", s.caps.renderer),
+            ));
+        };
+        let api = s.egl.api();
+        // SAFETY: EGL_KHR_gl_texture_2D_image: the client buffer is the name of a live 2D
+        // texture of `context`, passed as a pointer-sized integer.
+        let image = unsafe {
+            api.create_image(
+                s.display,
+                s.context,
+                ext::GL_TEXTURE_2D_KHR,
+                egl::ClientBuffer::from_ptr(self.name() as usize as *mut c_void),
+                &[egl::ATTRIB_NONE],
+            )
+        }
+        .map_err(|e| {
+            Error::unsupported(
+                "eglCreateImage(EGL_GL_TEXTURE_2D_KHR)",
+                ext::egl_error_name(e),
+            )
+        })?;
+        let result = (|| {
+            let (mut fourcc, mut planes, mut modifier) = (0i32, 0i32, 0u64);
+            let (mut fds, mut strides, mut offsets) = ([-1i32; 4], [0i32; 4], [0i32; 4]);
+            // SAFETY: a live image of our display; the MESA export writes at most 4 planes
+            // (one modifier per plane; we pass room for the first only when there is one).
+            unsafe {
+                if query(
+                    s.display.as_ptr(),
+                    image.as_ptr(),
+                    &mut fourcc,
+                    &mut planes,
+                    &mut modifier,
+                ) == 0
+                {
+                    return Err(Error::unsupported(
+                        "eglExportDMABUFImageQueryMESA",
+                        "EGL refused the query",
+                    ));
+                }
+                if !(1..=4).contains(&planes) {
+                    return Err(Error::Internal(format!("EGL exported {planes} planes")));
+                }
+                if export(
+                    s.display.as_ptr(),
+                    image.as_ptr(),
+                    fds.as_mut_ptr(),
+                    strides.as_mut_ptr(),
+                    offsets.as_mut_ptr(),
+                ) == 0
+                {
+                    return Err(Error::unsupported(
+                        "eglExportDMABUFImageMESA",
+                        "EGL refused the export",
+                    ));
+                }
+            }
+            // Own every FD EGL returned before any check can fail.
+            let owned: Vec<Option<OwnedFd>> = fds
+                .iter()
+                .map(|&fd| {
+                    (fd >= 0).then(|| {
+                        // SAFETY: EGL returns new FDs the caller owns (-1 for planes sharing the first).
+                        unsafe { OwnedFd::from_raw_fd(fd) }
+                    })
+                })
+                .collect();
+            let fourcc = crate::common::DrmFourcc::try_from(fourcc as u32)
+                .map_err(|e| Error::unsupported("exported DRM fourcc", e.to_string()))?;
+            let d = &self.desc;
+            let mut builder = DmaBuf::builder(d.width, d.height, fourcc, modifier.into());
+            let first = owned[0]
+                .as_ref()
+                .ok_or_else(|| Error::Internal("EGL exported no FD".into()))?;
+            for i in 0..planes as usize {
+                let fd = match &owned[i] {
+                    Some(fd) => fd.try_clone()?,
+                    None => first.try_clone()?,
+                };
+                builder = builder.add_plane(fd, i as u32, offsets[i] as u32, strides[i] as u32);
+            }
+            builder.build()
+        })();
+        let _ = api.destroy_image(s.display, image);
+        result
+    }
+}

@@ -1,0 +1,789 @@
+//! DMA-BUF and DRM format modifiers on Vulkan (Linux): textures whose memory is a DMA-BUF
+//! (exported by the driver, or host memory Geyser allocates), modifier-tiled textures over
+//! opaque FDs, and import of DMA-BUFs Geyser did not make, with the plane layout checked
+//! against what the device can take before any image is bound.
+
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+
+use ash::vk;
+
+use super::caps::{self, ShareSupport, Tiling};
+use super::conv::{self, ImageParams};
+use super::device::SharedDevice;
+use super::image::VulkanTexture;
+use super::memory::{self, Partial};
+use crate::common::{
+    check_linear_plane, modifier_name, negotiate_modifiers, DmaBuf, ExportInfo, ExternalHandleType,
+    MemoryLayout, PlaneFormat, PlaneLayout, TextureDescriptor, TextureExtent, TextureFormat,
+    DRM_FORMAT_MOD_LINEAR, MAX_PLANES,
+};
+use crate::{Error, Result};
+
+/// What memory a new shareable texture gets
+/// ([`super::VulkanTextureShareManager::create_texture_in`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum TextureMemory {
+    /// The platform's opaque handle (an opaque FD; NT handle on Windows), optimal tiling:
+    /// for importers on the same device and driver (Vulkan, wgpu, GL memory objects). The
+    /// default.
+    #[default]
+    Opaque,
+    /// A DMA-BUF the driver exports (`VK_EXT_external_memory_dma_buf`). With
+    /// `VK_EXT_image_drm_format_modifier` the image is laid out by a DRM format modifier:
+    /// `modifiers` lists what the importer can take (empty: whatever this device offers); the
+    /// driver picks among those it shares with the device, preferring tiled ones over LINEAR
+    /// ([`crate::common::negotiate_modifiers`]). Without the extension it is LINEAR.
+    DmaBuf {
+        /// Modifiers the importer supports (EGL's `eglQueryDmaBufModifiersEXT`, another
+        /// device's [`super::VulkanTextureShareManager::drm_modifiers`]); empty for any.
+        modifiers: Vec<u64>,
+    },
+    /// An opaque FD with the image laid out by a DRM format modifier (tiling
+    /// `DRM_FORMAT_MODIFIER_EXT`), for devices that tile by modifier but export no DMA-BUF:
+    /// the explicit plane layout travels with the export. Same device and driver only.
+    OpaqueModifier {
+        /// Modifiers the importer supports; empty for any the device offers.
+        modifiers: Vec<u64>,
+    },
+    /// Host memory Geyser allocates (a memfd sealed against resizing), imported into the
+    /// device as a LINEAR DMA-BUF and exported as that DMA-BUF. A memfd is not a real
+    /// dma-buf: drivers that import DMA-BUFs by mapping them (Mesa's lavapipe and llvmpipe)
+    /// take it, GPU drivers refuse it ([`Error::Vulkan`] at import). For CPU drivers, tests,
+    /// and GL↔Vulkan on machines whose driver exports no DMA-BUF. Unlike lavapipe's opaque
+    /// FDs, the memory carries no driver metadata.
+    HostDmaBuf,
+}
+
+impl TextureMemory {
+    /// The OS handle type textures of this memory are exported as.
+    pub fn handle_type(&self) -> ExternalHandleType {
+        match self {
+            TextureMemory::Opaque | TextureMemory::OpaqueModifier { .. } => {
+                super::os::NATIVE_MEMORY
+            }
+            TextureMemory::DmaBuf { .. } | TextureMemory::HostDmaBuf => ExternalHandleType::DmaBuf,
+        }
+    }
+}
+
+/// One DRM format modifier a device offers for a format
+/// (`VkDrmFormatModifierPropertiesEXT`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ModifierSupport {
+    /// The modifier.
+    pub modifier: u64,
+    /// Memory planes an image with it has (more than the format's for compressed layouts).
+    pub plane_count: u32,
+    /// `VkFormatFeatureFlags` of images with it.
+    pub features: u32,
+}
+
+/// The device's functions of `VK_EXT_image_drm_format_modifier`, when it is enabled.
+fn modifier_fns(dev: &SharedDevice) -> Option<ash::ext::image_drm_format_modifier::Device> {
+    // SAFETY: looking up a command of a live device; null means "not enabled".
+    let enabled = unsafe {
+        dev.instance.get_device_proc_addr(
+            dev.device.handle(),
+            c"vkGetImageDrmFormatModifierPropertiesEXT".as_ptr(),
+        )
+    }
+    .is_some();
+    enabled.then(|| ash::ext::image_drm_format_modifier::Device::new(&dev.instance, &dev.device))
+}
+
+/// The modifiers a device offers for `format` (empty without the extension).
+pub(crate) fn device_modifiers(dev: &SharedDevice, format: vk::Format) -> Vec<ModifierSupport> {
+    if modifier_fns(dev).is_none() {
+        return Vec::new();
+    }
+    let mut list = vk::DrmFormatModifierPropertiesListEXT::default();
+    let mut props = vk::FormatProperties2::default().push_next(&mut list);
+    // SAFETY: the physical device belongs to the instance; the first call only counts.
+    unsafe {
+        dev.instance
+            .get_physical_device_format_properties2(dev.physical, format, &mut props)
+    };
+    let count = list.drm_format_modifier_count as usize;
+    let mut entries = vec![vk::DrmFormatModifierPropertiesEXT::default(); count];
+    let mut list = vk::DrmFormatModifierPropertiesListEXT::default()
+        .drm_format_modifier_properties(&mut entries);
+    let mut props = vk::FormatProperties2::default().push_next(&mut list);
+    // SAFETY: as above; `entries` has room for `count` entries and outlives the call.
+    unsafe {
+        dev.instance
+            .get_physical_device_format_properties2(dev.physical, format, &mut props)
+    };
+    let filled = list.drm_format_modifier_count as usize;
+    entries.truncate(filled.min(count));
+    entries
+        .iter()
+        .map(|e| ModifierSupport {
+            modifier: e.drm_format_modifier,
+            plane_count: e.drm_format_modifier_plane_count,
+            features: e.drm_format_modifier_tiling_features.as_raw(),
+        })
+        .collect()
+}
+
+fn support(
+    dev: &SharedDevice,
+    params: &ImageParams,
+    handle: vk::ExternalMemoryHandleTypeFlags,
+    tiling: Tiling,
+    needed: vk::ExternalMemoryFeatureFlags,
+) -> Result<ShareSupport> {
+    caps::external_image_support_with(&dev.instance, dev.physical, params, handle, tiling, needed)
+}
+
+/// How the image to create is tiled.
+enum Layout<'a> {
+    Linear,
+    /// Let the driver pick one of these modifiers.
+    Choose(&'a [u64]),
+    /// This modifier with these plane layouts (an import).
+    Explicit(u64, &'a [PlaneLayout]),
+}
+
+fn create_image<'d>(
+    dev: &'d SharedDevice,
+    params: &ImageParams,
+    handle: vk::ExternalMemoryHandleTypeFlags,
+    layout: &Layout<'_>,
+) -> Result<Partial<'d>> {
+    let mut external = vk::ExternalMemoryImageCreateInfo::default().handle_types(handle);
+    let planes: Vec<vk::SubresourceLayout> = match layout {
+        Layout::Explicit(_, planes) => planes
+            .iter()
+            .map(|p| vk::SubresourceLayout {
+                offset: p.offset,
+                row_pitch: p.stride,
+                ..Default::default()
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let mut list = vk::ImageDrmFormatModifierListCreateInfoEXT::default();
+    let mut explicit = vk::ImageDrmFormatModifierExplicitCreateInfoEXT::default();
+    let tiling = match layout {
+        Layout::Linear => vk::ImageTiling::LINEAR,
+        _ => vk::ImageTiling::DRM_FORMAT_MODIFIER_EXT,
+    };
+    let mut info = vk::ImageCreateInfo::default()
+        .flags(params.flags)
+        .image_type(params.image_type)
+        .format(params.format)
+        .extent(params.extent)
+        .mip_levels(params.mip_levels)
+        .array_layers(params.array_layers)
+        .samples(params.samples)
+        .tiling(tiling)
+        .usage(params.usage)
+        .sharing_mode(vk::SharingMode::EXCLUSIVE)
+        .initial_layout(vk::ImageLayout::UNDEFINED)
+        .push_next(&mut external);
+    match layout {
+        Layout::Linear => {}
+        Layout::Choose(modifiers) => {
+            list = list.drm_format_modifiers(modifiers);
+            info = info.push_next(&mut list);
+        }
+        Layout::Explicit(modifier, _) => {
+            explicit = explicit
+                .drm_format_modifier(*modifier)
+                .plane_layouts(&planes);
+            info = info.push_next(&mut explicit);
+        }
+    }
+    // SAFETY: the caller checked the parameters with the device's external image format
+    // properties for this tiling; every chained struct is a local that outlives the call.
+    let image = unsafe { dev.device.create_image(&info, None) }
+        .map_err(Error::vk("vkCreateImage (DMA-BUF or modifier-tiled image)"))?;
+    Ok(Partial::from_image(&dev.device, image))
+}
+
+/// The modifier the driver chose for `image` and the layout of each of its memory planes.
+fn chosen_layout(
+    dev: &SharedDevice,
+    image: vk::Image,
+    format: vk::Format,
+) -> Result<(u64, Vec<PlaneLayout>)> {
+    let Some(fns) = modifier_fns(dev) else {
+        // LINEAR: one plane, the colour aspect's layout.
+        let sub = vk::ImageSubresource {
+            aspect_mask: vk::ImageAspectFlags::COLOR,
+            mip_level: 0,
+            array_layer: 0,
+        };
+        // SAFETY: `image` is a live LINEAR image of the device with a colour aspect.
+        let l = unsafe { dev.device.get_image_subresource_layout(image, sub) };
+        return Ok((
+            DRM_FORMAT_MOD_LINEAR,
+            vec![PlaneLayout {
+                offset: l.offset,
+                stride: l.row_pitch,
+            }],
+        ));
+    };
+    let mut props = vk::ImageDrmFormatModifierPropertiesEXT::default();
+    // SAFETY: `image` was created with DRM format modifier tiling on this device.
+    unsafe { fns.get_image_drm_format_modifier_properties(image, &mut props) }
+        .map_err(Error::vk("vkGetImageDrmFormatModifierPropertiesEXT"))?;
+    let modifier = props.drm_format_modifier;
+    let count = device_modifiers(dev, format)
+        .iter()
+        .find(|m| m.modifier == modifier)
+        .map_or(1, |m| m.plane_count as usize)
+        .min(MAX_PLANES);
+    let aspects = [
+        vk::ImageAspectFlags::MEMORY_PLANE_0_EXT,
+        vk::ImageAspectFlags::MEMORY_PLANE_1_EXT,
+        vk::ImageAspectFlags::MEMORY_PLANE_2_EXT,
+        vk::ImageAspectFlags::MEMORY_PLANE_3_EXT,
+    ];
+    let planes = aspects[..count]
+        .iter()
+        .map(|aspect| {
+            let sub = vk::ImageSubresource {
+                aspect_mask: *aspect,
+                mip_level: 0,
+                array_layer: 0,
+            };
+            // SAFETY: the image is modifier-tiled with `count` memory planes.
+            let l = unsafe { dev.device.get_image_subresource_layout(image, sub) };
+            PlaneLayout {
+                offset: l.offset,
+                stride: l.row_pitch,
+            }
+        })
+        .collect();
+    Ok((modifier, planes))
+}
+
+/// The modifiers to offer the driver for a new image: those the device offers for this
+/// image with this handle type, negotiated with what the importer takes.
+fn modifiers_for(
+    dev: &SharedDevice,
+    params: &ImageParams,
+    handle: vk::ExternalMemoryHandleTypeFlags,
+    needed: vk::ExternalMemoryFeatureFlags,
+    importer: &[u64],
+) -> Result<Vec<u64>> {
+    let mut ours = Vec::new();
+    let mut reasons = Vec::new();
+    for m in device_modifiers(dev, params.format) {
+        match support(dev, params, handle, Tiling::Modifier(m.modifier), needed)? {
+            ShareSupport::Supported { .. } => ours.push(m.modifier),
+            ShareSupport::Unsupported(r) => {
+                reasons.push(format!("{}: {r}", modifier_name(m.modifier)))
+            }
+        }
+    }
+    let wanted: &[u64] = if importer.is_empty() { &ours } else { importer };
+    negotiate_modifiers(&ours, wanted).ok_or_else(|| {
+        Error::unsupported(
+            "a DRM format modifier both sides support",
+            format!(
+                "{} offers [{}] for this image{}; the importer takes [{}]",
+                dev.identity.name,
+                ours.iter()
+                    .map(|m| modifier_name(*m))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if reasons.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (refused: {})", reasons.join("; "))
+                },
+                importer
+                    .iter()
+                    .map(|m| modifier_name(*m))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+    })
+}
+
+fn unsupported(dev: &SharedDevice, desc: &TextureDescriptor, what: &str, reason: String) -> Error {
+    Error::unsupported(
+        format!("{} with usages {:?} as {what}", desc.format, desc.usage),
+        format!("{reason} on {}", dev.identity.name),
+    )
+}
+
+/// Creates a texture in `memory` ([`TextureMemory::Opaque`] goes to `memory.rs`).
+pub(crate) fn create(
+    dev: &SharedDevice,
+    desc: &TextureDescriptor,
+    extent: &TextureExtent,
+    memory: &TextureMemory,
+) -> Result<VulkanTexture> {
+    let params = ImageParams::new(desc, extent);
+    let both =
+        vk::ExternalMemoryFeatureFlags::EXPORTABLE | vk::ExternalMemoryFeatureFlags::IMPORTABLE;
+    let (handle, needed, modifiers) = match memory {
+        TextureMemory::Opaque => {
+            return memory::create_exportable(dev, desc, extent, super::os::NATIVE_MEMORY)
+        }
+        TextureMemory::HostDmaBuf => return create_host_dma_buf(dev, desc, extent, params),
+        TextureMemory::DmaBuf { modifiers } => (
+            vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT,
+            vk::ExternalMemoryFeatureFlags::EXPORTABLE,
+            modifiers,
+        ),
+        TextureMemory::OpaqueModifier { modifiers } => {
+            if modifier_fns(dev).is_none() {
+                return Err(unsupported(
+                    dev,
+                    desc,
+                    "a modifier-tiled image",
+                    "VK_EXT_image_drm_format_modifier is not enabled".into(),
+                ));
+            }
+            (
+                conv::memory_handle_type(super::os::NATIVE_MEMORY),
+                both,
+                modifiers,
+            )
+        }
+    };
+    let chosen;
+    let layout = if modifier_fns(dev).is_some() {
+        chosen = modifiers_for(dev, &params, handle, needed, modifiers)?;
+        Layout::Choose(&chosen)
+    } else {
+        if !modifiers.is_empty() && !modifiers.contains(&DRM_FORMAT_MOD_LINEAR) {
+            return Err(unsupported(dev, desc, "a DMA-BUF", "the device has no VK_EXT_image_drm_format_modifier, so it exports LINEAR only, which the importer does not take".into()));
+        }
+        if let ShareSupport::Unsupported(r) = support(dev, &params, handle, Tiling::Linear, needed)?
+        {
+            return Err(unsupported(dev, desc, "an exportable LINEAR DMA-BUF", r));
+        }
+        Layout::Linear
+    };
+    let mut partial = create_image(dev, &params, handle, &layout)?;
+    let (reqs, _) = memory::requirements(&dev.device, partial.image);
+    let type_index = memory::memory_type(dev, reqs.memory_type_bits)
+        .ok_or_else(|| Error::unsupported("memory type", "no memory type fits the image"))?;
+    let mut export = vk::ExportMemoryAllocateInfo::default().handle_types(handle);
+    let mut dedicated = vk::MemoryDedicatedAllocateInfo::default().image(partial.image);
+    let alloc = vk::MemoryAllocateInfo::default()
+        .allocation_size(reqs.size)
+        .memory_type_index(type_index)
+        .push_next(&mut export)
+        .push_next(&mut dedicated);
+    // SAFETY: valid chain pointing at locals; the image is live.
+    let mem = unsafe { dev.device.allocate_memory(&alloc, None) }
+        .map_err(Error::vk("vkAllocateMemory (exportable DMA-BUF)"))?;
+    partial.set_memory(mem);
+    let (modifier, planes) = chosen_layout(dev, partial.image, params.format)?;
+    let info = ExportInfo {
+        descriptor: desc.clone(),
+        extent: *extent,
+        handle_type: memory.handle_type(),
+        layout: MemoryLayout::DrmModifier(modifier),
+        allocation_size: reqs.size,
+        memory_type_index: type_index,
+        dedicated: true,
+        device_uuid: dev.identity.device_uuid,
+        driver_uuid: dev.identity.driver_uuid,
+        planes,
+    };
+    memory::finish(dev, partial, (params, 0), info, false, None)
+}
+
+/// A memfd of `size` bytes sealed against resizing.
+fn sealed_memfd(size: u64) -> Result<OwnedFd> {
+    use rustix::fs::{MemfdFlags, SealFlags};
+    let fd = rustix::fs::memfd_create(
+        "geyser-dmabuf",
+        MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+    )
+    .map_err(|e| Error::Io(e.into()))?;
+    rustix::fs::ftruncate(&fd, size).map_err(|e| Error::Io(e.into()))?;
+    rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)
+        .map_err(|e| Error::Io(e.into()))?;
+    Ok(fd)
+}
+
+fn create_host_dma_buf(
+    dev: &SharedDevice,
+    desc: &TextureDescriptor,
+    extent: &TextureExtent,
+    params: ImageParams,
+) -> Result<VulkanTexture> {
+    let handle = vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT;
+    if let ShareSupport::Unsupported(r) = support(
+        dev,
+        &params,
+        handle,
+        Tiling::Linear,
+        vk::ExternalMemoryFeatureFlags::IMPORTABLE,
+    )? {
+        return Err(unsupported(dev, desc, "a LINEAR DMA-BUF import", r));
+    }
+    let partial = create_image(dev, &params, handle, &Layout::Linear)?;
+    let (reqs, _) = memory::requirements(&dev.device, partial.image);
+    let sub = vk::ImageSubresource {
+        aspect_mask: vk::ImageAspectFlags::COLOR,
+        mip_level: 0,
+        array_layer: 0,
+    };
+    // SAFETY: a live LINEAR image of this device with a colour aspect.
+    let l = unsafe { dev.device.get_image_subresource_layout(partial.image, sub) };
+    let size = reqs.size.div_ceil(4096) * 4096;
+    let fd = sealed_memfd(size)?;
+    let planes = vec![PlaneLayout {
+        offset: l.offset,
+        stride: l.row_pitch,
+    }];
+    let info = ExportInfo {
+        descriptor: desc.clone(),
+        extent: *extent,
+        handle_type: ExternalHandleType::DmaBuf,
+        layout: MemoryLayout::DrmModifier(DRM_FORMAT_MOD_LINEAR),
+        allocation_size: size,
+        memory_type_index: 0,
+        dedicated: true,
+        device_uuid: dev.identity.device_uuid,
+        driver_uuid: dev.identity.driver_uuid,
+        planes,
+    };
+    bind_dma_buf(dev, partial, params, info, fd, 0, false)
+}
+
+/// Imports `fd` as the DMA-BUF memory of `partial`'s image at `offset`, and wraps both as a
+/// texture that keeps a duplicate of the FD for exports. `info.memory_type_index` and
+/// `info.dedicated` are filled in here.
+fn bind_dma_buf(
+    dev: &SharedDevice,
+    mut partial: Partial<'_>,
+    params: ImageParams,
+    mut info: ExportInfo,
+    fd: OwnedFd,
+    offset: u64,
+    imported: bool,
+) -> Result<VulkanTexture> {
+    let handle = vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT;
+    let (reqs, needs_dedicated) = memory::requirements(&dev.device, partial.image);
+    let size = file_size(&fd)?;
+    if offset % reqs.alignment.max(1) != 0 {
+        return Err(Error::InvalidDmaBuf {
+            plane: Some(0),
+            reason: format!(
+                "offset {offset} is not a multiple of the {}-byte alignment {} needs for this image",
+                reqs.alignment, dev.identity.name
+            ),
+        });
+    }
+    if offset.checked_add(reqs.size).is_none_or(|end| end > size) {
+        return Err(Error::InvalidDmaBuf {
+            plane: Some(0),
+            reason: format!(
+                "{} needs {} bytes from offset {offset} for this image, the buffer holds {size}",
+                dev.identity.name, reqs.size
+            ),
+        });
+    }
+    let dedicated = offset == 0;
+    if needs_dedicated && !dedicated {
+        return Err(Error::InvalidDmaBuf {
+            plane: Some(0),
+            reason: format!("{} needs a dedicated allocation for this image, which must start at offset 0 (the plane starts at {offset})", dev.identity.name),
+        });
+    }
+    let fns = &dev.external_memory;
+    let mut fd_props = vk::MemoryFdPropertiesKHR::default();
+    // SAFETY: `fd` is a live FD we own; the call only inspects it.
+    unsafe { fns.get_memory_fd_properties(handle, fd.as_raw_fd(), &mut fd_props) }
+        .map_err(Error::vk("vkGetMemoryFdPropertiesKHR (DMA-BUF)"))?;
+    let type_index = memory::memory_type(dev, fd_props.memory_type_bits & reqs.memory_type_bits)
+        .ok_or_else(|| {
+            Error::unsupported(
+                "DMA-BUF import",
+                format!(
+                    "no memory type of {} fits both the buffer (bits {:#b}) and the image (bits {:#b})",
+                    dev.identity.name, fd_props.memory_type_bits, reqs.memory_type_bits
+                ),
+            )
+        })?;
+    let keep = fd.try_clone()?;
+    let raw = fd.into_raw_fd();
+    let mut import = vk::ImportMemoryFdInfoKHR::default()
+        .handle_type(handle)
+        .fd(raw);
+    let mut dedicated_info = vk::MemoryDedicatedAllocateInfo::default().image(partial.image);
+    // A dedicated allocation is exactly the image's size (the buffer may be larger); a
+    // shared one spans the buffer, the image bound at `offset`.
+    let alloc_size = if dedicated { reqs.size } else { size };
+    let mut alloc = vk::MemoryAllocateInfo::default()
+        .allocation_size(alloc_size)
+        .memory_type_index(type_index)
+        .push_next(&mut import);
+    if dedicated {
+        alloc = alloc.push_next(&mut dedicated_info);
+    }
+    // SAFETY: valid chain of locals; `raw` is an FD we own, of a DMA-BUF (or a memfd the
+    // driver maps as one), covering `size` bytes.
+    match unsafe { dev.device.allocate_memory(&alloc, None) } {
+        Ok(mem) => partial.set_memory(mem),
+        Err(e) => {
+            // SAFETY: a failed import leaves the FD with us; close it.
+            drop(unsafe { OwnedFd::from_raw_fd(raw) });
+            return Err(Error::vk("vkAllocateMemory (DMA-BUF import)")(e));
+        }
+    }
+    info.allocation_size = size;
+    info.memory_type_index = type_index;
+    info.dedicated = dedicated;
+    memory::finish(dev, partial, (params, offset), info, imported, Some(keep))
+}
+
+/// `lseek(fd, 0, SEEK_END)`: the size DMA-BUF importers take.
+fn file_size(fd: &OwnedFd) -> Result<u64> {
+    use std::io::Seek;
+    let mut file = std::fs::File::from(fd.try_clone()?);
+    let size = file.seek(std::io::SeekFrom::End(0))?;
+    file.rewind()?;
+    Ok(size)
+}
+
+/// Imports a DMA-BUF as a texture described by `desc` (same width and height; a format whose
+/// DRM fourcc is the buffer's). Single-plane formats; [`Error::InvalidDmaBuf`] for layouts the
+/// device cannot take.
+pub(crate) fn import_dma_buf(
+    dev: &SharedDevice,
+    buf: &DmaBuf,
+    desc: &TextureDescriptor,
+) -> Result<VulkanTexture> {
+    desc.validate()?;
+    let fourcc = desc.format.info().drm_fourcc;
+    if fourcc != Some(buf.fourcc()) || desc.width != buf.width() || desc.height != buf.height() {
+        return Err(Error::InvalidArgument {
+            what: "DMA-BUF descriptor",
+            reason: format!(
+                "the buffer is {}x{} {} but the descriptor says {}x{} {} (DRM fourcc {:?})",
+                buf.width(),
+                buf.height(),
+                buf.fourcc(),
+                desc.width,
+                desc.height,
+                desc.format,
+                fourcc
+            ),
+        });
+    }
+    if buf.planes().len() != 1 {
+        return Err(Error::unsupported(
+            format!("{}-plane DMA-BUF as a texture", buf.planes().len()),
+            "import multi-plane buffers (NV12, P010, compressed modifiers) with import_dma_buf_planar",
+        ));
+    }
+    buf.check_layout()?;
+    let info = ExportInfo {
+        descriptor: desc.clone(),
+        extent: TextureExtent::default(),
+        handle_type: ExternalHandleType::DmaBuf,
+        layout: MemoryLayout::DrmModifier(buf.modifier().into()),
+        allocation_size: 0,
+        memory_type_index: 0,
+        dedicated: false,
+        device_uuid: [0; 16],
+        driver_uuid: [0; 16],
+        planes: buf.layouts(),
+    };
+    let fd = buf.planes()[0].fd.try_clone()?;
+    import_layout(dev, info, fd)
+}
+
+/// Imports an [`ExportedTexture`](crate::common::ExportedTexture) that is a DMA-BUF or
+/// modifier-tiled (its info was checked by `memory::check_importable`).
+pub(crate) fn import_export(
+    dev: &SharedDevice,
+    info: ExportInfo,
+    fd: OwnedFd,
+) -> Result<VulkanTexture> {
+    if info.handle_type == ExternalHandleType::DmaBuf {
+        return import_layout(dev, info, fd);
+    }
+    // An opaque FD with modifier tiling: the exporter's allocation, explicit layout.
+    let MemoryLayout::DrmModifier(modifier) = info.layout else {
+        return Err(Error::Internal("import_export of an optimal export".into()));
+    };
+    if modifier_fns(dev).is_none() {
+        return Err(Error::unsupported(
+            "a modifier-tiled import",
+            format!(
+                "{} has no VK_EXT_image_drm_format_modifier enabled",
+                dev.identity.name
+            ),
+        ));
+    }
+    let params = ImageParams::new(&info.descriptor, &info.extent);
+    let handle = conv::memory_handle_type(info.handle_type);
+    let mut partial = create_image(
+        dev,
+        &params,
+        handle,
+        &Layout::Explicit(modifier, &info.planes),
+    )?;
+    let (reqs, _) = memory::requirements(&dev.device, partial.image);
+    if reqs.size > info.allocation_size
+        || reqs.memory_type_bits & (1 << info.memory_type_index) == 0
+    {
+        return Err(Error::InvalidArgument {
+            what: "exported texture",
+            reason: format!(
+                "the export ({} bytes, memory type {}) does not fit this image ({} bytes, types {:#b})",
+                info.allocation_size, info.memory_type_index, reqs.size, reqs.memory_type_bits
+            ),
+        });
+    }
+    let target = super::os::ImportTarget {
+        image: partial.image,
+        size: info.allocation_size,
+        memory_type_index: info.memory_type_index,
+        handle_type: handle,
+    };
+    let mem = super::os::import_memory(&dev.device, &target, fd)?;
+    partial.set_memory(mem);
+    memory::finish(dev, partial, (params, 0), info, true, None)
+}
+
+/// Imports a single-plane DMA-BUF described by `info` (its descriptor, modifier and plane
+/// layout): with `VK_EXT_image_drm_format_modifier` through an explicit layout; without it
+/// only LINEAR buffers laid out exactly as the device lays out a linear image.
+fn import_layout(dev: &SharedDevice, info: ExportInfo, fd: OwnedFd) -> Result<VulkanTexture> {
+    let MemoryLayout::DrmModifier(modifier) = info.layout else {
+        return Err(Error::InvalidDmaBuf {
+            plane: None,
+            reason: format!(
+                "a DMA-BUF needs a DRM modifier, the export says {:?}",
+                info.layout
+            ),
+        });
+    };
+    let plane = *info.planes.first().ok_or(Error::InvalidDmaBuf {
+        plane: None,
+        reason: "no plane layout".into(),
+    })?;
+    let desc = info.descriptor.clone();
+    let params = ImageParams::new(&desc, &info.extent);
+    let handle = vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT;
+    let importable = vk::ExternalMemoryFeatureFlags::IMPORTABLE;
+    if modifier == DRM_FORMAT_MOD_LINEAR {
+        let texel = PlaneFormat {
+            bytes_per_texel: desc.format.block_bytes(),
+            subsampling: (1, 1),
+        };
+        check_linear_plane(0, &texel, desc.width, desc.height, plane)?;
+    }
+    if modifier_fns(dev).is_some() {
+        let offered = device_modifiers(dev, params.format);
+        let Some(entry) = offered.iter().find(|m| m.modifier == modifier) else {
+            return Err(Error::InvalidDmaBuf {
+                plane: None,
+                reason: format!(
+                    "{} does not offer modifier {} for {} (it offers {})",
+                    dev.identity.name,
+                    modifier_name(modifier),
+                    desc.format,
+                    offered
+                        .iter()
+                        .map(|m| modifier_name(m.modifier))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        };
+        if entry.plane_count as usize != info.planes.len() {
+            return Err(Error::InvalidDmaBuf {
+                plane: None,
+                reason: format!(
+                    "modifier {} has {} memory plane(s) on {}, the buffer gives {}",
+                    modifier_name(modifier),
+                    entry.plane_count,
+                    dev.identity.name,
+                    info.planes.len()
+                ),
+            });
+        }
+        if let ShareSupport::Unsupported(r) =
+            support(dev, &params, handle, Tiling::Modifier(modifier), importable)?
+        {
+            return Err(unsupported(
+                dev,
+                &desc,
+                &format!("a DMA-BUF with modifier {}", modifier_name(modifier)),
+                r,
+            ));
+        }
+        let partial = create_image(
+            dev,
+            &params,
+            handle,
+            &Layout::Explicit(modifier, &info.planes),
+        )?;
+        return bind_dma_buf(dev, partial, params, info, fd, 0, true);
+    }
+    if modifier != DRM_FORMAT_MOD_LINEAR {
+        return Err(Error::InvalidDmaBuf {
+            plane: None,
+            reason: format!(
+                "modifier {} needs VK_EXT_image_drm_format_modifier, which {} does not have: it imports LINEAR buffers only",
+                modifier_name(modifier),
+                dev.identity.name
+            ),
+        });
+    }
+    if let ShareSupport::Unsupported(r) = support(dev, &params, handle, Tiling::Linear, importable)?
+    {
+        return Err(unsupported(dev, &desc, "a LINEAR DMA-BUF import", r));
+    }
+    let partial = create_image(dev, &params, handle, &Layout::Linear)?;
+    let (_, driver) = chosen_layout(dev, partial.image, params.format)?;
+    let driver = driver[0];
+    if driver.stride != plane.stride || plane.offset < driver.offset {
+        return Err(Error::InvalidDmaBuf {
+            plane: Some(0),
+            reason: format!(
+                "stride {} at offset {}: {} lays out a linear {}x{} {} with stride {} (offset {}) and, without VK_EXT_image_drm_format_modifier, cannot take another layout",
+                plane.stride, plane.offset, dev.identity.name, desc.width, desc.height, desc.format, driver.stride, driver.offset
+            ),
+        });
+    }
+    bind_dma_buf(
+        dev,
+        partial,
+        params,
+        info,
+        fd,
+        plane.offset - driver.offset,
+        true,
+    )
+}
+
+/// The modifiers `format` can be imported with on this device, for the exporter's
+/// negotiation: what the device offers with `VK_EXT_image_drm_format_modifier`, else LINEAR
+/// alone when it imports LINEAR DMA-BUFs of the format, else none.
+pub(crate) fn importable_modifiers(dev: &SharedDevice, format: TextureFormat) -> Vec<u64> {
+    let vk_format = conv::format(format);
+    if modifier_fns(dev).is_some() {
+        return device_modifiers(dev, vk_format)
+            .iter()
+            .map(|m| m.modifier)
+            .collect();
+    }
+    let desc = TextureDescriptor::new(64, 64, format, &[crate::common::TextureUsage::CopySrc]);
+    let params = ImageParams::new(&desc, &TextureExtent::default());
+    match support(
+        dev,
+        &params,
+        vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT,
+        Tiling::Linear,
+        vk::ExternalMemoryFeatureFlags::IMPORTABLE,
+    ) {
+        Ok(ShareSupport::Supported { .. }) => vec![DRM_FORMAT_MOD_LINEAR],
+        _ => Vec::new(),
+    }
+}
