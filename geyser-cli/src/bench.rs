@@ -239,6 +239,7 @@ pub fn run(args: &BenchArgs) -> geyser::Result<bool> {
             host_transfer: false,
             host_rings: "auto".into(),
             apis: "vulkan".into(),
+            memory: "opaque".into(),
         };
         let mut pa = vec!["__produce".to_string()];
         pa.extend(demo.child_args(&name));
