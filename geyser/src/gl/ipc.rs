@@ -71,7 +71,19 @@ impl GlConsumer {
     /// [`Consumer::connect_with`], and with [`Error::Unsupported`] / [`Error::DeviceMismatch`]
     /// when GL cannot import the ring. Without GL timeline semaphores, and with the sync mode
     /// left to negotiation, it asks for host sync.
-    pub fn connect(name: &str, gl: &GlContext, mut options: ConsumerOptions) -> Result<Self> {
+    pub fn connect(name: &str, gl: &GlContext, options: ConsumerOptions) -> Result<Self> {
+        Self::connect_importing(name, gl, options, &mut |e| gl.import(e))
+    }
+
+    /// [`Self::connect`], with each slot of the ring imported by `import` (called once per
+    /// slot, in slot order): for engines that make their own texture objects, e.g. a three-d
+    /// `Texture2D` whose creation callback calls [`GlContext::import_into_bound`].
+    pub fn connect_importing(
+        name: &str,
+        gl: &GlContext,
+        mut options: ConsumerOptions,
+        import: &mut dyn FnMut(&ExportedTexture) -> Result<GlTexture>,
+    ) -> Result<Self> {
         gl.make_current()?;
         let gl_timelines = GlSemaphore::supported(gl, true);
         if options.sync.is_none() && !gl_timelines {
@@ -89,10 +101,7 @@ impl GlConsumer {
                 .map(|t| vulkan.export(t))
                 .collect::<Result<_>>()?
         };
-        let textures = exports
-            .iter()
-            .map(|e| gl.import(e))
-            .collect::<Result<Vec<_>>>()?;
+        let textures = exports.iter().map(import).collect::<Result<Vec<_>>>()?;
         let ready = consumer.kept_handles().ready.take();
         let timelines = match (consumer.sync_mode(), ready, gl_timelines) {
             (SyncMode::Timeline, Some(ready), true) => {

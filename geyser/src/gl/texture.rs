@@ -37,6 +37,9 @@ enum Source {
 pub struct GlTexture {
     ctx: GlContext,
     raw: glow::Texture,
+    /// Whether the texture name is ours to delete (not when an engine made it:
+    /// [`GlContext::import_into_bound`]).
+    owns_name: bool,
     source: Source,
     desc: TextureDescriptor,
     /// GL format and type that read texels in memory order.
@@ -68,7 +71,9 @@ impl Drop for GlTexture {
         // by this value alone and released once; GL keeps storage alive until pending
         // commands that use it complete.
         unsafe {
-            s.gl.delete_texture(self.raw);
+            if self.owns_name {
+                s.gl.delete_texture(self.raw);
+            }
             match self.source {
                 Source::MemoryObject(mo) => {
                     if let Some(delete) = s.fns.delete_memory_objects {
@@ -115,15 +120,57 @@ impl GlContext {
     /// otherwise), DMA-BUFs through an EGLImage ([`Self::import_dma_buf`]). The export's FD
     /// is duplicated; the export stays the caller's.
     pub fn import(&self, exported: &ExportedTexture) -> Result<GlTexture> {
+        self.import_to(exported, None)
+    }
+
+    /// [`Self::import`] into the texture bound to `GL_TEXTURE_2D` now, for engines that make
+    /// their own texture objects (three-d's `Texture2D::new_unchecked` runs its callback with
+    /// the new texture bound). The texture must have no storage yet. The returned
+    /// [`GlTexture`] releases the memory object or EGLImage when dropped but leaves the
+    /// texture name to the engine; drop it before the engine deletes the texture.
+    pub fn import_into_bound(&self, exported: &ExportedTexture) -> Result<GlTexture> {
+        // SAFETY: a plain query on the current context.
+        let bound = unsafe { self.shared.gl.get_parameter_i32(glow::TEXTURE_BINDING_2D) };
+        let name =
+            std::num::NonZeroU32::new(bound as u32).ok_or_else(|| Error::InvalidArgument {
+                what: "bound texture",
+                reason: "no texture is bound to GL_TEXTURE_2D".into(),
+            })?;
+        self.import_to(exported, Some(glow::NativeTexture(name)))
+    }
+
+    fn import_to(
+        &self,
+        exported: &ExportedTexture,
+        target: Option<glow::Texture>,
+    ) -> Result<GlTexture> {
         check_plain_2d(&exported.info)?;
         if exported.info.handle_type == ExternalHandleType::DmaBuf {
             let buf = exported.to_dma_buf()?;
-            return self.import_dma_buf(&buf, &exported.info.descriptor);
+            return self.import_dma_buf_to(&buf, &exported.info.descriptor, target);
         }
-        self.import_memory_object(exported)
+        self.import_memory_object(exported, target)
     }
 
-    fn import_memory_object(&self, exported: &ExportedTexture) -> Result<GlTexture> {
+    /// A texture name: `target` (an engine's, not ours to delete) or a new one.
+    fn texture_name(&self, target: Option<glow::Texture>) -> Result<(glow::Texture, bool)> {
+        if let Some(t) = target {
+            return Ok((t, false));
+        }
+        // SAFETY: creating a texture on the current context.
+        unsafe { self.shared.gl.create_texture() }
+            .map(|t| (t, true))
+            .map_err(|e| Error::Gl {
+                call: format!("glGenTextures: {e}"),
+                code: 0,
+            })
+    }
+
+    fn import_memory_object(
+        &self,
+        exported: &ExportedTexture,
+        target: Option<glow::Texture>,
+    ) -> Result<GlTexture> {
         let s = &self.shared;
         let info = &exported.info;
         let caps = &s.caps;
@@ -198,16 +245,12 @@ impl GlContext {
             return Err(e);
         }
         let gl = &s.gl;
-        // SAFETY: creating and binding a texture on the current context.
-        let raw = match unsafe { gl.create_texture() } {
+        let (raw, owns_name) = match self.texture_name(target) {
             Ok(t) => t,
             Err(e) => {
                 // SAFETY: the memory object is ours.
                 unsafe { delete(1, &mo) };
-                return Err(Error::Gl {
-                    call: format!("glGenTextures: {e}"),
-                    code: 0,
-                });
+                return Err(e);
             }
         };
         // SAFETY: the texture is bound before its parameters and storage are set; the tiling
@@ -228,6 +271,7 @@ impl GlContext {
         let texture = GlTexture {
             ctx: self.clone(),
             raw,
+            owns_name,
             source: Source::MemoryObject(mo),
             desc: d.clone(),
             read: (fmt.format, fmt.ty),
@@ -245,6 +289,15 @@ impl GlContext {
     /// [`Self::importable_modifiers`]. Single-plane formats; a layout EGL refuses is
     /// [`Error::InvalidDmaBuf`]. The buffer stays the caller's (EGL duplicates what it keeps).
     pub fn import_dma_buf(&self, buf: &DmaBuf, desc: &TextureDescriptor) -> Result<GlTexture> {
+        self.import_dma_buf_to(buf, desc, None)
+    }
+
+    fn import_dma_buf_to(
+        &self,
+        buf: &DmaBuf,
+        desc: &TextureDescriptor,
+        target: Option<glow::Texture>,
+    ) -> Result<GlTexture> {
         let s = &self.shared;
         if !s.caps.dma_buf_import {
             return Err(Error::unsupported(
@@ -351,15 +404,11 @@ impl GlContext {
             ),
         })?;
         let gl = &s.gl;
-        // SAFETY: creating a texture on the current context.
-        let raw = match unsafe { gl.create_texture() } {
+        let (raw, owns_name) = match self.texture_name(target) {
             Ok(t) => t,
             Err(e) => {
                 let _ = api.destroy_image(s.display, image);
-                return Err(Error::Gl {
-                    call: format!("glGenTextures: {e}"),
-                    code: 0,
-                });
+                return Err(e);
             }
         };
         let read = if fmt.swap_rb {
@@ -370,6 +419,7 @@ impl GlContext {
         let texture = GlTexture {
             ctx: self.clone(),
             raw,
+            owns_name,
             source: Source::EglImage(image),
             desc: desc.clone(),
             read,
@@ -412,6 +462,7 @@ impl GlContext {
         let texture = GlTexture {
             ctx: self.clone(),
             raw,
+            owns_name: true,
             source: Source::Own,
             desc: desc.clone(),
             read: (fmt.format, fmt.ty),
