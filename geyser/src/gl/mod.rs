@@ -17,10 +17,12 @@
 //! where its context is current.
 //!
 //! Files: `ext.rs` (entry points glow lacks, loaded through EGL), `egl.rs` (contexts and
-//! caps), `texture.rs`, `sync.rs`, `ipc.rs`.
+//! caps), `import.rs` (memory objects, EGLImages), `texture.rs` (the texture, reads, writes,
+//! DMA-BUF export), `sync.rs`, `ipc.rs`.
 
 mod egl;
 mod ext;
+mod import;
 #[cfg(all(feature = "ipc", any(target_os = "linux", target_os = "android")))]
 mod ipc;
 mod sync;

@@ -11,13 +11,17 @@ use super::peer::{PeerCredentials, PeerPolicy};
 use super::transport::Connection;
 use super::wire::negotiate::{supported_sync_modes, unsupported_sync};
 use super::wire::{FrameId, Hello, Message, Role, SyncMode, MAX_SLOTS};
+use crate::common::TextureUsage;
 use crate::common::{borrow_os_handle, ExportedTexture, OwnedOsHandle, TextureDescriptor};
-use crate::common::{ExportInfo, TextureUsage};
 use crate::vulkan::TransferPath;
 use crate::vulkan::{
     SharedTimelineSemaphore, TimelinePoint, VulkanTexture, VulkanTextureShareManager,
 };
 use crate::{Error, Result};
+
+mod kept;
+pub(crate) use kept::KeptHandles;
+use kept::Pool;
 
 /// How a [`Consumer`] connects.
 #[derive(Clone, Debug)]
@@ -74,14 +78,6 @@ struct Ready {
 
 /// The producer's "frame ready" timeline and our "released" timeline.
 type Timelines = (Arc<SharedTimelineSemaphore>, Arc<SharedTimelineSemaphore>);
-
-/// A `PoolSetup` as received, with the handshake's deadline.
-struct Pool {
-    sync: SyncMode,
-    infos: Vec<ExportInfo>,
-    fds: Vec<OwnedOsHandle>,
-    deadline: Instant,
-}
 
 /// The consuming end of a named endpoint.
 ///
@@ -158,15 +154,6 @@ pub struct Consumer {
     kept: KeptHandles,
 }
 
-/// Handles a consumer keeps besides importing them into Vulkan.
-#[derive(Debug, Default)]
-pub(crate) struct KeptHandles {
-    /// The ring, slot by slot.
-    pub(crate) ring: Vec<ExportedTexture>,
-    /// The producer's "frame ready" timeline (timeline mode).
-    pub(crate) ready: Option<OwnedOsHandle>,
-}
-
 impl std::fmt::Debug for Consumer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Consumer")
@@ -207,18 +194,7 @@ impl Consumer {
         Self::connect_inner(name, manager, options, copier, false)
     }
 
-    /// [`Self::connect_with`], keeping duplicates of the handles it imports
-    /// ([`Self::kept_handles`]) for an endpoint that imports them into another API too.
-    pub(crate) fn connect_keeping_handles(
-        name: &str,
-        manager: Arc<VulkanTextureShareManager>,
-        options: ConsumerOptions,
-    ) -> Result<Consumer> {
-        let own = manager.clone();
-        Self::connect_inner(name, manager, options, &move || Ok(own.clone()), true)
-    }
-
-    fn connect_inner(
+    pub(super) fn connect_inner(
         name: &str,
         manager: Arc<VulkanTextureShareManager>,
         options: ConsumerOptions,
@@ -408,17 +384,6 @@ impl Consumer {
             None
         };
         Ok((textures, timelines))
-    }
-
-    /// The handles kept by [`Self::connect_keeping_handles`] (empty otherwise, and for a
-    /// host-ring consumer, whose frames arrive in its own textures).
-    pub(crate) fn kept_handles(&mut self) -> &mut KeptHandles {
-        &mut self.kept
-    }
-
-    /// Timeline mode: our "released" timeline (exportable: we made it).
-    pub(crate) fn release_timeline(&self) -> Option<&Arc<SharedTimelineSemaphore>> {
-        self.timelines.as_ref().map(|(_, released)| released)
     }
 
     /// How frames reach this consumer: [`TransferPath::Direct`] (the producer's textures,

@@ -212,7 +212,7 @@ impl VulkanTextureShareManager {
         &self,
         format: crate::common::TextureFormat,
     ) -> Vec<super::ModifierSupport> {
-        super::dmabuf::device_modifiers(&self.dev, super::conv::format(format))
+        super::modifier::device_modifiers(&self.dev, super::conv::format(format))
     }
 
     /// The modifiers this device can import `format` with, to hand to an exporter's
@@ -220,7 +220,7 @@ impl VulkanTextureShareManager {
     /// device without `VK_EXT_image_drm_format_modifier` that imports LINEAR DMA-BUFs.
     #[cfg(unix)]
     pub fn importable_modifiers(&self, format: crate::common::TextureFormat) -> Vec<u64> {
-        super::dmabuf::importable_modifiers(&self.dev, format)
+        super::modifier::importable_modifiers(&self.dev, format)
     }
 
     /// Exports a texture as an owned, transferable handle: give it to another context

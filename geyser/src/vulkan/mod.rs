@@ -18,6 +18,8 @@
 //! - `device.rs`: the device a manager works on (created or borrowed), and its queue lock.
 //! - `image.rs`: [`VulkanTexture`] and its access barriers.
 //! - `memory.rs`: exportable images with dedicated memory; export and import.
+//! - `modifier.rs` (Unix): DRM format modifiers: what the device offers, negotiation, images
+//!   tiled LINEAR or by a modifier.
 //! - `dmabuf.rs` (Unix): DMA-BUF and DRM-modifier textures ([`TextureMemory`]), import of
 //!   foreign DMA-BUFs with their plane layout checked.
 //! - `manager.rs`: [`VulkanTextureShareManager`] and its table of exports.
@@ -39,6 +41,8 @@ mod image;
 pub(crate) mod instance;
 mod manager;
 mod memory;
+#[cfg(unix)]
+mod modifier;
 mod options;
 mod os;
 pub(crate) mod recipe;
@@ -54,9 +58,11 @@ pub use caps::{
 };
 pub use cross::{CrossDeviceTransfer, TransferPath, TransferTiming};
 #[cfg(unix)]
-pub use dmabuf::{ModifierSupport, TextureMemory};
+pub use dmabuf::TextureMemory;
 pub use image::{VulkanTexture, SHARED_LAYOUT};
 pub use manager::VulkanTextureShareManager;
+#[cfg(unix)]
+pub use modifier::ModifierSupport;
 pub use options::{ContextOptions, DeviceSelector, Validation};
 pub use submit::{Submitter, TimelinePoint, MAX_POINTS, SUBMIT_TIMEOUT};
 pub use sync::{SharedFence, SharedSemaphore, SharedTimelineSemaphore, SyncHandleType};
