@@ -13,7 +13,7 @@ use geyser::gl::{GlContext, GlSemaphore};
 use geyser::vulkan::{TextureMemory, VulkanTexture, VulkanTextureShareManager};
 use geyser::Error;
 
-use common::{assert_validation_clean, manager, pattern};
+use common::{assert_validation_clean, expected_rgba, foreign_rgba, manager, pattern};
 
 /// Odd sizes: rows whose byte length is no power of two.
 const W: u32 = 67;
@@ -244,29 +244,6 @@ fn render_sampled(gl: &GlContext, tex: &geyser::gl::GlTexture) -> Vec<u8> {
         g.delete_program(program);
     }
     out.read_texels(0, 0, 4, 4).unwrap()
-}
-
-/// A memfd holding `rows` rows of `stride` bytes of RGBA8 texels (x, y, x^y, 255), as a
-/// foreign buffer: Geyser did not make it.
-fn foreign_rgba(width: u32, height: u32, stride: u32, offset: u32) -> std::os::fd::OwnedFd {
-    use std::io::Write;
-    let fd = rustix::fs::memfd_create("test-foreign", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
-    let mut bytes = vec![0u8; (offset + stride * height) as usize];
-    for y in 0..height {
-        for x in 0..width {
-            let o = (offset + y * stride + x * 4) as usize;
-            bytes[o..o + 4].copy_from_slice(&[x as u8, y as u8, (x ^ y) as u8, 255]);
-        }
-    }
-    let mut file = std::fs::File::from(fd);
-    file.write_all(&bytes).unwrap();
-    file.into()
-}
-
-fn expected_rgba(width: u32, height: u32) -> Vec<u8> {
-    (0..height)
-        .flat_map(|y| (0..width).flat_map(move |x| [x as u8, y as u8, (x ^ y) as u8, 255]))
-        .collect()
 }
 
 #[test]

@@ -151,6 +151,7 @@ pub struct Consumer {
     host_ring: Option<HostRing>,
     /// Duplicates of the ring's and the ready timeline's handles, kept for endpoints that
     /// import them into another API as well (GL); empty otherwise.
+    #[cfg_attr(not(feature = "gl"), allow(dead_code))]
     kept: KeptHandles,
 }
 

@@ -228,7 +228,6 @@ fn bind_dma_buf(
     offset: u64,
     imported: bool,
 ) -> Result<VulkanTexture> {
-    let handle = vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT;
     let (reqs, needs_dedicated) = memory::requirements(&dev.device, partial.image);
     let size = file_size(&fd)?;
     if offset % reqs.alignment.max(1) != 0 {
@@ -256,55 +255,77 @@ fn bind_dma_buf(
             reason: format!("{} needs a dedicated allocation for this image, which must start at offset 0 (the plane starts at {offset})", dev.identity.name),
         });
     }
-    let fns = &dev.external_memory;
-    let mut fd_props = vk::MemoryFdPropertiesKHR::default();
-    // SAFETY: `fd` is a live FD we own; the call only inspects it.
-    unsafe { fns.get_memory_fd_properties(handle, fd.as_raw_fd(), &mut fd_props) }
-        .map_err(Error::vk("vkGetMemoryFdPropertiesKHR (DMA-BUF)"))?;
-    let type_index = memory::memory_type(dev, fd_props.memory_type_bits & reqs.memory_type_bits)
-        .ok_or_else(|| {
-            Error::unsupported(
-                "DMA-BUF import",
-                format!(
-                    "no memory type of {} fits both the buffer (bits {:#b}) and the image (bits {:#b})",
-                    dev.identity.name, fd_props.memory_type_bits, reqs.memory_type_bits
-                ),
-            )
-        })?;
     let keep = fd.try_clone()?;
-    let raw = fd.into_raw_fd();
-    let mut import = vk::ImportMemoryFdInfoKHR::default()
-        .handle_type(handle)
-        .fd(raw);
-    let mut dedicated_info = vk::MemoryDedicatedAllocateInfo::default().image(partial.image);
     // A dedicated allocation is exactly the image's size (the buffer may be larger); a
     // shared one spans the buffer, the image bound at `offset`.
-    let alloc_size = if dedicated { reqs.size } else { size };
-    let mut alloc = vk::MemoryAllocateInfo::default()
-        .allocation_size(alloc_size)
-        .memory_type_index(type_index)
-        .push_next(&mut import);
-    if dedicated {
-        alloc = alloc.push_next(&mut dedicated_info);
-    }
-    // SAFETY: valid chain of locals; `raw` is an FD we own, of a DMA-BUF (or a memfd the
-    // driver maps as one), covering `size` bytes.
-    match unsafe { dev.device.allocate_memory(&alloc, None) } {
-        Ok(mem) => partial.set_memory(mem),
-        Err(e) => {
-            // SAFETY: a failed import leaves the FD with us; close it.
-            drop(unsafe { OwnedFd::from_raw_fd(raw) });
-            return Err(Error::vk("vkAllocateMemory (DMA-BUF import)")(e));
-        }
-    }
+    let (alloc_size, dedicated_image) = if dedicated {
+        (reqs.size, Some(partial.image))
+    } else {
+        (size, None)
+    };
+    let (mem, type_index) =
+        import_memory(dev, fd, alloc_size, reqs.memory_type_bits, dedicated_image)?;
+    partial.set_memory(mem);
     info.allocation_size = size;
     info.memory_type_index = type_index;
     info.dedicated = dedicated;
     memory::finish(dev, partial, (params, offset), info, imported, Some(keep))
 }
 
+/// Imports `fd` (a DMA-BUF, or a memfd the driver maps as one) as `size` bytes of memory of a
+/// type allowed by `type_bits` and by the FD, dedicated to `dedicated` when given. Vulkan owns
+/// the FD on success; it is closed here otherwise. Returns the memory and its type.
+pub(super) fn import_memory(
+    dev: &SharedDevice,
+    fd: OwnedFd,
+    size: u64,
+    type_bits: u32,
+    dedicated: Option<vk::Image>,
+) -> Result<(vk::DeviceMemory, u32)> {
+    let handle = vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT;
+    let mut fd_props = vk::MemoryFdPropertiesKHR::default();
+    // SAFETY: `fd` is a live FD we own; the call only inspects it.
+    unsafe {
+        dev.external_memory
+            .get_memory_fd_properties(handle, fd.as_raw_fd(), &mut fd_props)
+    }
+    .map_err(Error::vk("vkGetMemoryFdPropertiesKHR (DMA-BUF)"))?;
+    let type_index = memory::memory_type(dev, fd_props.memory_type_bits & type_bits)
+        .ok_or_else(|| {
+            Error::unsupported(
+                "DMA-BUF import",
+                format!(
+                    "no memory type of {} fits both the buffer (bits {:#b}) and the image (bits {type_bits:#b})",
+                    dev.identity.name, fd_props.memory_type_bits
+                ),
+            )
+        })?;
+    let raw = fd.into_raw_fd();
+    let mut import = vk::ImportMemoryFdInfoKHR::default()
+        .handle_type(handle)
+        .fd(raw);
+    let mut dedicated_info = vk::MemoryDedicatedAllocateInfo::default();
+    let mut alloc = vk::MemoryAllocateInfo::default()
+        .allocation_size(size)
+        .memory_type_index(type_index)
+        .push_next(&mut import);
+    if let Some(image) = dedicated {
+        dedicated_info = dedicated_info.image(image);
+        alloc = alloc.push_next(&mut dedicated_info);
+    }
+    // SAFETY: valid chain of locals; `raw` is an FD we own covering at least `size` bytes.
+    match unsafe { dev.device.allocate_memory(&alloc, None) } {
+        Ok(mem) => Ok((mem, type_index)),
+        Err(e) => {
+            // SAFETY: a failed import leaves the FD with us; close it.
+            drop(unsafe { OwnedFd::from_raw_fd(raw) });
+            Err(Error::vk("vkAllocateMemory (DMA-BUF import)")(e))
+        }
+    }
+}
+
 /// `lseek(fd, 0, SEEK_END)`: the size DMA-BUF importers take.
-fn file_size(fd: &OwnedFd) -> Result<u64> {
+pub(super) fn file_size(fd: &OwnedFd) -> Result<u64> {
     use std::io::Seek;
     let mut file = std::fs::File::from(fd.try_clone()?);
     let size = file.seek(std::io::SeekFrom::End(0))?;

@@ -205,6 +205,18 @@ impl VulkanTextureShareManager {
         super::dmabuf::import_dma_buf(&self.dev, buf, desc)
     }
 
+    /// Imports a two-plane 4:2:0 DMA-BUF (NV12, P010: a decoder's or camera's frame; planes
+    /// in one buffer or one buffer each) as a multi-planar image with `usages`. The layout is
+    /// checked like [`Self::import_dma_buf`]'s. The buffer stays the caller's.
+    #[cfg(unix)]
+    pub fn import_dma_buf_planar(
+        &self,
+        buf: &crate::common::DmaBuf,
+        usages: &[crate::common::TextureUsage],
+    ) -> Result<super::PlanarTexture> {
+        super::planar::import_planar(&self.dev, buf, usages, true)
+    }
+
     /// The DRM format modifiers this device offers for `format`
     /// (`VK_EXT_image_drm_format_modifier`; empty without it).
     #[cfg(unix)]

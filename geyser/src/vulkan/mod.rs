@@ -22,6 +22,7 @@
 //!   tiled LINEAR or by a modifier.
 //! - `dmabuf.rs` (Unix): DMA-BUF and DRM-modifier textures ([`TextureMemory`]), import of
 //!   foreign DMA-BUFs with their plane layout checked.
+//! - `planar.rs` (Unix): NV12/P010 DMA-BUFs as multi-planar images ([`PlanarTexture`]).
 //! - `manager.rs`: [`VulkanTextureShareManager`] and its table of exports.
 //! - `sync.rs`: shared semaphores and fences ([`SharedTimelineSemaphore`] and the others).
 //! - `submit.rs`: [`Submitter`] and [`TimelinePoint`].
@@ -45,6 +46,8 @@ mod memory;
 mod modifier;
 mod options;
 mod os;
+#[cfg(unix)]
+mod planar;
 pub(crate) mod recipe;
 mod submit;
 mod sync;
@@ -64,6 +67,8 @@ pub use manager::VulkanTextureShareManager;
 #[cfg(unix)]
 pub use modifier::ModifierSupport;
 pub use options::{ContextOptions, DeviceSelector, Validation};
+#[cfg(unix)]
+pub use planar::{planar_format, PlanarTexture};
 pub use submit::{Submitter, TimelinePoint, MAX_POINTS, SUBMIT_TIMEOUT};
 pub use sync::{SharedFence, SharedSemaphore, SharedTimelineSemaphore, SyncHandleType};
 pub use transfer::{aspect_size, record_copy, CopyDirection, StagingBuffer};

@@ -24,7 +24,8 @@ const WANTED_FEATURES: wgpu::Features = wgpu::Features::TEXTURE_FORMAT_16BIT_NOR
     .union(wgpu::Features::DEPTH32FLOAT_STENCIL8)
     .union(wgpu::Features::BGRA8UNORM_STORAGE)
     .union(wgpu::Features::TEXTURE_ADAPTER_SPECIFIC_FORMAT_FEATURES)
-    .union(wgpu::Features::FLOAT32_FILTERABLE);
+    .union(wgpu::Features::FLOAT32_FILTERABLE)
+    .union(wgpu::Features::VULKAN_EXTERNAL_MEMORY_DMA_BUF);
 
 /// Shares textures on one wgpu device (Vulkan backend). `Send + Sync`.
 ///
