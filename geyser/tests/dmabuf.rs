@@ -218,3 +218,88 @@ mod wgpu_import {
         assert_validation_clean();
     }
 }
+
+/// The GPU machine (scripts/device/issue20.sh): textures laid out by a DRM format modifier,
+/// exported by one VkDevice and imported by another — over an opaque FD with modifier tiling,
+/// and as a DMA-BUF where the driver exports them — each negotiated against the importer's
+/// modifiers, pixel-verified, with one `RESULT` line per case.
+#[test]
+#[ignore = "needs VK_EXT_image_drm_format_modifier (a GPU driver); scripts/device/issue20.sh runs it"]
+fn drm_modifier_textures_cross_two_vk_devices() {
+    use geyser::common::{modifier_name, TextureAspect, TextureDescriptor, TextureFormat};
+    use geyser::vulkan::TextureMemory;
+    let (a, b) = (manager(), manager());
+    assert!(
+        a.caps().unwrap().drm_format_modifiers,
+        "{} has no VK_EXT_image_drm_format_modifier",
+        a.identity().name
+    );
+    let mut verified = 0;
+    for format in [
+        TextureFormat::Rgba8Unorm,
+        TextureFormat::Bgra8Unorm,
+        TextureFormat::Rgba16Float,
+    ] {
+        let desc = TextureDescriptor::new(
+            1920,
+            1080,
+            format,
+            &[
+                TextureUsage::CopySrc,
+                TextureUsage::CopyDst,
+                TextureUsage::TextureBinding,
+            ],
+        );
+        let offered = a.drm_modifiers(format).len();
+        let importer = b.importable_modifiers(format);
+        for (kind, memory) in [
+            (
+                "opaque-fd+modifier",
+                TextureMemory::OpaqueModifier {
+                    modifiers: importer.clone(),
+                },
+            ),
+            (
+                "dma-buf",
+                TextureMemory::DmaBuf {
+                    modifiers: importer.clone(),
+                },
+            ),
+        ] {
+            let texture = match a.create_texture_in(&desc, &Default::default(), &memory) {
+                Ok(t) => t,
+                Err(e) => {
+                    println!("RESULT modifiers {format} {kind}: unsupported ({e})");
+                    continue;
+                }
+            };
+            let bytes = common::pattern(
+                format,
+                TextureAspect::Color,
+                (1920 * 1080 * format.block_bytes()) as usize,
+                9,
+            );
+            a.write_texture(&texture, TextureAspect::Color, &bytes)
+                .unwrap();
+            let exported = a.export(&texture).unwrap();
+            let geyser::common::MemoryLayout::DrmModifier(chosen) = exported.info.layout else {
+                panic!("{kind}: no modifier in the export")
+            };
+            let imported = b
+                .import(exported.try_clone().unwrap())
+                .unwrap_or_else(|e| panic!("{format} {kind}: {e}"));
+            let same = b.read_texture(&imported, TextureAspect::Color).unwrap() == bytes;
+            println!(
+                "RESULT modifiers {format} {kind}: modifier {} of {offered} offered, {} plane(s) {:?}, imported on a second VkDevice: {}",
+                modifier_name(chosen),
+                exported.info.planes.len(),
+                exported.info.planes,
+                if same { "verified" } else { "MISMATCH" }
+            );
+            assert!(same, "{format} {kind}");
+            verified += 1;
+        }
+    }
+    assert!(verified > 0, "no modifier-tiled texture could be made");
+    assert_validation_clean();
+}

@@ -425,3 +425,83 @@ fn gl_refuses_memory_of_another_device_and_unsupported_paths_by_type() {
     }
     assert_validation_clean();
 }
+
+/// The GPU machine (scripts/device/issue20.sh): GL textures exported as DMA-BUFs
+/// (`EGL_MESA_image_dma_buf_export`) and imported into Vulkan, pixel-verified.
+#[test]
+#[ignore = "needs EGL_MESA_image_dma_buf_export and a Vulkan device that imports DMA-BUFs; scripts/device/issue20.sh runs it"]
+fn gl_textures_exported_as_dma_bufs_import_into_vulkan() {
+    let m = manager();
+    let gl = gl();
+    let desc = TextureDescriptor::new(W, H, TextureFormat::Rgba8Unorm, &usages());
+    let tex = gl.create_texture(&desc).unwrap();
+    let want = pattern(desc.format, TextureAspect::Color, (W * H * 4) as usize, 5);
+    tex.upload(&want).unwrap();
+    gl.finish_all();
+    let buf = tex.export_dma_buf().expect("EGL_MESA_image_dma_buf_export");
+    println!(
+        "RESULT gl-export {} modifier {} planes {:?}",
+        buf.fourcc(),
+        geyser::common::modifier_name(u64::from(buf.modifier())),
+        buf.layouts()
+    );
+    let texture = m
+        .import_dma_buf(&buf, &desc)
+        .expect("Vulkan import of GL's DMA-BUF");
+    let got = m.read_texture(&texture, TextureAspect::Color).unwrap();
+    println!(
+        "RESULT gl-export-to-vulkan {}",
+        if got == want { "verified" } else { "MISMATCH" }
+    );
+    assert_eq!(got, want);
+    assert_validation_clean();
+}
+
+/// The GPU machine: Vulkan and GL hand a texture back and forth on the GPU through one shared
+/// timeline semaphore (`GL_EXT_semaphore_fd` + `GL_NV_timeline_semaphore`): Vulkan writes
+/// frame n and signals 2n+1, GL waits for it, reads the frame and signals 2n+2, Vulkan's next
+/// write waits for that. 200 frames, each checked in GL.
+#[test]
+#[ignore = "needs GL_EXT_semaphore_fd + GL_NV_timeline_semaphore and exportable timelines (NVIDIA); scripts/device/issue20.sh runs it"]
+fn vulkan_and_gl_hand_frames_over_with_a_shared_timeline() {
+    use geyser::vulkan::{SharedTimelineSemaphore, TimelinePoint};
+    use geyser_harness::pattern::{expected_texel, frame_word, PatternWriter};
+    use std::sync::Arc;
+    let m = manager();
+    let gl = gl();
+    assert!(
+        GlSemaphore::supported(&gl, true),
+        "GL has no timeline semaphores: {:?}",
+        gl.caps()
+    );
+    let desc = TextureDescriptor::new(256, 128, TextureFormat::Rgba8Unorm, &usages());
+    let texture = m.create_texture(&desc).unwrap();
+    let tex = gl.import(&m.export(&texture).unwrap()).unwrap();
+    let timeline = Arc::new(SharedTimelineSemaphore::new(&m, 0).unwrap());
+    let gl_sem = GlSemaphore::import(&gl, timeline.export().unwrap(), true).unwrap();
+    let writer = PatternWriter::new(&m, desc.tight_size()).unwrap();
+    let point = |value| TimelinePoint {
+        semaphore: timeline.clone(),
+        value,
+    };
+    for n in 0..200u64 {
+        let waits: Vec<_> = (n > 0).then(|| point(2 * n)).into_iter().collect();
+        writer
+            .write_synced(&texture, n, &waits, &[point(2 * n + 1)], false)
+            .unwrap();
+        gl_sem.wait(Some(2 * n + 1), &[&tex]).unwrap();
+        let got = tex.read_texels(17, 33, 1, 1).unwrap();
+        let index = 33 * 256 + 17;
+        assert!(
+            expected_texel(frame_word(n), index, 4).eq(got.iter().copied()),
+            "frame {n}: {got:?}"
+        );
+        gl_sem.signal(Some(2 * n + 2), &[&tex]).unwrap();
+    }
+    timeline
+        .wait(400, std::time::Duration::from_secs(10))
+        .unwrap();
+    writer.finish().unwrap();
+    println!("RESULT gl-timeline-handoff 200 frames verified");
+    assert_validation_clean();
+}
