@@ -12,7 +12,9 @@
 
 use clap::Parser;
 use geyser::gl::GlContext;
-use geyser_harness::args::ConsumerArgs;
+use std::time::Duration;
+
+use geyser_harness::args::{retry_not_found, ConsumerArgs};
 use geyser_harness::gl_demo::run_gl_consumer;
 use geyser_harness::report::result_line;
 
@@ -50,18 +52,21 @@ fn run(args: &Args) -> geyser::Result<bool> {
         caps.semaphore_fd
     );
     let c = &args.consumer;
-    let report = run_gl_consumer(
-        &gl,
-        &c.name,
-        c.options()?,
-        c.frames,
-        c.idle_timeout(),
-        |r| {
-            if r.frames == 1 {
-                println!("first frame received as a GL texture");
-            }
-        },
-    )?;
+    // The producer may still be starting: retry while its endpoint is not there.
+    let report = retry_not_found(Duration::from_secs(30), || {
+        run_gl_consumer(
+            &gl,
+            &c.name,
+            c.options()?,
+            c.frames,
+            c.idle_timeout(),
+            |r| {
+                if r.frames == 1 {
+                    println!("first frame received as a GL texture");
+                }
+            },
+        )
+    })?;
     println!("GL received {} (path {})", report.summary(), report.path);
     println!("{}", result_line(&report));
     Ok(report.passed())
