@@ -19,10 +19,14 @@ use geyser::common::{DmaBuf, DrmFourcc, DrmModifier, TextureUsage};
 use geyser::Error;
 
 fn memfd(bytes: &[u8]) -> OwnedFd {
-    let fd = rustix::fs::memfd_create("test-foreign", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+    let fd = rustix::fs::memfd_create(
+        "test-foreign",
+        rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING,
+    )
+    .unwrap();
     let mut file = std::fs::File::from(fd);
     file.write_all(bytes).unwrap();
-    file.into()
+    common::seal(file.into())
 }
 
 /// A 4:2:0 frame of `bpc` bytes per component: luma rows of `w` texels, then chroma rows of

@@ -335,6 +335,26 @@ fn bad_plane_layouts_are_typed_errors_in_vulkan_and_gl() {
             );
         }
     }
+    // A memfd a peer could still truncate under the importer (no F_SEAL_SHRINK).
+    let loose = {
+        use std::io::Write;
+        let fd = rustix::fs::memfd_create("unsealed", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        let mut f = std::fs::File::from(fd);
+        f.write_all(&expected_rgba(w, h)).unwrap();
+        DmaBuf::builder(w, h, DrmFourcc::Abgr8888, DrmModifier::Linear)
+            .add_plane(f.into(), 0, 0, w * 4)
+            .build()
+            .unwrap()
+    };
+    for (side, result) in [
+        ("Vulkan", m.import_dma_buf(&loose, &desc).err()),
+        ("GL", gl.import_dma_buf(&loose, &desc).err()),
+    ] {
+        assert!(
+            matches!(&result, Some(Error::InvalidDmaBuf { reason, .. }) if reason.contains("F_SEAL_SHRINK")),
+            "{side}, unsealed memfd: {result:?}"
+        );
+    }
     // A tiled modifier neither lavapipe (no modifier extension) nor llvmpipe's EGL offers.
     let tiled = one(256, 0, 256, DrmModifier::from(0x0100_0000_0000_0001));
     assert!(matches!(

@@ -258,6 +258,7 @@ impl GlContext {
             ));
         }
         buf.check_layout()?;
+        crate::vulkan::check_sealed(buf)?;
         let modifier = u64::from(buf.modifier());
         let explicit = buf.modifier() != DrmModifier::Invalid;
         if explicit && modifier != DRM_FORMAT_MOD_LINEAR {

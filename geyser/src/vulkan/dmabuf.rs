@@ -324,6 +324,23 @@ pub(super) fn import_memory(
     }
 }
 
+/// Refuses a memfd that is not sealed against shrinking among `buf`'s planes: drivers that
+/// import a DMA-BUF by mapping it (lavapipe, llvmpipe) would fault (SIGBUS) if the peer that
+/// sent it truncated it later. Real dma-bufs cannot be resized (they have no seals at all).
+pub(crate) fn check_sealed(buf: &DmaBuf) -> Result<()> {
+    for (i, plane) in buf.planes().iter().enumerate() {
+        if let Ok(seals) = rustix::fs::fcntl_get_seals(&plane.fd) {
+            if !seals.contains(rustix::fs::SealFlags::SHRINK) {
+                return Err(Error::InvalidDmaBuf {
+                    plane: Some(i),
+                    reason: "the FD is a memfd not sealed against shrinking (F_SEAL_SHRINK): whoever holds it could truncate it under the importer; seal it first".into(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `lseek(fd, 0, SEEK_END)`: the size DMA-BUF importers take.
 pub(super) fn file_size(fd: &OwnedFd) -> Result<u64> {
     use std::io::Seek;
@@ -365,6 +382,7 @@ pub(crate) fn import_dma_buf(
         ));
     }
     buf.check_layout()?;
+    check_sealed(buf)?;
     let info = ExportInfo {
         descriptor: desc.clone(),
         extent: TextureExtent::default(),
@@ -389,6 +407,15 @@ pub(crate) fn import_export(
     fd: OwnedFd,
 ) -> Result<VulkanTexture> {
     if info.handle_type == ExternalHandleType::DmaBuf {
+        if let Ok(seals) = rustix::fs::fcntl_get_seals(&fd) {
+            if !seals.contains(rustix::fs::SealFlags::SHRINK) {
+                return Err(Error::InvalidDmaBuf {
+                    plane: Some(0),
+                    reason: "the export is a memfd not sealed against shrinking (F_SEAL_SHRINK)"
+                        .into(),
+                });
+            }
+        }
         return import_layout(dev, info, fd);
     }
     // An opaque FD with modifier tiling: the exporter's allocation, explicit layout.

@@ -61,6 +61,8 @@ pub use caps::{
 };
 pub use cross::{CrossDeviceTransfer, TransferPath, TransferTiming};
 #[cfg(unix)]
+pub(crate) use dmabuf::check_sealed;
+#[cfg(unix)]
 pub use dmabuf::TextureMemory;
 pub use image::{VulkanTexture, SHARED_LAYOUT};
 pub use manager::VulkanTextureShareManager;

@@ -218,6 +218,7 @@ pub(crate) fn import_planar(
         )
     })?;
     buf.check_layout()?;
+    super::dmabuf::check_sealed(buf)?;
     if buf.planes().len() != 2 {
         return Err(Error::InvalidDmaBuf {
             plane: None,

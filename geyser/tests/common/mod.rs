@@ -89,7 +89,11 @@ pub fn same_texels(format: TextureFormat, aspect: TextureAspect, want: &[u8], go
 #[cfg(target_os = "linux")]
 pub fn foreign_rgba(width: u32, height: u32, stride: u32, offset: u32) -> std::os::fd::OwnedFd {
     use std::io::Write;
-    let fd = rustix::fs::memfd_create("test-foreign", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+    let fd = rustix::fs::memfd_create(
+        "test-foreign",
+        rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING,
+    )
+    .unwrap();
     let mut bytes = vec![0u8; (offset + stride * height) as usize];
     for y in 0..height {
         for x in 0..width {
@@ -99,7 +103,7 @@ pub fn foreign_rgba(width: u32, height: u32, stride: u32, offset: u32) -> std::o
     }
     let mut file = std::fs::File::from(fd);
     file.write_all(&bytes).unwrap();
-    file.into()
+    seal(file.into())
 }
 
 /// The texels of [`foreign_rgba`], tightly packed.
@@ -107,4 +111,13 @@ pub fn expected_rgba(width: u32, height: u32) -> Vec<u8> {
     (0..height)
         .flat_map(|y| (0..width).flat_map(move |x| [x as u8, y as u8, (x ^ y) as u8, 255]))
         .collect()
+}
+
+/// Seals a memfd against resizing, as Geyser requires of memfds passed as DMA-BUFs.
+#[cfg(target_os = "linux")]
+pub fn seal(fd: std::os::fd::OwnedFd) -> std::os::fd::OwnedFd {
+    use rustix::fs::SealFlags;
+    rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)
+        .unwrap();
+    fd
 }
