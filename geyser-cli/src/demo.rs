@@ -143,7 +143,7 @@ pub fn produce(args: &DemoArgs) -> geyser::Result<()> {
             sync: parse_sync(&args.sync)?,
             max_consumers: Some(args.consumers.max(1)),
             host_rings: args.host_rings.parse()?,
-            #[cfg(unix)]
+            #[cfg(any(target_os = "linux", target_os = "android"))]
             ring_memory: geyser_harness::args::parse_memory(&args.memory)?,
             ..Default::default()
         },

@@ -90,7 +90,7 @@ pub struct ProducerArgs {
 }
 
 /// Parses a ring memory name: `opaque`, `dma-buf`, `host-dma-buf`.
-#[cfg(unix)]
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub fn parse_memory(s: &str) -> Result<geyser::vulkan::TextureMemory> {
     use geyser::vulkan::TextureMemory;
     match s.to_ascii_lowercase().as_str() {
@@ -132,7 +132,7 @@ impl ProducerArgs {
                 max_consumers: Some(self.slots.saturating_sub(1).max(self.wait)),
                 peer_policy: self.policy.parse()?,
                 trusted: self.trust.parse()?,
-                #[cfg(unix)]
+                #[cfg(any(target_os = "linux", target_os = "android"))]
                 ring_memory: parse_memory(&self.memory)?,
                 ..Default::default()
             },

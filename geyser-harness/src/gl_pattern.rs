@@ -22,7 +22,7 @@ impl GlPatternWriter {
         let d = texture.descriptor();
         let bpp = d.format.block_bytes();
         let word = frame_word(frame);
-        if bpp % 4 == 0 {
+        if bpp.is_multiple_of(4) {
             let texel: Vec<u8> = expected_texel(word, 0, bpp).collect();
             return texture.clear(&texel);
         }

@@ -41,7 +41,7 @@
 #![warn(missing_docs)]
 
 pub mod common;
-#[cfg(all(feature = "gl", unix))]
+#[cfg(all(feature = "gl", any(target_os = "linux", target_os = "android")))]
 pub mod gl;
 #[cfg(all(
     feature = "ipc",

@@ -230,6 +230,7 @@ impl DmaBufBuilder {
 
 /// Whether a modifier may add planes of its own (compression metadata) beyond the format's:
 /// every modifier except LINEAR and INVALID may, so plane counts are only checked for those.
+#[cfg(unix)]
 fn has_aux_planes(modifier: DrmModifier) -> bool {
     !matches!(modifier, DrmModifier::Linear | DrmModifier::Invalid)
 }

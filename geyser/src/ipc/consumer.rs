@@ -151,7 +151,10 @@ pub struct Consumer {
     host_ring: Option<HostRing>,
     /// Duplicates of the ring's and the ready timeline's handles, kept for endpoints that
     /// import them into another API as well (GL); empty otherwise.
-    #[cfg_attr(not(feature = "gl"), allow(dead_code))]
+    #[cfg_attr(
+        not(all(feature = "gl", any(target_os = "linux", target_os = "android"))),
+        allow(dead_code)
+    )]
     kept: KeptHandles,
 }
 
@@ -365,7 +368,7 @@ impl Consumer {
                         .into_iter()
                         .next()
                         .ok_or_else(|| Error::Protocol("SyncSetup without its FD".into()))?;
-                    if let Some(kept) = keep.as_deref_mut() {
+                    if let Some(kept) = keep {
                         kept.ready = Some(fd.try_clone()?);
                     }
                     SharedTimelineSemaphore::import(manager, fd)?

@@ -84,7 +84,7 @@ pub struct ProducerOptions {
     pub host_rings: HostRingSharing,
     /// What memory the ring's textures get (default [`crate::vulkan::TextureMemory::Opaque`]):
     /// a DMA-BUF ring serves consumers that import DMA-BUFs (EGL, other APIs) directly.
-    #[cfg(unix)]
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     pub ring_memory: crate::vulkan::TextureMemory,
 }
 
@@ -107,7 +107,7 @@ impl Default for ProducerOptions {
             max_pending_per_user: 8,
             host_ring_consumers: true,
             host_rings: HostRingSharing::Auto,
-            #[cfg(unix)]
+            #[cfg(any(target_os = "linux", target_os = "android"))]
             ring_memory: crate::vulkan::TextureMemory::Opaque,
         }
     }
@@ -251,9 +251,9 @@ impl Producer {
         for i in 0..options.slots {
             let mut d = desc.clone();
             d.label = Some(format!("{}[{i}]", desc.label.as_deref().unwrap_or(name)));
-            #[cfg(unix)]
+            #[cfg(any(target_os = "linux", target_os = "android"))]
             let t = manager.create_texture_in(&d, &Default::default(), &options.ring_memory)?;
-            #[cfg(not(unix))]
+            #[cfg(not(any(target_os = "linux", target_os = "android")))]
             let t = manager.create_texture(&d)?;
             exports.push(manager.export(&t)?);
             textures.push(t);

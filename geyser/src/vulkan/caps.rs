@@ -371,6 +371,7 @@ pub(crate) enum ShareSupport {
 
 /// How an image's texels are laid out, for support queries and image creation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
 pub(crate) enum Tiling {
     /// `VK_IMAGE_TILING_OPTIMAL`.
     Optimal,

@@ -230,7 +230,7 @@ fn bind_dma_buf(
 ) -> Result<VulkanTexture> {
     let (reqs, needs_dedicated) = memory::requirements(&dev.device, partial.image);
     let size = file_size(&fd)?;
-    if offset % reqs.alignment.max(1) != 0 {
+    if !offset.is_multiple_of(reqs.alignment.max(1)) {
         return Err(Error::InvalidDmaBuf {
             plane: Some(0),
             reason: format!(

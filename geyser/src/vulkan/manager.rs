@@ -178,7 +178,7 @@ impl VulkanTextureShareManager {
     /// an opaque FD with modifier tiling, host memory imported as a DMA-BUF, or the default
     /// opaque FD. Checked like [`Self::create_texture_with`]; [`Error::Unsupported`] when the
     /// device cannot make this kind of memory for the format and usages.
-    #[cfg(unix)]
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     pub fn create_texture_in(
         &self,
         desc: &TextureDescriptor,
@@ -196,7 +196,7 @@ impl VulkanTextureShareManager {
     /// checked first (against the buffer's size, the format, and what this device can bind),
     /// and a layout the device cannot take is [`Error::InvalidDmaBuf`]. The buffer's FD is
     /// duplicated, the [`crate::common::DmaBuf`] stays the caller's.
-    #[cfg(unix)]
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     pub fn import_dma_buf(
         &self,
         buf: &crate::common::DmaBuf,
@@ -208,7 +208,7 @@ impl VulkanTextureShareManager {
     /// Imports a two-plane 4:2:0 DMA-BUF (NV12, P010: a decoder's or camera's frame; planes
     /// in one buffer or one buffer each) as a multi-planar image with `usages`. The layout is
     /// checked like [`Self::import_dma_buf`]'s. The buffer stays the caller's.
-    #[cfg(unix)]
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     pub fn import_dma_buf_planar(
         &self,
         buf: &crate::common::DmaBuf,
@@ -219,7 +219,7 @@ impl VulkanTextureShareManager {
 
     /// The DRM format modifiers this device offers for `format`
     /// (`VK_EXT_image_drm_format_modifier`; empty without it).
-    #[cfg(unix)]
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     pub fn drm_modifiers(
         &self,
         format: crate::common::TextureFormat,
@@ -230,7 +230,7 @@ impl VulkanTextureShareManager {
     /// The modifiers this device can import `format` with, to hand to an exporter's
     /// negotiation ([`super::TextureMemory::DmaBuf`]): its modifiers, or LINEAR alone on a
     /// device without `VK_EXT_image_drm_format_modifier` that imports LINEAR DMA-BUFs.
-    #[cfg(unix)]
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     pub fn importable_modifiers(&self, format: crate::common::TextureFormat) -> Vec<u64> {
         super::modifier::importable_modifiers(&self.dev, format)
     }

@@ -45,6 +45,7 @@ impl Drop for Partial<'_> {
 
 impl<'a> Partial<'a> {
     /// Takes ownership of an image the caller just created on `device` (counted live here).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     pub(super) fn from_image(device: &'a ash::Device, image: vk::Image) -> Self {
         LIVE_IMAGES.fetch_add(1, Ordering::Relaxed);
         Partial {
@@ -55,6 +56,7 @@ impl<'a> Partial<'a> {
     }
 
     /// Records that `memory` (allocated or imported on the device) belongs to the image.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     pub(super) fn set_memory(&mut self, memory: vk::DeviceMemory) {
         LIVE_MEMORIES.fetch_add(1, Ordering::Relaxed);
         self.memory = memory;
@@ -314,7 +316,7 @@ pub(crate) fn import(
 ) -> Result<VulkanTexture> {
     let (info, handle) = exported.into_parts();
     check_importable(dev, &info, desc)?;
-    #[cfg(unix)]
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     if info.handle_type == ExternalHandleType::DmaBuf
         || matches!(info.layout, MemoryLayout::DrmModifier(_))
     {

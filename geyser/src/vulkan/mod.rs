@@ -18,11 +18,12 @@
 //! - `device.rs`: the device a manager works on (created or borrowed), and its queue lock.
 //! - `image.rs`: [`VulkanTexture`] and its access barriers.
 //! - `memory.rs`: exportable images with dedicated memory; export and import.
-//! - `modifier.rs` (Unix): DRM format modifiers: what the device offers, negotiation, images
-//!   tiled LINEAR or by a modifier.
-//! - `dmabuf.rs` (Unix): DMA-BUF and DRM-modifier textures ([`TextureMemory`]), import of
-//!   foreign DMA-BUFs with their plane layout checked.
-//! - `planar.rs` (Unix): NV12/P010 DMA-BUFs as multi-planar images ([`PlanarTexture`]).
+//! - `modifier.rs` (Linux, Android): DRM format modifiers: what the device offers,
+//!   negotiation, images tiled LINEAR or by a modifier.
+//! - `dmabuf.rs` (Linux, Android): DMA-BUF and DRM-modifier textures ([`TextureMemory`]),
+//!   import of foreign DMA-BUFs with their plane layout checked.
+//! - `planar.rs` (Linux, Android): NV12/P010 DMA-BUFs as multi-planar images
+//!   ([`PlanarTexture`]).
 //! - `manager.rs`: [`VulkanTextureShareManager`] and its table of exports.
 //! - `sync.rs`: shared semaphores and fences ([`SharedTimelineSemaphore`] and the others).
 //! - `submit.rs`: [`Submitter`] and [`TimelinePoint`].
@@ -36,17 +37,17 @@ pub mod conv;
 mod cross;
 pub(crate) mod device;
 pub mod diagnostics;
-#[cfg(unix)]
+#[cfg(any(target_os = "linux", target_os = "android"))]
 mod dmabuf;
 mod image;
 pub(crate) mod instance;
 mod manager;
 mod memory;
-#[cfg(unix)]
+#[cfg(any(target_os = "linux", target_os = "android"))]
 mod modifier;
 mod options;
 mod os;
-#[cfg(unix)]
+#[cfg(any(target_os = "linux", target_os = "android"))]
 mod planar;
 pub(crate) mod recipe;
 mod submit;
@@ -60,16 +61,16 @@ pub use caps::{
     MemoryExposure, SyncExportCaps,
 };
 pub use cross::{CrossDeviceTransfer, TransferPath, TransferTiming};
-#[cfg(unix)]
+#[cfg(all(feature = "gl", any(target_os = "linux", target_os = "android")))]
 pub(crate) use dmabuf::check_sealed;
-#[cfg(unix)]
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub use dmabuf::TextureMemory;
 pub use image::{VulkanTexture, SHARED_LAYOUT};
 pub use manager::VulkanTextureShareManager;
-#[cfg(unix)]
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub use modifier::ModifierSupport;
 pub use options::{ContextOptions, DeviceSelector, Validation};
-#[cfg(unix)]
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub use planar::{planar_format, PlanarTexture};
 pub use submit::{Submitter, TimelinePoint, MAX_POINTS, SUBMIT_TIMEOUT};
 pub use sync::{SharedFence, SharedSemaphore, SharedTimelineSemaphore, SyncHandleType};

@@ -400,7 +400,7 @@ fn bind(
         unsafe { dev.device.get_image_memory_requirements2(&info, &mut reqs) };
         let reqs = reqs.memory_requirements;
         let size = file_size(&b.fd)?;
-        if b.offset % reqs.alignment.max(1) != 0 || b.offset + reqs.size > size {
+        if !b.offset.is_multiple_of(reqs.alignment.max(1)) || b.offset + reqs.size > size {
             return Err(Error::InvalidDmaBuf {
                 plane: Some(i),
                 reason: format!(

@@ -30,7 +30,7 @@
 //! wgpu owns queue 0 of the device; Geyser submits nothing to it except through wgpu.
 
 mod conv;
-#[cfg(unix)]
+#[cfg(any(target_os = "linux", target_os = "android"))]
 mod dmabuf;
 mod manager;
 mod texture;

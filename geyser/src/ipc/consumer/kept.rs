@@ -28,7 +28,10 @@ pub(super) struct Pool {
     pub(super) deadline: Instant,
 }
 
-#[cfg_attr(not(feature = "gl"), allow(dead_code))]
+#[cfg_attr(
+    not(all(feature = "gl", any(target_os = "linux", target_os = "android"))),
+    allow(dead_code)
+)]
 impl Consumer {
     /// [`Self::connect_with`], keeping duplicates of the handles it imports
     /// ([`Self::kept_handles`]) for an endpoint that imports them into another API too.
