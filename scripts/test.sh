@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Runs every Geyser test on this machine, the way CI does: installs the Vulkan loader, Mesa's
-# lavapipe and the validation layers, GStreamer and PipeWire, Xvfb and the X client libraries,
-# Python 3 with venv and headers (the Python package), when missing (needs root or sudo;
-# otherwise prints the command), then runs the workspace tests
-# with the Khronos validation layer on (any validation error fails a test), the README usage
-# example, the benchmarks' short runs, the PipeWire tests in a PipeWire session of their own, and
+# lavapipe and the validation layers, Mesa's EGL (llvmpipe GL), GStreamer and PipeWire, Xvfb and
+# the X client libraries, Python 3 with venv and headers (the Python package),
+# when missing (needs root or sudo; otherwise prints the command), then runs the workspace
+# tests with the Khronos validation layer on (any validation error fails a test), the README usage
+# example, the GL consumer example against the Vulkan producer example, the benchmarks' short
+# runs, the PipeWire tests in a PipeWire session of their own, and
 # the Python package's tests (its wheel built with maturin and installed with NumPy and pytest
 # into a venv under target/, from pip).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-vulkan.sh
 bash scripts/ensure-gstreamer.sh
+bash scripts/ensure-gl.sh
 # `geyser view`'s test and geyser-bevy's windowed examples open windows under a virtual X
 # server: Xvfb, and the X client libraries winit loads at run time (building Bevy needs no -dev
 # package).
@@ -26,7 +28,7 @@ export GEYSER_VALIDATION=1
 # Several processes each create Vulkan devices; keep lavapipe from starting a thread per core
 # per device on small CI machines.
 export LP_NUM_THREADS=${LP_NUM_THREADS:-2}
-# One feature set for every build (scripts/lib/test-features.sh: `webgpu` and the CLI's
+# One feature set for every build (scripts/lib/test-features.sh: `webgpu`, `gl` and the CLI's
 # GStreamer and PipeWire parts are not default features), so the workspace compiles once.
 # `--workspace` includes geyser-bevy and gst-plugin-geyser (left out of plain `cargo test`).
 # Bevy 0.20.1 declares Rust 1.97.1 but builds and runs on 1.95 (checked), so cargo is told to
@@ -37,7 +39,15 @@ features=$(bash scripts/lib/test-features.sh)
 cargo build --workspace --examples --features "$features" --ignore-rust-version
 cargo test --workspace --all-targets --features "$features" --ignore-rust-version
 cargo test --workspace --doc --features "$features" --ignore-rust-version
-cargo run --quiet --example readme_usage
+# The README usage example (built above, with the same features).
+target/debug/examples/readme_usage
+# A GL application consuming the Vulkan producer example, two processes (headless EGL; host
+# sync on Mesa): every frame checked through GL.
+gl_name="ci-gl-$$"
+target/debug/examples/ipc_producer --name "$gl_name" --frames 300 --size 320x240 --lossless >/dev/null &
+producer=$!
+target/debug/examples/gl_consumer --name "$gl_name" --lossless | tail -n 2
+wait "$producer"
 # The benchmark's short run: every row at 1080p and 4K, every frame verified (no assertion on
 # speed: lavapipe is a CPU renderer); then the other measurements, short: paced latency, the
 # texture pool, and the scaling curves (plots into a temporary directory). The binary the test

@@ -64,8 +64,9 @@ pub struct DemoArgs {
     /// per-consumer (one copy per frame and consumer; no consumer can alter another's frames).
     #[arg(long, default_value = "auto")]
     pub host_rings: String,
-    /// The API of each consumer, comma-separated (`vulkan` or `wgpu`; the last repeats): a
-    /// wgpu consumer receives each frame as a `wgpu::Texture` and checks it in a compute pass.
+    /// The API of each consumer, comma-separated (`vulkan`, `wgpu` or `gl`; the last
+    /// repeats): a wgpu consumer receives each frame as a `wgpu::Texture` and checks it in a
+    /// compute pass, a GL consumer as a GL texture (headless EGL) read back through GL.
     #[arg(long, default_value = "vulkan")]
     pub apis: String,
     /// Low-latency wake-up: each consumer polls without sleeping for at most this many µs
@@ -85,6 +86,10 @@ pub struct DemoArgs {
     /// memory; `off` uses host memory for all.
     #[arg(long, default_value = "auto")]
     pub remote_rings: String,
+    /// Memory of the producer's ring: opaque, dma-buf (the driver's DMA-BUF export) or
+    /// host-dma-buf (a memfd imported as a DMA-BUF, for CPU drivers).
+    #[arg(long, default_value = "opaque")]
+    pub memory: String,
 }
 
 impl DemoArgs {
@@ -135,6 +140,8 @@ impl DemoArgs {
         v.push(self.remote_rings.clone());
         v.push("--fps".into());
         v.push(self.fps.to_string());
+        v.push("--memory".into());
+        v.push(self.memory.clone());
         v
     }
 
@@ -173,6 +180,8 @@ pub fn produce(args: &DemoArgs) -> geyser::Result<()> {
             host_rings: args.host_rings.parse()?,
             ordered_slots: args.presubmit,
             remote_rings: remote_rings(&args.remote_rings)?,
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            ring_memory: geyser_harness::args::parse_memory(&args.memory)?,
             ..Default::default()
         },
         frame_interval: (args.fps > 0.0).then(|| Duration::from_secs_f64(1.0 / args.fps)),
@@ -225,11 +234,22 @@ pub fn consume(args: &DemoArgs) -> geyser::Result<()> {
         Vulkan(Arc<VulkanTextureShareManager>),
         #[cfg(any(target_os = "linux", target_os = "android"))]
         Wgpu(Arc<WgpuTextureShareManager>),
+        #[cfg(target_os = "linux")]
+        Gl(geyser::gl::GlContext),
     }
     let manager = match api.as_str() {
         "vulkan" => Api::Vulkan(Arc::new(VulkanTextureShareManager::create_default()?)),
         #[cfg(any(target_os = "linux", target_os = "android"))]
         "wgpu" => Api::Wgpu(Arc::new(WgpuTextureShareManager::create_default()?)),
+        #[cfg(target_os = "linux")]
+        "gl" => Api::Gl(geyser::gl::GlContext::headless()?),
+        #[cfg(not(target_os = "linux"))]
+        "gl" => {
+            return Err(geyser::Error::unsupported(
+                "GL consumers in the demo",
+                "Geyser's GL endpoints run on Linux (EGL) only",
+            ))
+        }
         #[cfg(not(any(target_os = "linux", target_os = "android")))]
         "wgpu" => {
             return Err(geyser::Error::unsupported(
@@ -240,7 +260,7 @@ pub fn consume(args: &DemoArgs) -> geyser::Result<()> {
         other => {
             return Err(geyser::Error::InvalidArgument {
                 what: "--apis",
-                reason: format!("`{other}`: use vulkan or wgpu"),
+                reason: format!("`{other}`: use vulkan, wgpu or gl"),
             })
         }
     };
@@ -273,6 +293,15 @@ pub fn consume(args: &DemoArgs) -> geyser::Result<()> {
             }
             #[cfg(any(target_os = "linux", target_os = "android"))]
             Api::Wgpu(w) => run_wgpu_consumer(w.clone(), &name, options.clone(), 0, idle, progress),
+            #[cfg(target_os = "linux")]
+            Api::Gl(gl) => geyser_harness::gl_demo::run_gl_consumer(
+                gl,
+                &name,
+                options.clone(),
+                0,
+                idle,
+                progress,
+            ),
         };
         match result {
             Err(geyser::Error::NotFound { .. }) if tries < 100 => {

@@ -68,6 +68,13 @@ fn print_device(d: &DeviceCaps, selected: bool) {
         if d.drm_format_modifiers { "yes" } else { "no" },
         if d.external_memory_host { "yes" } else { "no" }
     );
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    println!(
+        "  DMA-BUF       import {}   export {}   explicit modifiers {}",
+        yes(d.dma_buf.import),
+        yes(d.dma_buf.export),
+        yes(d.dma_buf.modifiers)
+    );
     println!(
         "  binary semaphore export   {}",
         sync_str(&d.binary_semaphore_export)
@@ -85,7 +92,7 @@ fn print_device(d: &DeviceCaps, selected: bool) {
         "  {:<22} {:<36} {}",
         "format",
         "opaque FD: exportable usages",
-        if dma { "DMA-BUF (optimal tiling)" } else { "" }
+        if dma { "DMA-BUF import (LINEAR)" } else { "" }
     );
     for f in &d.formats {
         let show = |s: &geyser::vulkan::FormatShareSupport| {
@@ -224,7 +231,7 @@ pub fn run(json: bool) -> Result<(), geyser::Error> {
     if devices.len() > 1 {
         println!();
         println!(
-            "Between devices (direct: same device and driver UUID; peer: CUDA peer copies; otherwise through host memory):"
+            "Between devices (direct: same device and driver UUID; peer: CUDA peer copies; DMA-BUF: one exports, the other imports; otherwise through host memory):"
         );
         for a in &devices {
             for b in devices
@@ -235,22 +242,72 @@ pub fn run(json: bool) -> Result<(), geyser::Error> {
                 let path = geyser::cuda::transfer_path_between(a, b);
                 #[cfg(not(target_os = "linux"))]
                 let path = geyser::vulkan::TransferPath::between(a, b);
-                let dma = a
-                    .memory_handle_types
-                    .contains(&geyser::common::ExternalHandleType::DmaBuf)
-                    && b.memory_handle_types
-                        .contains(&geyser::common::ExternalHandleType::DmaBuf);
-                let note = if dma && path != geyser::vulkan::TransferPath::Direct {
-                    " (both offer DMA-BUF; sharing through it is not implemented yet)"
+                #[cfg(target_os = "linux")]
+                let back = geyser::cuda::transfer_path_between(b, a);
+                #[cfg(not(target_os = "linux"))]
+                let back = geyser::vulkan::TransferPath::between(b, a);
+                let note = if back != path {
+                    format!(
+                        " (from {} to {}: {back})",
+                        b.identity.index, a.identity.index
+                    )
                 } else {
-                    ""
+                    String::new()
                 };
                 println!(
-                    "  {} <-> {}: {path}{note}",
+                    "  {} -> {}: {path}{note}",
                     a.identity.index, b.identity.index
                 );
             }
         }
     }
+    #[cfg(target_os = "linux")]
+    print_gl(&devices);
     Ok(())
+}
+
+/// The headless GL context Geyser would open, what it shares, and the Vulkan device it matches.
+#[cfg(target_os = "linux")]
+fn print_gl(devices: &[DeviceCaps]) {
+    println!();
+    match geyser::gl::GlContext::headless() {
+        Ok(gl) => {
+            let c = gl.caps();
+            let yes = |b: bool| if b { "yes" } else { "no" };
+            println!(
+                "OpenGL (headless EGL, {} platform): {} — {}",
+                c.platform, c.renderer, c.version
+            );
+            println!(
+                "  memory objects (opaque FD) {}   semaphores {}{}",
+                yes(c.memory_object_fd),
+                yes(c.semaphore_fd),
+                if c.timeline_semaphore {
+                    " (+timelines)"
+                } else {
+                    " (host-synchronized handoff)"
+                }
+            );
+            println!(
+                "  DMA-BUF import {} (modifiers {})   export {}",
+                yes(c.dma_buf_import),
+                yes(c.dma_buf_import_modifiers),
+                yes(c.dma_buf_export)
+            );
+            let matched = devices.iter().find(|d| {
+                c.device_uuids.contains(&d.identity.device_uuid)
+                    && c.driver_uuid == Some(d.identity.driver_uuid)
+            });
+            match matched {
+                Some(d) => println!(
+                    "  same device and driver as Vulkan device {} ({}): shares its opaque FDs",
+                    d.identity.index, d.identity.name
+                ),
+                None => println!(
+                    "  no Vulkan device has GL's device and driver UUIDs: shares DMA-BUFs only"
+                ),
+            }
+        }
+        Err(e) => println!("OpenGL: no headless EGL context ({e})"),
+    }
 }

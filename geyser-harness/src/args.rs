@@ -82,6 +82,28 @@ pub struct ProducerArgs {
     /// any-user, uids:UID[,UID…] or none.
     #[arg(long, default_value = "same-user")]
     pub trust: String,
+    /// Memory of the ring: opaque (same GPU and driver), dma-buf (the driver's DMA-BUF
+    /// export, LINEAR or a DRM modifier), host-dma-buf (a memfd imported as a DMA-BUF: for
+    /// CPU drivers such as lavapipe/llvmpipe).
+    #[arg(long, default_value = "opaque")]
+    pub memory: String,
+}
+
+/// Parses a ring memory name: `opaque`, `dma-buf`, `host-dma-buf`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub fn parse_memory(s: &str) -> Result<geyser::vulkan::TextureMemory> {
+    use geyser::vulkan::TextureMemory;
+    match s.to_ascii_lowercase().as_str() {
+        "opaque" => Ok(TextureMemory::Opaque),
+        "dma-buf" => Ok(TextureMemory::DmaBuf {
+            modifiers: Vec::new(),
+        }),
+        "host-dma-buf" => Ok(TextureMemory::HostDmaBuf),
+        _ => Err(Error::InvalidArgument {
+            what: "memory",
+            reason: format!("`{s}`; use opaque, dma-buf or host-dma-buf"),
+        }),
+    }
 }
 
 impl ProducerArgs {
@@ -110,6 +132,8 @@ impl ProducerArgs {
                 max_consumers: Some(self.slots.saturating_sub(1).max(self.wait)),
                 peer_policy: self.policy.parse()?,
                 trusted: self.trust.parse()?,
+                #[cfg(any(target_os = "linux", target_os = "android"))]
+                ring_memory: parse_memory(&self.memory)?,
                 ..Default::default()
             },
             frame_interval: self.interval_ms.map(Duration::from_millis),

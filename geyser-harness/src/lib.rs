@@ -19,6 +19,8 @@
 //!   cross-process path with.
 //! - [`report`] (feature `ipc`): what the loops measure, as the JSON the CLI and examples
 //!   print.
+//! - [`gl_pattern`] and [`gl_demo`] (feature `gl`): the pattern and the demo loops through
+//!   OpenGL.
 //! - [`args`] (feature `ipc`): size and sync parsers, the paired examples' arguments.
 #![warn(missing_docs)]
 
@@ -45,6 +47,10 @@ pub mod bench;
     any(target_os = "linux", target_os = "android", windows)
 ))]
 pub mod demo;
+#[cfg(all(feature = "gl", feature = "ipc", target_os = "linux"))]
+pub mod gl_demo;
+#[cfg(all(feature = "gl", target_os = "linux"))]
+pub mod gl_pattern;
 #[cfg(all(
     feature = "ipc",
     any(target_os = "linux", target_os = "android", windows)

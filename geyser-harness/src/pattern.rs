@@ -440,7 +440,9 @@ impl ProbeReader {
         })
     }
 
-    fn points(w: u32, h: u32) -> [(u32, u32); Self::PROBES] {
+    /// The probe texels of a `w` x `h` frame: corners, centre and two inner points (every
+    /// API's probe takes the same ones).
+    pub fn points(w: u32, h: u32) -> [(u32, u32); Self::PROBES] {
         [
             (0, 0),
             (w - 1, 0),

@@ -11,6 +11,8 @@
 //! - `cuda` (feature `cuda`, Linux): shared textures, linear frames and timeline semaphores
 //!   imported into CUDA (driver loaded at run time), CUDA consumers and producers, peer copies
 //!   between GPUs.
+//! - [`gl`] (feature `gl`, Linux): OpenGL through EGL: shared textures as GL textures
+//!   (memory objects, DMA-BUF EGLImages), GL semaphores, GL producers and consumers.
 //! - [`metal`] (feature `metal`, macOS/iOS): IOSurface-backed `MTLTexture`s and
 //!   `MTLSharedEvent`, and on macOS a mach-message transport that moves IOSurface ports
 //!   between processes; its platform-independent parts ([`metal::plan`],
@@ -44,6 +46,8 @@
 pub mod common;
 #[cfg(all(feature = "cuda", target_os = "linux"))]
 pub mod cuda;
+#[cfg(all(feature = "gl", any(target_os = "linux", target_os = "android")))]
+pub mod gl;
 #[cfg(all(
     feature = "ipc",
     any(target_os = "linux", target_os = "android", windows)

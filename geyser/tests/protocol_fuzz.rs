@@ -151,6 +151,7 @@ fn any_info() -> impl Strategy<Value = ExportInfo> {
                 allocation_size: size % (1 << 40),
                 memory_type_index: mt,
                 dedicated,
+                planes: Vec::new(),
                 device_uuid: uuid,
                 driver_uuid: uuid,
             },

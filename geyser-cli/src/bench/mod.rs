@@ -245,6 +245,7 @@ fn zero_copy(name: &str, size: &str, frames: u64, consumers: usize) -> DemoArgs 
         host_transfer: false,
         host_rings: "auto".into(),
         remote_rings: "auto".into(),
+        memory: "opaque".into(),
         apis: "vulkan".into(),
         spin_us: 0,
         presubmit: false,

@@ -81,6 +81,17 @@ pub enum Error {
         reason: String,
     },
 
+    /// A DMA-BUF's planes do not describe an image this format, modifier and device can
+    /// take: a missing or extra plane, a stride shorter than a row, a plane past the end of
+    /// its buffer, an offset or stride the device cannot bind.
+    #[error("invalid DMA-BUF{}: {reason}", plane.map(|p| format!(" (plane {p})")).unwrap_or_default())]
+    InvalidDmaBuf {
+        /// The plane at fault, when one is.
+        plane: Option<usize>,
+        /// What is wrong, and what the device expects instead.
+        reason: String,
+    },
+
     /// The importer's descriptor differs from the one the texture was exported with.
     #[error("descriptor mismatch on import: {field} is {got} but the texture was exported with {expected}; import with the exporter's descriptor")]
     DescriptorMismatch {
@@ -149,6 +160,15 @@ pub enum Error {
         code: i32,
         /// The result's name (`CUDA_ERROR_…`).
         name: String,
+    },
+
+    /// An OpenGL call failed (`glGetError` after it).
+    #[error("GL call {call} failed with GL error {code:#06x}")]
+    Gl {
+        /// The GL function (or step) that failed.
+        call: String,
+        /// The `glGetError` code.
+        code: u32,
     },
 
     /// The peer process closed the connection or died.

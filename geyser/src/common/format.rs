@@ -118,6 +118,9 @@ pub struct FormatInfo {
     pub iosurface_fourcc: Option<u32>,
     /// DRM fourcc code (`drm_fourcc::DrmFourcc`), for DMA-BUF sharing, when one exists.
     pub drm_fourcc: Option<drm_fourcc::DrmFourcc>,
+    /// OpenGL: sized internal format for storage, and the format and type that read a texel's
+    /// bytes back in memory order, when GL has the format.
+    pub gl: Option<GlFormat>,
     /// Bytes per block: one texel for uncompressed formats, a 4x4 (ASTC: up to 8x8) texel block
     /// for compressed ones.
     pub block_bytes: u32,
@@ -135,11 +138,26 @@ pub struct FormatInfo {
     pub texels: Option<TexelElements>,
 }
 
+/// A format in OpenGL terms (raw GL enums, so the table needs no GL crate): the GL column of
+/// [`FORMAT_TABLE`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GlFormat {
+    /// Sized internal format of the texture storage (`GL_RGBA8`, …).
+    pub internal: u32,
+    /// Pixel format that reads the texel's bytes in memory order (`GL_RGBA`, `GL_RED_INTEGER`, …).
+    pub format: u32,
+    /// Pixel type of that read (`GL_UNSIGNED_BYTE`, `GL_HALF_FLOAT`, …).
+    pub ty: u32,
+    /// The memory holds B, G, R, A (BGRA formats): a texture over the same bytes declared
+    /// `GL_RGBA8` samples with red and blue swapped, so importers set a swizzle.
+    pub swap_rb: bool,
+}
+
 macro_rules! format_table {
     ($(
         $(#[$doc:meta])*
         $name:ident => vk $vk:ident, wgpu $wgpu:tt, mtl $mtl:tt, dxgi $dxgi:tt,
-            iosurface $ios:tt, drm $drm:tt,
+            iosurface $ios:tt, drm $drm:tt, gl $gl:tt,
             bytes $bytes:literal $(per $bw:literal x $bh:literal $comp:ident)?,
             $aspect:ident, srgb $srgb:literal, texels $texels:tt;
     )*) => {
@@ -162,6 +180,7 @@ macro_rules! format_table {
                 dxgi_format: format_table!(@opt $dxgi),
                 iosurface_fourcc: format_table!(@fourcc $ios),
                 drm_fourcc: format_table!(@drm $drm),
+                gl: format_table!(@gl $gl),
                 block_bytes: $bytes,
                 block_size: format_table!(@block $($bw, $bh)?),
                 compression: format_table!(@comp $($comp)?),
@@ -170,6 +189,13 @@ macro_rules! format_table {
                 texels: format_table!(@texels $texels),
             },
         )*];
+    };
+    (@gl -) => { None };
+    (@gl ($i:ident, $f:ident, $t:ident)) => {
+        Some(GlFormat { internal: gl_raw::$i, format: gl_raw::$f, ty: gl_raw::$t, swap_rb: false })
+    };
+    (@gl ($i:ident, $f:ident, $t:ident, swap_rb)) => {
+        Some(GlFormat { internal: gl_raw::$i, format: gl_raw::$f, ty: gl_raw::$t, swap_rb: true })
     };
     (@texels -) => { None };
     (@texels ($e:ident, $n:literal)) => { Some(TexelElements { element: ElementType::$e, count: $n }) };
@@ -253,112 +279,154 @@ mod vk_raw {
     pub const ASTC_8X8_SRGB_BLOCK: i32 = 172;
 }
 
+/// Raw OpenGL enum values (from the GL registry), so that this table needs no GL crate. The
+/// GL backend's unit tests check them against glow's constants.
+#[allow(non_upper_case_globals, missing_docs)]
+mod gl_raw {
+    pub const RGBA8: u32 = 0x8058;
+    pub const SRGB8_ALPHA8: u32 = 0x8C43;
+    pub const RGBA8_SNORM: u32 = 0x8F97;
+    pub const RGBA8UI: u32 = 0x8D7C;
+    pub const R8: u32 = 0x8229;
+    pub const R8UI: u32 = 0x8232;
+    pub const RG8: u32 = 0x822B;
+    pub const R16: u32 = 0x822A;
+    pub const R16UI: u32 = 0x8234;
+    pub const R16F: u32 = 0x822D;
+    pub const RG16: u32 = 0x822C;
+    pub const RG16F: u32 = 0x822F;
+    pub const RGBA16: u32 = 0x805B;
+    pub const RGBA16UI: u32 = 0x8D76;
+    pub const RGBA16F: u32 = 0x881A;
+    pub const R32UI: u32 = 0x8236;
+    pub const R32F: u32 = 0x822E;
+    pub const RG32F: u32 = 0x8230;
+    pub const RGBA32F: u32 = 0x8814;
+    pub const RGBA32UI: u32 = 0x8D70;
+    pub const RGB10_A2: u32 = 0x8059;
+    pub const R11F_G11F_B10F: u32 = 0x8C3A;
+    pub const RGBA: u32 = 0x1908;
+    pub const RGB: u32 = 0x1907;
+    pub const RED: u32 = 0x1903;
+    pub const RG: u32 = 0x8227;
+    pub const RGBA_INTEGER: u32 = 0x8D99;
+    pub const RED_INTEGER: u32 = 0x8D94;
+    pub const UNSIGNED_BYTE: u32 = 0x1401;
+    pub const BYTE: u32 = 0x1400;
+    pub const UNSIGNED_SHORT: u32 = 0x1403;
+    pub const UNSIGNED_INT: u32 = 0x1405;
+    pub const HALF_FLOAT: u32 = 0x140B;
+    pub const FLOAT: u32 = 0x1406;
+    pub const UNSIGNED_INT_2_10_10_10_REV: u32 = 0x8368;
+    pub const UNSIGNED_INT_10F_11F_11F_REV: u32 = 0x8C3B;
+}
+
 format_table! {
     /// 8-bit normalized RGBA (`VK_FORMAT_R8G8B8A8_UNORM`).
-    Rgba8Unorm => vk R8G8B8A8_UNORM, wgpu Rgba8Unorm, mtl 70, dxgi 28, iosurface b"RGBA", drm Abgr8888, bytes 4, Color, srgb false, texels (U8, 4);
+    Rgba8Unorm => vk R8G8B8A8_UNORM, wgpu Rgba8Unorm, mtl 70, dxgi 28, iosurface b"RGBA", drm Abgr8888, gl (RGBA8, RGBA, UNSIGNED_BYTE), bytes 4, Color, srgb false, texels (U8, 4);
     /// 8-bit RGBA with sRGB encoding.
-    Rgba8UnormSrgb => vk R8G8B8A8_SRGB, wgpu Rgba8UnormSrgb, mtl 71, dxgi 29, iosurface b"RGBA", drm Abgr8888, bytes 4, Color, srgb true, texels (U8, 4);
+    Rgba8UnormSrgb => vk R8G8B8A8_SRGB, wgpu Rgba8UnormSrgb, mtl 71, dxgi 29, iosurface b"RGBA", drm Abgr8888, gl (SRGB8_ALPHA8, RGBA, UNSIGNED_BYTE), bytes 4, Color, srgb true, texels (U8, 4);
     /// 8-bit signed normalized RGBA.
-    Rgba8Snorm => vk R8G8B8A8_SNORM, wgpu Rgba8Snorm, mtl 72, dxgi 31, iosurface -, drm -, bytes 4, Color, srgb false, texels (I8, 4);
+    Rgba8Snorm => vk R8G8B8A8_SNORM, wgpu Rgba8Snorm, mtl 72, dxgi 31, iosurface -, drm -, gl (RGBA8_SNORM, RGBA, BYTE), bytes 4, Color, srgb false, texels (I8, 4);
     /// 8-bit unsigned integer RGBA.
-    Rgba8Uint => vk R8G8B8A8_UINT, wgpu Rgba8Uint, mtl 73, dxgi 30, iosurface -, drm -, bytes 4, Color, srgb false, texels (U8, 4);
+    Rgba8Uint => vk R8G8B8A8_UINT, wgpu Rgba8Uint, mtl 73, dxgi 30, iosurface -, drm -, gl (RGBA8UI, RGBA_INTEGER, UNSIGNED_BYTE), bytes 4, Color, srgb false, texels (U8, 4);
     /// 8-bit normalized BGRA, the usual swapchain and video layout.
-    Bgra8Unorm => vk B8G8R8A8_UNORM, wgpu Bgra8Unorm, mtl 80, dxgi 87, iosurface b"BGRA", drm Argb8888, bytes 4, Color, srgb false, texels (U8, 4);
+    Bgra8Unorm => vk B8G8R8A8_UNORM, wgpu Bgra8Unorm, mtl 80, dxgi 87, iosurface b"BGRA", drm Argb8888, gl (RGBA8, RGBA, UNSIGNED_BYTE, swap_rb), bytes 4, Color, srgb false, texels (U8, 4);
     /// 8-bit BGRA with sRGB encoding.
-    Bgra8UnormSrgb => vk B8G8R8A8_SRGB, wgpu Bgra8UnormSrgb, mtl 81, dxgi 91, iosurface b"BGRA", drm Argb8888, bytes 4, Color, srgb true, texels (U8, 4);
+    Bgra8UnormSrgb => vk B8G8R8A8_SRGB, wgpu Bgra8UnormSrgb, mtl 81, dxgi 91, iosurface b"BGRA", drm Argb8888, gl (SRGB8_ALPHA8, RGBA, UNSIGNED_BYTE, swap_rb), bytes 4, Color, srgb true, texels (U8, 4);
     /// One 8-bit normalized channel.
-    R8Unorm => vk R8_UNORM, wgpu R8Unorm, mtl 10, dxgi 61, iosurface b"L008", drm R8, bytes 1, Color, srgb false, texels (U8, 1);
+    R8Unorm => vk R8_UNORM, wgpu R8Unorm, mtl 10, dxgi 61, iosurface b"L008", drm R8, gl (R8, RED, UNSIGNED_BYTE), bytes 1, Color, srgb false, texels (U8, 1);
     /// One 8-bit unsigned integer channel.
-    R8Uint => vk R8_UINT, wgpu R8Uint, mtl 13, dxgi 62, iosurface -, drm -, bytes 1, Color, srgb false, texels (U8, 1);
+    R8Uint => vk R8_UINT, wgpu R8Uint, mtl 13, dxgi 62, iosurface -, drm -, gl (R8UI, RED_INTEGER, UNSIGNED_BYTE), bytes 1, Color, srgb false, texels (U8, 1);
     /// Two 8-bit normalized channels.
-    Rg8Unorm => vk R8G8_UNORM, wgpu Rg8Unorm, mtl 30, dxgi 49, iosurface b"2C08", drm Gr88, bytes 2, Color, srgb false, texels (U8, 2);
+    Rg8Unorm => vk R8G8_UNORM, wgpu Rg8Unorm, mtl 30, dxgi 49, iosurface b"2C08", drm Gr88, gl (RG8, RG, UNSIGNED_BYTE), bytes 2, Color, srgb false, texels (U8, 2);
     /// One 16-bit normalized channel.
-    R16Unorm => vk R16_UNORM, wgpu R16Unorm, mtl 20, dxgi 56, iosurface b"L016", drm R16, bytes 2, Color, srgb false, texels (U16, 1);
+    R16Unorm => vk R16_UNORM, wgpu R16Unorm, mtl 20, dxgi 56, iosurface b"L016", drm R16, gl (R16, RED, UNSIGNED_SHORT), bytes 2, Color, srgb false, texels (U16, 1);
     /// One 16-bit unsigned integer channel.
-    R16Uint => vk R16_UINT, wgpu R16Uint, mtl 23, dxgi 57, iosurface -, drm -, bytes 2, Color, srgb false, texels (U16, 1);
+    R16Uint => vk R16_UINT, wgpu R16Uint, mtl 23, dxgi 57, iosurface -, drm -, gl (R16UI, RED_INTEGER, UNSIGNED_SHORT), bytes 2, Color, srgb false, texels (U16, 1);
     /// One 16-bit float channel.
-    R16Float => vk R16_SFLOAT, wgpu R16Float, mtl 25, dxgi 54, iosurface b"L00h", drm -, bytes 2, Color, srgb false, texels (F16, 1);
+    R16Float => vk R16_SFLOAT, wgpu R16Float, mtl 25, dxgi 54, iosurface b"L00h", drm -, gl (R16F, RED, HALF_FLOAT), bytes 2, Color, srgb false, texels (F16, 1);
     /// Two 16-bit normalized channels.
-    Rg16Unorm => vk R16G16_UNORM, wgpu Rg16Unorm, mtl 60, dxgi 35, iosurface b"2C16", drm Gr1616, bytes 4, Color, srgb false, texels (U16, 2);
+    Rg16Unorm => vk R16G16_UNORM, wgpu Rg16Unorm, mtl 60, dxgi 35, iosurface b"2C16", drm Gr1616, gl (RG16, RG, UNSIGNED_SHORT), bytes 4, Color, srgb false, texels (U16, 2);
     /// Two 16-bit float channels.
-    Rg16Float => vk R16G16_SFLOAT, wgpu Rg16Float, mtl 65, dxgi 34, iosurface b"2C0h", drm -, bytes 4, Color, srgb false, texels (F16, 2);
+    Rg16Float => vk R16G16_SFLOAT, wgpu Rg16Float, mtl 65, dxgi 34, iosurface b"2C0h", drm -, gl (RG16F, RG, HALF_FLOAT), bytes 4, Color, srgb false, texels (F16, 2);
     /// 16-bit normalized RGBA.
-    Rgba16Unorm => vk R16G16B16A16_UNORM, wgpu Rgba16Unorm, mtl 110, dxgi 11, iosurface b"l64r", drm -, bytes 8, Color, srgb false, texels (U16, 4);
+    Rgba16Unorm => vk R16G16B16A16_UNORM, wgpu Rgba16Unorm, mtl 110, dxgi 11, iosurface b"l64r", drm -, gl (RGBA16, RGBA, UNSIGNED_SHORT), bytes 8, Color, srgb false, texels (U16, 4);
     /// 16-bit unsigned integer RGBA.
-    Rgba16Uint => vk R16G16B16A16_UINT, wgpu Rgba16Uint, mtl 113, dxgi 12, iosurface -, drm -, bytes 8, Color, srgb false, texels (U16, 4);
+    Rgba16Uint => vk R16G16B16A16_UINT, wgpu Rgba16Uint, mtl 113, dxgi 12, iosurface -, drm -, gl (RGBA16UI, RGBA_INTEGER, UNSIGNED_SHORT), bytes 8, Color, srgb false, texels (U16, 4);
     /// 16-bit float RGBA, the common HDR format.
-    Rgba16Float => vk R16G16B16A16_SFLOAT, wgpu Rgba16Float, mtl 115, dxgi 10, iosurface b"RGhA", drm Abgr16161616f, bytes 8, Color, srgb false, texels (F16, 4);
+    Rgba16Float => vk R16G16B16A16_SFLOAT, wgpu Rgba16Float, mtl 115, dxgi 10, iosurface b"RGhA", drm Abgr16161616f, gl (RGBA16F, RGBA, HALF_FLOAT), bytes 8, Color, srgb false, texels (F16, 4);
     /// One 32-bit unsigned integer channel.
-    R32Uint => vk R32_UINT, wgpu R32Uint, mtl 53, dxgi 42, iosurface -, drm -, bytes 4, Color, srgb false, texels (U32, 1);
+    R32Uint => vk R32_UINT, wgpu R32Uint, mtl 53, dxgi 42, iosurface -, drm -, gl (R32UI, RED_INTEGER, UNSIGNED_INT), bytes 4, Color, srgb false, texels (U32, 1);
     /// One 32-bit float channel.
-    R32Float => vk R32_SFLOAT, wgpu R32Float, mtl 55, dxgi 41, iosurface b"L00f", drm -, bytes 4, Color, srgb false, texels (F32, 1);
+    R32Float => vk R32_SFLOAT, wgpu R32Float, mtl 55, dxgi 41, iosurface b"L00f", drm -, gl (R32F, RED, FLOAT), bytes 4, Color, srgb false, texels (F32, 1);
     /// Two 32-bit float channels.
-    Rg32Float => vk R32G32_SFLOAT, wgpu Rg32Float, mtl 105, dxgi 16, iosurface b"2C0f", drm -, bytes 8, Color, srgb false, texels (F32, 2);
+    Rg32Float => vk R32G32_SFLOAT, wgpu Rg32Float, mtl 105, dxgi 16, iosurface b"2C0f", drm -, gl (RG32F, RG, FLOAT), bytes 8, Color, srgb false, texels (F32, 2);
     /// 32-bit float RGBA.
-    Rgba32Float => vk R32G32B32A32_SFLOAT, wgpu Rgba32Float, mtl 125, dxgi 2, iosurface b"RGfA", drm -, bytes 16, Color, srgb false, texels (F32, 4);
+    Rgba32Float => vk R32G32B32A32_SFLOAT, wgpu Rgba32Float, mtl 125, dxgi 2, iosurface b"RGfA", drm -, gl (RGBA32F, RGBA, FLOAT), bytes 16, Color, srgb false, texels (F32, 4);
     /// 32-bit unsigned integer RGBA.
-    Rgba32Uint => vk R32G32B32A32_UINT, wgpu Rgba32Uint, mtl 123, dxgi 3, iosurface -, drm -, bytes 16, Color, srgb false, texels (U32, 4);
+    Rgba32Uint => vk R32G32B32A32_UINT, wgpu Rgba32Uint, mtl 123, dxgi 3, iosurface -, drm -, gl (RGBA32UI, RGBA_INTEGER, UNSIGNED_INT), bytes 16, Color, srgb false, texels (U32, 4);
     /// 10-bit RGB with 2-bit alpha, packed in 32 bits (`A2B10G10R10_UNORM_PACK32`).
-    Rgb10a2Unorm => vk A2B10G10R10_UNORM_PACK32, wgpu Rgb10a2Unorm, mtl 90, dxgi 24, iosurface -, drm Abgr2101010, bytes 4, Color, srgb false, texels (U32, 1);
+    Rgb10a2Unorm => vk A2B10G10R10_UNORM_PACK32, wgpu Rgb10a2Unorm, mtl 90, dxgi 24, iosurface -, drm Abgr2101010, gl (RGB10_A2, RGBA, UNSIGNED_INT_2_10_10_10_REV), bytes 4, Color, srgb false, texels (U32, 1);
     /// Packed unsigned floats, 11/11/10 bits (`B10G11R11_UFLOAT_PACK32`).
-    Rg11b10Float => vk B10G11R11_UFLOAT_PACK32, wgpu Rg11b10Ufloat, mtl 92, dxgi 26, iosurface -, drm -, bytes 4, Color, srgb false, texels (U32, 1);
+    Rg11b10Float => vk B10G11R11_UFLOAT_PACK32, wgpu Rg11b10Ufloat, mtl 92, dxgi 26, iosurface -, drm -, gl (R11F_G11F_B10F, RGB, UNSIGNED_INT_10F_11F_11F_REV), bytes 4, Color, srgb false, texels (U32, 1);
     /// 16-bit normalized depth.
-    Depth16Unorm => vk D16_UNORM, wgpu Depth16Unorm, mtl 250, dxgi 55, iosurface -, drm -, bytes 2, Depth, srgb false, texels -;
+    Depth16Unorm => vk D16_UNORM, wgpu Depth16Unorm, mtl 250, dxgi 55, iosurface -, drm -, gl -, bytes 2, Depth, srgb false, texels -;
     /// 24-bit normalized depth with 8-bit stencil (wgpu's `Depth24PlusStencil8` where it maps to
     /// this Vulkan format).
-    Depth24UnormStencil8 => vk D24_UNORM_S8_UINT, wgpu Depth24PlusStencil8, mtl 255, dxgi 45, iosurface -, drm -, bytes 4, DepthStencil, srgb false, texels -;
+    Depth24UnormStencil8 => vk D24_UNORM_S8_UINT, wgpu Depth24PlusStencil8, mtl 255, dxgi 45, iosurface -, drm -, gl -, bytes 4, DepthStencil, srgb false, texels -;
     /// 32-bit float depth.
-    Depth32Float => vk D32_SFLOAT, wgpu Depth32Float, mtl 252, dxgi 40, iosurface -, drm -, bytes 4, Depth, srgb false, texels -;
+    Depth32Float => vk D32_SFLOAT, wgpu Depth32Float, mtl 252, dxgi 40, iosurface -, drm -, gl -, bytes 4, Depth, srgb false, texels -;
     /// 32-bit float depth with 8-bit stencil.
-    Depth32FloatStencil8 => vk D32_SFLOAT_S8_UINT, wgpu Depth32FloatStencil8, mtl 260, dxgi 20, iosurface -, drm -, bytes 8, DepthStencil, srgb false, texels -;
+    Depth32FloatStencil8 => vk D32_SFLOAT_S8_UINT, wgpu Depth32FloatStencil8, mtl 260, dxgi 20, iosurface -, drm -, gl -, bytes 8, DepthStencil, srgb false, texels -;
     /// BC1 (DXT1): RGB with 1-bit alpha, 4x4 blocks of 8 bytes.
-    Bc1RgbaUnorm => vk BC1_RGBA_UNORM_BLOCK, wgpu Bc1RgbaUnorm, mtl 130, dxgi 71, iosurface -, drm -, bytes 8 per 4 x 4 Bc, Color, srgb false, texels -;
+    Bc1RgbaUnorm => vk BC1_RGBA_UNORM_BLOCK, wgpu Bc1RgbaUnorm, mtl 130, dxgi 71, iosurface -, drm -, gl -, bytes 8 per 4 x 4 Bc, Color, srgb false, texels -;
     /// BC1 with sRGB encoding.
-    Bc1RgbaUnormSrgb => vk BC1_RGBA_SRGB_BLOCK, wgpu Bc1RgbaUnormSrgb, mtl 131, dxgi 72, iosurface -, drm -, bytes 8 per 4 x 4 Bc, Color, srgb true, texels -;
+    Bc1RgbaUnormSrgb => vk BC1_RGBA_SRGB_BLOCK, wgpu Bc1RgbaUnormSrgb, mtl 131, dxgi 72, iosurface -, drm -, gl -, bytes 8 per 4 x 4 Bc, Color, srgb true, texels -;
     /// BC2 (DXT3): RGB with explicit 4-bit alpha, 4x4 blocks of 16 bytes.
-    Bc2RgbaUnorm => vk BC2_UNORM_BLOCK, wgpu Bc2RgbaUnorm, mtl 132, dxgi 74, iosurface -, drm -, bytes 16 per 4 x 4 Bc, Color, srgb false, texels -;
+    Bc2RgbaUnorm => vk BC2_UNORM_BLOCK, wgpu Bc2RgbaUnorm, mtl 132, dxgi 74, iosurface -, drm -, gl -, bytes 16 per 4 x 4 Bc, Color, srgb false, texels -;
     /// BC2 with sRGB encoding.
-    Bc2RgbaUnormSrgb => vk BC2_SRGB_BLOCK, wgpu Bc2RgbaUnormSrgb, mtl 133, dxgi 75, iosurface -, drm -, bytes 16 per 4 x 4 Bc, Color, srgb true, texels -;
+    Bc2RgbaUnormSrgb => vk BC2_SRGB_BLOCK, wgpu Bc2RgbaUnormSrgb, mtl 133, dxgi 75, iosurface -, drm -, gl -, bytes 16 per 4 x 4 Bc, Color, srgb true, texels -;
     /// BC3 (DXT5): RGB with interpolated alpha, 4x4 blocks of 16 bytes.
-    Bc3RgbaUnorm => vk BC3_UNORM_BLOCK, wgpu Bc3RgbaUnorm, mtl 134, dxgi 77, iosurface -, drm -, bytes 16 per 4 x 4 Bc, Color, srgb false, texels -;
+    Bc3RgbaUnorm => vk BC3_UNORM_BLOCK, wgpu Bc3RgbaUnorm, mtl 134, dxgi 77, iosurface -, drm -, gl -, bytes 16 per 4 x 4 Bc, Color, srgb false, texels -;
     /// BC3 with sRGB encoding.
-    Bc3RgbaUnormSrgb => vk BC3_SRGB_BLOCK, wgpu Bc3RgbaUnormSrgb, mtl 135, dxgi 78, iosurface -, drm -, bytes 16 per 4 x 4 Bc, Color, srgb true, texels -;
+    Bc3RgbaUnormSrgb => vk BC3_SRGB_BLOCK, wgpu Bc3RgbaUnormSrgb, mtl 135, dxgi 78, iosurface -, drm -, gl -, bytes 16 per 4 x 4 Bc, Color, srgb true, texels -;
     /// BC4 (RGTC1): one normalized channel, 4x4 blocks of 8 bytes.
-    Bc4RUnorm => vk BC4_UNORM_BLOCK, wgpu Bc4RUnorm, mtl 140, dxgi 80, iosurface -, drm -, bytes 8 per 4 x 4 Bc, Color, srgb false, texels -;
+    Bc4RUnorm => vk BC4_UNORM_BLOCK, wgpu Bc4RUnorm, mtl 140, dxgi 80, iosurface -, drm -, gl -, bytes 8 per 4 x 4 Bc, Color, srgb false, texels -;
     /// BC4, signed.
-    Bc4RSnorm => vk BC4_SNORM_BLOCK, wgpu Bc4RSnorm, mtl 141, dxgi 81, iosurface -, drm -, bytes 8 per 4 x 4 Bc, Color, srgb false, texels -;
+    Bc4RSnorm => vk BC4_SNORM_BLOCK, wgpu Bc4RSnorm, mtl 141, dxgi 81, iosurface -, drm -, gl -, bytes 8 per 4 x 4 Bc, Color, srgb false, texels -;
     /// BC5 (RGTC2): two normalized channels, 4x4 blocks of 16 bytes.
-    Bc5RgUnorm => vk BC5_UNORM_BLOCK, wgpu Bc5RgUnorm, mtl 142, dxgi 83, iosurface -, drm -, bytes 16 per 4 x 4 Bc, Color, srgb false, texels -;
+    Bc5RgUnorm => vk BC5_UNORM_BLOCK, wgpu Bc5RgUnorm, mtl 142, dxgi 83, iosurface -, drm -, gl -, bytes 16 per 4 x 4 Bc, Color, srgb false, texels -;
     /// BC5, signed.
-    Bc5RgSnorm => vk BC5_SNORM_BLOCK, wgpu Bc5RgSnorm, mtl 143, dxgi 84, iosurface -, drm -, bytes 16 per 4 x 4 Bc, Color, srgb false, texels -;
+    Bc5RgSnorm => vk BC5_SNORM_BLOCK, wgpu Bc5RgSnorm, mtl 143, dxgi 84, iosurface -, drm -, gl -, bytes 16 per 4 x 4 Bc, Color, srgb false, texels -;
     /// BC6H: unsigned half-float RGB (HDR), 4x4 blocks of 16 bytes.
-    Bc6hRgbUfloat => vk BC6H_UFLOAT_BLOCK, wgpu Bc6hRgbUfloat, mtl 151, dxgi 95, iosurface -, drm -, bytes 16 per 4 x 4 Bc, Color, srgb false, texels -;
+    Bc6hRgbUfloat => vk BC6H_UFLOAT_BLOCK, wgpu Bc6hRgbUfloat, mtl 151, dxgi 95, iosurface -, drm -, gl -, bytes 16 per 4 x 4 Bc, Color, srgb false, texels -;
     /// BC6H: signed half-float RGB (HDR).
-    Bc6hRgbFloat => vk BC6H_SFLOAT_BLOCK, wgpu Bc6hRgbFloat, mtl 150, dxgi 96, iosurface -, drm -, bytes 16 per 4 x 4 Bc, Color, srgb false, texels -;
+    Bc6hRgbFloat => vk BC6H_SFLOAT_BLOCK, wgpu Bc6hRgbFloat, mtl 150, dxgi 96, iosurface -, drm -, gl -, bytes 16 per 4 x 4 Bc, Color, srgb false, texels -;
     /// BC7 (BPTC): high-quality RGBA, 4x4 blocks of 16 bytes.
-    Bc7RgbaUnorm => vk BC7_UNORM_BLOCK, wgpu Bc7RgbaUnorm, mtl 152, dxgi 98, iosurface -, drm -, bytes 16 per 4 x 4 Bc, Color, srgb false, texels -;
+    Bc7RgbaUnorm => vk BC7_UNORM_BLOCK, wgpu Bc7RgbaUnorm, mtl 152, dxgi 98, iosurface -, drm -, gl -, bytes 16 per 4 x 4 Bc, Color, srgb false, texels -;
     /// BC7 with sRGB encoding.
-    Bc7RgbaUnormSrgb => vk BC7_SRGB_BLOCK, wgpu Bc7RgbaUnormSrgb, mtl 153, dxgi 99, iosurface -, drm -, bytes 16 per 4 x 4 Bc, Color, srgb true, texels -;
+    Bc7RgbaUnormSrgb => vk BC7_SRGB_BLOCK, wgpu Bc7RgbaUnormSrgb, mtl 153, dxgi 99, iosurface -, drm -, gl -, bytes 16 per 4 x 4 Bc, Color, srgb true, texels -;
     /// ETC2 RGB, 4x4 blocks of 8 bytes.
-    Etc2Rgb8Unorm => vk ETC2_R8G8B8_UNORM_BLOCK, wgpu Etc2Rgb8Unorm, mtl 180, dxgi -, iosurface -, drm -, bytes 8 per 4 x 4 Etc2, Color, srgb false, texels -;
+    Etc2Rgb8Unorm => vk ETC2_R8G8B8_UNORM_BLOCK, wgpu Etc2Rgb8Unorm, mtl 180, dxgi -, iosurface -, drm -, gl -, bytes 8 per 4 x 4 Etc2, Color, srgb false, texels -;
     /// ETC2 RGB with sRGB encoding.
-    Etc2Rgb8UnormSrgb => vk ETC2_R8G8B8_SRGB_BLOCK, wgpu Etc2Rgb8UnormSrgb, mtl 181, dxgi -, iosurface -, drm -, bytes 8 per 4 x 4 Etc2, Color, srgb true, texels -;
+    Etc2Rgb8UnormSrgb => vk ETC2_R8G8B8_SRGB_BLOCK, wgpu Etc2Rgb8UnormSrgb, mtl 181, dxgi -, iosurface -, drm -, gl -, bytes 8 per 4 x 4 Etc2, Color, srgb true, texels -;
     /// ETC2 RGB with 1-bit alpha, 4x4 blocks of 8 bytes.
-    Etc2Rgb8A1Unorm => vk ETC2_R8G8B8A1_UNORM_BLOCK, wgpu Etc2Rgb8A1Unorm, mtl 182, dxgi -, iosurface -, drm -, bytes 8 per 4 x 4 Etc2, Color, srgb false, texels -;
+    Etc2Rgb8A1Unorm => vk ETC2_R8G8B8A1_UNORM_BLOCK, wgpu Etc2Rgb8A1Unorm, mtl 182, dxgi -, iosurface -, drm -, gl -, bytes 8 per 4 x 4 Etc2, Color, srgb false, texels -;
     /// ETC2 RGB with 1-bit alpha and sRGB encoding.
-    Etc2Rgb8A1UnormSrgb => vk ETC2_R8G8B8A1_SRGB_BLOCK, wgpu Etc2Rgb8A1UnormSrgb, mtl 183, dxgi -, iosurface -, drm -, bytes 8 per 4 x 4 Etc2, Color, srgb true, texels -;
+    Etc2Rgb8A1UnormSrgb => vk ETC2_R8G8B8A1_SRGB_BLOCK, wgpu Etc2Rgb8A1UnormSrgb, mtl 183, dxgi -, iosurface -, drm -, gl -, bytes 8 per 4 x 4 Etc2, Color, srgb true, texels -;
     /// ETC2 RGBA (EAC alpha), 4x4 blocks of 16 bytes (Metal's `EAC_RGBA8`).
-    Etc2Rgba8Unorm => vk ETC2_R8G8B8A8_UNORM_BLOCK, wgpu Etc2Rgba8Unorm, mtl 178, dxgi -, iosurface -, drm -, bytes 16 per 4 x 4 Etc2, Color, srgb false, texels -;
+    Etc2Rgba8Unorm => vk ETC2_R8G8B8A8_UNORM_BLOCK, wgpu Etc2Rgba8Unorm, mtl 178, dxgi -, iosurface -, drm -, gl -, bytes 16 per 4 x 4 Etc2, Color, srgb false, texels -;
     /// ETC2 RGBA with sRGB encoding.
-    Etc2Rgba8UnormSrgb => vk ETC2_R8G8B8A8_SRGB_BLOCK, wgpu Etc2Rgba8UnormSrgb, mtl 179, dxgi -, iosurface -, drm -, bytes 16 per 4 x 4 Etc2, Color, srgb true, texels -;
+    Etc2Rgba8UnormSrgb => vk ETC2_R8G8B8A8_SRGB_BLOCK, wgpu Etc2Rgba8UnormSrgb, mtl 179, dxgi -, iosurface -, drm -, gl -, bytes 16 per 4 x 4 Etc2, Color, srgb true, texels -;
     /// ASTC LDR, 4x4 blocks of 16 bytes (8 bits per texel).
-    Astc4x4Unorm => vk ASTC_4X4_UNORM_BLOCK, wgpu (astc B4x4 Unorm), mtl 204, dxgi -, iosurface -, drm -, bytes 16 per 4 x 4 AstcLdr, Color, srgb false, texels -;
+    Astc4x4Unorm => vk ASTC_4X4_UNORM_BLOCK, wgpu (astc B4x4 Unorm), mtl 204, dxgi -, iosurface -, drm -, gl -, bytes 16 per 4 x 4 AstcLdr, Color, srgb false, texels -;
     /// ASTC LDR 4x4 with sRGB encoding.
-    Astc4x4UnormSrgb => vk ASTC_4X4_SRGB_BLOCK, wgpu (astc B4x4 UnormSrgb), mtl 186, dxgi -, iosurface -, drm -, bytes 16 per 4 x 4 AstcLdr, Color, srgb true, texels -;
+    Astc4x4UnormSrgb => vk ASTC_4X4_SRGB_BLOCK, wgpu (astc B4x4 UnormSrgb), mtl 186, dxgi -, iosurface -, drm -, gl -, bytes 16 per 4 x 4 AstcLdr, Color, srgb true, texels -;
     /// ASTC LDR, 8x8 blocks of 16 bytes (2 bits per texel).
-    Astc8x8Unorm => vk ASTC_8X8_UNORM_BLOCK, wgpu (astc B8x8 Unorm), mtl 212, dxgi -, iosurface -, drm -, bytes 16 per 8 x 8 AstcLdr, Color, srgb false, texels -;
+    Astc8x8Unorm => vk ASTC_8X8_UNORM_BLOCK, wgpu (astc B8x8 Unorm), mtl 212, dxgi -, iosurface -, drm -, gl -, bytes 16 per 8 x 8 AstcLdr, Color, srgb false, texels -;
     /// ASTC LDR 8x8 with sRGB encoding.
-    Astc8x8UnormSrgb => vk ASTC_8X8_SRGB_BLOCK, wgpu (astc B8x8 UnormSrgb), mtl 194, dxgi -, iosurface -, drm -, bytes 16 per 8 x 8 AstcLdr, Color, srgb true, texels -;
+    Astc8x8UnormSrgb => vk ASTC_8X8_SRGB_BLOCK, wgpu (astc B8x8 UnormSrgb), mtl 194, dxgi -, iosurface -, drm -, gl -, bytes 16 per 8 x 8 AstcLdr, Color, srgb true, texels -;
 }
 
 impl TextureFormat {

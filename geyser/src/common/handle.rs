@@ -62,10 +62,44 @@ pub struct ExportInfo {
     pub memory_type_index: u32,
     /// Whether the allocation is dedicated to the image (imports must be dedicated too).
     pub dedicated: bool,
+    /// Offset and row pitch of each memory plane in the allocation, for exports laid out by a
+    /// DRM format modifier (DMA-BUF, or an opaque FD with modifier tiling): what an importer
+    /// passes as the explicit layout. Empty for optimal tiling. At most
+    /// [`super::MAX_PLANES`] (decoding refuses more before allocating).
+    #[serde(deserialize_with = "at_most_max_planes")]
+    pub planes: Vec<super::PlaneLayout>,
     /// `VkPhysicalDeviceIDProperties::deviceUUID` of the exporter.
     pub device_uuid: [u8; 16],
     /// `VkPhysicalDeviceIDProperties::driverUUID` of the exporter.
     pub driver_uuid: [u8; 16],
+}
+
+/// Deserializes at most [`super::MAX_PLANES`] plane layouts: a longer list fails on its
+/// length, before any element is decoded or memory reserved for it.
+fn at_most_max_planes<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<super::PlaneLayout>, D::Error> {
+    struct Planes;
+    impl<'de> serde::de::Visitor<'de> for Planes {
+        type Value = Vec<super::PlaneLayout>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "at most {} plane layouts", super::MAX_PLANES)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::with_capacity(super::MAX_PLANES);
+            while let Some(plane) = seq.next_element()? {
+                if out.len() == super::MAX_PLANES {
+                    return Err(serde::de::Error::invalid_length(out.len() + 1, &self));
+                }
+                out.push(plane);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(Planes)
 }
 
 /// The owned OS handle that carries shared memory or a sync payload on this platform: a file
@@ -142,6 +176,50 @@ impl ExportedTexture {
     /// twice.
     pub fn try_clone(&self) -> std::io::Result<Self> {
         Ok(Self::new(self.info.clone(), self.os_handle().try_clone()?))
+    }
+}
+
+#[cfg(unix)]
+impl ExportedTexture {
+    /// The export as a [`super::DmaBuf`] (each plane a duplicate of the export's FD), for
+    /// importers that take DMA-BUFs (EGL, another driver, wgpu). Only for DMA-BUF exports
+    /// ([`ExternalHandleType::DmaBuf`]) of formats with a DRM fourcc; [`crate::Error`]
+    /// otherwise.
+    pub fn to_dma_buf(&self) -> crate::Result<super::DmaBuf> {
+        let info = &self.info;
+        let fourcc = info.descriptor.format.info().drm_fourcc;
+        let (MemoryLayout::DrmModifier(modifier), ExternalHandleType::DmaBuf, Some(fourcc)) =
+            (info.layout, info.handle_type, fourcc)
+        else {
+            return Err(crate::Error::unsupported(
+                format!(
+                    "{:?} export of {} with {:?} layout as a DMA-BUF",
+                    info.handle_type, info.descriptor.format, info.layout
+                ),
+                "only DMA-BUF exports of formats with a DRM fourcc are DMA-BUFs; create the texture with TextureMemory::DmaBuf",
+            ));
+        };
+        let mut builder = super::DmaBuf::builder(
+            info.descriptor.width,
+            info.descriptor.height,
+            fourcc,
+            modifier.into(),
+        );
+        for (i, plane) in info.planes.iter().enumerate() {
+            let narrow = |v: u64, what: &str| {
+                u32::try_from(v).map_err(|_| crate::Error::InvalidDmaBuf {
+                    plane: Some(i),
+                    reason: format!("{what} {v} does not fit 32 bits"),
+                })
+            };
+            builder = builder.add_plane(
+                self.fd.try_clone()?,
+                i as u32,
+                narrow(plane.offset, "offset")?,
+                narrow(plane.stride, "stride")?,
+            );
+        }
+        builder.build()
     }
 }
 

@@ -2,6 +2,7 @@
 //! No GPU code.
 
 mod descriptor;
+mod dmabuf;
 mod error;
 mod format;
 mod handle;
@@ -10,9 +11,15 @@ mod name;
 mod usage;
 
 pub use descriptor::{TextureDescriptor, TextureDimension, TextureExtent, MAX_DIMENSION};
+pub use dmabuf::{
+    check_linear_plane, modifier_name, negotiate_modifiers, plane_formats, DrmFourcc, DrmModifier,
+    PlaneFormat, PlaneLayout, DRM_FORMAT_MOD_INVALID, DRM_FORMAT_MOD_LINEAR, MAX_PLANES,
+};
+#[cfg(unix)]
+pub use dmabuf::{DmaBuf, DmaBufBuilder, DmaBufPlane, WeakDmaBuf};
 pub use error::{Error, RejectReason, Result};
 pub use format::{
-    Compression, ElementType, FormatAspect, FormatInfo, TexelElements, TextureFormat,
+    Compression, ElementType, FormatAspect, FormatInfo, GlFormat, TexelElements, TextureFormat,
     FORMAT_TABLE,
 };
 #[cfg(any(unix, windows))]

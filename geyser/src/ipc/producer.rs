@@ -107,6 +107,10 @@ pub struct ProducerOptions {
     /// `geyser::cuda::PeerRings::new()`: NVLink or PCIe peer copies); consumers it cannot
     /// reach get a host ring. Default `None`: host rings only.
     pub remote_rings: Option<Arc<dyn RemoteRings>>,
+    /// What memory the ring's textures get (default [`crate::vulkan::TextureMemory::Opaque`]):
+    /// a DMA-BUF ring serves consumers that import DMA-BUFs (EGL, other APIs) directly.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub ring_memory: crate::vulkan::TextureMemory,
 }
 
 impl Default for ProducerOptions {
@@ -133,6 +137,8 @@ impl Default for ProducerOptions {
             ordered_slots: false,
             linear_frames: true,
             remote_rings: None,
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            ring_memory: crate::vulkan::TextureMemory::Opaque,
         }
     }
 }
@@ -275,6 +281,9 @@ impl Producer {
         for i in 0..options.slots {
             let mut d = desc.clone();
             d.label = Some(format!("{}[{i}]", desc.label.as_deref().unwrap_or(name)));
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            let t = manager.create_texture_in(&d, &options.extent, &options.ring_memory)?;
+            #[cfg(not(any(target_os = "linux", target_os = "android")))]
             let t = manager.create_texture_with(&d, &options.extent)?;
             exports.push(manager.export(&t)?);
             textures.push(t);

@@ -100,11 +100,25 @@ pub struct FormatCaps {
     pub format: TextureFormat,
     /// With opaque FDs (same device and driver).
     pub opaque_fd: FormatShareSupport,
-    /// With DMA-BUF (where the device has `VK_EXT_external_memory_dma_buf`).
+    /// Importable as a LINEAR DMA-BUF (where the device has `VK_EXT_external_memory_dma_buf`):
+    /// what a foreign or another driver's buffer can be taken as.
     pub dma_buf: Option<FormatShareSupport>,
     /// With Windows NT handles (`OPAQUE_WIN32`; same device and driver).
     #[cfg(windows)]
     pub opaque_win32: FormatShareSupport,
+}
+
+/// What a device does with DMA-BUFs (`VK_EXT_external_memory_dma_buf`), checked on an RGBA8
+/// texture that is copied and sampled.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DmaBufCaps {
+    /// Imports DMA-BUFs (LINEAR, or any modifier it lists with `modifiers`).
+    pub import: bool,
+    /// Exports its own memory as DMA-BUFs (lavapipe only with `/dev/udmabuf`).
+    pub export: bool,
+    /// `VK_EXT_image_drm_format_modifier`: explicit modifiers and plane layouts, so buffers of
+    /// other drivers' tiled layouts (and any LINEAR stride) can be imported.
+    pub modifiers: bool,
 }
 
 /// Export/import support for one semaphore or fence handle type.
@@ -149,6 +163,8 @@ pub struct DeviceCaps {
     pub memory_handle_types: Vec<ExternalHandleType>,
     /// `VK_EXT_image_drm_format_modifier` is present.
     pub drm_format_modifiers: bool,
+    /// DMA-BUF import and export.
+    pub dma_buf: DmaBufCaps,
     /// `VK_EXT_external_memory_host` is present (host memory imported as device memory).
     pub external_memory_host: bool,
     /// Timeline semaphores (Vulkan 1.2 feature).
@@ -353,6 +369,28 @@ pub(crate) enum ShareSupport {
     Unsupported(String),
 }
 
+/// How an image's texels are laid out, for support queries and image creation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
+pub(crate) enum Tiling {
+    /// `VK_IMAGE_TILING_OPTIMAL`.
+    Optimal,
+    /// `VK_IMAGE_TILING_LINEAR`.
+    Linear,
+    /// `VK_IMAGE_TILING_DRM_FORMAT_MODIFIER_EXT` with this modifier.
+    Modifier(u64),
+}
+
+impl Tiling {
+    pub(crate) fn vk(self) -> vk::ImageTiling {
+        match self {
+            Tiling::Optimal => vk::ImageTiling::OPTIMAL,
+            Tiling::Linear => vk::ImageTiling::LINEAR,
+            Tiling::Modifier(_) => vk::ImageTiling::DRM_FORMAT_MODIFIER_EXT,
+        }
+    }
+}
+
 /// Whether an image with `info` can be created exportable and importable with `handle_type`
 /// (optimal tiling). `ERROR_FORMAT_NOT_SUPPORTED` is a "no", not an error; other failures of
 /// the query are errors.
@@ -362,15 +400,38 @@ pub(crate) fn external_image_support(
     info: &ImageParams,
     handle_type: vk::ExternalMemoryHandleTypeFlags,
 ) -> Result<ShareSupport> {
+    let both =
+        vk::ExternalMemoryFeatureFlags::EXPORTABLE | vk::ExternalMemoryFeatureFlags::IMPORTABLE;
+    external_image_support_with(instance, physical, info, handle_type, Tiling::Optimal, both)
+}
+
+/// [`external_image_support`] with any tiling (a DRM modifier is queried with
+/// `VkPhysicalDeviceImageDrmFormatModifierInfoEXT`; the device must offer
+/// `VK_EXT_image_drm_format_modifier`), needing the external memory features `needed`
+/// (exportable, importable or both).
+pub(crate) fn external_image_support_with(
+    instance: &ash::Instance,
+    physical: vk::PhysicalDevice,
+    info: &ImageParams,
+    handle_type: vk::ExternalMemoryHandleTypeFlags,
+    tiling: Tiling,
+    needed: vk::ExternalMemoryFeatureFlags,
+) -> Result<ShareSupport> {
     let mut external_info =
         vk::PhysicalDeviceExternalImageFormatInfo::default().handle_type(handle_type);
-    let format_info = vk::PhysicalDeviceImageFormatInfo2::default()
+    let mut modifier_info = vk::PhysicalDeviceImageDrmFormatModifierInfoEXT::default()
+        .sharing_mode(vk::SharingMode::EXCLUSIVE);
+    let mut format_info = vk::PhysicalDeviceImageFormatInfo2::default()
         .format(info.format)
         .ty(info.image_type)
-        .tiling(vk::ImageTiling::OPTIMAL)
+        .tiling(tiling.vk())
         .usage(info.usage)
         .flags(info.flags)
         .push_next(&mut external_info);
+    if let Tiling::Modifier(m) = tiling {
+        modifier_info = modifier_info.drm_format_modifier(m);
+        format_info = format_info.push_next(&mut modifier_info);
+    }
     let mut external_props = vk::ExternalImageFormatProperties::default();
     let mut props = vk::ImageFormatProperties2::default().push_next(&mut external_props);
     // SAFETY: valid chained structs; `physical` belongs to `instance`.
@@ -408,11 +469,9 @@ pub(crate) fn external_image_support(
     let features = external_props
         .external_memory_properties
         .external_memory_features;
-    let needed =
-        vk::ExternalMemoryFeatureFlags::EXPORTABLE | vk::ExternalMemoryFeatureFlags::IMPORTABLE;
     if !features.contains(needed) {
         return Ok(ShareSupport::Unsupported(format!(
-            "external memory features are {features:?}, need EXPORTABLE | IMPORTABLE"
+            "external memory features are {features:?}, need {needed:?}"
         )));
     }
     Ok(ShareSupport::Supported {
@@ -426,13 +485,22 @@ fn format_support(
     format: TextureFormat,
     handle_type: ExternalHandleType,
 ) -> Result<FormatShareSupport> {
+    let (tiling, needed) = match handle_type {
+        // DMA-BUFs cross drivers LINEAR: what matters is whether one can be taken.
+        ExternalHandleType::DmaBuf => (Tiling::Linear, vk::ExternalMemoryFeatureFlags::IMPORTABLE),
+        _ => (
+            Tiling::Optimal,
+            vk::ExternalMemoryFeatureFlags::EXPORTABLE | vk::ExternalMemoryFeatureFlags::IMPORTABLE,
+        ),
+    };
     let handle_type = conv::memory_handle_type(handle_type);
     let mut out = FormatShareSupport::default();
     let mut reasons = Vec::new();
     for usage in TextureUsage::ALL {
         let desc = crate::common::TextureDescriptor::new(64, 64, format, &[usage]);
         let params = ImageParams::new(&desc, &Default::default());
-        match external_image_support(instance, physical, &params, handle_type)? {
+        match external_image_support_with(instance, physical, &params, handle_type, tiling, needed)?
+        {
             ShareSupport::Supported { dedicated_only } => {
                 out.usages.push(usage);
                 out.dedicated_only |= dedicated_only;
@@ -507,6 +575,41 @@ fn fence_caps(
         #[cfg(windows)]
         opaque_win32: query(vk::ExternalFenceHandleTypeFlags::OPAQUE_WIN32),
     }
+}
+
+/// DMA-BUF import and export of a LINEAR RGBA8 texture that is copied and sampled.
+fn dma_buf_caps(
+    instance: &ash::Instance,
+    physical: vk::PhysicalDevice,
+    modifiers: bool,
+) -> Result<DmaBufCaps> {
+    let desc = crate::common::TextureDescriptor::new(
+        64,
+        64,
+        TextureFormat::Rgba8Unorm,
+        &[
+            TextureUsage::CopySrc,
+            TextureUsage::CopyDst,
+            TextureUsage::TextureBinding,
+        ],
+    );
+    let params = ImageParams::new(&desc, &Default::default());
+    let query = |needed| {
+        external_image_support_with(
+            instance,
+            physical,
+            &params,
+            vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT,
+            Tiling::Linear,
+            needed,
+        )
+        .map(|s| matches!(s, ShareSupport::Supported { .. }))
+    };
+    Ok(DmaBufCaps {
+        import: query(vk::ExternalMemoryFeatureFlags::IMPORTABLE)?,
+        export: query(vk::ExternalMemoryFeatureFlags::EXPORTABLE)?,
+        modifiers,
+    })
 }
 
 /// Queries everything in [`DeviceCaps`] for one device.
@@ -595,10 +698,17 @@ pub(crate) fn query(instance: &ash::Instance, identity: &DeviceIdentity) -> Resu
             opaque_win32,
         });
     }
+    let drm_format_modifiers = has(ash::ext::image_drm_format_modifier::NAME);
+    let dma_buf = if dma_buf {
+        dma_buf_caps(instance, physical, drm_format_modifiers)?
+    } else {
+        DmaBufCaps::default()
+    };
     Ok(DeviceCaps {
         identity: identity.clone(),
         memory_handle_types,
-        drm_format_modifiers: has(ash::ext::image_drm_format_modifier::NAME),
+        drm_format_modifiers,
+        dma_buf,
         external_memory_host: has(ash::ext::external_memory_host::NAME),
         timeline_semaphores,
         binary_semaphore_export: sync_caps(instance, physical, sem_ext, Some(false)),

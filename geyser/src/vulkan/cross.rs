@@ -40,6 +40,11 @@ pub enum TransferPath {
     /// devices with peer access. [`Self::between`] never picks it (this layer knows no CUDA):
     /// `geyser::cuda::transfer_path_between` does.
     Peer,
+    /// Different drivers or devices, but the source exports DMA-BUFs and the destination
+    /// imports them: the memory itself is shared (no copy), laid out LINEAR or by a DRM format
+    /// modifier both sides support (`TextureMemory::DmaBuf`, `VulkanTextureShareManager::
+    /// import_dma_buf`). Host-synchronized (no common semaphore).
+    DmaBuf,
 }
 
 impl std::fmt::Display for TransferPath {
@@ -51,19 +56,23 @@ impl std::fmt::Display for TransferPath {
             }
             TransferPath::CpuCopy => "CPU copy between staging buffers",
             TransferPath::Peer => "peer-to-peer GPU copy through CUDA (NVLink or PCIe)",
+            TransferPath::DmaBuf => "DMA-BUF (shared memory across drivers, no copy)",
         })
     }
 }
 
 impl TransferPath {
-    /// The best path between two devices: [`Self::Direct`] when they share memory (same
-    /// device and driver UUID), else [`Self::HostMemory`] when both import host memory, else
-    /// [`Self::CpuCopy`]. (DMA-BUF between different drivers is not implemented yet.)
+    /// The best path from device `a` to device `b`: [`Self::Direct`] when they share memory
+    /// (same device and driver UUID); else [`Self::DmaBuf`] when DMA-BUF is the handle type
+    /// they have in common (`a` exports DMA-BUFs, `b` imports them); else
+    /// [`Self::HostMemory`] when both import host memory; else [`Self::CpuCopy`].
     pub fn between(a: &DeviceCaps, b: &DeviceCaps) -> Self {
         if a.identity.device_uuid == b.identity.device_uuid
             && a.identity.driver_uuid == b.identity.driver_uuid
         {
             TransferPath::Direct
+        } else if a.dma_buf.export && b.dma_buf.import {
+            TransferPath::DmaBuf
         } else {
             Self::best_copy(a, b)
         }
@@ -204,11 +213,11 @@ impl CrossDeviceTransfer {
         let (src_dev, dst_dev) = (&src.dev, &dst.dev);
         let (src_buffer, dst_buffer, host) =
             match path {
-                TransferPath::Direct => return Err(Error::InvalidArgument {
+                TransferPath::Direct | TransferPath::DmaBuf => return Err(Error::InvalidArgument {
                     what: "transfer path",
-                    reason:
-                        "Direct needs no copy: export the texture and import it on the other device"
-                            .into(),
+                    reason: format!(
+                        "{path:?} needs no copy: export the texture and import it on the other device"
+                    ),
                 }),
                 TransferPath::HostMemory => {
                     for (m, side) in [(src, "source"), (dst, "destination")] {

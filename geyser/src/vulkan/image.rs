@@ -21,6 +21,9 @@ pub(crate) struct TextureInner {
     pub(crate) imported: bool,
     /// Whether the texels hold data (a write happened here or the texture was imported).
     pub(crate) initialized: AtomicBool,
+    /// The FD of memory Vulkan imported and Geyser re-exports (host or foreign DMA-BUFs);
+    /// closed with the texture.
+    pub(crate) backing: Option<crate::common::OwnedOsHandle>,
 }
 
 impl Drop for TextureInner {

@@ -173,6 +173,68 @@ impl VulkanTextureShareManager {
         memory::create_exportable(&self.dev, desc, extent, os::NATIVE_MEMORY)
     }
 
+    /// Creates a texture in the given kind of memory ([`TextureMemory`]): a DMA-BUF (with a
+    /// DRM format modifier negotiated against `modifiers` the importer supports, or LINEAR),
+    /// an opaque FD with modifier tiling, host memory imported as a DMA-BUF, or the default
+    /// opaque FD. Checked like [`Self::create_texture_with`]; [`Error::Unsupported`] when the
+    /// device cannot make this kind of memory for the format and usages.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub fn create_texture_in(
+        &self,
+        desc: &TextureDescriptor,
+        extent: &TextureExtent,
+        memory: &super::TextureMemory,
+    ) -> Result<VulkanTexture> {
+        desc.validate_with(extent)?;
+        super::dmabuf::create(&self.dev, desc, extent, memory)
+    }
+
+    /// Imports a DMA-BUF this manager did not make (from GBM, a V4L2/VA-API decoder, a
+    /// compositor, another process or API) as a texture described by `desc`: same size, a
+    /// format whose DRM fourcc is the buffer's (`Rgba8UnormSrgb` for an `AB24` buffer read as
+    /// sRGB), the usages the application needs. Single-plane buffers; the plane layout is
+    /// checked first (against the buffer's size, the format, and what this device can bind),
+    /// and a layout the device cannot take is [`Error::InvalidDmaBuf`]. The buffer's FD is
+    /// duplicated, the [`crate::common::DmaBuf`] stays the caller's.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub fn import_dma_buf(
+        &self,
+        buf: &crate::common::DmaBuf,
+        desc: &TextureDescriptor,
+    ) -> Result<VulkanTexture> {
+        super::dmabuf::import_dma_buf(&self.dev, buf, desc)
+    }
+
+    /// Imports a two-plane 4:2:0 DMA-BUF (NV12, P010: a decoder's or camera's frame; planes
+    /// in one buffer or one buffer each) as a multi-planar image with `usages`. The layout is
+    /// checked like [`Self::import_dma_buf`]'s. The buffer stays the caller's.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub fn import_dma_buf_planar(
+        &self,
+        buf: &crate::common::DmaBuf,
+        usages: &[crate::common::TextureUsage],
+    ) -> Result<super::PlanarTexture> {
+        super::planar::import_planar(&self.dev, buf, usages, true)
+    }
+
+    /// The DRM format modifiers this device offers for `format`
+    /// (`VK_EXT_image_drm_format_modifier`; empty without it).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub fn drm_modifiers(
+        &self,
+        format: crate::common::TextureFormat,
+    ) -> Vec<super::ModifierSupport> {
+        super::modifier::device_modifiers(&self.dev, super::conv::format(format))
+    }
+
+    /// The modifiers this device can import `format` with, to hand to an exporter's
+    /// negotiation ([`super::TextureMemory::DmaBuf`]): its modifiers, or LINEAR alone on a
+    /// device without `VK_EXT_image_drm_format_modifier` that imports LINEAR DMA-BUFs.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub fn importable_modifiers(&self, format: crate::common::TextureFormat) -> Vec<u64> {
+        super::modifier::importable_modifiers(&self.dev, format)
+    }
+
     /// Exports a texture as an owned, transferable handle: give it to another context
     /// ([`Self::import`]) or send it to another process. Each call makes a new OS handle.
     pub fn export(&self, texture: &VulkanTexture) -> Result<ExportedTexture> {

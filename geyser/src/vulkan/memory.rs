@@ -14,16 +14,16 @@ use super::diagnostics::{LIVE_IMAGES, LIVE_MEMORIES, LIVE_TEXTURES};
 use super::image::{TextureInner, VulkanTexture};
 use super::os;
 use crate::common::{
-    uuid_string, ExportInfo, ExportedTexture, ExternalHandleType, MemoryLayout, TextureDescriptor,
-    TextureExtent,
+    uuid_string, ExportInfo, ExportedTexture, ExternalHandleType, MemoryLayout, OwnedOsHandle,
+    TextureDescriptor, TextureExtent,
 };
 use crate::{Error, Result};
 
 /// Destroys an image (and memory) unless disarmed: keeps error paths leak-free.
-struct Partial<'a> {
+pub(super) struct Partial<'a> {
     device: &'a ash::Device,
-    image: vk::Image,
-    memory: vk::DeviceMemory,
+    pub(super) image: vk::Image,
+    pub(super) memory: vk::DeviceMemory,
 }
 
 impl Drop for Partial<'_> {
@@ -44,6 +44,24 @@ impl Drop for Partial<'_> {
 }
 
 impl<'a> Partial<'a> {
+    /// Takes ownership of an image the caller just created on `device` (counted live here).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub(super) fn from_image(device: &'a ash::Device, image: vk::Image) -> Self {
+        LIVE_IMAGES.fetch_add(1, Ordering::Relaxed);
+        Partial {
+            device,
+            image,
+            memory: vk::DeviceMemory::null(),
+        }
+    }
+
+    /// Records that `memory` (allocated or imported on the device) belongs to the image.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub(super) fn set_memory(&mut self, memory: vk::DeviceMemory) {
+        LIVE_MEMORIES.fetch_add(1, Ordering::Relaxed);
+        self.memory = memory;
+    }
+
     /// Creates the image with external-memory info for `handle` chained; it is destroyed on
     /// drop until [`Self::disarm`].
     fn new(
@@ -86,7 +104,10 @@ impl<'a> Partial<'a> {
 }
 
 /// Memory requirements with the dedicated-allocation query chained.
-fn requirements(device: &ash::Device, image: vk::Image) -> (vk::MemoryRequirements, bool) {
+pub(super) fn requirements(
+    device: &ash::Device,
+    image: vk::Image,
+) -> (vk::MemoryRequirements, bool) {
     let mut dedicated = vk::MemoryDedicatedRequirements::default();
     let mut reqs = vk::MemoryRequirements2::default().push_next(&mut dedicated);
     let info = vk::ImageMemoryRequirementsInfo2::default().image(image);
@@ -98,7 +119,8 @@ fn requirements(device: &ash::Device, image: vk::Image) -> (vk::MemoryRequiremen
     )
 }
 
-fn memory_type(dev: &SharedDevice, type_bits: u32) -> Option<u32> {
+/// The first device-local memory type among `type_bits`, else the first of them.
+pub(super) fn memory_type(dev: &SharedDevice, type_bits: u32) -> Option<u32> {
     let props = &dev.memory_properties;
     let candidates = (0..props.memory_type_count).filter(|i| type_bits & (1 << i) != 0);
     let device_local = |i: &u32| {
@@ -112,18 +134,24 @@ fn memory_type(dev: &SharedDevice, type_bits: u32) -> Option<u32> {
         .or_else(|| candidates.clone().next())
 }
 
-fn finish(
+/// Binds the memory at `offset` and wraps image and memory as a texture. `backing` is an FD
+/// Geyser keeps for memory Vulkan imported (a host DMA-BUF, a foreign DMA-BUF): exports
+/// duplicate it, since Vulkan cannot export memory it imported.
+pub(super) fn finish(
     dev: &SharedDevice,
     partial: Partial<'_>,
-    params: ImageParams,
+    bind: (ImageParams, u64),
     info: ExportInfo,
     imported: bool,
+    backing: Option<OwnedOsHandle>,
 ) -> Result<VulkanTexture> {
+    let (params, offset) = bind;
     // SAFETY: image and memory are live objects of this device; the memory was allocated
-    // for this image (dedicated) with a size covering its requirements.
+    // or imported for this image with a size covering its requirements from `offset`, which
+    // the caller aligned (and which is 0 for a dedicated allocation).
     unsafe {
         dev.device
-            .bind_image_memory(partial.image, partial.memory, 0)
+            .bind_image_memory(partial.image, partial.memory, offset)
     }
     .map_err(Error::vk("vkBindImageMemory"))?;
     let (image, memory) = partial.disarm();
@@ -137,6 +165,7 @@ fn finish(
             info,
             imported,
             initialized: AtomicBool::new(imported),
+            backing,
         }),
     })
 }
@@ -212,15 +241,22 @@ pub(crate) fn create_exportable(
         allocation_size: reqs.size,
         memory_type_index: type_index,
         dedicated: true,
+        planes: Vec::new(),
         device_uuid: dev.identity.device_uuid,
         driver_uuid: dev.identity.driver_uuid,
     };
-    finish(dev, partial, params, info, false)
+    finish(dev, partial, (params, 0), info, false, None)
 }
 
 /// Exports a texture's memory as a new OS handle.
 pub(crate) fn export(texture: &VulkanTexture) -> Result<ExportedTexture> {
     let inner = &texture.inner;
+    if let Some(backing) = &inner.backing {
+        return Ok(ExportedTexture::new(
+            inner.info.clone(),
+            backing.try_clone()?,
+        ));
+    }
     let vk_type = os::memory_handle_type(inner.info.handle_type)?;
     let handle = os::export_memory(&inner.dev.external_memory, inner.memory, vk_type)?;
     Ok(ExportedTexture::new(inner.info.clone(), handle))
@@ -259,10 +295,10 @@ pub(crate) fn check_importable(
             reason: which.into(),
         });
     }
-    if info.layout != MemoryLayout::Optimal {
+    if info.layout == MemoryLayout::Linear {
         return Err(Error::unsupported(
-            format!("{:?} layout", info.layout),
-            "only optimal tiling is imported in this build",
+            "Linear layout",
+            "LINEAR exports travel as MemoryLayout::DrmModifier(DRM_FORMAT_MOD_LINEAR) with their plane layout",
         ));
     }
     if !info.dedicated {
@@ -271,7 +307,10 @@ pub(crate) fn check_importable(
             reason: "the export is not a dedicated allocation; Geyser imports dedicated allocations only".into(),
         });
     }
-    if info.memory_type_index >= dev.memory_properties.memory_type_count {
+    // A DMA-BUF's memory type is chosen by the importer (`vkGetMemoryFdPropertiesKHR`).
+    if info.handle_type != ExternalHandleType::DmaBuf
+        && info.memory_type_index >= dev.memory_properties.memory_type_count
+    {
         return Err(Error::InvalidArgument {
             what: "exported texture",
             reason: format!(
@@ -293,6 +332,12 @@ pub(crate) fn import(
 ) -> Result<VulkanTexture> {
     let (info, handle) = exported.into_parts();
     check_importable(dev, &info, desc)?;
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if info.handle_type == ExternalHandleType::DmaBuf
+        || matches!(info.layout, MemoryLayout::DrmModifier(_))
+    {
+        return super::dmabuf::import_export(dev, info, handle);
+    }
     let vk_type = os::memory_handle_type(info.handle_type)?;
     let params = ImageParams::new(&info.descriptor, &info.extent);
     check_format_support(dev, &params, vk_type, &info.descriptor)?;
@@ -325,5 +370,5 @@ pub(crate) fn import(
     };
     partial.memory = os::import_memory(device, &target, handle)?;
     LIVE_MEMORIES.fetch_add(1, Ordering::Relaxed);
-    finish(dev, partial, params, info, true)
+    finish(dev, partial, (params, 0), info, true, None)
 }

@@ -18,6 +18,12 @@
 //! - `device.rs`: the device a manager works on (created or borrowed), and its queue lock.
 //! - `image.rs`: [`VulkanTexture`] and its access barriers.
 //! - `memory.rs`: exportable images with dedicated memory; export and import.
+//! - `modifier.rs` (Linux, Android): DRM format modifiers: what the device offers,
+//!   negotiation, images tiled LINEAR or by a modifier.
+//! - `dmabuf.rs` (Linux, Android): DMA-BUF and DRM-modifier textures ([`TextureMemory`]),
+//!   import of foreign DMA-BUFs with their plane layout checked.
+//! - `planar.rs` (Linux, Android): NV12/P010 DMA-BUFs as multi-planar images
+//!   ([`PlanarTexture`]).
 //! - `manager.rs`: [`VulkanTextureShareManager`] and its table of exports.
 //! - `sync.rs`: shared semaphores and fences ([`SharedTimelineSemaphore`] and the others).
 //! - `submit.rs`: [`Submitter`] and [`TimelinePoint`].
@@ -34,13 +40,19 @@ pub mod conv;
 mod cross;
 pub(crate) mod device;
 pub mod diagnostics;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod dmabuf;
 mod image;
 pub(crate) mod instance;
 mod manager;
 mod memory;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod modifier;
 mod options;
 mod os;
 mod pool;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod planar;
 pub(crate) mod recipe;
 mod shared_buffer;
 mod submit;
@@ -51,15 +63,23 @@ mod validation;
 
 pub use buffer::Buffer;
 pub use caps::{
-    enumerate_devices, DeviceCaps, DeviceIdentity, FormatCaps, FormatShareSupport, MemoryExposure,
-    SyncExportCaps,
+    enumerate_devices, DeviceCaps, DeviceIdentity, DmaBufCaps, FormatCaps, FormatShareSupport,
+    MemoryExposure, SyncExportCaps,
 };
 pub use cross::{CrossDeviceTransfer, TransferPath, TransferTiming};
+#[cfg(all(feature = "gl", any(target_os = "linux", target_os = "android")))]
+pub(crate) use dmabuf::check_sealed;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub use dmabuf::TextureMemory;
 pub use image::{VulkanTexture, SHARED_LAYOUT};
 pub use manager::VulkanTextureShareManager;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub use modifier::ModifierSupport;
 pub use options::{ContextOptions, DeviceSelector, Validation};
 pub use pool::{PoolStats, PooledTexture, TexturePool};
 pub use shared_buffer::SharedBuffer;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub use planar::{planar_format, PlanarTexture};
 pub use submit::{Submitter, TimelinePoint, MAX_POINTS, SUBMIT_TIMEOUT};
 pub use sync::{SharedFence, SharedSemaphore, SharedTimelineSemaphore, SyncHandleType};
 pub use timestamps::{Calibration, GpuTimestamps};

@@ -20,11 +20,12 @@ pub(crate) use imp::*;
 pub(crate) fn memory_handle_type(
     t: ExternalHandleType,
 ) -> Result<vk::ExternalMemoryHandleTypeFlags> {
-    if t != NATIVE_MEMORY {
+    let dma_buf = cfg!(unix) && t == ExternalHandleType::DmaBuf;
+    if t != NATIVE_MEMORY && !dma_buf {
         return Err(Error::unsupported(
             format!("{t:?} external memory"),
             format!(
-                "this build shares textures through {NATIVE_MEMORY:?} handles only on this platform (DMA-BUF with DRM format modifiers is planned)",
+                "this build shares textures through {NATIVE_MEMORY:?} handles (and DMA-BUFs on Linux) on this platform",
             ),
         ));
     }

@@ -27,7 +27,8 @@ const WANTED_FEATURES: wgpu::Features = wgpu::Features::TEXTURE_FORMAT_16BIT_NOR
     .union(wgpu::Features::FLOAT32_FILTERABLE)
     .union(wgpu::Features::TEXTURE_COMPRESSION_BC)
     .union(wgpu::Features::TEXTURE_COMPRESSION_ETC2)
-    .union(wgpu::Features::TEXTURE_COMPRESSION_ASTC);
+    .union(wgpu::Features::TEXTURE_COMPRESSION_ASTC)
+    .union(wgpu::Features::VULKAN_EXTERNAL_MEMORY_DMA_BUF);
 
 /// Shares textures on one wgpu device (Vulkan backend). `Send + Sync`.
 ///

@@ -22,9 +22,16 @@
 //!   [`WgpuTextureShareManager::wait_for_submission`], which waits on that one submission
 //!   index, never on the whole device.
 //!
+//! - DMA-BUFs Geyser did not make: [`WgpuTextureShareManager::import_dma_buf`] (Geyser's
+//!   import, any device that imports DMA-BUFs) or
+//!   [`WgpuTextureShareManager::import_dma_buf_with_wgpu`] (wgpu's own
+//!   `texture_from_dmabuf_fd`, devices with DRM format modifiers).
+//!
 //! wgpu owns queue 0 of the device; Geyser submits nothing to it except through wgpu.
 
 mod conv;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod dmabuf;
 mod manager;
 mod texture;
 

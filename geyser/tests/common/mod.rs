@@ -85,3 +85,42 @@ pub fn same_texels(format: TextureFormat, aspect: TextureAspect, want: &[u8], go
         _ => want == got,
     }
 }
+
+/// A memfd holding `height` rows of `stride` bytes of RGBA8 texels (x, y, x^y, 255) from
+/// `offset` on: a buffer Geyser did not make, standing in for a foreign DMA-BUF (this machine
+/// has no render node and no /dev/udmabuf; lavapipe and llvmpipe import any mappable FD).
+#[cfg(target_os = "linux")]
+pub fn foreign_rgba(width: u32, height: u32, stride: u32, offset: u32) -> std::os::fd::OwnedFd {
+    use std::io::Write;
+    let fd = rustix::fs::memfd_create(
+        "test-foreign",
+        rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING,
+    )
+    .unwrap();
+    let mut bytes = vec![0u8; (offset + stride * height) as usize];
+    for y in 0..height {
+        for x in 0..width {
+            let o = (offset + y * stride + x * 4) as usize;
+            bytes[o..o + 4].copy_from_slice(&[x as u8, y as u8, (x ^ y) as u8, 255]);
+        }
+    }
+    let mut file = std::fs::File::from(fd);
+    file.write_all(&bytes).unwrap();
+    seal(file.into())
+}
+
+/// The texels of [`foreign_rgba`], tightly packed.
+pub fn expected_rgba(width: u32, height: u32) -> Vec<u8> {
+    (0..height)
+        .flat_map(|y| (0..width).flat_map(move |x| [x as u8, y as u8, (x ^ y) as u8, 255]))
+        .collect()
+}
+
+/// Seals a memfd against resizing, as Geyser requires of memfds passed as DMA-BUFs.
+#[cfg(target_os = "linux")]
+pub fn seal(fd: std::os::fd::OwnedFd) -> std::os::fd::OwnedFd {
+    use rustix::fs::SealFlags;
+    rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)
+        .unwrap();
+    fd
+}

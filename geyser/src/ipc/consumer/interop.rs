@@ -1,6 +1,6 @@
 //! What interop layers and linear-frame consumers take from a [`Consumer`]: the linear frames'
-//! handles, and duplicates of the handles it imported (for CUDA, which imports the same memory
-//! and timelines again), and the connection that keeps those duplicates.
+//! handles, and duplicates of the handles it imported (for CUDA and GL, which import the same
+//! memory and timelines again), and the connection that keeps those duplicates.
 
 use std::sync::Arc;
 
@@ -10,7 +10,7 @@ use crate::ipc::linear::{LinearFrames, LinearLayout};
 use crate::vulkan::{SharedTimelineSemaphore, VulkanTextureShareManager};
 use crate::Result;
 
-/// Duplicates of the handles a consumer imported, for an interop layer (CUDA) that imports
+/// Duplicates of the handles a consumer imported, for an interop layer (CUDA, GL) that imports
 /// the same memory and timeline into its own API.
 #[derive(Debug, Default)]
 pub(crate) struct RetainedHandles {
@@ -29,7 +29,13 @@ pub(super) struct Extras {
 impl Consumer {
     /// [`Self::connect_with`], keeping a duplicate of every handle it imports
     /// ([`Self::take_retained`]) for an interop layer that imports them again.
-    #[cfg_attr(not(all(feature = "cuda", target_os = "linux")), allow(dead_code))]
+    #[cfg_attr(
+        not(any(
+            all(feature = "cuda", target_os = "linux"),
+            all(feature = "gl", any(target_os = "linux", target_os = "android"))
+        )),
+        allow(dead_code)
+    )]
     pub(crate) fn connect_retaining(
         name: &str,
         manager: Arc<VulkanTextureShareManager>,
@@ -52,13 +58,25 @@ impl Consumer {
     }
 
     /// The handle duplicates kept by [`Self::connect_retaining`], once.
-    #[cfg_attr(not(all(feature = "cuda", target_os = "linux")), allow(dead_code))]
+    #[cfg_attr(
+        not(any(
+            all(feature = "cuda", target_os = "linux"),
+            all(feature = "gl", any(target_os = "linux", target_os = "android"))
+        )),
+        allow(dead_code)
+    )]
     pub(crate) fn take_retained(&mut self) -> Option<RetainedHandles> {
         self.retained.take()
     }
 
     /// Timeline mode: our "released" timeline (the producer waits for its values).
-    #[cfg_attr(not(all(feature = "cuda", target_os = "linux")), allow(dead_code))]
+    #[cfg_attr(
+        not(any(
+            all(feature = "cuda", target_os = "linux"),
+            all(feature = "gl", any(target_os = "linux", target_os = "android"))
+        )),
+        allow(dead_code)
+    )]
     pub(crate) fn release_timeline(&self) -> Option<&Arc<SharedTimelineSemaphore>> {
         self.timelines.as_ref().map(|(_, released)| released)
     }

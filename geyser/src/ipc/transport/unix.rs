@@ -471,6 +471,7 @@ mod tests {
             allocation_size: 4096,
             memory_type_index: 0,
             dedicated: true,
+            planes: Vec::new(),
             device_uuid: [0; 16],
             driver_uuid: [0; 16],
         }

@@ -474,6 +474,17 @@ fn validate_frame_info(what: &str, info: &ExportInfo) -> Result<()> {
     {
         return Err(Error::Protocol(format!("{what}: bad usage list")));
     }
+    if info.planes.len() > crate::common::MAX_PLANES
+        || info
+            .planes
+            .iter()
+            .any(|p| p.stride == 0 || p.offset >= info.allocation_size.max(1))
+    {
+        return Err(Error::Protocol(format!(
+            "{what}: bad plane layouts {:?}",
+            info.planes
+        )));
+    }
     d.validate_with(&info.extent)
         .map_err(|e| Error::Protocol(format!("{what}: {e}")))
 }

@@ -21,6 +21,7 @@ fn info() -> ExportInfo {
         allocation_size: 8192,
         memory_type_index: 0,
         dedicated: true,
+        planes: Vec::new(),
         device_uuid: [1; 16],
         driver_uuid: [2; 16],
     }
