@@ -11,8 +11,10 @@ use crate::{Error, Result};
 /// The protocol version. Peers with another version are refused at Hello: a producer answers
 /// a Hello of another version with its own, whose magic and version every version can read,
 /// so both ends report [`Error::VersionMismatch`]. Version 3: typed rejections, frames named
-/// by [`FrameId`], host-ring messages renamed.
-pub const PROTOCOL_VERSION: u32 = 3;
+/// by [`FrameId`], host-ring messages renamed. Version 4: binary-semaphore sync
+/// (`BinarySyncSetup`), ordered slots (`PoolSetup::ordered`), linear frames (`LinearRequest`,
+/// `LinearSetup`) and rings on the consumer's GPU (`PeerRingSetup`).
+pub const PROTOCOL_VERSION: u32 = 4;
 /// First bytes of every Hello.
 pub const MAGIC: [u8; 4] = *b"GYSR";
 /// Largest frame (length prefix included) either side sends or accepts.
