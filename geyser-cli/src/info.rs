@@ -170,8 +170,6 @@ fn selected(devices: &[DeviceCaps]) -> Result<Option<usize>, geyser::Error> {
     Ok(Some(chosen.index))
 }
 
-/// Runs `geyser info`. With `GEYSER_DEVICE` set, marks the device it selects (JSON: each
-/// device's `selected` field), and fails with [`geyser::Error::NoDevice`] when it selects none.
 /// The CUDA devices (feature `cuda`), each with the Vulkan device it is.
 #[cfg(target_os = "linux")]
 fn print_cuda(devices: &[DeviceCaps]) {
@@ -195,8 +193,11 @@ fn print_cuda(devices: &[DeviceCaps]) {
             }
         }
         Err(e) => println!("CUDA: {e}"),
+    }
+}
 
-/// Runs `geyser info`.
+/// Runs `geyser info`. With `GEYSER_DEVICE` set, marks the device it selects (JSON: each
+/// device's `selected` field), and fails with [`geyser::Error::NoDevice`] when it selects none.
 pub fn run(json: bool) -> Result<(), geyser::Error> {
     let devices = enumerate_devices()?;
     let selected = selected(&devices)?;

@@ -239,6 +239,7 @@ pub enum Message {
     BinarySyncSetup {
         /// Slots, one FD each (1..=[`MAX_SLOTS`], the ring's slot count).
         slots: u32,
+    },
     /// Consumer → producer, before its Hello: also deliver every frame as a linear copy
     /// ([`Message::LinearSetup`]), for APIs that address frames by pointer (CUDA, DLPack).
     LinearRequest,
@@ -250,6 +251,7 @@ pub enum Message {
     /// before the frame is announced).
     LinearSetup {
         /// Regions in the buffer, one per ring slot (1..=[`MAX_SLOTS`]).
+        slots: u32,
         /// Bytes from one row to the next.
         row_pitch: u64,
         /// Bytes from one region to the next.
