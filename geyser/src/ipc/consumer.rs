@@ -25,7 +25,7 @@ use super::peer::{PeerCredentials, PeerPolicy};
 use super::transport::Connection;
 use super::wire::negotiate::{supported_sync_modes, unsupported_sync};
 use super::wire::{FrameId, Hello, Message, Role, SyncMode, MAX_SLOTS};
-use crate::common::TextureUsage;
+use crate::common::{ExportInfo, TextureUsage};
 use crate::common::{borrow_os_handle, ExportedTexture, OwnedOsHandle, TextureDescriptor};
 use crate::vulkan::TransferPath;
 use crate::vulkan::{

@@ -14,6 +14,7 @@ use crate::{Error, Result};
 pub struct DetachedFrame {
     consumer: u64,
     ready: Ready,
+    expected: bool,
     signal: Option<u64>,
 }
 
@@ -31,6 +32,7 @@ impl<'a> Frame<'a> {
         DetachedFrame {
             consumer: self.consumer.id,
             ready: self.ready,
+            expected: self.expected,
             signal: self.signal,
         }
     }
@@ -52,6 +54,7 @@ impl Consumer {
             consumer: self,
             ready: frame.ready,
             released: false,
+            expected: frame.expected,
             signal: frame.signal,
         })
     }
