@@ -52,6 +52,8 @@ fn produce(name: &str) {
         wait_timeout: Duration::ZERO,
         options: ProducerOptions::default(),
         frame_interval: Some(Duration::from_millis(20)),
+        timestamps: false,
+        picture: false,
     };
     println!("PRODUCING");
     let result = run_producer(Arc::new(manager), &config, |_| {});

@@ -186,6 +186,7 @@ pub fn produce(args: &DemoArgs) -> geyser::Result<()> {
         },
         frame_interval: (args.fps > 0.0).then(|| Duration::from_secs_f64(1.0 / args.fps)),
         timestamps: true,
+        picture: true,
     };
     let report = run_producer(manager, &config, |n| {
         if n % 10 == 0 {

@@ -87,6 +87,11 @@ pub struct ProducerArgs {
     /// CPU drivers such as lavapipe/llvmpipe).
     #[arg(long, default_value = "opaque")]
     pub memory: String,
+    /// What frames show: `picture` (the frame word's band, a moving gradient and the frame
+    /// number) or `solid` (the frame word in every texel, for consumers that check every
+    /// texel). The probes accept both.
+    #[arg(long, default_value = "picture", value_parser = ["picture", "solid"])]
+    pub pattern: String,
 }
 
 /// Parses a ring memory name: `opaque`, `dma-buf`, `host-dma-buf`.
@@ -138,6 +143,7 @@ impl ProducerArgs {
             },
             frame_interval: self.interval_ms.map(Duration::from_millis),
             timestamps: false,
+            picture: self.pattern == "picture",
         })
     }
 }

@@ -52,6 +52,9 @@ pub struct ProduceConfig {
     /// Stamp when each frame's write finished on the GPU (the report's `gpu_stamps`), where
     /// the device can put its timestamps on the host clock.
     pub timestamps: bool,
+    /// Draw the demo picture (what people look at) instead of the solid pattern (what checks
+    /// of whole frames compare with); the probes accept both.
+    pub picture: bool,
 }
 
 /// Writes `slot`'s frame pattern the way its sync mode needs: in timeline mode the GPU waits
@@ -127,7 +130,11 @@ pub fn run_producer(
         &config.descriptor,
         config.options.clone(),
     )?;
-    let writer = PatternWriter::new(&manager, config.descriptor.tight_size())?;
+    let size = config.descriptor.tight_size();
+    let writer = match config.picture {
+        true => PatternWriter::picture(&manager, size)?,
+        false => PatternWriter::new(&manager, size)?,
+    };
     let mut stamps = match config.timestamps {
         true => FrameStamps::new(&manager, STAMP_QUERIES, config.frames as usize)?,
         false => None,

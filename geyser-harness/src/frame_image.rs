@@ -100,6 +100,17 @@ impl FrameLayout {
         }
     }
 
+    /// The layout of the solid pattern: the band is the whole frame (every texel holds the
+    /// frame word), no gradient, no digits.
+    pub fn solid(width: u32, height: u32) -> Self {
+        Self {
+            width,
+            height,
+            band_rows: height,
+            digits: None,
+        }
+    }
+
     /// The RGBA8 colour of texel `(x, y)` of frame `frame` outside the band.
     pub fn rgba(&self, frame: u64, x: u32, y: u32) -> [u8; 4] {
         if let Some(d) = self.digits.filter(|d| d.contains(x, y)) {

@@ -40,31 +40,20 @@ pub struct GlProbe;
 
 impl GlProbe {
     /// Reads the probe texels of `texture` (waits for GL) and compares them with frame
-    /// `frame`'s word.
+    /// `frame`'s picture or solid pattern ([`ProbeResult::judge`]).
     pub fn check(&self, texture: &GlTexture, frame: u64) -> Result<ProbeResult> {
         let d = texture.descriptor();
-        let bpp = d.format.block_bytes();
-        let word = frame_word(frame);
-        let mut matched = 0;
-        let mut first_word = 0;
-        for (i, (x, y)) in ProbeReader::points(d.width, d.height).iter().enumerate() {
-            let got = texture.read_texels(*x, *y, 1, 1)?;
-            if i == 0 {
-                let mut w = [0u8; 4];
-                for (dst, src) in w.iter_mut().zip(got.iter()) {
-                    *dst = *src;
-                }
-                first_word = u32::from_le_bytes(w);
-            }
-            let index = u64::from(*y) * u64::from(d.width) + u64::from(*x);
-            if expected_texel(word, index, bpp).eq(got.iter().copied()) {
-                matched += 1;
-            }
-        }
-        Ok(ProbeResult {
-            matched,
-            probes: ProbeReader::PROBES,
-            first_word,
-        })
+        let (w, h, bpp) = (d.width, d.height, d.format.block_bytes());
+        let points = ProbeReader::points(w, h);
+        let texels = points
+            .iter()
+            .map(|(x, y)| texture.read_texels(*x, *y, 1, 1))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(ProbeResult::judge(
+            frame,
+            (w, h, bpp),
+            &points,
+            texels.iter().map(Vec::as_slice),
+        ))
     }
 }

@@ -82,8 +82,11 @@ const fn align16(v: u64) -> u64 {
 }
 
 impl Prepared {
-    fn new(width: u32, height: u32, texel_bytes: u32) -> Self {
-        let layout = FrameLayout::new(width, height);
+    fn new(width: u32, height: u32, texel_bytes: u32, solid: bool) -> Self {
+        let layout = match solid {
+            true => FrameLayout::solid(width, height),
+            false => FrameLayout::new(width, height),
+        };
         let bpp = u64::from(texel_bytes);
         let band = align16(u64::from(width) * u64::from(layout.band_rows) * bpp);
         let strip_bytes = 2 * u64::from(width) * u64::from(height - layout.band_rows) * bpp;
@@ -222,11 +225,29 @@ pub struct PatternWriter {
     submit: Submitter,
     buffer: Buffer,
     state: Mutex<Prepare>,
+    /// The solid pattern (the word in every texel) instead of the demo picture.
+    solid: bool,
 }
 
 impl PatternWriter {
-    /// A writer for textures of up to `max_bytes` per layer (mip 0) on `manager`'s device.
+    /// A writer of the solid pattern (frame `n`'s word in every texel, what checks of whole
+    /// frames compare with) for textures of up to `max_bytes` per layer (mip 0) on
+    /// `manager`'s device.
     pub fn new(manager: &VulkanTextureShareManager, max_bytes: u64) -> Result<Self> {
+        Self::with_pattern(manager, max_bytes, true)
+    }
+
+    /// A writer of the demo picture ([`crate::frame_image`]: the word's band, a moving
+    /// gradient, the frame number in digits), what people look at; the probes accept it.
+    pub fn picture(manager: &VulkanTextureShareManager, max_bytes: u64) -> Result<Self> {
+        Self::with_pattern(manager, max_bytes, false)
+    }
+
+    fn with_pattern(
+        manager: &VulkanTextureShareManager,
+        max_bytes: u64,
+        solid: bool,
+    ) -> Result<Self> {
         // Band + strip (two widths) + atlas stay under three frames for any geometry.
         let size = 3 * max_bytes.div_ceil(4) * 4 + 4096;
         let usage = vk::BufferUsageFlags::TRANSFER_SRC | vk::BufferUsageFlags::TRANSFER_DST;
@@ -238,10 +259,11 @@ impl PatternWriter {
                 staging: Buffer::host(manager, size, vk::BufferUsageFlags::TRANSFER_SRC)?,
                 regions: Vec::new(),
             }),
+            solid,
         })
     }
 
-    /// Fills `texture` with frame `frame`'s picture and releases it to
+    /// Fills `texture` with frame `frame`'s pattern (solid or picture) and releases it to
     /// `VK_QUEUE_FAMILY_EXTERNAL`; returns when the GPU has finished (host-synchronized).
     /// Needs `CopyDst`.
     pub fn write(&self, texture: &VulkanTexture, frame: u64) -> Result<()> {
@@ -308,7 +330,7 @@ impl PatternWriter {
     ) -> Result<()> {
         let bpp = check_color(texture, TextureUsage::CopyDst, "PatternWriter::write")?;
         let d = &texture.export_info().descriptor;
-        let geometry = Prepared::new(d.width, d.height, bpp);
+        let geometry = Prepared::new(d.width, d.height, bpp, self.solid);
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if state.geometry != Some(geometry) {
             self.prepare(&mut state, geometry)?;
@@ -499,9 +521,32 @@ impl ProbeReader {
         let texels = self.texels.result(texture, Self::PROBES)?;
         let d = &texture.export_info().descriptor;
         let (w, h, bpp) = (d.width, d.height, d.format.block_bytes());
+        Ok(ProbeResult::judge(
+            frame,
+            (w, h, bpp),
+            &Self::points(w, h),
+            texels.iter(),
+        ))
+    }
+}
+
+impl ProbeResult {
+    /// Compares the texels read at `points` of a `(width, height, texel_bytes)` frame with
+    /// frame `frame`'s picture and with its solid pattern: the frame passes when every probe
+    /// matches one of the two.
+    pub fn judge<'t>(
+        frame: u64,
+        (w, h, bpp): (u32, u32, u32),
+        points: &[(u32, u32)],
+        texels: impl Iterator<Item = &'t [u8]>,
+    ) -> ProbeResult {
         let (word, layout) = (frame_word(frame), FrameLayout::new(w, h));
-        let (mut solid, mut picture) = (0, 0);
-        for ((x, y), got) in Self::points(w, h).iter().zip(texels.iter()) {
+        let (mut solid, mut picture, mut first_word) = (0, 0, 0);
+        for (i, ((x, y), got)) in points.iter().zip(texels).enumerate() {
+            if i == 0 {
+                first_word =
+                    u32::from_le_bytes(std::array::from_fn(|b| got.get(b).copied().unwrap_or(0)));
+            }
             let index = u64::from(*y) * u64::from(w) + u64::from(*x);
             if expected_texel(word, index, bpp).eq(got.iter().copied()) {
                 solid += 1;
@@ -510,14 +555,11 @@ impl ProbeReader {
                 picture += 1;
             }
         }
-        let first = texels.get(0);
-        let first_word =
-            u32::from_le_bytes(std::array::from_fn(|i| first.get(i).copied().unwrap_or(0)));
-        Ok(ProbeResult {
+        ProbeResult {
             matched: solid.max(picture),
-            probes: Self::PROBES,
+            probes: points.len(),
             first_word,
-        })
+        }
     }
 }
 

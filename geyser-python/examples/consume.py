@@ -6,7 +6,7 @@ On the CPU each frame becomes a NumPy array (a host copy). With ``--device cuda`
 PyTorch installed, each frame becomes a CUDA tensor without a copy (``torch.from_dlpack``;
 the tensor's stream waits on the GPU for the producer's write) and is reduced with a torch
 op; without PyTorch, CuPy is tried, else NumPy host copies. ``--verify`` checks every frame
-against the pattern of Geyser's test producers (``ipc_producer``, ``geyser demo``, and
+against the solid pattern of Geyser's test producers (``ipc_producer --pattern solid`` and
 ``publish.py``). Prints one summary line and exits non-zero if a frame was wrong.
 """
 

@@ -14,7 +14,7 @@ SIZE = (48, 64)  # height, width
 
 def producer_args(name, frames, *extra):
     h, w = SIZE
-    return [binary("ipc_producer"), "--name", name, "--size", f"{w}x{h}", "--frames", frames, "--wait", 1, *extra]
+    return [binary("ipc_producer"), "--name", name, "--size", f"{w}x{h}", "--frames", frames, "--wait", 1, "--pattern", "solid", *extra]
 
 
 @pytest.mark.parametrize("layout", ["texture", "linear"])

@@ -19,7 +19,7 @@ def python(*args):
 
 
 def test_consume_example_verifies_ipc_producer_frames(endpoint, spawn):
-    spawn(binary("ipc_producer"), "--name", endpoint, "--size", "64x48", "--frames", 30, "--lossless")
+    spawn(binary("ipc_producer"), "--name", endpoint, "--size", "64x48", "--frames", 30, "--lossless", "--pattern", "solid")
     result = run(EXAMPLES / "consume.py", endpoint, "--lossless", "--verify")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "received 30 frames" in result.stdout and "0 bad" in result.stdout, result.stdout

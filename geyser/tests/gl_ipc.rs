@@ -36,6 +36,8 @@ fn produce_config(name: String, ring_memory: TextureMemory) -> ProduceConfig {
             ..Default::default()
         },
         frame_interval: None,
+        timestamps: false,
+        picture: false,
     }
 }
 

@@ -471,6 +471,7 @@ fn in_process_producer_and_consumer_threads_agree() {
         options: ProducerOptions::default(),
         frame_interval: None,
         timestamps: false,
+        picture: false,
     };
     let pm = m.clone();
     let t = std::thread::spawn(move || run_producer(pm, &config, |_| {}).unwrap());

@@ -169,6 +169,7 @@ fn paced(
         },
         frame_interval: Some(Duration::from_secs_f64(1.0 / fps)),
         timestamps: true,
+        picture: false,
     };
     let producer = std::thread::spawn(move || run_producer(pm, &config, |_| {}));
     let options = ConsumerOptions {

@@ -165,6 +165,7 @@ fn stream(
         },
         frame_interval: None,
         timestamps: false,
+        picture: false,
     };
     let pm = Arc::new(manager());
     let producer = std::thread::spawn(move || run_producer(pm, &config, |_| {}).unwrap());

@@ -53,6 +53,8 @@ fn three_d_consumer_shows_the_stream_on_a_cube_under_xvfb() {
             "160x120",
             "--interval-ms",
             "4",
+            "--pattern",
+            "solid",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -46,6 +46,7 @@ fn produce_config(name: String) -> ProduceConfig {
         },
         frame_interval: None,
         timestamps: false,
+        picture: false,
     }
 }
 

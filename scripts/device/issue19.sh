@@ -51,7 +51,7 @@ result_of() { grep -o 'RESULT {.*' <<<"$1" | tail -1 | cut -c8-; }
 frames=10000
 run_pair() { # name, consumer command...
   local name=$1; shift
-  $bin/ipc_producer --name "$name" --size 1920x1080 --frames $frames --lossless --wait 1 >/tmp/$name.prod 2>&1 &
+  $bin/ipc_producer --pattern solid --name "$name" --size 1920x1080 --frames $frames --lossless --wait 1 >/tmp/$name.prod 2>&1 &
   local p=$!
   local out; out=$("$@" 2>&1)
   wait $p
@@ -71,7 +71,7 @@ else
 fi
 
 # 2. frame message -> usable tensor, paced (250 fps).
-$bin/ipc_producer --name b19-lat --size 1920x1080 --frames 1200 --interval-ms 4 --wait 1 >/tmp/b19-lat.prod 2>&1 &
+$bin/ipc_producer --pattern solid --name b19-lat --size 1920x1080 --frames 1200 --interval-ms 4 --wait 1 >/tmp/b19-lat.prod 2>&1 &
 lat=$(result_of "$("${py[@]}" latency b19-lat --frames 1000 2>&1)")
 wait
 [ -n "$lat" ] && echo "RESULT frame message -> usable torch tensor (1080p, 250 fps): p50 $(field "$lat" p50_us) us, p99 $(field "$lat" p99_us) us, $(field "$lat" bad) bad, sync $(field "$lat" sync)" \
@@ -89,7 +89,7 @@ pub=$(grep -o 'published.*' /tmp/b19-pub.out | tail -1)
 # 4. Other CUDA paths, validation on, 300 frames each, every frame verified.
 check() { # label, producer args, consumer args
   local label=$1 pargs=$2 cargs=$3
-  GEYSER_VALIDATION=1 $bin/ipc_producer --name b19-x --size 1280x720 --frames 300 --lossless --wait 1 $pargs >/tmp/b19-x.prod 2>&1 &
+  GEYSER_VALIDATION=1 $bin/ipc_producer --pattern solid --name b19-x --size 1280x720 --frames 300 --lossless --wait 1 $pargs >/tmp/b19-x.prod 2>&1 &
   local out; out=$(GEYSER_VALIDATION=1 python3 geyser-python/examples/consume.py b19-x --device cuda --lossless --verify $cargs 2>&1)
   wait $!; local pcode=$?
   local line; line=$(grep -o 'received.*' <<<"$out" | tail -1)

@@ -165,6 +165,7 @@ fn pipeline(c: &mut Criterion) {
                 },
                 frame_interval: None,
                 timestamps: false,
+                picture: false,
             };
             let pm = a.clone();
             let t = std::thread::spawn(move || run_producer(pm, &config, |_| {}).unwrap());

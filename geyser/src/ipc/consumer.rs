@@ -12,11 +12,6 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use detached::DetachedFrame;
-pub use expect::ExpectedFrame;
-pub use frame::Frame;
-use interop::{Extras, RetainedHandles};
-use wake::Wake;
 use super::binary::{self, ConsumerLink};
 use super::clock::monotonic_ns;
 use super::host_ring::HostRing;
@@ -25,14 +20,18 @@ use super::peer::{PeerCredentials, PeerPolicy};
 use super::transport::Connection;
 use super::wire::negotiate::{supported_sync_modes, unsupported_sync};
 use super::wire::{FrameId, Hello, Message, Role, SyncMode, MAX_SLOTS};
-use crate::common::{ExportInfo, TextureUsage};
 use crate::common::{borrow_os_handle, ExportedTexture, OwnedOsHandle, TextureDescriptor};
+use crate::common::{ExportInfo, TextureUsage};
 use crate::vulkan::TransferPath;
 use crate::vulkan::{
     SharedTimelineSemaphore, TimelinePoint, VulkanTexture, VulkanTextureShareManager,
 };
 use crate::{Error, Result};
-
+pub use detached::DetachedFrame;
+pub use expect::ExpectedFrame;
+pub use frame::Frame;
+use interop::{Extras, RetainedHandles};
+use wake::Wake;
 
 /// How a [`Consumer`] connects.
 #[derive(Clone, Debug)]
@@ -344,41 +343,41 @@ impl Consumer {
                         &mut extras,
                     )?;
                     (sync, pool, None, ordered)
-            }
-            (
-                Message::HostRingSetup {
-                    info,
-                    slots,
-                    slot_bytes,
-                    ..
-                },
-                fds,
-            ) => {
-                let fd = fds
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| Error::Protocol("HostRingSetup without its FD".into()))?;
-                let copier = copier()?;
-                let ring = HostRing::open(&copier, fd, &info, slots as usize, slot_bytes)?;
-                let mut desc = info.descriptor.clone();
-                if !desc.has_usage(TextureUsage::CopyDst) {
-                    desc.usage.push(TextureUsage::CopyDst);
                 }
-                let textures = (0..slots)
-                    .map(|_| copier.create_texture_with(&desc, &info.extent))
-                    .collect::<Result<Vec<_>>>()?;
-                (SyncMode::Host, (textures, None, None), Some(ring), false)
-            }
-            (Message::Reject { reason, detail }, _) => {
-                return Err(Error::Rejected { reason, detail })
-            }
-            (other, _) => {
-                return Err(Error::Protocol(format!(
-                    "expected PoolSetup, got {}",
-                    other.kind()
-                )))
-            }
-        };
+                (
+                    Message::HostRingSetup {
+                        info,
+                        slots,
+                        slot_bytes,
+                        ..
+                    },
+                    fds,
+                ) => {
+                    let fd = fds
+                        .into_iter()
+                        .next()
+                        .ok_or_else(|| Error::Protocol("HostRingSetup without its FD".into()))?;
+                    let copier = copier()?;
+                    let ring = HostRing::open(&copier, fd, &info, slots as usize, slot_bytes)?;
+                    let mut desc = info.descriptor.clone();
+                    if !desc.has_usage(TextureUsage::CopyDst) {
+                        desc.usage.push(TextureUsage::CopyDst);
+                    }
+                    let textures = (0..slots)
+                        .map(|_| copier.create_texture_with(&desc, &info.extent))
+                        .collect::<Result<Vec<_>>>()?;
+                    (SyncMode::Host, (textures, None, None), Some(ring), false)
+                }
+                (Message::Reject { reason, detail }, _) => {
+                    return Err(Error::Rejected { reason, detail })
+                }
+                (other, _) => {
+                    return Err(Error::Protocol(format!(
+                        "expected PoolSetup, got {}",
+                        other.kind()
+                    )))
+                }
+            };
         let path = match &host_ring {
             _ if peer_ring => TransferPath::Peer,
             Some(ring) => ring.path(),

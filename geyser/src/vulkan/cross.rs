@@ -211,53 +211,53 @@ impl CrossDeviceTransfer {
             .unwrap_or(0);
         let usage = vk::BufferUsageFlags::TRANSFER_SRC | vk::BufferUsageFlags::TRANSFER_DST;
         let (src_dev, dst_dev) = (&src.dev, &dst.dev);
-        let (src_buffer, dst_buffer, host) =
-            match path {
-                TransferPath::Direct | TransferPath::DmaBuf => return Err(Error::InvalidArgument {
-                    what: "transfer path",
-                    reason: format!(
-                        "{path:?} needs no copy: export the texture and import it on the other device"
-                    ),
-                }),
-                TransferPath::HostMemory => {
-                    for (m, side) in [(src, "source"), (dst, "destination")] {
-                        if !m.caps()?.external_memory_host || !m.dev.external_memory_host_enabled()
-                        {
-                            return Err(Error::unsupported(
-                                "VK_EXT_external_memory_host",
-                                format!(
-                                    "the {side} device ({}) cannot import host memory",
-                                    m.identity().name
-                                ),
-                            ));
-                        }
-                    }
-                    let align = Buffer::host_pointer_alignment(src_dev)
-                        .max(Buffer::host_pointer_alignment(dst_dev));
-                    let rounded = size.div_ceil(align) * align;
-                    let host = HostAllocation::new(rounded, align)?;
-                    // SAFETY: `host` is a live, `align`-aligned allocation of `rounded` bytes, and
-                    // outlives both buffers (field order of `Self`).
-                    let (s, d) = unsafe {
-                        (
-                            Buffer::import_host(src_dev, host.ptr, rounded, usage)?,
-                            Buffer::import_host(dst_dev, host.ptr, rounded, usage)?,
-                        )
-                    };
-                    (s, d, Some(host))
-                }
-                TransferPath::CpuCopy => (
-                    Buffer::host_on(src_dev, size, usage)?,
-                    Buffer::host_on(dst_dev, size, usage)?,
-                    None,
+        let (src_buffer, dst_buffer, host) = match path {
+            TransferPath::Direct | TransferPath::DmaBuf => return Err(Error::InvalidArgument {
+                what: "transfer path",
+                reason: format!(
+                    "{path:?} needs no copy: export the texture and import it on the other device"
                 ),
-                TransferPath::Peer => return Err(Error::InvalidArgument {
+            }),
+            TransferPath::HostMemory => {
+                for (m, side) in [(src, "source"), (dst, "destination")] {
+                    if !m.caps()?.external_memory_host || !m.dev.external_memory_host_enabled() {
+                        return Err(Error::unsupported(
+                            "VK_EXT_external_memory_host",
+                            format!(
+                                "the {side} device ({}) cannot import host memory",
+                                m.identity().name
+                            ),
+                        ));
+                    }
+                }
+                let align = Buffer::host_pointer_alignment(src_dev)
+                    .max(Buffer::host_pointer_alignment(dst_dev));
+                let rounded = size.div_ceil(align) * align;
+                let host = HostAllocation::new(rounded, align)?;
+                // SAFETY: `host` is a live, `align`-aligned allocation of `rounded` bytes, and
+                // outlives both buffers (field order of `Self`).
+                let (s, d) = unsafe {
+                    (
+                        Buffer::import_host(src_dev, host.ptr, rounded, usage)?,
+                        Buffer::import_host(dst_dev, host.ptr, rounded, usage)?,
+                    )
+                };
+                (s, d, Some(host))
+            }
+            TransferPath::CpuCopy => (
+                Buffer::host_on(src_dev, size, usage)?,
+                Buffer::host_on(dst_dev, size, usage)?,
+                None,
+            ),
+            TransferPath::Peer => {
+                return Err(Error::InvalidArgument {
                     what: "transfer path",
                     reason:
                         "peer copies go through CUDA: use geyser::cuda::PeerTransfer (feature cuda)"
                             .into(),
-                }),
-            };
+                })
+            }
+        };
         Ok(Self {
             path,
             src_submit: Submitter::on_device(src_dev, 1)?,

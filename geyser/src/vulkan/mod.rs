@@ -50,9 +50,9 @@ mod memory;
 mod modifier;
 mod options;
 mod os;
-mod pool;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod planar;
+mod pool;
 pub(crate) mod recipe;
 mod shared_buffer;
 mod submit;
@@ -76,10 +76,10 @@ pub use manager::VulkanTextureShareManager;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub use modifier::ModifierSupport;
 pub use options::{ContextOptions, DeviceSelector, Validation};
-pub use pool::{PoolStats, PooledTexture, TexturePool};
-pub use shared_buffer::SharedBuffer;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub use planar::{planar_format, PlanarTexture};
+pub use pool::{PoolStats, PooledTexture, TexturePool};
+pub use shared_buffer::SharedBuffer;
 pub use submit::{Submitter, TimelinePoint, MAX_POINTS, SUBMIT_TIMEOUT};
 pub use sync::{SharedFence, SharedSemaphore, SharedTimelineSemaphore, SyncHandleType};
 pub use timestamps::{Calibration, GpuTimestamps};

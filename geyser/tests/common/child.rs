@@ -67,6 +67,7 @@ pub fn role_entry() {
                     .and_then(|v| v.parse().ok())
                     .map(Duration::from_millis),
                 timestamps: false,
+                picture: false,
             };
             match run_producer(m, &config, |_| {}) {
                 Ok(r) => {

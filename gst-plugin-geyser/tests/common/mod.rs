@@ -82,6 +82,8 @@ pub fn child_role() {
                 frame_interval: env("GT_INTERVAL_MS")
                     .and_then(|v| v.parse().ok())
                     .map(Duration::from_millis),
+                timestamps: false,
+                picture: false,
             };
             let report = run_producer(manager, &config, |n| {
                 if n == 1 {
