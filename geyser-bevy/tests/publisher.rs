@@ -185,6 +185,6 @@ fn a_bevy_publisher_streams_its_known_colours_to_a_geyser_consumer_process() {
             .any(|l| l.contains("STATUS live=true") && l.contains("consumers=1")),
         "the publisher's status saw the consumer: {lines:#?}"
     );
-    let n = geyser::vulkan::validation_error_count();
-    assert_eq!(n, 0, "{:#?}", geyser::vulkan::validation_messages());
+    let n = geyser::vulkan::diagnostics::validation_error_count();
+    assert_eq!(n, 0, "{:#?}", geyser::vulkan::diagnostics::validation_messages());
 }

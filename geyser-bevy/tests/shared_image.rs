@@ -50,8 +50,8 @@ fn child_role_entry() {
     );
     let code = common::run::run(app);
     // The second context's own validation messages count too.
-    let code = if geyser::vulkan::validation_error_count() > 0 {
-        eprintln!("{:#?}", geyser::vulkan::validation_messages());
+    let code = if geyser::vulkan::diagnostics::validation_error_count() > 0 {
+        eprintln!("{:#?}", geyser::vulkan::diagnostics::validation_messages());
         4
     } else {
         code
