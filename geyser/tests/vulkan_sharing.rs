@@ -322,7 +322,7 @@ fn pattern_writer_draws_every_texel_of_the_picture_not_only_the_probes() {
     ] {
         let desc = TextureDescriptor::new(w, h, format, &COPY);
         let t = a.create_texture(&desc).unwrap();
-        let writer = PatternWriter::new(&a, desc.tight_size()).unwrap();
+        let writer = PatternWriter::picture(&a, desc.tight_size()).unwrap();
         for frame in [5u64, 6, 12_345_678] {
             let start = std::time::Instant::now();
             writer.write(&t, frame).unwrap();
@@ -343,7 +343,7 @@ fn pattern_writer_draws_every_texel_of_the_picture_not_only_the_probes() {
     };
     let desc = TextureDescriptor::new(64, 48, TextureFormat::Rgba8Unorm, &COPY);
     let t = a.create_texture_with(&desc, &shape).unwrap();
-    let writer = PatternWriter::new(&a, desc.tight_size()).unwrap();
+    let writer = PatternWriter::picture(&a, desc.tight_size()).unwrap();
     writer.write(&t, 9).unwrap();
     let bytes = a.read_texture(&t, TextureAspect::Color).unwrap();
     let one = frame_image(9, 64, 48, 4);
