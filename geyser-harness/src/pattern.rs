@@ -291,13 +291,16 @@ impl PatternWriter {
             .dst_offset(geometry.strip)
             .size(geometry.size() - geometry.strip);
         let (src, dst) = (state.staging.raw(), self.buffer.raw());
-        self.submit.submit(
-            // SAFETY: both buffers are ours and large enough; the call blocks until done.
-            |device, cmd| unsafe { device.cmd_copy_buffer(cmd, src, dst, &[copy]) },
-            &[],
-            &[],
-            true,
-        )?;
+        // The solid pattern has no strip or atlas: nothing to upload.
+        if copy.size > 0 {
+            self.submit.submit(
+                // SAFETY: both buffers are ours and large enough; the call blocks until done.
+                |device, cmd| unsafe { device.cmd_copy_buffer(cmd, src, dst, &[copy]) },
+                &[],
+                &[],
+                true,
+            )?;
+        }
         state.geometry = Some(geometry);
         Ok(())
     }
