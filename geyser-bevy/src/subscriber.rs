@@ -102,6 +102,33 @@ fn frame_image(size: UVec2, format: bevy::render::render_resource::TextureFormat
     image
 }
 
+/// Largest frame a subscriber shows (its image also lives on the CPU, zero-filled, until the
+/// first copy): 1 GiB.
+const MAX_IMAGE_BYTES: u64 = 1 << 30;
+
+/// How long a subscriber waits before it looks again at a producer whose frames it cannot show.
+const UNSHOWABLE_RETRY: Duration = Duration::from_secs(5);
+
+/// Why frames of `desc` cannot become a Bevy image, if they cannot: depth/stencil and
+/// block-compressed formats, formats wgpu lacks, and frames over [`MAX_IMAGE_BYTES`].
+fn unshowable(desc: &geyser::common::TextureDescriptor) -> Option<String> {
+    let format = desc.format;
+    if format.is_depth_stencil() || format.is_compressed() || format.to_wgpu().is_none() {
+        return Some(format!(
+            "the producer's {format} frames cannot be shown in a Bevy image (colour formats \
+             with a wgpu equivalent only)"
+        ));
+    }
+    let bytes = u64::from(desc.width) * u64::from(desc.height) * u64::from(format.block_bytes());
+    (bytes > MAX_IMAGE_BYTES).then(|| {
+        format!(
+            "the producer's {}x{} {format} frames are larger than a subscriber shows \
+             ({bytes} bytes, at most {MAX_IMAGE_BYTES})",
+            desc.width, desc.height
+        )
+    })
+}
+
 fn wgpu_format(format: TextureFormat) -> bevy::render::render_resource::TextureFormat {
     format
         .to_wgpu()
@@ -191,6 +218,16 @@ impl SubscriberState {
             match result {
                 Ok(consumer) => {
                     let desc = consumer.consumer().descriptor().clone();
+                    if let Some(why) = unshowable(&desc) {
+                        // Not an image Bevy can sample: say so, and look again much later.
+                        warn!("geyser: subscriber {:?}: {why}", self.config.name);
+                        self.next_attempt = Instant::now() + UNSHOWABLE_RETRY;
+                        self.status(|s| {
+                            s.connected = false;
+                            s.last_error = Some(why);
+                        });
+                        return;
+                    }
                     let sync = consumer.consumer().sync_mode();
                     info!(
                         "geyser: subscribed to {:?}: {}x{} {}, sync {sync:?}",

@@ -186,5 +186,10 @@ fn a_bevy_publisher_streams_its_known_colours_to_a_geyser_consumer_process() {
         "the publisher's status saw the consumer: {lines:#?}"
     );
     let n = geyser::vulkan::diagnostics::validation_error_count();
-    assert_eq!(n, 0, "{:#?}", geyser::vulkan::diagnostics::validation_messages());
+    assert_eq!(
+        n,
+        0,
+        "{:#?}",
+        geyser::vulkan::diagnostics::validation_messages()
+    );
 }

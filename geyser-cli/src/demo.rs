@@ -90,6 +90,11 @@ pub struct DemoArgs {
     /// host-dma-buf (a memfd imported as a DMA-BUF, for CPU drivers).
     #[arg(long, default_value = "opaque")]
     pub memory: String,
+    /// What the producer draws: `picture` (the frame word's band, a moving gradient and the
+    /// frame number: what you see in `geyser view`) or `solid` (the frame word in every texel:
+    /// the same GPU work as the benchmark's other paths). Consumers accept both.
+    #[arg(long, default_value = "picture", value_parser = ["picture", "solid"])]
+    pub pattern: String,
 }
 
 impl DemoArgs {
@@ -142,6 +147,8 @@ impl DemoArgs {
         v.push(self.fps.to_string());
         v.push("--memory".into());
         v.push(self.memory.clone());
+        v.push("--pattern".into());
+        v.push(self.pattern.clone());
         v
     }
 
@@ -186,7 +193,7 @@ pub fn produce(args: &DemoArgs) -> geyser::Result<()> {
         },
         frame_interval: (args.fps > 0.0).then(|| Duration::from_secs_f64(1.0 / args.fps)),
         timestamps: true,
-        picture: true,
+        picture: args.pattern == "picture",
     };
     let report = run_producer(manager, &config, |n| {
         if n % 10 == 0 {

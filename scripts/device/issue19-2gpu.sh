@@ -22,7 +22,7 @@ bin=.devbin
 
 info=$($bin/geyser info 2>&1)
 grep -E "^Device [0-9]|^CUDA|cuda:|<->" <<<"$info"
-pair=$(grep -E "^\s+0 <-> 1:" <<<"$info" | head -1 | sed 's/^ *//')
+pair=$(grep -E "^\s+0 -> 1:" <<<"$info" | head -1 | sed 's/^ *//')
 echo "RESULT geyser info between GPU 0 and 1: ${pair:-none (fewer than two devices?)}"
 
 # 2. in-process transfers

@@ -246,6 +246,8 @@ fn zero_copy(name: &str, size: &str, frames: u64, consumers: usize) -> DemoArgs 
         host_rings: "auto".into(),
         remote_rings: "auto".into(),
         memory: "opaque".into(),
+        // The in-process and CPU-copy paths fill whole frames: the same GPU work here.
+        pattern: "solid".into(),
         apis: "vulkan".into(),
         spin_us: 0,
         presubmit: false,

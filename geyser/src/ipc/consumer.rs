@@ -256,7 +256,18 @@ impl Consumer {
         let mut conn = Connection::connect(name)?;
         let producer = conn.check_peer(&options.peer_policy)?;
         let id = manager.identity();
-        let modes = supported_sync_modes(&manager)?;
+        let mut modes = supported_sync_modes(&manager)?;
+        if retain {
+            // An interop layer (CUDA, GL) imports the ready and release timelines itself; binary
+            // mode relays into local timelines it could not import, so it is not offered.
+            modes.retain(|m| *m != SyncMode::BinarySemaphore);
+            if options.sync == Some(SyncMode::BinarySemaphore) {
+                return Err(Error::unsupported(
+                    "binary-semaphore sync for an interop consumer",
+                    "CUDA and GL consumers import the shared timelines; use timeline or host sync",
+                ));
+            }
+        }
         let offer = match options.sync {
             Some(forced) if !modes.contains(&forced) => {
                 return Err(unsupported_sync(forced, &manager))

@@ -212,12 +212,14 @@ impl CrossDeviceTransfer {
         let usage = vk::BufferUsageFlags::TRANSFER_SRC | vk::BufferUsageFlags::TRANSFER_DST;
         let (src_dev, dst_dev) = (&src.dev, &dst.dev);
         let (src_buffer, dst_buffer, host) = match path {
-            TransferPath::Direct | TransferPath::DmaBuf => return Err(Error::InvalidArgument {
-                what: "transfer path",
-                reason: format!(
+            TransferPath::Direct | TransferPath::DmaBuf => {
+                return Err(Error::InvalidArgument {
+                    what: "transfer path",
+                    reason: format!(
                     "{path:?} needs no copy: export the texture and import it on the other device"
                 ),
-            }),
+                })
+            }
             TransferPath::HostMemory => {
                 for (m, side) in [(src, "source"), (dst, "destination")] {
                     if !m.caps()?.external_memory_host || !m.dev.external_memory_host_enabled() {
