@@ -76,8 +76,19 @@ pub fn run(args: &MeterArgs) -> Result<bool> {
         .ok_or_else(|| Error::Internal("no bus".into()))?;
     let mut ok = true;
     let idle = std::time::Duration::from_secs(args.idle_timeout);
+    let started = std::time::Instant::now();
     while !done.load(Ordering::Acquire) {
         let last = window.lock().unwrap_or_else(|p| p.into_inner()).last;
+        // A source that never delivers (a producer that died, a pipeline that never links)
+        // must not hang the bench: the idle timeout, at least a minute, also bounds the first.
+        if last.is_none() && started.elapsed() > idle.max(std::time::Duration::from_secs(60)) {
+            eprintln!(
+                "geyser: __gst-meter: no frame at all after {:?}",
+                started.elapsed()
+            );
+            ok = false;
+            break;
+        }
         if last.is_some_and(|(t, _)| t.elapsed() > idle) {
             eprintln!(
                 "geyser: __gst-meter: no frame for {} s: done",

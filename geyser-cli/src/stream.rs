@@ -356,6 +356,9 @@ fn publish_pipewire(_name: &str, _node: Option<String>, _o: &Options) -> Result<
 }
 
 /// Plays the pipeline until end of stream, an error, the frame limit or the idle timeout.
+/// Longest wait for a receiver's first frame before its idle timeout applies.
+const STARTUP: std::time::Duration = std::time::Duration::from_secs(60);
+
 fn drive(pipeline: &gst::Pipeline, o: &Options, sending: bool) -> Result<bool> {
     if pipeline.set_state(gst::State::Playing).is_err() {
         eprintln!("geyser: stream: the pipeline would not start");
@@ -363,6 +366,7 @@ fn drive(pipeline: &gst::Pipeline, o: &Options, sending: bool) -> Result<bool> {
     let bus = pipeline
         .bus()
         .ok_or_else(|| Error::Internal("no bus".into()))?;
+    let started = std::time::Instant::now();
     loop {
         let msg = bus.timed_pop(gst::ClockTime::from_mseconds(50));
         if let Some(msg) = msg {
@@ -380,6 +384,11 @@ fn drive(pipeline: &gst::Pipeline, o: &Options, sending: bool) -> Result<bool> {
                     if e.structure()
                         .is_some_and(|s| s.name() == "GstUDPSrcTimeout") =>
                 {
+                    // Before the first frame the sender may still be starting (Vulkan,
+                    // encoders): the idle timeout counts from then, up to STARTUP.
+                    if presented(pipeline) == 0 && started.elapsed() < STARTUP {
+                        continue;
+                    }
                     eprintln!("geyser: stream: nothing received for {} s", o.idle_timeout);
                     return Ok(presented(pipeline) > 0);
                 }
