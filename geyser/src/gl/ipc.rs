@@ -92,7 +92,12 @@ impl GlConsumer {
         let vulkan = vulkan_for(gl)?;
         let mut consumer = Consumer::connect_retaining(name, vulkan.clone(), options)?;
         let mut retained = consumer.take_retained().unwrap_or_default();
-        let exports: Vec<ExportedTexture> = if consumer.transfer_path() == TransferPath::Direct {
+        let shared = matches!(
+            consumer.transfer_path(),
+            TransferPath::Direct | TransferPath::DmaBuf
+        );
+        let exports: Vec<ExportedTexture> = if shared {
+            // The producer's own memory (DMA-BUF also from another driver): GL imports it.
             std::mem::take(&mut retained.memory)
         } else {
             // Host ring: frames land in our own Vulkan textures; GL imports those.

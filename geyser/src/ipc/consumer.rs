@@ -3,6 +3,7 @@
 //! a frame message; `expect.rs`: GPU work submitted before its frame arrives.
 
 mod detached;
+mod dmabuf;
 mod expect;
 mod frame;
 mod interop;
@@ -204,6 +205,8 @@ pub struct Consumer {
     retained: Option<RetainedHandles>,
     /// The producer copies frames into a ring on our GPU (`PeerRingSetup`).
     peer_ring: bool,
+    /// The ring is the producer's DMA-BUF memory, of another device or driver.
+    dma_buf: bool,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -277,10 +280,11 @@ impl Consumer {
         };
         let deadline = Instant::now() + options.handshake_timeout;
         let left = || deadline.saturating_duration_since(Instant::now());
+        let reported = dmabuf::reported_identity(id);
         let hello = Hello::new(
             Role::Consumer,
-            id.device_uuid,
-            id.driver_uuid,
+            reported.0,
+            reported.1,
             offer,
             options.name.clone(),
         );
@@ -296,6 +300,10 @@ impl Consumer {
             } else {
                 Ok(())
             }
+        })
+        .and_then(|()| match dmabuf::import_offer(&manager) {
+            Some(m) if !options.host_ring => conn.send(&m, &[]),
+            _ => Ok(()),
         })
         .and_then(|()| conn.send(&Message::Hello(hello), &[]));
         if let Err(e) = sent {
@@ -319,7 +327,7 @@ impl Consumer {
             linear: None,
             retained: retain.then(RetainedHandles::default),
         };
-        let mut peer_ring = false;
+        let (mut peer_ring, mut dma_buf) = (false, false);
         let (sync, (textures, timelines, binary), host_ring, ordered) =
             match conn.recv(Some(left()))? {
                 (Message::PeerRingSetup { slots, .. }, fds) => {
@@ -345,6 +353,7 @@ impl Consumer {
                     },
                     fds,
                 ) => {
+                    dma_buf = dmabuf::across_drivers(&slots, &hello, reported);
                     let pool = Self::import_pool(
                         &manager,
                         &mut conn,
@@ -391,6 +400,7 @@ impl Consumer {
             };
         let path = match &host_ring {
             _ if peer_ring => TransferPath::Peer,
+            _ if dma_buf => TransferPath::DmaBuf,
             Some(ring) => ring.path(),
             None => TransferPath::Direct,
         };
@@ -419,6 +429,7 @@ impl Consumer {
             linear: extras.linear,
             retained: extras.retained,
             peer_ring,
+            dma_buf,
         })
     }
 
@@ -523,13 +534,17 @@ impl Consumer {
     }
 
     /// How frames reach this consumer: [`TransferPath::Direct`] (the producer's textures,
-    /// imported), through a ring on this GPU the producer copies into
+    /// imported), [`TransferPath::DmaBuf`] (the producer's DMA-BUF textures, imported from
+    /// another device or driver), through a ring on this GPU the producer copies into
     /// ([`TransferPath::Peer`]), or through a host ring ([`TransferPath::HostMemory`]: this GPU
     /// copies from host memory it imported; [`TransferPath::CpuCopy`]: the CPU copies into a
     /// staging buffer first).
     pub fn transfer_path(&self) -> TransferPath {
         if self.peer_ring {
             return TransferPath::Peer;
+        }
+        if self.dma_buf {
+            return TransferPath::DmaBuf;
         }
         self.host_ring
             .as_ref()

@@ -1,6 +1,6 @@
-//! The producer's handshake handlers: a consumer's Hello (host ring, or pool and sync setup
-//! by the negotiated mode) and the second step of the timeline and binary modes, after which
-//! the consumer is active.
+//! The producer's handshake handlers: a consumer's Hello (host ring, the DMA-BUF ring to a
+//! consumer of another driver that imports it, or pool and sync setup by the negotiated mode)
+//! and the second step of the timeline and binary modes, after which the consumer is active.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -9,7 +9,10 @@ use super::host_ring::{setup_host_ring, setup_remote_ring};
 use super::linear::setup_linear;
 use super::service::{reject, Offer};
 use super::state::{Peer, Phase, Shared};
-use crate::common::{borrow_os_handle, BorrowedOsHandle, OwnedOsHandle, RejectReason};
+use crate::common::{
+    borrow_os_handle, BorrowedOsHandle, ExternalHandleType, MemoryLayout, OwnedOsHandle,
+    RejectReason, DRM_FORMAT_MOD_LINEAR,
+};
 use crate::ipc::binary::{self, ProducerLink};
 use crate::ipc::wire::negotiate::negotiate_sync;
 use crate::ipc::wire::{Hello, Message, Role, SyncMode};
@@ -17,8 +20,9 @@ use crate::vulkan::SharedTimelineSemaphore;
 use crate::{Error, Result};
 
 /// A consumer's Hello: admits it through a host ring (another device, it asked, or it is not
-/// trusted), or sends the pool and, in timeline mode, our timeline (it becomes active once
-/// its own arrives).
+/// trusted) unless it is on another device or driver and imports the ring's DMA-BUFs (then it
+/// gets the ring itself, host-synchronized), or sends the pool and, in timeline mode, our
+/// timeline (it becomes active once its own arrives).
 pub(super) fn on_hello(
     shared: &Shared,
     peer: &mut Peer,
@@ -45,6 +49,19 @@ pub(super) fn on_hello(
                  import it: {why}"
             );
             return Err(reject(&peer.conn, RejectReason::Device, detail));
+        }
+        if other_device && peer.trusted && !peer.wants_host_ring && dma_buf_importable(shared, peer)
+        {
+            send_pool(shared, peer, ours, SyncMode::Host)?;
+            peer.name = hello.name;
+            peer.sync = SyncMode::Host;
+            peer.phase = Phase::Active;
+            tracing::info!(
+                consumer = peer.id,
+                pid = peer.creds.pid,
+                "consumer on another GPU or driver imports the ring's DMA-BUFs (host sync)"
+            );
+            return offer.latest_to(shared, peer);
         }
         if other_device && peer.trusted && !peer.wants_host_ring {
             match setup_remote_ring(shared, peer, &hello) {
@@ -95,19 +112,7 @@ pub(super) fn on_hello(
         );
         return Err(reject(&peer.conn, RejectReason::Sync, detail));
     };
-    peer.send(&Message::Hello(ours.clone()), &[])?;
-    let setup = Message::PoolSetup {
-        generation: 1,
-        sync,
-        slots: shared.exports.iter().map(|e| e.info.clone()).collect(),
-        ordered: shared.options.ordered_slots,
-    };
-    let pool_fds: Vec<BorrowedOsHandle<'_>> = shared
-        .exports
-        .iter()
-        .map(|e| borrow_os_handle(e.os_handle()))
-        .collect();
-    peer.send(&setup, &pool_fds)?;
+    send_pool(shared, peer, ours, sync)?;
     if peer.wants_linear {
         if let Err(e) = setup_linear(shared, peer, sync) {
             let detail = format!("it asked for linear frames, which cannot be made: {e}");
@@ -150,6 +155,37 @@ pub(super) fn on_hello(
         "consumer connected"
     );
     offer.latest_to(shared, peer)
+}
+
+/// Our Hello and the ring itself (`PoolSetup`, one FD per slot) in `sync` mode.
+fn send_pool(shared: &Shared, peer: &Peer, ours: &Hello, sync: SyncMode) -> Result<()> {
+    peer.send(&Message::Hello(ours.clone()), &[])?;
+    let setup = Message::PoolSetup {
+        generation: 1,
+        sync,
+        slots: shared.exports.iter().map(|e| e.info.clone()).collect(),
+        ordered: shared.options.ordered_slots,
+    };
+    let pool_fds: Vec<BorrowedOsHandle<'_>> = shared
+        .exports
+        .iter()
+        .map(|e| borrow_os_handle(e.os_handle()))
+        .collect();
+    peer.send(&setup, &pool_fds)
+}
+
+/// Whether the consumer said it imports DMA-BUFs (`DmaBufImport`) and every slot of the ring
+/// is a DMA-BUF laid out LINEAR or by a modifier it listed: then another driver can share the
+/// ring's memory itself.
+fn dma_buf_importable(shared: &Shared, peer: &Peer) -> bool {
+    let Some(modifiers) = &peer.dma_buf_import else {
+        return false;
+    };
+    shared.exports.iter().all(|e| {
+        e.info.handle_type == ExternalHandleType::DmaBuf
+            && matches!(e.info.layout, MemoryLayout::DrmModifier(m)
+                if m == DRM_FORMAT_MOD_LINEAR || modifiers.contains(&m))
+    })
 }
 
 /// Timeline mode: the consumer's release timeline arrives; it becomes active. (Only trusted

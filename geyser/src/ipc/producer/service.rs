@@ -379,6 +379,12 @@ fn dispatch(
             peer.wants_linear = true;
             Ok(())
         }
+        (Phase::Handshake { .. }, Message::DmaBufImport { modifiers })
+            if peer.dma_buf_import.is_none() =>
+        {
+            peer.dma_buf_import = Some(modifiers);
+            Ok(())
+        }
         (Phase::Handshake { .. }, Message::Hello(hello)) => {
             if admitted >= shared.max_consumers {
                 let detail = format!(
@@ -422,7 +428,7 @@ fn dispatch(
             Err(Error::PeerGone(format!("consumer said bye: {reason}")))
         }
         (Phase::Handshake { .. }, other) => Err(Error::Protocol(format!(
-            "expected Hello (after at most one HostRingRequest and one LinearRequest), got {}",
+            "expected Hello (after at most one HostRingRequest, LinearRequest and DmaBufImport), got {}",
             other.kind()
         ))),
         (Phase::AwaitSync { .. }, other) => Err(Error::Protocol(format!(

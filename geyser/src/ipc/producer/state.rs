@@ -24,7 +24,8 @@ use crate::Result;
 
 /// Where a consumer's handshake is.
 pub(super) enum Phase {
-    /// Connected; its Hello (and a host-ring request before it) is awaited until `deadline`.
+    /// Connected; its Hello (and the requests that may come before it: host ring, linear
+    /// frames, DMA-BUF import) is awaited until `deadline`.
     Handshake { deadline: Instant },
     /// Timeline and binary modes: pool sent, its release timeline (binary: its per-slot
     /// "released" semaphores) awaited until `deadline`.
@@ -88,6 +89,8 @@ pub(super) struct Peer {
     pub wants_linear: bool,
     /// It gets linear frames: a frame is sent to it only once copied into the linear ring.
     pub linear: bool,
+    /// It imports DMA-BUFs (`DmaBufImport` before its Hello): LINEAR and these modifiers.
+    pub dma_buf_import: Option<Vec<u64>>,
 }
 
 impl Peer {
@@ -120,6 +123,7 @@ impl Peer {
             remote_ring: false,
             wants_linear: false,
             linear: false,
+            dma_buf_import: None,
         }
     }
 

@@ -13,7 +13,8 @@ use crate::{Error, Result};
 /// so both ends report [`Error::VersionMismatch`]. Version 3: typed rejections, frames named
 /// by [`FrameId`], host-ring messages renamed. Version 4: binary-semaphore sync
 /// (`BinarySyncSetup`), ordered slots (`PoolSetup::ordered`), linear frames (`LinearRequest`,
-/// `LinearSetup`) and rings on the consumer's GPU (`PeerRingSetup`).
+/// `LinearSetup`), rings on the consumer's GPU (`PeerRingSetup`) and DMA-BUF rings for
+/// consumers of another driver (`DmaBufImport`).
 pub const PROTOCOL_VERSION: u32 = 4;
 /// First bytes of every Hello.
 pub const MAGIC: [u8; 4] = *b"GYSR";
@@ -27,6 +28,8 @@ pub const MAX_SLOTS: usize = 16;
 pub const MAX_STRING: usize = 256;
 /// Most sync modes a Hello lists.
 pub const MAX_SYNC_MODES: usize = 8;
+/// Most DRM format modifiers a [`Message::DmaBufImport`] lists.
+pub const MAX_MODIFIERS: usize = 64;
 /// Bytes of the length prefix.
 pub const HEADER_BYTES: usize = 4;
 
@@ -274,6 +277,17 @@ pub enum Message {
         #[serde(deserialize_with = "bounded_seq::<_, _, MAX_SLOTS>")]
         slots: Vec<ExportInfo>,
     },
+    /// Consumer → producer, before its Hello: this consumer's device imports DMA-BUFs, so a
+    /// ring of DMA-BUF memory (`TextureMemory::DmaBuf`, `HostDmaBuf`) can be shared with it
+    /// even across GPUs or drivers, host-synchronized
+    /// ([`crate::vulkan::TransferPath::DmaBuf`]). LINEAR is always importable; `modifiers` lists
+    /// the other DRM format modifiers it imports (for some format: the import itself checks
+    /// the ring's).
+    DmaBufImport {
+        /// DRM format modifiers besides LINEAR (0..=[`MAX_MODIFIERS`]).
+        #[serde(deserialize_with = "bounded_seq::<_, _, MAX_MODIFIERS>")]
+        modifiers: Vec<u64>,
+    },
 }
 
 /// Largest host-memory slot a consumer accepts (a 16K RGBA32F frame is 4 GiB; 2 GiB covers
@@ -297,6 +311,7 @@ impl Message {
             Message::LinearRequest => "LinearRequest",
             Message::LinearSetup { .. } => "LinearSetup",
             Message::PeerRingSetup { .. } => "PeerRingSetup",
+            Message::DmaBufImport { .. } => "DmaBufImport",
         }
     }
 
@@ -378,6 +393,15 @@ impl Message {
             Message::Reject { detail, .. } => string("detail", detail),
             Message::Bye { reason } => string("reason", reason),
             Message::HostRingRequest | Message::LinearRequest => Ok(()),
+            Message::DmaBufImport { modifiers } => {
+                if modifiers.len() > MAX_MODIFIERS {
+                    return Err(Error::Protocol(format!(
+                        "{} modifiers in DmaBufImport, limit {MAX_MODIFIERS}",
+                        modifiers.len()
+                    )));
+                }
+                Ok(())
+            }
             Message::LinearSetup {
                 slots,
                 row_pitch,

@@ -70,6 +70,10 @@ fn samples() -> Vec<Message> {
             slots: vec![info(); 3],
         },
         Message::LinearRequest,
+        Message::DmaBufImport { modifiers: vec![] },
+        Message::DmaBufImport {
+            modifiers: vec![1 << 56 | 4, u64::MAX],
+        },
         Message::LinearSetup {
             slots: 3,
             row_pitch: 256,
@@ -308,6 +312,14 @@ fn lying_sequence_lengths_are_refused() {
         ordered: true,
     };
     assert_eq!(decode(&enc(&full)).unwrap(), full);
+    let most = Message::DmaBufImport {
+        modifiers: vec![7; MAX_MODIFIERS],
+    };
+    assert_eq!(decode(&enc(&most)).unwrap(), most);
+    let too_many = Message::DmaBufImport {
+        modifiers: vec![7; MAX_MODIFIERS + 1],
+    };
+    assert!(matches!(decode(&enc(&too_many)), Err(Error::Protocol(_))));
 }
 
 /// Decodes `frame` and checks the contract: a valid message, or a protocol-level error.
