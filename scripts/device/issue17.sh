@@ -48,7 +48,9 @@ demo() { # name, timeout, demo args...
   local rc=$?
   local pfps row
   pfps=$(sed -n 's/^producer: .*(\([0-9.]*\) fps).*/\1/p' "$log/$name.txt")
-  row=$(awk '$1=="c0" {printf "delivered=%s corrupted=%s consumer_fps=%s handoff_p50_us=%s handoff_p99_us=%s sync=%s path=%s", $2, $5, $6, $7, $9, $13, $14}' "$log/$name.txt")
+  # Columns of `geyser demo`'s consumer table: c0 delivered skipped superseded corrupted fps
+  # handoff-p50 µs handoff-p99 µs age-p50 µs gpu-p50 µs gpu-p99 µs sync path api.
+  row=$(awk '$1=="c0" {printf "delivered=%s corrupted=%s consumer_fps=%s handoff_p50_us=%s handoff_p99_us=%s gpu_p50_us=%s gpu_p99_us=%s sync=%s path=%s", $2, $5, $6, $7, $9, $13, $15, $17, $18}' "$log/$name.txt")
   local verdict=FAIL
   grep -q '^PASS' "$log/$name.txt" && [ $rc -eq 0 ] && verdict=pass
   echo "RESULT $name: $verdict producer_fps=${pfps:-?} ${row:-no consumer row (rc $rc)}"

@@ -87,7 +87,8 @@ if [ ! -e $G/.done ]; then
   touch $G/.done
 fi
 L=$G/usr/lib/x86_64-linux-gnu
-export LD_LIBRARY_PATH=$L${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+# Debian packages put some libraries (libdbus, libsystemd, libcap, …) under /lib, not /usr/lib.
+export LD_LIBRARY_PATH=$L:$G/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export PATH=$G/usr/bin:$PATH
 export GST_PLUGIN_SYSTEM_PATH_1_0=$G/gst-plugins GST_PLUGIN_PATH_1_0=
 export GST_PLUGIN_SCANNER_1_0=$L/gstreamer1.0/gstreamer-1.0/gst-plugin-scanner

@@ -101,6 +101,22 @@ fn load() -> std::result::Result<i32, String> {
     Ok(version)
 }
 
+/// A CUDA driver struct with every byte zero except what `fill` writes first. Some of the
+/// driver's C structs hold enums without a zero value (handle types, memory types, array
+/// formats), which `std::mem::zeroed` refuses (it panics); everything else in them defaults to
+/// zero.
+///
+/// # Safety
+/// - `fill` must write a valid value into every field of `T` for which all-zero bytes are not
+///   valid (through the raw pointer, without reading or creating references to them first).
+pub(crate) unsafe fn zeroed_then<T>(fill: impl FnOnce(*mut T)) -> T {
+    let mut value = std::mem::MaybeUninit::<T>::zeroed();
+    fill(value.as_mut_ptr());
+    // SAFETY: all bytes are initialised (zeroed), and the caller's `fill` made the fields that
+    // zero is not valid for valid.
+    unsafe { value.assume_init() }
+}
+
 /// [`Error::Cuda`] for a failed `call`, or `Ok`.
 pub(crate) fn check(call: &'static str, r: sys::CUresult) -> Result<()> {
     if r == sys::CUresult::CUDA_SUCCESS {

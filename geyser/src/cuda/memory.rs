@@ -10,7 +10,7 @@ use std::sync::Arc;
 use cudarc::driver::sys;
 
 use super::device::CudaDevice;
-use super::driver::check;
+use super::driver::{check, zeroed_then};
 use super::stream::StreamHandle;
 use crate::common::{
     uuid_string, ElementType, ExportInfo, ExportedTexture, ExternalHandleType, MemoryLayout,
@@ -66,10 +66,15 @@ impl ExternalMemory {
             });
         }
         let _ctx = device.enter()?;
-        // SAFETY: a plain C struct with a union; all-zero is its documented default
-        // (reserved fields must be zero).
-        let mut desc: sys::CUDA_EXTERNAL_MEMORY_HANDLE_DESC = unsafe { std::mem::zeroed() };
-        desc.type_ = sys::CUexternalMemoryHandleType::CU_EXTERNAL_MEMORY_HANDLE_TYPE_OPAQUE_FD;
+        // SAFETY: the handle type (an enum without a zero value) is written first; every other
+        // field defaults to zero (reserved fields must be zero).
+        let mut desc: sys::CUDA_EXTERNAL_MEMORY_HANDLE_DESC = unsafe {
+            zeroed_then(|d: *mut sys::CUDA_EXTERNAL_MEMORY_HANDLE_DESC| {
+                (&raw mut (*d).type_).write(
+                    sys::CUexternalMemoryHandleType::CU_EXTERNAL_MEMORY_HANDLE_TYPE_OPAQUE_FD,
+                )
+            })
+        };
         desc.handle.fd = std::os::fd::AsRawFd::as_raw_fd(&fd);
         desc.size = size;
         desc.flags = if dedicated {
@@ -155,9 +160,13 @@ impl ExternalMemory {
             flags |= sys::CUDA_ARRAY3D_SURFACE_LDST;
         }
         let _ctx = self.device.enter()?;
-        // SAFETY: a plain C struct; zero is the default of every field.
-        let mut desc: sys::CUDA_EXTERNAL_MEMORY_MIPMAPPED_ARRAY_DESC =
-            unsafe { std::mem::zeroed() };
+        // SAFETY: the array format (an enum without a zero value) is written first; every other
+        // field defaults to zero.
+        let mut desc: sys::CUDA_EXTERNAL_MEMORY_MIPMAPPED_ARRAY_DESC = unsafe {
+            zeroed_then(|d: *mut sys::CUDA_EXTERNAL_MEMORY_MIPMAPPED_ARRAY_DESC| {
+                (&raw mut (*d).arrayDesc.Format).write(array_format(texels.element))
+            })
+        };
         desc.offset = 0;
         desc.numLevels = 1;
         desc.arrayDesc = sys::CUDA_ARRAY3D_DESCRIPTOR {
@@ -434,8 +443,14 @@ pub unsafe fn copy_2d(
     height: usize,
     stream: StreamHandle,
 ) -> Result<()> {
-    // SAFETY: a plain C struct; zero is the default of every field.
-    let mut c: sys::CUDA_MEMCPY2D = unsafe { std::mem::zeroed() };
+    // SAFETY: the two memory types (enums without a zero value) are written first (and set
+    // below); every other field defaults to zero.
+    let mut c: sys::CUDA_MEMCPY2D = unsafe {
+        zeroed_then(|c: *mut sys::CUDA_MEMCPY2D| {
+            (&raw mut (*c).srcMemoryType).write(sys::CUmemorytype::CU_MEMORYTYPE_DEVICE);
+            (&raw mut (*c).dstMemoryType).write(sys::CUmemorytype::CU_MEMORYTYPE_DEVICE);
+        })
+    };
     match src {
         Region2D::Array(a) => {
             c.srcMemoryType = sys::CUmemorytype::CU_MEMORYTYPE_ARRAY;

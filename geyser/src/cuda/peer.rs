@@ -9,7 +9,7 @@ use cudarc::driver::sys;
 
 use super::consumer::vulkan_for;
 use super::device::CudaDevice;
-use super::driver::check;
+use super::driver::{check, zeroed_then};
 use super::memory::{CudaArray, ExternalMemory};
 use super::semaphore::CudaTimeline;
 use super::stream::{CudaStream, StreamHandle};
@@ -67,8 +67,14 @@ pub unsafe fn copy_peer(src: &CudaArray, dst: &CudaArray, stream: StreamHandle) 
             reason: format!("{:?} arrays into {:?}", src.size(), dst.size()),
         });
     }
-    // SAFETY: a plain C struct; zero is the default of every field.
-    let mut c: sys::CUDA_MEMCPY3D_PEER = unsafe { std::mem::zeroed() };
+    // SAFETY: the two memory types (enums without a zero value) are written first; every
+    // other field defaults to zero.
+    let mut c: sys::CUDA_MEMCPY3D_PEER = unsafe {
+        zeroed_then(|c: *mut sys::CUDA_MEMCPY3D_PEER| {
+            (&raw mut (*c).srcMemoryType).write(sys::CUmemorytype::CU_MEMORYTYPE_ARRAY);
+            (&raw mut (*c).dstMemoryType).write(sys::CUmemorytype::CU_MEMORYTYPE_ARRAY);
+        })
+    };
     c.srcMemoryType = sys::CUmemorytype::CU_MEMORYTYPE_ARRAY;
     c.srcArray = src.raw();
     c.srcContext = src.device().raw_context();

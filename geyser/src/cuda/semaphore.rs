@@ -8,7 +8,7 @@ use std::sync::Arc;
 use cudarc::driver::sys;
 
 use super::device::CudaDevice;
-use super::driver::check;
+use super::driver::{check, zeroed_then};
 use super::stream::StreamHandle;
 use crate::vulkan::SharedTimelineSemaphore;
 use crate::Result;
@@ -38,9 +38,15 @@ impl CudaTimeline {
     /// otherwise).
     pub fn import_fd(device: &Arc<CudaDevice>, fd: OwnedFd) -> Result<Self> {
         let _ctx = device.enter()?;
-        // SAFETY: a plain C struct with a union; all-zero is its default (flags must be 0).
-        let mut desc: sys::CUDA_EXTERNAL_SEMAPHORE_HANDLE_DESC = unsafe { std::mem::zeroed() };
-        desc.type_ = sys::CUexternalSemaphoreHandleType::CU_EXTERNAL_SEMAPHORE_HANDLE_TYPE_TIMELINE_SEMAPHORE_FD;
+        // SAFETY: the handle type (an enum without a zero value) is written first; every other
+        // field defaults to zero (flags must be 0).
+        let mut desc: sys::CUDA_EXTERNAL_SEMAPHORE_HANDLE_DESC = unsafe {
+            zeroed_then(|d: *mut sys::CUDA_EXTERNAL_SEMAPHORE_HANDLE_DESC| {
+                (&raw mut (*d).type_).write(
+                    sys::CUexternalSemaphoreHandleType::CU_EXTERNAL_SEMAPHORE_HANDLE_TYPE_TIMELINE_SEMAPHORE_FD,
+                )
+            })
+        };
         desc.handle.fd = std::os::fd::AsRawFd::as_raw_fd(&fd);
         let mut raw = std::ptr::null_mut();
         // SAFETY: the context is current; `desc` names a live FD.

@@ -200,6 +200,17 @@ pub(super) fn on_sync_setup(
         .into_iter()
         .next()
         .ok_or_else(|| Error::Protocol("SyncSetup without its FD".into()))?;
+    // The peer's FD must look like the semaphores this driver exports (ours) before the
+    // driver is asked to import it: some drivers break on garbage (SECURITY.md).
+    #[cfg(unix)]
+    if let Some(ready) = &shared.ready {
+        let own = ready.export()?;
+        crate::ipc::transport::fd_passing::check_fd_like(
+            std::os::fd::AsFd::as_fd(&fd),
+            std::os::fd::AsFd::as_fd(&own),
+            "a timeline semaphore",
+        )?;
+    }
     let released = SharedTimelineSemaphore::import(&shared.manager, fd)?;
     peer.released = Some((Arc::new(released), 0));
     peer.phase = Phase::Active;

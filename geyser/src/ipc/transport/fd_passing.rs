@@ -136,6 +136,35 @@ pub fn check_fd_is_memory(fd: BorrowedFd<'_>) -> Result<()> {
     }
 }
 
+/// Checks that a peer's `fd` is the same kind of file as `reference`, an FD this process's
+/// driver exported for the same kind of object (e.g. our own timeline semaphore): the same file
+/// type, and for device files the same device. Drivers do not document what their opaque FDs
+/// are, but whatever a driver exports, a genuine peer's FD of that object looks the same; a
+/// plainly different file (a memfd where NVIDIA exports a `/dev/nvidiactl` handle) is refused
+/// before the driver sees it. Some drivers misbehave after importing garbage: NVIDIA's fails
+/// every later allocation of the process once it was handed a memfd as a semaphore.
+pub fn check_fd_like(fd: BorrowedFd<'_>, reference: BorrowedFd<'_>, what: &str) -> Result<()> {
+    use rustix::fs::FileType;
+    let io = |e: rustix::io::Errno| Error::Io(e.into());
+    let (got, want) = (
+        rustix::fs::fstat(fd).map_err(io)?,
+        rustix::fs::fstat(reference).map_err(io)?,
+    );
+    let (got_type, want_type) = (
+        FileType::from_raw_mode(got.st_mode),
+        FileType::from_raw_mode(want.st_mode),
+    );
+    let device = matches!(want_type, FileType::CharacterDevice | FileType::BlockDevice);
+    if got_type != want_type || (device && got.st_rdev != want.st_rdev) {
+        return Err(Error::Protocol(format!(
+            "received a {got_type:?} (device {:#x}) where {what} was expected; this driver's are \
+             {want_type:?} (device {:#x})",
+            got.st_rdev, want.st_rdev
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,6 +182,21 @@ mod tests {
             None,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn an_fd_unlike_the_drivers_own_is_refused() {
+        let mem = memfd_create("geyser-test", MemfdFlags::CLOEXEC).unwrap();
+        let other = memfd_create("geyser-test-2", MemfdFlags::CLOEXEC).unwrap();
+        let (a, _b) = pair();
+        assert!(check_fd_like(other.as_fd(), mem.as_fd(), "a semaphore").is_ok());
+        let e = check_fd_like(a.as_fd(), mem.as_fd(), "a semaphore").unwrap_err();
+        assert!(matches!(e, Error::Protocol(_)), "{e}");
+        let null = std::fs::File::open("/dev/null").unwrap();
+        let zero = std::fs::File::open("/dev/zero").unwrap();
+        assert!(check_fd_like(null.as_fd(), null.as_fd(), "a semaphore").is_ok());
+        let e = check_fd_like(zero.as_fd(), null.as_fd(), "a semaphore").unwrap_err();
+        assert!(e.to_string().contains("device"), "{e}");
     }
 
     #[test]
