@@ -54,7 +54,7 @@ pub(super) fn show(
         write_png(path, &image)?;
         println!("screenshot of frame {number}: {}", path.display());
     }
-    if stats.shown == 1 || stats.shown % 30 == 0 {
+    if stats.shown == 1 || stats.shown.is_multiple_of(30) {
         println!("shown {} frames (frame {number})", stats.shown);
     }
     Ok(done)
