@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use ash::vk;
 
-use super::caps::{self, DeviceIdentity};
+use super::identity::{self, DeviceIdentity};
 use super::instance::{load_entry, InstanceRecipe, OwnedInstance};
 use super::options::ContextOptions;
 use super::os;
@@ -81,7 +81,7 @@ impl DeviceShared {
         // the device is Vulkan 1.2+ and offers it.
         // SAFETY: `physical` belongs to `instance`.
         let api = unsafe { instance.get_physical_device_properties(physical) }.api_version;
-        let timeline = caps::offers_timelines(&instance, physical, api);
+        let timeline = identity::offers_timelines(&instance, physical, api);
         let mut shared = Self::finish(instance, device, physical, queue_family, timeline, None)?;
         shared.foreign_queue = foreign_queue;
         Ok(shared)
@@ -166,7 +166,7 @@ impl DeviceShared {
         timeline: bool,
         owned: Option<OwnedInstance>,
     ) -> Result<Self> {
-        let identity = match caps::identity(&instance, physical, 0) {
+        let identity = match identity::identity(&instance, physical, 0) {
             Ok(id) => id,
             Err(e) => {
                 if owned.is_some() {

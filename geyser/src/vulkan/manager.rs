@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use ash::vk;
 
-use super::caps::{self, DeviceCaps, DeviceIdentity};
+use super::caps::{self, DeviceCaps};
 use super::device::{DeviceShared, SharedDevice};
+use super::identity::DeviceIdentity;
 use super::image::VulkanTexture;
 use super::memory;
 use super::options::ContextOptions;

@@ -10,7 +10,8 @@
 //! - `conv.rs`: Geyser's types in Vulkan terms; the only reader of the tables' Vulkan columns.
 //! - `diagnostics.rs`: live object and validation error counts (test instruments).
 //! - `os.rs`: the platform's external handles (FDs or NT handles) and their extensions.
-//! - `caps.rs`: what a device is ([`DeviceIdentity`]) and what it can share ([`DeviceCaps`]).
+//! - `identity.rs`: what a device is ([`DeviceIdentity`]), its extensions, timeline support.
+//! - `caps.rs`: what a device can share ([`DeviceCaps`]).
 //! - `options.rs`: how Geyser makes its own context ([`ContextOptions`], [`DeviceSelector`]).
 //! - `validation.rs`: the validation messenger and its one filtered false positive.
 //! - `instance.rs`: Geyser's own instance: what it enables, and its owner.
@@ -42,6 +43,7 @@ pub(crate) mod device;
 pub mod diagnostics;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod dmabuf;
+mod identity;
 mod image;
 pub(crate) mod instance;
 mod manager;
@@ -63,14 +65,15 @@ mod validation;
 
 pub use buffer::Buffer;
 pub use caps::{
-    enumerate_devices, DeviceCaps, DeviceIdentity, DmaBufCaps, FormatCaps, FormatShareSupport,
-    MemoryExposure, SyncExportCaps,
+    enumerate_devices, DeviceCaps, DmaBufCaps, FormatCaps, FormatShareSupport, MemoryExposure,
+    SyncExportCaps,
 };
 pub use cross::{CrossDeviceTransfer, TransferPath, TransferTiming};
 #[cfg(all(feature = "gl", any(target_os = "linux", target_os = "android")))]
 pub(crate) use dmabuf::check_sealed;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub use dmabuf::TextureMemory;
+pub use identity::DeviceIdentity;
 pub use image::{VulkanTexture, SHARED_LAYOUT};
 pub use manager::VulkanTextureShareManager;
 #[cfg(any(target_os = "linux", target_os = "android"))]

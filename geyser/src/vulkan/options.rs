@@ -1,7 +1,7 @@
 //! How Geyser creates its own instance and device: which physical device
 //! ([`DeviceSelector`]) and whether the validation layer is on ([`Validation`]).
 
-use super::caps::{self, DeviceIdentity};
+use super::identity::{self, DeviceIdentity};
 use crate::common::{parse_uuid, uuid_string};
 use crate::{Error, Result};
 
@@ -82,7 +82,7 @@ impl DeviceSelector {
 
     /// Enumerates `instance`'s physical devices and picks one.
     pub(crate) fn pick(&self, instance: &ash::Instance) -> Result<DeviceIdentity> {
-        let devices = caps::enumerate_identities(instance)?;
+        let devices = identity::enumerate_identities(instance)?;
         self.select(&devices).cloned()
     }
 

@@ -4,7 +4,7 @@
 
 use std::ffi::CStr;
 
-use super::caps::{self, DeviceIdentity};
+use super::identity::{self, DeviceIdentity};
 use super::os;
 use crate::{Error, Result};
 
@@ -58,7 +58,7 @@ impl DeviceRecipe {
         device: &DeviceIdentity,
         instance_api_version: u32,
     ) -> Result<DeviceSetup> {
-        let available = caps::device_extensions(instance, device.physical)?;
+        let available = identity::device_extensions(instance, device.physical)?;
         let offers = |e: &CStr| available.iter().any(|a| a.as_c_str() == e);
         if let Some(missing) = self.required.iter().find(|e| !offers(e)) {
             let ext = missing.to_string_lossy();
@@ -89,7 +89,7 @@ impl DeviceRecipe {
         Ok(DeviceSetup {
             extensions,
             api_version,
-            timeline_semaphore: caps::offers_timelines(instance, device.physical, api_version),
+            timeline_semaphore: identity::offers_timelines(instance, device.physical, api_version),
             features,
         })
     }
