@@ -375,7 +375,13 @@ impl Consumer {
         self.release_with(id, self.release_value)
     }
 
+    /// Tells the producer the frame is free. A producer that is gone (it ended the stream,
+    /// died, or broke the protocol) holds nothing any more: that is not an error here, and the
+    /// next [`Self::next_frame`] reports how it went (a `Bye` still queued reads as a clean end).
     fn release_with(&mut self, id: FrameId, value: u64) -> Result<()> {
+        if self.ended || self.broken.is_some() {
+            return Ok(());
+        }
         if let (Some(link), Some((ready, released))) = (&self.binary, &self.timelines) {
             // Signal the producer's wait before telling it (ipc/binary.rs).
             let read = (value > 0).then(|| TimelinePoint {
@@ -384,7 +390,10 @@ impl Consumer {
             });
             link.before_release(ready, read, id)?;
         }
-        self.conn.send(&Message::FrameReleased { id, value }, &[])
+        match self.conn.send(&Message::FrameReleased { id, value }, &[]) {
+            Err(Error::PeerGone(_)) => Ok(()),
+            sent => sent,
+        }
     }
 
     /// Waits for the next frame (at most `timeout`; forever with `None`). In the default

@@ -128,7 +128,8 @@ impl Frame<'_> {
         }
     }
 
-    /// Releases the slot now, reporting a failure to reach the producer.
+    /// Releases the slot now. A producer that is gone needs no release (not an error: the next
+    /// `next_frame` says how it went); other failures (a relay in binary mode) are reported.
     pub fn release(mut self) -> Result<()> {
         self.released = true;
         self.send_release()
