@@ -83,8 +83,10 @@ pub struct DemoArgs {
     pub pipeline: usize,
     /// Consumers on another GPU: `auto` serves those a peer copy reaches (CUDA devices with
     /// peer access, NVLink or PCIe) through a ring on their GPU, the rest through host
-    /// memory; `off` uses host memory for all.
-    #[arg(long, default_value = "auto")]
+    /// memory; `off` (the default) uses host memory for all: on two H200s the remote ring,
+    /// host-synchronized per frame, reached 0.49 of one GPU's fps and host memory 0.63
+    /// (BENCHMARKS.md).
+    #[arg(long, default_value = "off")]
     pub remote_rings: String,
     /// Memory of the producer's ring: opaque, dma-buf (the driver's DMA-BUF export) or
     /// host-dma-buf (a memfd imported as a DMA-BUF, for CPU drivers).

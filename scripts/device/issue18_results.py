@@ -78,8 +78,11 @@ def latency(l):
         mine = [r for r in runs if r["consumers"] == k and not r["presubmit"]]
         if not mine:
             continue
-        best = min(mine, key=lambda r: (r["host_p99_us"], r["host_p50_us"]))
-        ok = best["host_p50_us"] < 50 and best["host_p99_us"] < 200
+        # A run that meets both bounds, if any (the spin run may, where the sleeping one has
+        # the lower p99); otherwise the run with the lowest p50.
+        meets = [r for r in mine if r["host_p50_us"] < 50 and r["host_p99_us"] < 200]
+        best = min(meets or mine, key=lambda r: (r["host_p50_us"], r["host_p99_us"]))
+        ok = bool(meets)
         print(
             f"RESULT target paced-120fps-4K host p50<50us p99<200us consumers={k}: best spin_us={best['spin_us']} "
             f"p50={best['host_p50_us']:.0f} p99={best['host_p99_us']:.0f} {verdict(ok)}"

@@ -12,7 +12,7 @@
 #    (CUDA peer copy) and the host-memory path, side by side, every frame probed on the
 #    destination: per-frame p50/p99 (target: 4K frame <= 0.15 ms on the peer path).
 # 3. Across processes (`geyser demo`, lossless 4K, every frame probed): producer and consumer
-#    on one GPU; on two GPUs through a remote ring (peer copies, the default); on two GPUs
+#    on one GPU; on two GPUs through a remote ring (peer copies, `--remote-rings auto`); on two GPUs
 #    through host memory (`--remote-rings off`). Both directions. Target: two-GPU fps >= 0.95 of
 #    one-GPU fps.
 set -uo pipefail
@@ -51,7 +51,7 @@ ratio() { python3 -c "import sys; a,b=float(sys.argv[1] or 0),float(sys.argv[2] 
 for dir in "0 1" "1 0"; do
   set -- $dir
   demo "one GPU" "$1,$1"; one=$fps
-  demo "two GPUs, remote ring (peer copies)" "$1,$2"; peer=$fps
+  demo "two GPUs, remote ring (peer copies)" "$1,$2" --remote-rings auto; peer=$fps
   demo "two GPUs, host memory" "$1,$2" --remote-rings off; host=$fps
   echo "RESULT two-GPU/one-GPU fps GPU $1 -> $2: peer $(ratio "$peer" "$one") (target >= 0.95), host memory $(ratio "$host" "$one")"
 done

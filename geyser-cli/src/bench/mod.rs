@@ -244,7 +244,7 @@ fn zero_copy(name: &str, size: &str, frames: u64, consumers: usize) -> DemoArgs 
         devices: None,
         host_transfer: false,
         host_rings: "auto".into(),
-        remote_rings: "auto".into(),
+        remote_rings: "off".into(),
         memory: "opaque".into(),
         // The in-process and CPU-copy paths fill whole frames: the same GPU work here.
         pattern: "solid".into(),
