@@ -47,7 +47,9 @@ pub struct ProducerOptions {
     /// A consumer that holds a frame longer than this is dropped and its slots reclaimed, so a
     /// stuck or malicious consumer cannot stall a lossless producer forever (default 10 s).
     pub max_hold: Duration,
-    /// Lossless mode: a hold longer than this counts as stalling the ring (default 2.5 s).
+    /// Lossless mode: a hold longer than this counts as stalling the ring (default 2.5 s);
+    /// holds that pass it within this long of each other are one stall (one pause of the
+    /// consumer, e.g. loading CUDA on its first frame, holds every slot at once).
     pub stall_hold: Duration,
     /// Lossless mode: a consumer that stalls the ring this many times is dropped with
     /// [`crate::common::RejectReason::Limit`], and its process's reconnects are refused for a

@@ -177,12 +177,17 @@ fn enforce_deadlines(shared: &Shared) -> bool {
 }
 
 /// Counts this consumer's holds past `stall_hold` not counted yet; whether it has now stalled
-/// the ring `max_stalls` times (0: never).
+/// the ring `max_stalls` times (0: never). Holds that pass the bound within `stall_hold` of the
+/// last counted stall are one pause and count once: a consumer that pauses once (loading CUDA
+/// or PyTorch on its first frame) holds every slot at the same time.
 fn count_stalls(peer: &mut Peer, stall_hold: Duration, max_stalls: u32, now: Instant) -> bool {
     for h in peer.held.iter_mut().filter(|h| !h.stalled) {
         if now - h.since > stall_hold {
             h.stalled = true;
-            peer.stalls += 1;
+            if peer.last_stall.is_none_or(|t| now - t >= stall_hold) {
+                peer.stalls += 1;
+                peer.last_stall = Some(now);
+            }
         }
     }
     max_stalls > 0 && peer.stalls >= max_stalls

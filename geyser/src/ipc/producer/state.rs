@@ -66,6 +66,10 @@ pub(super) struct Peer {
     pub since: Instant,
     /// Holds that stalled a lossless ring (see `ProducerOptions::max_stalls`).
     pub stalls: u32,
+    /// When the last stall was counted: holds that pass `stall_hold` within `stall_hold` of it
+    /// belong to the same pause (a consumer warming up holds the whole ring at once) and count
+    /// once.
+    pub last_stall: Option<Instant>,
     pub name: String,
     pub held: Vec<Held>,
     pub last_sent: Option<u64>,
@@ -109,6 +113,7 @@ impl Peer {
             phase: Phase::Handshake { deadline },
             since: Instant::now(),
             stalls: 0,
+            last_stall: None,
             name: String::new(),
             held: Vec::with_capacity(crate::ipc::wire::MAX_SLOTS),
             last_sent: None,
