@@ -3,16 +3,18 @@
 //! DMA-BUF memory from another device or driver ([`crate::vulkan::TransferPath::DmaBuf`]).
 
 use crate::common::{ExportInfo, ExternalHandleType};
-use crate::ipc::wire::{Hello, Message, MAX_MODIFIERS};
+use crate::ipc::wire::{Hello, Message};
 use crate::vulkan::{DeviceIdentity, VulkanTextureShareManager};
 
 /// The `DmaBufImport` this consumer sends, `None` when its device imports no DMA-BUF (tested
 /// on RGBA8, the format every DMA-BUF importer takes LINEAR). Its modifiers: those the device
 /// imports for some format with a DRM fourcc, LINEAR left out (always implied), at most
-/// [`MAX_MODIFIERS`]. The import of the ring itself checks the ring's format and modifier.
+/// [`MAX_MODIFIERS`](crate::ipc::wire::MAX_MODIFIERS). The import of the ring itself checks the
+/// ring's format and modifier.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(super) fn import_offer(manager: &VulkanTextureShareManager) -> Option<Message> {
     use crate::common::{TextureFormat, DRM_FORMAT_MOD_LINEAR};
+    use crate::ipc::wire::MAX_MODIFIERS;
     let rgba8 = manager.importable_modifiers(TextureFormat::Rgba8Unorm);
     if rgba8.is_empty() {
         return None;
