@@ -170,6 +170,7 @@ impl Submitter {
     /// IPC mode turns a peer's binary semaphores into local timeline points and back. Each
     /// binary wait must follow a signal already submitted (here or, for a shared payload, by
     /// the peer), and each binary signal an executed wait. Does not block.
+    #[cfg_attr(not(feature = "ipc"), allow(dead_code))]
     pub(crate) fn relay(
         &self,
         waits: &[TimelinePoint],
