@@ -296,6 +296,11 @@ pub fn consume(args: &DemoArgs) -> geyser::Result<()> {
                 println!("P {} {}", r.frames, r.corrupted);
             }
         };
+        // The wgpu and GL consumers' idle timeout (the Vulkan loop takes `config`'s).
+        #[cfg_attr(
+            not(any(target_os = "linux", target_os = "android")),
+            allow(unused_variables)
+        )]
         let idle = Duration::from_secs(30);
         let result = match &manager {
             Api::Vulkan(m) => {

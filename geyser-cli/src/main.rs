@@ -12,7 +12,9 @@ mod info;
 mod snapshot;
 #[cfg(feature = "gstreamer")]
 mod stream;
+#[cfg(any(target_os = "linux", target_os = "android"))]
 mod view;
+mod view_args;
 
 #[derive(Parser)]
 #[command(
@@ -40,7 +42,7 @@ enum Command {
     /// Connect to a producer (headless), take frame(s) and write the last one as a PNG.
     Snapshot(snapshot::SnapshotArgs),
     /// Show a producer's stream in a window (reconnects when the producer restarts).
-    View(view::ViewArgs),
+    View(view_args::ViewArgs),
     /// Carry a Geyser stream to another machine (RTP over UDP: raw or H.264) or to PipeWire,
     /// and back into a Geyser endpoint, through GStreamer.
     #[cfg(feature = "gstreamer")]
@@ -86,7 +88,13 @@ fn main() {
         Command::Consume(args) => demo::consume(&args).map(|()| true),
         Command::Bench(args) => bench::run(&args),
         Command::Snapshot(args) => snapshot::run(&args).map(|()| true),
+        #[cfg(any(target_os = "linux", target_os = "android"))]
         Command::View(args) => view::run(&args),
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        Command::View(_) => Err(geyser::Error::unsupported(
+            "geyser view",
+            "the viewer takes frames through the wgpu consumer, which exists on Linux and Android",
+        )),
         #[cfg(feature = "gstreamer")]
         Command::Stream(args) => stream::run(&args),
         #[cfg(feature = "gstreamer")]

@@ -7,7 +7,6 @@
 
 mod draw;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,24 +21,7 @@ use winit::window::{Window, WindowId};
 
 use draw::show;
 
-/// `geyser view` arguments.
-#[derive(clap::Args, Clone, Debug)]
-pub struct ViewArgs {
-    /// Endpoint name of the producer.
-    pub name: String,
-    /// Window size, WIDTHxHEIGHT.
-    #[arg(long, default_value = "1280x720")]
-    pub size: String,
-    /// Stop after showing this many frames (0: until the window is closed).
-    #[arg(long, default_value_t = 0)]
-    pub frames: u64,
-    /// With --frames: save the last frame as drawn in the window (PNG).
-    #[arg(long)]
-    pub screenshot: Option<PathBuf>,
-    /// Give up when no producer has been there for this many seconds (0: wait forever).
-    #[arg(long, default_value_t = 0)]
-    pub give_up: u64,
-}
+pub use crate::view_args::ViewArgs;
 
 const SHADER: &str = r#"
 struct Out { @builtin(position) pos: vec4<f32>, @location(0) uv: vec2<f32> };
