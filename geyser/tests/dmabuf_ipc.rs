@@ -4,7 +4,7 @@
 //!
 //! **Simulated other driver**: this machine has one driver (lavapipe), so the consumer reports
 //! another driver UUID in its Hello (`geyser::ipc::testing::simulate_other_driver`); the
-//! producer, a child process (this binary re-executed with `GD_ROLE`), then serves it as it
+//! producer, a child process (this binary re-executed with `GS_ROLE`), then serves it as it
 //! would serve another driver, and the consumer imports the ring as it would import another
 //! driver's (a DMA-BUF import checks no UUID). lavapipe exports no real DMA-BUF, so the ring is
 //! `TextureMemory::HostDmaBuf` (a sealed memfd imported as DMA-BUF memory, LINEAR). What this
@@ -16,64 +16,39 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::child::{hello, raw_client, unique};
-use common::{assert_validation_clean, exit_child, manager};
+use common::stream;
+use common::{assert_validation_clean, manager};
 use geyser::common::TextureFormat;
 use geyser::ipc::testing::simulate_other_driver;
 use geyser::ipc::wire::Message;
 use geyser::ipc::{ConsumerOptions, Producer, ProducerOptions, SyncMode};
 use geyser::vulkan::{TextureMemory, TransferPath};
-use geyser::Error;
-use geyser_harness::demo::{demo_descriptor, run_consumer, run_producer, ProduceConfig};
+use geyser_harness::demo::{demo_descriptor, run_consumer, run_producer};
 use geyser_harness::report::ConsumeReport;
 
 const FRAMES: u64 = 240;
 
-fn produce_config(name: String, ring_memory: TextureMemory) -> ProduceConfig {
-    ProduceConfig {
-        name,
-        descriptor: demo_descriptor(96, 64, TextureFormat::Rgba8Unorm),
-        frames: FRAMES,
-        wait_consumers: 1,
-        wait_timeout: Duration::from_secs(30),
-        options: ProducerOptions {
-            lossless: true,
-            ring_memory,
-            ..Default::default()
-        },
-        frame_interval: None,
-        timestamps: false,
-        picture: false,
-    }
-}
-
-/// Not a test: the body of the producer child. Does nothing unless `GD_ROLE` is set.
+/// Not a test: the body of the producer child. Does nothing unless `GS_ROLE` is set.
 #[test]
 fn child_role_entry() {
-    let Ok(role) = std::env::var("GD_ROLE") else {
+    let Some((role, name)) = stream::child_role() else {
         return;
     };
-    let name = std::env::var("GD_NAME").expect("GD_NAME");
     let memory = match role.as_str() {
         "dma-buf-producer" => TextureMemory::HostDmaBuf,
         "opaque-producer" => TextureMemory::Opaque,
-        other => panic!("unknown GD_ROLE {other}"),
+        other => panic!("unknown GS_ROLE {other}"),
     };
-    let code = match run_producer(Arc::new(manager()), &produce_config(name, memory), |_| {}) {
-        Ok(r) => {
-            println!("RESULT frames={} sync={}", r.frames, r.sync);
-            0
-        }
-        Err(e) => {
-            eprintln!("producer error: {e}");
-            1
-        }
+    let options = ProducerOptions {
+        ring_memory: memory,
+        ..Default::default()
     };
-    exit_child(code);
+    let config = stream::produce_config(name, FRAMES, options);
+    stream::exit_producer(run_producer(Arc::new(manager()), &config, |_| {}));
 }
 
 /// Runs a producer child of `role` and `consume` against it (as a simulated other driver);
@@ -84,47 +59,8 @@ fn cross_driver(
 ) -> ConsumeReport {
     simulate_other_driver(true);
     let name = unique(&format!("gd-{role}"));
-    let child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_role_entry",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("GD_ROLE", role)
-        .env("GD_NAME", &name)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn producer");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let report = loop {
-        match consume(&name) {
-            Err(Error::NotFound { .. }) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(50))
-            }
-            other => break other,
-        }
-    };
-    let out = child.wait_with_output().expect("producer exit");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "{role} failed ({:?}):\n{stdout}\n{stderr}",
-        out.status.code()
-    );
-    assert!(
-        stdout.contains(&format!("RESULT frames={FRAMES} sync=Host")),
-        "{role}: {stdout}"
-    );
-    let report = report.expect("consumer");
-    println!("{role} -> consumer: {report:?}");
-    assert_eq!(report.frames, FRAMES, "every frame delivered (lossless)");
-    assert_eq!(report.corrupted, 0, "every frame verified");
+    let report = stream::cross_process(role, &name, FRAMES, Some("Host"), consume);
     assert_eq!(report.sync, "Host", "no semaphores across drivers");
-    assert!(report.clean_end, "clean end of stream: {}", report.end);
-    assert_validation_clean();
     report
 }
 

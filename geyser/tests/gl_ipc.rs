@@ -2,52 +2,39 @@
 //! `ipc_producer` loop) streams 300 frames to a GL consumer — through memory objects, through a
 //! DMA-BUF ring (EGLImages) and through the host ring — and a GL producer streams 300 frames
 //! to a Vulkan consumer; every frame is checked. The producer is a child process (this binary
-//! re-executed with `GG_ROLE`). Mesa's GL has no semaphores: these run host-synchronized.
+//! re-executed with `GS_ROLE`). Mesa's GL has no semaphores: these run host-synchronized.
 #![cfg(target_os = "linux")]
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{assert_validation_clean, exit_child, manager};
-use geyser::common::TextureFormat;
+use common::manager;
+use common::stream;
 use geyser::gl::GlContext;
 use geyser::ipc::{ConsumerOptions, ProducerOptions};
 use geyser::vulkan::TextureMemory;
-use geyser::Error;
-use geyser_harness::demo::{demo_descriptor, run_consumer, run_producer, ProduceConfig};
+use geyser_harness::demo::{run_consumer, run_producer, ProduceConfig};
 use geyser_harness::gl_demo::{run_gl_consumer, run_gl_producer};
 use geyser_harness::report::ConsumeReport;
 
 const FRAMES: u64 = 300;
 
 fn produce_config(name: String, ring_memory: TextureMemory) -> ProduceConfig {
-    ProduceConfig {
-        name,
-        descriptor: demo_descriptor(96, 64, TextureFormat::Rgba8Unorm),
-        frames: FRAMES,
-        wait_consumers: 1,
-        wait_timeout: Duration::from_secs(30),
-        options: ProducerOptions {
-            lossless: true,
-            ring_memory,
-            ..Default::default()
-        },
-        frame_interval: None,
-        timestamps: false,
-        picture: false,
-    }
+    let options = ProducerOptions {
+        ring_memory,
+        ..Default::default()
+    };
+    stream::produce_config(name, FRAMES, options)
 }
 
-/// Not a test: the body of the producer child. Does nothing unless `GG_ROLE` is set.
+/// Not a test: the body of the producer child. Does nothing unless `GS_ROLE` is set.
 #[test]
 fn child_role_entry() {
-    let Ok(role) = std::env::var("GG_ROLE") else {
+    let Some((role, name)) = stream::child_role() else {
         return;
     };
-    let name = std::env::var("GG_NAME").expect("GG_NAME");
     let report = match role.as_str() {
         "vulkan-producer" => run_producer(
             Arc::new(manager()),
@@ -62,64 +49,15 @@ fn child_role_entry() {
         "gl-producer" => GlContext::headless().and_then(|gl| {
             run_gl_producer(&gl, &produce_config(name, TextureMemory::Opaque), |_| {})
         }),
-        other => panic!("unknown GG_ROLE {other}"),
+        other => panic!("unknown GS_ROLE {other}"),
     };
-    let code = match report {
-        Ok(r) => {
-            println!("RESULT frames={} sync={}", r.frames, r.sync);
-            0
-        }
-        Err(e) => {
-            eprintln!("producer error: {e}");
-            1
-        }
-    };
-    exit_child(code);
+    stream::exit_producer(report);
 }
 
 /// Runs a producer child and `consume` against it; checks both ends.
 fn cross_process(role: &str, tag: &str, consume: impl Fn(&str) -> geyser::Result<ConsumeReport>) {
     let name = format!("gg-{role}-{tag}-{}", std::process::id());
-    let child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_role_entry",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("GG_ROLE", role)
-        .env("GG_NAME", &name)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn producer");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let report = loop {
-        match consume(&name) {
-            Err(Error::NotFound { .. }) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(50))
-            }
-            other => break other,
-        }
-    };
-    let out = child.wait_with_output().expect("producer exit");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "{role} failed ({:?}):\n{stdout}\n{stderr}",
-        out.status.code()
-    );
-    assert!(
-        stdout.contains(&format!("RESULT frames={FRAMES}")),
-        "{role}: {stdout}"
-    );
-    let report = report.expect("consumer");
-    println!("{role} -> consumer: {report:?}");
-    assert_eq!(report.frames, FRAMES, "every frame delivered (lossless)");
-    assert_eq!(report.corrupted, 0, "every frame verified");
-    assert!(report.clean_end, "clean end of stream: {}", report.end);
-    assert_validation_clean();
+    stream::cross_process(role, &name, FRAMES, None, consume);
 }
 
 fn lossless() -> ConsumerOptions {

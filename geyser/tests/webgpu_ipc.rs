@@ -2,22 +2,22 @@
 //! 300 frames to a wgpu consumer (every frame sampled in a wgpu compute pass and checked),
 //! also through the host ring, and a wgpu producer (frames rendered by wgpu) streams 300
 //! frames to a Vulkan consumer.
-//! The producer is a child process (this binary re-executed with `GW_ROLE`).
+//! The producer is a child process (this binary re-executed with `GS_ROLE`).
 #![cfg(feature = "webgpu")]
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{assert_validation_clean, exit_child, manager};
+use common::stream;
+use common::{assert_validation_clean, manager};
 use geyser::common::TextureFormat;
 use geyser::ipc::{Consumer, ConsumerOptions, ProducerOptions};
 use geyser::vulkan::{ContextOptions, DeviceSelector, Validation};
 use geyser::webgpu::{WgpuProducer, WgpuTextureShareManager};
 use geyser::Error;
-use geyser_harness::demo::{demo_descriptor, run_consumer, run_producer, ProduceConfig};
+use geyser_harness::demo::{demo_descriptor, run_consumer, run_producer};
 use geyser_harness::pattern::ProbeReader;
 use geyser_harness::report::ConsumeReport;
 use geyser_harness::wgpu_demo::{run_wgpu_consumer, run_wgpu_producer};
@@ -33,91 +33,25 @@ fn wgpu_manager() -> Arc<WgpuTextureShareManager> {
     Arc::new(WgpuTextureShareManager::create(&options).expect("wgpu device"))
 }
 
-fn produce_config(name: String) -> ProduceConfig {
-    ProduceConfig {
-        name,
-        descriptor: demo_descriptor(96, 64, TextureFormat::Rgba8Unorm),
-        frames: FRAMES,
-        wait_consumers: 1,
-        wait_timeout: Duration::from_secs(30),
-        options: ProducerOptions {
-            lossless: true,
-            ..Default::default()
-        },
-        frame_interval: None,
-        timestamps: false,
-        picture: false,
-    }
-}
-
-/// Not a test: the body of the producer child. Does nothing unless `GW_ROLE` is set.
+/// Not a test: the body of the producer child. Does nothing unless `GS_ROLE` is set.
 #[test]
 fn child_role_entry() {
-    let Ok(role) = std::env::var("GW_ROLE") else {
+    let Some((role, name)) = stream::child_role() else {
         return;
     };
-    let config = produce_config(std::env::var("GW_NAME").expect("GW_NAME"));
+    let config = stream::produce_config(name, FRAMES, ProducerOptions::default());
     let report = match role.as_str() {
         "vulkan-producer" => run_producer(Arc::new(manager()), &config, |_| {}),
         "wgpu-producer" => run_wgpu_producer(wgpu_manager(), &config, |_| {}),
-        other => panic!("unknown GW_ROLE {other}"),
+        other => panic!("unknown GS_ROLE {other}"),
     };
-    let code = match report {
-        Ok(r) => {
-            println!("RESULT frames={} sync={}", r.frames, r.sync);
-            0
-        }
-        Err(e) => {
-            eprintln!("producer error: {e}");
-            1
-        }
-    };
-    exit_child(code);
+    stream::exit_producer(report);
 }
 
 /// Runs a producer child and `consume` against it; checks both ends.
 fn cross_process(role: &str, tag: &str, consume: impl Fn(&str) -> geyser::Result<ConsumeReport>) {
     let name = format!("gw-{role}-{tag}-{}", std::process::id());
-    let child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_role_entry",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("GW_ROLE", role)
-        .env("GW_NAME", &name)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn producer");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let report = loop {
-        match consume(&name) {
-            Err(Error::NotFound { .. }) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(50))
-            }
-            other => break other,
-        }
-    };
-    let out = child.wait_with_output().expect("producer exit");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "{role} failed ({:?}):\n{stdout}\n{stderr}",
-        out.status.code()
-    );
-    assert!(
-        stdout.contains(&format!("RESULT frames={FRAMES}")),
-        "{role}: {stdout}"
-    );
-    let report = report.expect("consumer");
-    println!("{role} -> consumer: {report:?}");
-    assert_eq!(report.frames, FRAMES, "every frame delivered (lossless)");
-    assert_eq!(report.corrupted, 0, "every frame verified");
-    assert!(report.clean_end, "clean end of stream: {}", report.end);
-    assert_validation_clean();
+    stream::cross_process(role, &name, FRAMES, None, consume);
 }
 
 #[test]

@@ -5,6 +5,8 @@
 #[cfg(target_os = "linux")]
 pub mod child;
 pub mod shapes;
+#[cfg(all(feature = "ipc", target_os = "linux"))]
+pub mod stream;
 #[cfg(feature = "webgpu")]
 pub mod wgpu_copy;
 
