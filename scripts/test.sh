@@ -50,11 +50,13 @@ target/debug/examples/gl_consumer --name "$gl_name" --lossless | tail -n 2
 wait "$producer"
 # The benchmark's short run: every row at 1080p and 4K, every frame verified (no assertion on
 # speed: lavapipe is a CPU renderer); then the other measurements, short: paced latency, the
-# texture pool, and the scaling curves (plots into a temporary directory). The binary the test
-# build made, with the same features (no second build of the CLI).
+# texture pool, the signal floor under the GPU handoff, and the scaling curves (plots into a
+# temporary directory). The binary the test build made, with the same features (no second
+# build of the CLI).
 target/debug/geyser bench --quick
 target/debug/geyser bench latency --quick --size 640x360 --consumers 1,2
 target/debug/geyser bench pool --quick
+target/debug/geyser bench signal --quick
 plots=$(mktemp -d)
 target/debug/geyser bench scaling --quick --consumers 1,2 --sizes 64x64,256x256 --out "$plots"
 rm -rf "$plots"

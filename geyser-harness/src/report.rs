@@ -35,6 +35,10 @@ pub struct ProduceReport {
     /// The largest deviation of the GPU clock calibrations behind `gpu_stamps`, ns.
     #[serde(default)]
     pub gpu_deviation_ns: u64,
+    /// The copy paths of the benchmark ((c), (g)): CPU time in the frame's memcpy between
+    /// mapped GPU memory and the shared ring, per frame, µs (0 elsewhere).
+    #[serde(default)]
+    pub memcpy_us_per_frame: f64,
 }
 
 /// What the consumer loop measured.
@@ -103,6 +107,10 @@ pub struct ConsumeReport {
     /// The largest deviation of the GPU clock calibrations behind `gpu_stamps`, ns.
     #[serde(default)]
     pub gpu_deviation_ns: u64,
+    /// The copy paths of the benchmark ((c), (g)): CPU time in the frame's memcpy between
+    /// mapped GPU memory and the shared ring, per frame, µs (0 elsewhere).
+    #[serde(default)]
+    pub memcpy_us_per_frame: f64,
 }
 
 /// Percentile `p` (0..=100) of sorted microsecond samples.

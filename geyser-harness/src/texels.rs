@@ -26,7 +26,7 @@ impl TexelReader {
 
     /// A reader on `manager`'s device.
     pub fn new(manager: &VulkanTextureShareManager) -> Result<Self> {
-        let buffer = Buffer::host(
+        let buffer = Buffer::readback(
             manager,
             (Self::MAX_TEXELS * 16) as u64,
             vk::BufferUsageFlags::TRANSFER_DST,

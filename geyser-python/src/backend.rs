@@ -87,7 +87,7 @@ impl Backend {
                 let staging = if buffer.buffer().bytes().is_empty() {
                     let bytes = frames.layout.slot_bytes;
                     Some((
-                        Buffer::host(&manager, bytes, vk::BufferUsageFlags::TRANSFER_DST)?,
+                        Buffer::readback(&manager, bytes, vk::BufferUsageFlags::TRANSFER_DST)?,
                         Submitter::new(&manager, 1)?,
                     ))
                 } else {

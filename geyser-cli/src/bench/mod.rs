@@ -4,7 +4,10 @@
 //!   user would write, at each size; with `--host-rings` also (d)/(e), two host-ring consumers.
 //! - `geyser bench latency` (`latency.rs`): paced handoff, where its time goes, and the
 //!   low-latency wake-up's CPU cost.
-//! - `geyser bench pool` (`pool.rs`): create + export + import, fresh and from a pool.
+//! - `geyser bench pool` (`pool.rs`): create + export + import, fresh and from a pool; a
+//!   producer's ring, new and from a pool.
+//! - `geyser bench signal` (`signal.rs`): a timeline signal → the waiting GPU queue, with no
+//!   protocol: the floor under the GPU handoff.
 //! - `geyser bench scaling` (`scaling.rs`): fps, GPU handoff and CPU per frame against the
 //!   number of consumers and the frame size, lossless and lossy, as SVG plots.
 //!
@@ -15,6 +18,7 @@ mod chart;
 mod latency;
 mod pool;
 mod scaling;
+mod signal;
 mod table;
 
 use std::path::PathBuf;
@@ -65,6 +69,9 @@ pub enum What {
     Pool(pool::PoolArgs),
     /// fps, GPU handoff and CPU per frame against consumers and frame size (SVG plots).
     Scaling(scaling::ScalingArgs),
+    /// A timeline signal → the GPU queue waiting for it (same queue, another context, the
+    /// CPU): the floor under the GPU handoff.
+    Signal(signal::SignalArgs),
 }
 
 /// Arguments of the hidden copy-path child processes ((c), and (g) with `--wgpu`).
@@ -91,6 +98,7 @@ pub fn run(args: &BenchArgs) -> geyser::Result<bool> {
         Some(What::Latency(l)) => latency::run(l, args),
         Some(What::Pool(p)) => pool::run(p, args),
         Some(What::Scaling(s)) => scaling::run(s, args),
+        Some(What::Signal(s)) => signal::run(s, args),
     }
 }
 
@@ -124,6 +132,10 @@ pub struct Row {
     pub corrupted: u64,
     /// Frames checked by work submitted before they arrived (all consumers).
     pub presubmitted: u64,
+    /// The copy paths: the producer's memcpy per frame (GPU memory → shared ring), µs.
+    pub producer_memcpy_us: f64,
+    /// The copy paths: the consumer's memcpy per frame (shared ring → GPU memory), µs.
+    pub consumer_memcpy_us: f64,
 }
 
 impl Row {
@@ -157,6 +169,8 @@ impl Row {
             frames: cs.iter().map(|c| c.frames).min().unwrap_or(0),
             corrupted: cs.iter().map(|c| c.corrupted).sum(),
             presubmitted: cs.iter().map(|c| c.presubmitted).sum(),
+            producer_memcpy_us: p.memcpy_us_per_frame,
+            consumer_memcpy_us: max(|c| c.memcpy_us_per_frame),
         }
     }
 }

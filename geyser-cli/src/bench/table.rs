@@ -152,6 +152,24 @@ pub(super) fn run(args: &BenchArgs) -> geyser::Result<bool> {
         let mut ratio = serde_json::json!({
             "size": size, "b_over_a": ba, "b_over_c": bc, "b_over_g": bg,
         });
+        for (mode, tag) in [(CPU_COPY, "(c)"), (WGPU_COPY, "(g)")] {
+            let Some(r) = row(mode).filter(|r| r.producer_memcpy_us > 0.0) else {
+                continue;
+            };
+            let (w, h) = parse_size(size)?;
+            // Bytes per µs are MB/s; a thousandth of that is GB/s.
+            let gbs = |us: f64| (f64::from(w) * f64::from(h) * 4.0) / us.max(1e-9) / 1e3;
+            let slower = r.producer_memcpy_us.max(r.consumer_memcpy_us);
+            println!(
+                "{size}: {tag}'s memcpy per frame: producer {:.0} µs ({:.1} GB/s), consumer {:.0} µs ({:.1} GB/s): \
+                 alone they allow {:.0} fps",
+                r.producer_memcpy_us,
+                gbs(r.producer_memcpy_us),
+                r.consumer_memcpy_us,
+                gbs(r.consumer_memcpy_us),
+                1e6 / slower.max(1e-9)
+            );
+        }
         if let Some(pre) = row(PRESUBMIT) {
             let plain = row(ZERO_COPY).and_then(|r| r.gpu_p50_us);
             println!(
@@ -182,7 +200,9 @@ pub(super) fn run(args: &BenchArgs) -> geyser::Result<bool> {
          put on CLOCK_MONOTONIC with calibrated timestamps; n/a without them, or for (g), which has none). In \
          lossless saturated runs both include time a frame waits for the consumer; `geyser bench latency` measures \
          paced handoff. fps counts frames the consumer received and verified on the GPU; checks are pipelined \
-         (four in flight) where a frame may go back before its check ends (timeline sync, the copy paths)."
+         (four in flight) where a frame may go back before its check ends (timeline sync, the copy paths). \
+         memcpy: the copy paths' CPU copies of each frame between mapped GPU memory (CPU-cached for the \
+         readback) and the shared ring, a bound on those paths' fps (each side copies one frame at a time)."
     );
     let ok = rows.iter().all(|r| r.corrupted == 0 && r.frames == frames);
     if let Some(dir) = &args.out {

@@ -1,6 +1,6 @@
 //! (c) The CPU-copy path, the best a user would write without sharing: a memfd ring over the
 //! Unix socket. The producer's GPU fills the frame and copies it into one of two persistently
-//! mapped buffers while the CPU copies the previous frame into the shared ring; the consumer
+//! mapped, CPU-cached buffers while the CPU copies the previous frame into the shared ring; the consumer
 //! copies a frame out of the ring into one of two mapped buffers, releases the ring slot at
 //! once, and uploads and checks it on its GPU while it takes the next. No per-frame
 //! allocation.
@@ -71,11 +71,17 @@ struct Stage {
 }
 
 impl Stage {
-    fn new(manager: &VulkanTextureShareManager, bytes: u64) -> Result<Self> {
+    /// A stage for copies in direction `dir`: a CPU-cached buffer for readbacks (the CPU
+    /// reads it), the device's first host-visible memory (often write-combined) for uploads.
+    fn new(manager: &VulkanTextureShareManager, bytes: u64, dir: CopyDirection) -> Result<Self> {
         let usage = vk::BufferUsageFlags::TRANSFER_SRC | vk::BufferUsageFlags::TRANSFER_DST;
+        let buffer = match dir {
+            CopyDirection::Download => Buffer::readback(manager, bytes, usage)?,
+            CopyDirection::Upload => Buffer::host(manager, bytes, usage)?,
+        };
         Ok(Self {
             submit: Submitter::new(manager, 1)?,
-            buffer: Buffer::host(manager, bytes, usage)?,
+            buffer,
         })
     }
 
@@ -140,7 +146,7 @@ pub fn run_cpu_copy_producer(
     let texture = manager.create_texture(desc)?;
     let writer = PatternWriter::new(manager, size as u64)?;
     let stages = (0..STAGES)
-        .map(|_| Stage::new(manager, size as u64))
+        .map(|_| Stage::new(manager, size as u64, CopyDirection::Download))
         .collect::<Result<Vec<_>>>()?;
     let mut stamps = FrameStamps::new(manager, STAMP_QUERIES, frames as usize)?;
     let mut shm = SharedRegion::create("geyser-cpu-copy", RING * size)?;
@@ -163,6 +169,7 @@ pub fn run_cpu_copy_producer(
     }
     let start = Instant::now();
     let cpu0 = cpu_time_ns();
+    let mut memcpy_ns = 0u64;
     // Copies frame `f` (read back into its stage) into a free ring slot and announces it.
     let mut publish = |f: u64, shm: &mut SharedRegion| -> Result<()> {
         let stage = &stages[f as usize % STAGES];
@@ -175,8 +182,10 @@ pub fn run_cpu_copy_producer(
             free.push(slot);
         }
         let slot = free.pop().unwrap_or(0);
+        let t = monotonic_ns();
         shm.slot(slot as usize, size)
             .copy_from_slice(&stage.buffer.bytes()[..size]);
+        memcpy_ns += monotonic_ns() - t;
         fd_passing::send(conn.as_fd(), &pack(READY, slot, f, monotonic_ns()), &[])
     };
     for f in 0..frames {
@@ -208,6 +217,7 @@ pub fn run_cpu_copy_producer(
         sync: "CPU copy".into(),
         consumers_connected: 1,
         cpu_us_per_frame: cpu as f64 / 1e3 / frames.max(1) as f64,
+        memcpy_us_per_frame: memcpy_ns as f64 / 1e3 / frames.max(1) as f64,
         ..Default::default()
     };
     if let Some(mut s) = stamps {
@@ -232,7 +242,7 @@ pub fn run_cpu_copy_consumer(
         .map(|_| manager.create_texture(desc))
         .collect::<Result<Vec<_>>>()?;
     let mut stages = (0..STAGES)
-        .map(|_| Stage::new(manager, size as u64))
+        .map(|_| Stage::new(manager, size as u64, CopyDirection::Upload))
         .collect::<Result<Vec<_>>>()?;
     let mut probes = ProbeRing::new(manager, STAGES, Some(1 << 16))?;
     let mut fds = Vec::new();
@@ -252,6 +262,7 @@ pub fn run_cpu_copy_consumer(
     let mut latencies = Vec::with_capacity(1024);
     let (mut start, mut cpu0) = (None, 0);
     let mut n = 0usize;
+    let mut memcpy_ns = 0u64;
     loop {
         let (tag, slot, frame, present_ns) = recv_raw(&conn, &mut fds)?;
         match tag {
@@ -269,7 +280,9 @@ pub fn run_cpu_copy_consumer(
         n += 1;
         // The stage's previous upload has read its buffer before the CPU writes it again.
         stages[i].wait()?;
+        let t = monotonic_ns();
         stages[i].buffer.bytes_mut()[..size].copy_from_slice(shm.slot(slot as usize, size));
+        memcpy_ns += monotonic_ns() - t;
         fd_passing::send(conn.as_fd(), &pack(RELEASED, slot, frame, 0), &[])?;
         stages[i].copy(&textures[i], CopyDirection::Upload)?;
         if let Some((f, tag, result)) = probes.submit(&textures[i], frame, i, &[], &[])? {
@@ -283,6 +296,7 @@ pub fn run_cpu_copy_consumer(
         stage.wait()?;
     }
     finish_consumer(&mut report, start, cpu0, &mut latencies);
+    report.memcpy_us_per_frame = memcpy_ns as f64 / 1e3 / n.max(1) as f64;
     if let Some((s, deviation)) = probes.into_stamps()? {
         (report.gpu_stamps, report.gpu_deviation_ns) = (s, deviation);
     }

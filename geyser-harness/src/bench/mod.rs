@@ -5,8 +5,9 @@
 //! user would otherwise write (`cpu_copy.rs`: [`run_cpu_copy_producer`] /
 //! [`run_cpu_copy_consumer`]): GPU → persistently mapped buffer → memfd shared memory → mapped
 //! buffer → GPU, no per-frame allocation, copies overlapped with GPU work; (g) what a wgpu
-//! user would write without Geyser (`wgpu_copy.rs`, feature `webgpu`); and `pool.rs`, the cost
-//! of a shared texture made fresh or taken from a [`geyser::vulkan::TexturePool`].
+//! user would write without Geyser (`wgpu_copy.rs`, feature `webgpu`); `pool.rs`, the cost
+//! of a shared texture made fresh or taken from a [`geyser::vulkan::TexturePool`]; and
+//! `signal.rs`, a timeline signal → the GPU queue waiting for it, with no protocol.
 //!
 //! Every path checks every frame; where the sync mode lets the consumer release a frame before
 //! its check finished (timeline sync, and the copy paths, which own their textures), the
@@ -16,6 +17,7 @@
 #[cfg(unix)]
 mod cpu_copy;
 pub mod pool;
+pub mod signal;
 #[cfg(all(feature = "webgpu", any(target_os = "linux", target_os = "android")))]
 mod wgpu_copy;
 

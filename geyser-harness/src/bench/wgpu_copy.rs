@@ -89,6 +89,7 @@ pub fn run_wgpu_copy_producer(
     }
     let start = Instant::now();
     let cpu0 = cpu_time_ns();
+    let mut memcpy_ns = 0u64;
     for f in 0..frames {
         while free.is_empty() {
             let (tag, slot, _, _) = recv_raw(&conn, &mut fds)?;
@@ -121,9 +122,11 @@ pub fn run_wgpu_copy_producer(
                 .get_mapped_range()
                 .map_err(|e| Error::unsupported("wgpu readback", e.to_string()))?;
             let dst = shm.slot(slot as usize, size);
+            let t = monotonic_ns();
             for (d, s) in dst.chunks_exact_mut(row).zip(data.chunks(padded)) {
                 d.copy_from_slice(&s[..row]);
             }
+            memcpy_ns += monotonic_ns() - t;
         }
         readback.unmap();
         fd_passing::send(conn.as_fd(), &pack(READY, slot, f, monotonic_ns()), &[])?;
@@ -144,6 +147,7 @@ pub fn run_wgpu_copy_producer(
         sync: "wgpu copy".into(),
         consumers_connected: 1,
         cpu_us_per_frame: cpu as f64 / 1e3 / frames.max(1) as f64,
+        memcpy_us_per_frame: memcpy_ns as f64 / 1e3 / frames.max(1) as f64,
         ..Default::default()
     })
 }
@@ -183,6 +187,7 @@ pub fn run_wgpu_copy_consumer(name: &str, desc: &TextureDescriptor) -> Result<Co
     };
     let mut latencies = Vec::with_capacity(1024);
     let (mut start, mut cpu0) = (None, 0);
+    let (mut n, mut memcpy_ns) = (0u64, 0u64);
     loop {
         let (tag, slot, frame, present_ns) = recv_raw(&conn, &mut fds)?;
         match tag {
@@ -197,6 +202,7 @@ pub fn run_wgpu_copy_consumer(name: &str, desc: &TextureDescriptor) -> Result<Co
         }
         latencies.push(received.saturating_sub(present_ns) as f64 / 1e3);
         // write_texture copies the bytes into wgpu's staging memory before it returns.
+        let t = monotonic_ns();
         queue.write_texture(
             texture.as_image_copy(),
             shm.slot(slot as usize, size),
@@ -207,12 +213,15 @@ pub fn run_wgpu_copy_consumer(name: &str, desc: &TextureDescriptor) -> Result<Co
             },
             extent(desc),
         );
+        memcpy_ns += monotonic_ns() - t;
+        n += 1;
         fd_passing::send(conn.as_fd(), &pack(RELEASED, slot, frame, 0), &[])?;
         let submission = probe.submit(&wgpu_m, 0)?;
         let result = probe.result(&wgpu_m, submission, frame)?;
         report.checked(frame, slot as usize, &result);
     }
     finish_consumer(&mut report, start, cpu0, &mut latencies);
+    report.memcpy_us_per_frame = memcpy_ns as f64 / 1e3 / n.max(1) as f64;
     report.clean_end = true;
     report.end = "end of stream".into();
     Ok(report)

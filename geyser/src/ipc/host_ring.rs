@@ -184,7 +184,7 @@ impl HostRing {
                     "host ring: importing the mapping failed ({e}); copying through the CPU"
                 );
                 let b: Result<Vec<Buffer>> = (0..slots)
-                    .map(|_| Buffer::host_on(dev, frame_bytes as u64, usage))
+                    .map(|_| Buffer::readback_on(dev, frame_bytes as u64, usage))
                     .collect();
                 (TransferPath::CpuCopy, b?)
             }

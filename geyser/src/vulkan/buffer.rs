@@ -8,6 +8,17 @@ use super::device::SharedDevice;
 use super::manager::VulkanTextureShareManager;
 use crate::{Error, Result};
 
+/// Which memory a [`Buffer`] gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Memory {
+    /// Device-local (any type where there is none).
+    Device,
+    /// Host-visible and coherent: the first such type (often write-combined).
+    Host,
+    /// Host-visible and coherent, CPU-cached where offered.
+    Readback,
+}
+
 /// A buffer with its own memory on one manager's device. Host buffers are persistently mapped.
 /// Dropping it frees both: wait for GPU work that uses it first.
 pub struct Buffer {
@@ -35,13 +46,27 @@ impl std::fmt::Debug for Buffer {
 
 impl Buffer {
     /// A host-visible, coherent buffer of `size` bytes on `manager`'s device, mapped for its
-    /// lifetime ([`Self::bytes`]).
+    /// lifetime ([`Self::bytes`]), for data the CPU writes and the GPU reads (uploads): the
+    /// first such memory type, often write-combined, which the CPU reads only slowly. For data
+    /// the CPU reads back, use [`Self::readback`].
     pub fn host(
         manager: &VulkanTextureShareManager,
         size: u64,
         usage: vk::BufferUsageFlags,
     ) -> Result<Self> {
         Self::host_on(&manager.dev, size, usage)
+    }
+
+    /// A host-visible, coherent buffer like [`Self::host`], in CPU-cached memory where the
+    /// device offers it (`HOST_CACHED`), for data the GPU writes and the CPU reads (readbacks):
+    /// reading write-combined memory runs at a fraction of memory speed. Falls back to
+    /// [`Self::host`]'s memory.
+    pub fn readback(
+        manager: &VulkanTextureShareManager,
+        size: u64,
+        usage: vk::BufferUsageFlags,
+    ) -> Result<Self> {
+        Self::readback_on(&manager.dev, size, usage)
     }
 
     /// A device-local buffer of `size` bytes on `manager`'s device (any memory type when the
@@ -223,7 +248,15 @@ impl Buffer {
         size: u64,
         usage: vk::BufferUsageFlags,
     ) -> Result<Self> {
-        Self::new(dev, size, usage, true)
+        Self::new(dev, size, usage, Memory::Host)
+    }
+
+    pub(crate) fn readback_on(
+        dev: &SharedDevice,
+        size: u64,
+        usage: vk::BufferUsageFlags,
+    ) -> Result<Self> {
+        Self::new(dev, size, usage, Memory::Readback)
     }
 
     pub(crate) fn device_local_on(
@@ -231,10 +264,15 @@ impl Buffer {
         size: u64,
         usage: vk::BufferUsageFlags,
     ) -> Result<Self> {
-        Self::new(dev, size, usage, false)
+        Self::new(dev, size, usage, Memory::Device)
     }
 
-    fn new(dev: &SharedDevice, size: u64, usage: vk::BufferUsageFlags, host: bool) -> Result<Self> {
+    fn new(
+        dev: &SharedDevice,
+        size: u64,
+        usage: vk::BufferUsageFlags,
+        kind: Memory,
+    ) -> Result<Self> {
         let device = &dev.device;
         let info = vk::BufferCreateInfo::default()
             .size(size)
@@ -253,20 +291,28 @@ impl Buffer {
         };
         // SAFETY: `buffer` is live.
         let reqs = unsafe { device.get_buffer_memory_requirements(buffer) };
-        let wanted = if host {
-            vk::MemoryPropertyFlags::HOST_VISIBLE | vk::MemoryPropertyFlags::HOST_COHERENT
-        } else {
-            vk::MemoryPropertyFlags::DEVICE_LOCAL
+        let coherent =
+            vk::MemoryPropertyFlags::HOST_VISIBLE | vk::MemoryPropertyFlags::HOST_COHERENT;
+        // Memory properties in order of preference.
+        let wanted: &[vk::MemoryPropertyFlags] = match kind {
+            Memory::Device => &[vk::MemoryPropertyFlags::DEVICE_LOCAL],
+            Memory::Host => &[coherent],
+            Memory::Readback => &[coherent | vk::MemoryPropertyFlags::HOST_CACHED, coherent],
         };
+        let host = kind != Memory::Device;
         let props = &dev.memory_properties;
         let fits = |i: &u32| reqs.memory_type_bits & (1 << i) != 0;
-        let type_index = (0..props.memory_type_count)
-            .filter(fits)
-            .find(|i| {
+        let with = |flags: vk::MemoryPropertyFlags| {
+            (0..props.memory_type_count).filter(fits).find(|i| {
                 props.memory_types[*i as usize]
                     .property_flags
-                    .contains(wanted)
+                    .contains(flags)
             })
+        };
+        let type_index = wanted
+            .iter()
+            .find_map(|&flags| with(flags))
+            // A device without device-local memory (a CPU renderer) takes any type.
             .or_else(|| {
                 if host {
                     None
@@ -277,7 +323,7 @@ impl Buffer {
             .ok_or_else(|| {
                 Error::unsupported(
                     "buffer memory",
-                    format!("no {wanted:?} memory type for a buffer"),
+                    format!("no {coherent:?} memory type for a buffer"),
                 )
             })?;
         let alloc = vk::MemoryAllocateInfo::default()

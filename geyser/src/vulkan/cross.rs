@@ -247,7 +247,7 @@ impl CrossDeviceTransfer {
                 (s, d, Some(host))
             }
             TransferPath::CpuCopy => (
-                Buffer::host_on(src_dev, size, usage)?,
+                Buffer::readback_on(src_dev, size, usage)?,
                 Buffer::host_on(dst_dev, size, usage)?,
                 None,
             ),

@@ -116,7 +116,7 @@ impl PlanarTexture {
         };
         let (w, h) = fmt.extent(self.extent.0, self.extent.1);
         let size = fmt.row_bytes(self.extent.0) * u64::from(h);
-        let buffer = Buffer::host_on(&self.dev, size, vk::BufferUsageFlags::TRANSFER_DST)?;
+        let buffer = Buffer::readback_on(&self.dev, size, vk::BufferUsageFlags::TRANSFER_DST)?;
         let submit = Submitter::on_device(&self.dev, 1)?;
         let family = self.dev.queue_family;
         let range = vk::ImageSubresourceRange {

@@ -203,8 +203,7 @@ impl SharedTimelineSemaphore {
     /// A timeline of this context only (not exportable), starting at `initial`: what the
     /// binary-semaphore IPC mode converts each peer's binary semaphores into, so the rest of the
     /// frame path keeps using timeline points. Needs the timeline feature, not its export.
-    #[cfg_attr(not(feature = "ipc"), allow(dead_code))]
-    pub(crate) fn local(manager: &VulkanTextureShareManager, initial: u64) -> Result<Self> {
+    pub fn local(manager: &VulkanTextureShareManager, initial: u64) -> Result<Self> {
         check_timeline(manager)?;
         let dev = manager.dev.clone();
         let semaphore = create_semaphore(&dev, None, Some(initial))?;

@@ -398,7 +398,7 @@ impl VulkanTextureShareManager {
             Error::Internal(format!("no {aspect:?} level {mip} in the texture's layout"))
         })?;
         r.offset = 0;
-        let staging = Buffer::host_on(&self.dev, r.bytes, vk::BufferUsageFlags::TRANSFER_DST)?;
+        let staging = Buffer::readback_on(&self.dev, r.bytes, vk::BufferUsageFlags::TRANSFER_DST)?;
         let submit = Submitter::on_device(&self.dev, 1)?;
         copy_regions(&submit, texture, &[r], &staging, CopyDirection::Download)?;
         Ok(staging.bytes()[..r.bytes as usize].to_vec())
@@ -410,7 +410,7 @@ impl VulkanTextureShareManager {
         self.check_same_device(texture)?;
         require_usage(texture, TextureUsage::CopySrc, "read_packed")?;
         let size = packed_layout(texture).size();
-        let staging = Buffer::host_on(&self.dev, size, vk::BufferUsageFlags::TRANSFER_DST)?;
+        let staging = Buffer::readback_on(&self.dev, size, vk::BufferUsageFlags::TRANSFER_DST)?;
         let submit = Submitter::on_device(&self.dev, 1)?;
         let layout = packed_layout(texture);
         copy_packed(&submit, texture, &layout, &staging, CopyDirection::Download)?;
