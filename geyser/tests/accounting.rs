@@ -205,3 +205,71 @@ fn a_texture_pool_reuses_allocations_and_imports_and_frees_them_when_cleared() {
     assert_eq!(open_fds(), fds);
     assert_validation_clean();
 }
+
+#[test]
+fn a_producer_takes_its_ring_from_a_texture_pool_and_gives_it_back() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let m = Arc::new(manager());
+    let desc = demo_descriptor(32, 32, TextureFormat::Rgba8Unorm);
+    let pool = TexturePool::new(m.clone(), 4);
+    let writer = PatternWriter::new(&m, desc.tight_size()).unwrap();
+    let probe = ProbeReader::new(&m).unwrap();
+    let mut rings = Vec::new();
+    // Two producers one after the other on one pool: the second streams from the first's
+    // allocations, and a consumer sees its frames, not the first's.
+    for round in 0..2u64 {
+        let name = format!("acct{}-pool{round}", std::process::id());
+        let options = ProducerOptions {
+            slots: 3,
+            texture_pool: Some(pool.clone()),
+            ..Default::default()
+        };
+        let producer = Producer::bind(&name, m.clone(), &desc, options).unwrap();
+        let mut ring: Vec<_> = producer.textures().iter().map(|t| t.image()).collect();
+        ring.sort();
+        rings.push(ring);
+        let mut consumer = Consumer::connect(&name, m.clone()).unwrap();
+        for _ in 0..=round {
+            let slot = producer.acquire(None).unwrap();
+            geyser_harness::demo::write_slot(&writer, &slot).unwrap();
+            producer.present(slot).unwrap();
+            let f = consumer.next_frame(Some(Duration::from_secs(5))).unwrap();
+            assert!(probe.check(f.texture(), f.number()).unwrap().ok());
+        }
+        drop(consumer);
+        assert_eq!(
+            pool.free_count(),
+            0,
+            "the ring is on loan while the producer lives"
+        );
+        drop(producer);
+        assert_eq!(pool.free_count(), 3, "the ring went back");
+    }
+    assert_eq!(
+        rings[0], rings[1],
+        "the second ring is the first's allocations"
+    );
+    let stats = pool.stats();
+    assert_eq!((stats.created, stats.recycled), (3, 3));
+
+    // A pool on another device (manager) is refused.
+    let elsewhere = TexturePool::new(Arc::new(manager()), 4);
+    let options = ProducerOptions {
+        texture_pool: Some(elsewhere),
+        ..Default::default()
+    };
+    let name = format!("acct{}-pool-other", std::process::id());
+    let e = Producer::bind(&name, m.clone(), &desc, options).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            geyser::Error::InvalidArgument {
+                what: "texture_pool",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    pool.clear();
+    assert_validation_clean();
+}

@@ -1,12 +1,13 @@
 //! `geyser bench pool`: what a shared texture costs to get (create + export + import into a
-//! second context), made fresh and taken from a `TexturePool`, at each size.
+//! second context), made fresh and taken from a `TexturePool`, at each size; and what a
+//! producer's ring costs to bind, new and from a pool.
 
 use std::sync::Arc;
 
 use clap::Args;
 use geyser::vulkan::VulkanTextureShareManager;
 use geyser_harness::args::parse_size;
-use geyser_harness::bench::pool::measure_pool;
+use geyser_harness::bench::pool::{measure_pool, RING_SLOTS};
 use geyser_harness::demo::demo_descriptor;
 
 use super::{write_json, BenchArgs};
@@ -37,8 +38,13 @@ pub(super) fn run(args: &PoolArgs, bench: &BenchArgs) -> geyser::Result<bool> {
     );
     println!();
     println!(
-        "{:>10} {:>12} {:>26} {:>24}",
-        "size", "fresh", "pooled, imported anew", "pooled, import kept"
+        "{:>10} {:>12} {:>24} {:>22} {:>12} {:>13}",
+        "size",
+        "fresh",
+        "pooled, imported anew",
+        "pooled, import kept",
+        "ring, new",
+        "ring, pooled"
     );
     let mut timings = Vec::new();
     for size in &args.sizes {
@@ -46,8 +52,13 @@ pub(super) fn run(args: &PoolArgs, bench: &BenchArgs) -> geyser::Result<bool> {
         let desc = demo_descriptor(w, h, geyser::common::TextureFormat::Rgba8Unorm);
         let t = measure_pool(&a, &b, &desc, iterations)?;
         println!(
-            "{:>10} {:>9.3} ms {:>23.3} ms {:>21.3} ms",
-            t.size, t.first_ms, t.recycled_new_import_ms, t.recycled_ms
+            "{:>10} {:>9.3} ms {:>21.3} ms {:>19.3} ms {:>9.3} ms {:>10.3} ms",
+            t.size,
+            t.first_ms,
+            t.recycled_new_import_ms,
+            t.recycled_ms,
+            t.ring_fresh_ms,
+            t.ring_pooled_ms
         );
         timings.push(t);
     }
@@ -56,7 +67,8 @@ pub(super) fn run(args: &PoolArgs, bench: &BenchArgs) -> geyser::Result<bool> {
         "fresh: a new exportable allocation, exported and imported (a pool's miss); pooled, imported anew: the \
          allocation taken from the pool, exported as a new FD and imported (what another process pays); pooled, \
          import kept: the pool also kept the second context's import. Each texture was written on one context \
-         and checked on the other."
+         and checked on the other. ring: `Producer::bind` of {RING_SLOTS} slots (create, export, listen), new \
+         textures or `ProducerOptions::texture_pool`; a consumer received and checked a frame of each."
     );
     let ok = timings.iter().all(|t| t.corrupted == 0 && t.checked > 0);
     if let Some(dir) = &bench.out {

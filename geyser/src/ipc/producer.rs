@@ -11,12 +11,13 @@ mod service;
 mod state;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub use host_ring::HostRingSharing;
 use host_ring::HostRings;
+use options::check_pool;
 pub use options::ProducerOptions;
 pub use remote::{RemoteRing, RemoteRings};
 use service::{drop_peer, send_frame};
@@ -28,7 +29,7 @@ use super::wire::negotiate::{prefer, supported_sync_modes, unsupported_sync};
 use super::wire::{FrameId, Hello, Message, Role, SyncMode, MAX_SLOTS};
 use crate::common::TextureDescriptor;
 use crate::vulkan::{
-    SharedTimelineSemaphore, Submitter, TimelinePoint, VulkanTexture, VulkanTextureShareManager,
+    PooledTexture, SharedTimelineSemaphore, TimelinePoint, VulkanTexture, VulkanTextureShareManager,
 };
 use crate::{Error, Result};
 
@@ -131,6 +132,9 @@ pub struct Producer {
     thread: Option<JoinHandle<()>>,
     path: std::path::PathBuf,
     sync: SyncMode,
+    /// With [`ProducerOptions::texture_pool`], the loans behind `textures`. Declared last:
+    /// dropped after everything else, which gives the ring back to the pool.
+    _pooled: Vec<PooledTexture>,
 }
 
 impl std::fmt::Debug for Producer {
@@ -159,24 +163,39 @@ impl Producer {
             });
         }
         desc.validate_with(&options.extent)?;
+        // Where binding's time goes, for the debug log.
+        let t0 = Instant::now();
+        let ms = |t: Instant| t.elapsed().as_secs_f64() * 1e3;
         let sync_modes = supported_sync_modes(&manager)?;
+        let queried = ms(t0);
         if let Some(forced) = options.sync {
             if !sync_modes.contains(&forced) {
                 return Err(unsupported_sync(forced, &manager));
             }
         }
+        check_pool(&options, &manager)?;
         let mut textures = Vec::with_capacity(options.slots);
         let mut exports = Vec::with_capacity(options.slots);
+        let mut pooled = Vec::new();
         for i in 0..options.slots {
             let mut d = desc.clone();
             d.label = Some(format!("{}[{i}]", desc.label.as_deref().unwrap_or(name)));
-            #[cfg(any(target_os = "linux", target_os = "android"))]
-            let t = manager.create_texture_in(&d, &options.extent, &options.ring_memory)?;
-            #[cfg(not(any(target_os = "linux", target_os = "android")))]
-            let t = manager.create_texture_with(&d, &options.extent)?;
+            let t = if let Some(pool) = &options.texture_pool {
+                let loan = pool.create_with(&d, &options.extent)?;
+                let t = loan.texture().clone();
+                pooled.push(loan);
+                t
+            } else {
+                #[cfg(any(target_os = "linux", target_os = "android"))]
+                let t = manager.create_texture_in(&d, &options.extent, &options.ring_memory)?;
+                #[cfg(not(any(target_os = "linux", target_os = "android")))]
+                let t = manager.create_texture_with(&d, &options.extent)?;
+                t
+            };
             exports.push(manager.export(&t)?);
             textures.push(t);
         }
+        let ring = Instant::now();
         let listener = Listener::bind(name)?;
         let path = listener.path().to_path_buf();
         let id = manager.identity();
@@ -201,6 +220,7 @@ impl Producer {
             });
         }
         let binary = sync_offer.contains(&SyncMode::BinarySemaphore);
+        let sync_start = Instant::now();
         let ready = if sync_offer.contains(&SyncMode::Timeline) {
             Some(Arc::new(SharedTimelineSemaphore::new(&manager, 0)?))
         } else if binary {
@@ -208,12 +228,7 @@ impl Producer {
         } else {
             None
         };
-        // Two relays per frame and binary consumer are in flight at most.
-        let relay = if binary {
-            Some(Submitter::new(&manager, 4 * MAX_SLOTS)?)
-        } else {
-            None
-        };
+        let timeline_ms = ms(sync_start);
         let slot_count = options.slots;
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -242,7 +257,7 @@ impl Producer {
             sync_modes: sync_offer,
             exports,
             ready,
-            relay,
+            relay: OnceLock::new(),
             manager: manager.clone(),
             host_rings: Mutex::new(HostRings::default()),
             linear: Default::default(),
@@ -255,6 +270,14 @@ impl Producer {
                 .map_err(Error::Io)?
         };
         let sync = shared.sync_modes[0];
+        tracing::debug!(
+            sync_modes_ms = queried,
+            ring_ms = ms(t0) - ms(ring) - queried,
+            listen_ms = ms(ring) - ms(sync_start),
+            timeline_ms,
+            rest_ms = ms(sync_start) - timeline_ms,
+            "producer bound"
+        );
         tracing::info!(path = %path.display(), slots = textures.len(), "producer listening");
         Ok(Producer {
             shared,
@@ -262,6 +285,7 @@ impl Producer {
             thread: Some(thread),
             path,
             sync,
+            _pooled: pooled,
         })
     }
 

@@ -132,6 +132,11 @@ impl TexturePool {
         })
     }
 
+    /// The manager whose device the pool's textures are on.
+    pub fn manager(&self) -> &Arc<VulkanTextureShareManager> {
+        &self.inner.manager
+    }
+
     /// Free textures in the pool now.
     pub fn free_count(&self) -> usize {
         self.lock().len()

@@ -231,6 +231,7 @@ pub(super) fn on_binary_sync_setup(
     offer: &Offer,
 ) -> Result<()> {
     let released = binary::import(&shared.manager, fds, shared.exports.len())?;
+    shared.relay()?;
     let ready = std::mem::take(&mut peer.binary_ready);
     peer.binary = Some(ProducerLink::new(&shared.manager, ready, released)?);
     peer.phase = Phase::Active;

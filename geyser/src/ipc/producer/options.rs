@@ -92,6 +92,14 @@ pub struct ProducerOptions {
     /// a DMA-BUF ring serves consumers that import DMA-BUFs (EGL, other APIs) directly.
     #[cfg(any(target_os = "linux", target_os = "android"))]
     pub ring_memory: crate::vulkan::TextureMemory,
+    /// Take the ring's textures from this pool (on the producer's device) and give them back
+    /// when the producer is dropped, so a producer bound again with the same descriptor (a
+    /// stream restarted, a resolution changed back) allocates nothing (default `None`: a new
+    /// ring each time). Opaque ring memory only. The textures go back while consumers of the
+    /// dropped producer may still hold imports of them, and those see what the next producer
+    /// writes: share a pool between producers whose consumers you would let see each other's
+    /// frames.
+    pub texture_pool: Option<crate::vulkan::TexturePool>,
 }
 
 impl Default for ProducerOptions {
@@ -120,6 +128,33 @@ impl Default for ProducerOptions {
             remote_rings: None,
             #[cfg(any(target_os = "linux", target_os = "android"))]
             ring_memory: crate::vulkan::TextureMemory::Opaque,
+            texture_pool: None,
         }
     }
+}
+
+/// Checks [`ProducerOptions::texture_pool`] against the producer's manager and ring memory.
+pub(super) fn check_pool(
+    options: &ProducerOptions,
+    manager: &crate::vulkan::VulkanTextureShareManager,
+) -> crate::Result<()> {
+    let Some(pool) = &options.texture_pool else {
+        return Ok(());
+    };
+    let invalid = |reason: &str| crate::Error::InvalidArgument {
+        what: "texture_pool",
+        reason: reason.into(),
+    };
+    if pool.manager().device().handle() != manager.device().handle() {
+        return Err(invalid(
+            "the pool's textures are on another device (manager) than the producer's",
+        ));
+    }
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if options.ring_memory != crate::vulkan::TextureMemory::Opaque {
+        return Err(invalid(
+            "a pool holds opaque-memory textures; a DMA-BUF ring cannot come from it",
+        ));
+    }
+    Ok(())
 }

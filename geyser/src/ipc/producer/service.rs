@@ -485,9 +485,9 @@ fn on_frame_released(
             });
         }
     }
-    if let (Some(link), Some(relay)) = (peer.binary.as_mut(), shared.relay.as_ref()) {
+    if let Some(link) = peer.binary.as_mut() {
         // Its signal of released[slot] was submitted before this message (ipc/binary.rs).
-        wait = Some(link.after_release(relay, frame)?);
+        wait = Some(link.after_release(shared.relay()?, frame)?);
     }
     offer.latest_to(shared, peer)?;
     Ok(wait)
@@ -532,11 +532,12 @@ pub(super) fn send_frame(
     present_ns: u64,
 ) -> Result<()> {
     if let Some(link) = &peer.binary {
-        let (Some(relay), Some(ready)) = (&shared.relay, &shared.ready) else {
+        let Some(ready) = &shared.ready else {
             return Err(Error::Internal(
-                "a binary-mode consumer without the producer's relay".into(),
+                "a binary-mode consumer without the producer's ready timeline".into(),
             ));
         };
+        let relay = shared.relay()?;
         let written = TimelinePoint {
             semaphore: ready.clone(),
             value: id.frame + 1,

@@ -6,7 +6,7 @@
 //! the state lock.
 
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::host_ring::HostRings;
@@ -338,8 +338,10 @@ pub(super) struct Shared {
     /// (exported in timeline mode; local when only binary mode is offered).
     pub ready: Option<Arc<SharedTimelineSemaphore>>,
     /// Binary mode: submits the relays between the local timelines and consumers' binary
-    /// semaphores (`ipc/binary.rs`).
-    pub relay: Option<Submitter>,
+    /// semaphores (`ipc/binary.rs`). Made for the first binary-mode consumer
+    /// ([`Shared::relay`]): its command buffers and fences took 18–20 ms on NVIDIA, which a
+    /// producer that never serves such a consumer should not pay when it binds.
+    pub relay: OnceLock<Submitter>,
     pub manager: Arc<VulkanTextureShareManager>,
     /// The host rings of consumers that cannot import the ring. Lock order: `state`, then this.
     pub host_rings: Mutex<HostRings>,
@@ -351,6 +353,16 @@ pub(super) struct Shared {
 impl Shared {
     pub fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The binary-mode relay submitter, made on first use (two relays per frame and binary
+    /// consumer are in flight at most).
+    pub fn relay(&self) -> Result<&Submitter> {
+        if let Some(relay) = self.relay.get() {
+            return Ok(relay);
+        }
+        let made = Submitter::new(&self.manager, 4 * crate::ipc::wire::MAX_SLOTS)?;
+        Ok(self.relay.get_or_init(|| made))
     }
 
     /// Most frames one consumer may hold before it skips new ones.
