@@ -14,8 +14,11 @@
 #  2. `geyser bench latency`: paced 120 fps 4K, 1 and 4 consumers, sleeping vs spinning
 #     wake-up (300 µs budget), and pre-submitted: host p50 < 50 / p99 < 200 µs, GPU handoff
 #     p50 < 10 µs pre-submitted; the host time split into wake-up and read; CPU cost.
-#  3. the wake-up floor of this VM without Geyser (python, SOCK_SEQPACKET at 120 Hz).
-#  4. `geyser bench pool`: create + export + import, fresh vs pooled: recycled < 1 ms at 4K.
+#  3. the wake-up floor of this VM without Geyser (python, SOCK_SEQPACKET at 120 Hz), and
+#     `geyser bench signal`: a timeline signal → the waiting GPU queue with no protocol (same
+#     queue, another context, host → GPU, GPU → host), the floor under the GPU handoff.
+#  4. `geyser bench pool`: create + export + import, fresh vs pooled: recycled < 1 ms at 4K;
+#     a producer's ring bound new vs from a pool.
 #  5. the pre-submitted-waits test (timeline semaphores between processes, every frame).
 #  6. `geyser bench scaling`: consumers 1..16 and 256² … 8K, lossless and lossy (SVG plots).
 set -uo pipefail
@@ -46,7 +49,8 @@ step "paced latency, 120 fps 4K" 50 \
   "$bin/geyser" bench latency --size 3840x2160 --fps 120 --frames "$(n 480)" \
   --consumers 1,4 --spin-us 0,300 --presubmit --out "$out"
 step "wake-up floor without Geyser" 15 python3 scripts/device/wake_floor.py 120 "$(n 600)" 100
-step "texture pool" 15 "$bin/geyser" bench pool --iterations 20 --out "$out"
+step "signal floor" 30 "$bin/geyser" bench signal --samples "$(n 500)" --out "$out"
+step "texture pool" 30 "$bin/geyser" bench pool --iterations 20 --out "$out"
 test_bin=$(ls "$bin"/latency-* "$bin"/deps/latency-* 2>/dev/null | grep -v '\.d$' | head -n 1)
 if [ -n "$test_bin" ]; then
   step "pre-submitted waits test" 15 "$test_bin" --include-ignored --test-threads 1 pre_submitted
