@@ -12,7 +12,10 @@
 //! - [`SignalPath::Host`]: `vkSignalSemaphore` on the CPU.
 //!
 //! And the other way, [`SignalPath::OtherContextToHost`]: a thread blocked in
-//! `vkWaitSemaphores` on the imported timeline, until it returns.
+//! `vkWaitSemaphores` on the imported timeline, until it returns. Two controls of the host
+//! path tell whether exportable timelines are slower in themselves:
+//! [`SignalPath::HostExportable`] waits on an exportable timeline of the waiting context, and
+//! in [`SignalPath::HostSignalingExportable`] the waiting submission also signals one.
 //!
 //! The signal side's stamp is a `BOTTOM_OF_PIPE` timestamp just before the signal (GPU
 //! signals) or `CLOCK_MONOTONIC` just before the call (host); GPU timestamps are put on
@@ -44,15 +47,21 @@ pub enum SignalPath {
     Host,
     /// Another context's submission, waited for on the CPU (`vkWaitSemaphores`).
     OtherContextToHost,
+    /// The CPU, on an exportable timeline (made by the waiting context, not imported).
+    HostExportable,
+    /// The CPU, on a local timeline; the waiting submission also signals an exportable one.
+    HostSignalingExportable,
 }
 
 impl SignalPath {
     /// Every path, in table order.
-    pub const ALL: [SignalPath; 4] = [
+    pub const ALL: [SignalPath; 6] = [
         Self::SameQueue,
         Self::OtherContext,
         Self::Host,
         Self::OtherContextToHost,
+        Self::HostExportable,
+        Self::HostSignalingExportable,
     ];
 
     /// A short name for tables.
@@ -62,6 +71,8 @@ impl SignalPath {
             Self::OtherContext => "GPU → GPU, other context",
             Self::Host => "host → GPU",
             Self::OtherContextToHost => "GPU → host, other context",
+            Self::HostExportable => "host → GPU, exportable",
+            Self::HostSignalingExportable => "host → GPU, signaling one",
         }
     }
 }
@@ -149,9 +160,15 @@ pub fn measure_signal(path: SignalPath, samples: usize, lead: Duration) -> Resul
             let ours = SharedTimelineSemaphore::import(&a, theirs.export()?)?;
             (Some(b), Some(Arc::new(theirs)), Arc::new(ours))
         }
-        SignalPath::SameQueue | SignalPath::Host => {
+        SignalPath::HostExportable => (None, None, Arc::new(SharedTimelineSemaphore::new(&a, 0)?)),
+        SignalPath::SameQueue | SignalPath::Host | SignalPath::HostSignalingExportable => {
             (None, None, Arc::new(SharedTimelineSemaphore::local(&a, 0)?))
         }
+    };
+    // HostSignalingExportable: what the waiting submission signals besides.
+    let also = match path {
+        SignalPath::HostSignalingExportable => Some(Arc::new(SharedTimelineSemaphore::new(&a, 0)?)),
+        _ => None,
     };
     let signaler = b.as_ref().map(Side::new).transpose()?;
     let mut us = Vec::with_capacity(samples);
@@ -177,8 +194,15 @@ pub fn measure_signal(path: SignalPath, samples: usize, lead: Duration) -> Resul
                 let ([started], dev2) = waiter.finish([1])?;
                 (signaled, started, dev + dev2)
             }
-            SignalPath::Host => {
-                waiter.stamp(1, top, &wait, &[])?;
+            SignalPath::Host | SignalPath::HostExportable | SignalPath::HostSignalingExportable => {
+                let also: Vec<TimelinePoint> = also
+                    .iter()
+                    .map(|t| TimelinePoint {
+                        semaphore: t.clone(),
+                        value,
+                    })
+                    .collect();
+                waiter.stamp(1, top, &wait, &also)?;
                 std::thread::sleep(lead);
                 let signaled = monotonic_ns();
                 waiter_timeline.signal(value)?;
