@@ -1,7 +1,9 @@
 //! Geyser's own Vulkan instance: what it enables ([`InstanceRecipe`]: the API version, the
-//! validation layer per [`Validation`], extensions) and [`OwnedInstance`], which destroys it.
+//! validation layer per [`Validation`], extensions) and [`OwnedInstance`], which destroys it;
+//! and the instance that is never destroyed ([`keep_drivers_loaded`]).
 
 use std::ffi::{c_char, CStr};
+use std::sync::OnceLock;
 
 use ash::vk;
 
@@ -94,6 +96,7 @@ impl OwnedInstance {
     /// Creates the instance `recipe` describes, with Geyser's validation messenger when it
     /// enables validation.
     pub(crate) fn create(entry: ash::Entry, recipe: &InstanceRecipe) -> Result<Self> {
+        keep_drivers_loaded(&entry, recipe);
         let app_info = vk::ApplicationInfo::default()
             .application_name(c"geyser")
             .engine_name(c"geyser")
@@ -136,6 +139,40 @@ impl OwnedInstance {
     pub(crate) fn raw(&self) -> &ash::Instance {
         &self.instance
     }
+}
+
+/// Creates, once per process, an instance with the layers of the first `recipe` that is never
+/// destroyed (nor its loader library unloaded), so the loader keeps the drivers and layers
+/// loaded for the life of the process. Otherwise destroying the last instance unloads them,
+/// and a thread that called into the driver and exits later (a GStreamer streaming thread,
+/// say) runs the driver's thread-local destructors from unmapped code: NVIDIA's driver
+/// crashed `geysersrc`'s tests that way (SIGSEGV at thread exit; with the driver kept loaded
+/// they passed). Failing to create it only logs.
+fn keep_drivers_loaded(entry: &ash::Entry, recipe: &InstanceRecipe) {
+    static KEPT: OnceLock<()> = OnceLock::new();
+    KEPT.get_or_init(|| {
+        let app_info = vk::ApplicationInfo::default()
+            .application_name(c"geyser (keeps the drivers loaded)")
+            .api_version(recipe.api_version);
+        let layer_names: Vec<*const c_char> = if recipe.validation {
+            vec![VALIDATION_LAYER.as_ptr()]
+        } else {
+            vec![]
+        };
+        let create_info = vk::InstanceCreateInfo::default()
+            .application_info(&app_info)
+            .enabled_layer_names(&layer_names);
+        // SAFETY: every pointer in `create_info` points into locals that outlive the call.
+        match unsafe { entry.create_instance(&create_info, None) } {
+            Ok(instance) => {
+                // Never destroyed, and the loader library it came from never unloaded (a
+                // clone of the entry holds it). ash's `Instance` has no destructor.
+                std::mem::forget(entry.clone());
+                drop(instance);
+            }
+            Err(e) => tracing::debug!("the instance that keeps the drivers loaded: {e}"),
+        }
+    });
 }
 
 impl Drop for OwnedInstance {
