@@ -32,6 +32,15 @@ pub(crate) struct InstanceRecipe {
 }
 
 impl InstanceRecipe {
+    /// The layers to enable: the validation layer or none.
+    fn layer_names(&self) -> Vec<*const c_char> {
+        if self.validation {
+            vec![VALIDATION_LAYER.as_ptr()]
+        } else {
+            vec![]
+        }
+    }
+
     /// Checks the loader's version (1.1 at least) and the validation layer against `options`,
     /// and adds `extensions`, which the caller has checked the loader offers.
     pub(crate) fn new(
@@ -101,11 +110,7 @@ impl OwnedInstance {
             .application_name(c"geyser")
             .engine_name(c"geyser")
             .api_version(recipe.api_version);
-        let layer_names: Vec<*const c_char> = if recipe.validation {
-            vec![VALIDATION_LAYER.as_ptr()]
-        } else {
-            vec![]
-        };
+        let layer_names = recipe.layer_names();
         let ext_names: Vec<*const c_char> = recipe.extensions.iter().map(|e| e.as_ptr()).collect();
         let mut messenger_info = validation::messenger_info();
         let mut create_info = vk::InstanceCreateInfo::default()
@@ -154,11 +159,7 @@ fn keep_drivers_loaded(entry: &ash::Entry, recipe: &InstanceRecipe) {
         let app_info = vk::ApplicationInfo::default()
             .application_name(c"geyser (keeps the drivers loaded)")
             .api_version(recipe.api_version);
-        let layer_names: Vec<*const c_char> = if recipe.validation {
-            vec![VALIDATION_LAYER.as_ptr()]
-        } else {
-            vec![]
-        };
+        let layer_names = recipe.layer_names();
         let create_info = vk::InstanceCreateInfo::default()
             .application_info(&app_info)
             .enabled_layer_names(&layer_names);
