@@ -165,12 +165,9 @@ fn keep_drivers_loaded(entry: &ash::Entry, recipe: &InstanceRecipe) {
             .enabled_layer_names(&layer_names);
         // SAFETY: every pointer in `create_info` points into locals that outlive the call.
         match unsafe { entry.create_instance(&create_info, None) } {
-            Ok(instance) => {
-                // Never destroyed, and the loader library it came from never unloaded (a
-                // clone of the entry holds it). ash's `Instance` has no destructor.
-                std::mem::forget(entry.clone());
-                drop(instance);
-            }
+            // Never destroyed (ash's `Instance` has no destructor), and the loader library
+            // it came from never unloaded (a forgotten clone of the entry holds it).
+            Ok(_never_destroyed) => std::mem::forget(entry.clone()),
             Err(e) => tracing::debug!("the instance that keeps the drivers loaded: {e}"),
         }
     });
