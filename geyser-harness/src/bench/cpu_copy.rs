@@ -1,9 +1,9 @@
 //! (c) The CPU-copy path, the best a user would write without sharing: a memfd ring over the
 //! Unix socket. The producer's GPU fills the frame and copies it into one of two persistently
-//! mapped, CPU-cached buffers while the CPU copies the previous frame into the shared ring; the consumer
-//! copies a frame out of the ring into one of two mapped buffers, releases the ring slot at
-//! once, and uploads and checks it on its GPU while it takes the next. No per-frame
-//! allocation.
+//! mapped, CPU-cached buffers while the CPU copies the previous frame into the shared ring;
+//! the consumer copies a frame out of the ring into one of two mapped buffers, releases the
+//! ring slot at once, and uploads and checks it on its GPU while it takes the next. No
+//! per-frame allocation.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;

@@ -67,10 +67,6 @@ pub fn measure_pool(
         timing.corrupted += u64::from(!probe.check(theirs, n)?.ok());
         Ok(())
     };
-    let ms = |samples: &mut Vec<f64>| {
-        samples.sort_by(|x, y| x.total_cmp(y));
-        percentile(samples, 50.0)
-    };
     let mut n = 0;
     // Fresh: a pool that keeps nothing misses every time.
     let empty = TexturePool::new(a.clone(), 0);
@@ -125,9 +121,9 @@ pub fn measure_pool(
             stats.created
         )));
     }
-    timing.first_ms = ms(&mut first);
-    timing.recycled_new_import_ms = ms(&mut new_import);
-    timing.recycled_ms = ms(&mut kept);
+    timing.first_ms = median(&mut first);
+    timing.recycled_new_import_ms = median(&mut new_import);
+    timing.recycled_ms = median(&mut kept);
     Ok(timing)
 }
 
@@ -174,9 +170,11 @@ fn measure_rings(
             stats.created
         )));
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(|x, y| x.total_cmp(y));
-        percentile(v, 50.0)
-    };
     Ok((median(&mut fresh), median(&mut pooled)))
+}
+
+/// The median of `samples` (sorted in place).
+fn median(samples: &mut [f64]) -> f64 {
+    samples.sort_by(|x, y| x.total_cmp(y));
+    percentile(samples, 50.0)
 }

@@ -151,7 +151,7 @@ impl Side {
 /// [`Error::Unsupported`] when the device has no calibrated timestamps or timelines, or (for
 /// [`SignalPath::OtherContext`]) cannot export them.
 pub fn measure_signal(path: SignalPath, samples: usize, lead: Duration) -> Result<SignalLatency> {
-    let a = Arc::new(VulkanTextureShareManager::create_default()?);
+    let a = VulkanTextureShareManager::create_default()?;
     let waiter = Side::new(&a)?;
     let (b, signaler_timeline, waiter_timeline) = match path {
         SignalPath::OtherContext | SignalPath::OtherContextToHost => {

@@ -163,11 +163,11 @@ impl Producer {
             });
         }
         desc.validate_with(&options.extent)?;
-        // Where binding's time goes, for the debug log.
+        // Where binding's time goes, for the debug log: ms since `t0` after each step.
         let t0 = Instant::now();
-        let ms = |t: Instant| t.elapsed().as_secs_f64() * 1e3;
+        let since = || t0.elapsed().as_secs_f64() * 1e3;
         let sync_modes = supported_sync_modes(&manager)?;
-        let queried = ms(t0);
+        let queried = since();
         if let Some(forced) = options.sync {
             if !sync_modes.contains(&forced) {
                 return Err(unsupported_sync(forced, &manager));
@@ -195,7 +195,7 @@ impl Producer {
             exports.push(manager.export(&t)?);
             textures.push(t);
         }
-        let ring = Instant::now();
+        let ring_made = since();
         let listener = Listener::bind(name)?;
         let path = listener.path().to_path_buf();
         let id = manager.identity();
@@ -220,7 +220,7 @@ impl Producer {
             });
         }
         let binary = sync_offer.contains(&SyncMode::BinarySemaphore);
-        let sync_start = Instant::now();
+        let listening = since();
         let ready = if sync_offer.contains(&SyncMode::Timeline) {
             Some(Arc::new(SharedTimelineSemaphore::new(&manager, 0)?))
         } else if binary {
@@ -228,7 +228,7 @@ impl Producer {
         } else {
             None
         };
-        let timeline_ms = ms(sync_start);
+        let timeline_made = since();
         let slot_count = options.slots;
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -272,10 +272,10 @@ impl Producer {
         let sync = shared.sync_modes[0];
         tracing::debug!(
             sync_modes_ms = queried,
-            ring_ms = ms(t0) - ms(ring) - queried,
-            listen_ms = ms(ring) - ms(sync_start),
-            timeline_ms,
-            rest_ms = ms(sync_start) - timeline_ms,
+            ring_ms = ring_made - queried,
+            listen_ms = listening - ring_made,
+            timeline_ms = timeline_made - listening,
+            rest_ms = since() - timeline_made,
             "producer bound"
         );
         tracing::info!(path = %path.display(), slots = textures.len(), "producer listening");

@@ -293,13 +293,16 @@ impl Buffer {
         let reqs = unsafe { device.get_buffer_memory_requirements(buffer) };
         let coherent =
             vk::MemoryPropertyFlags::HOST_VISIBLE | vk::MemoryPropertyFlags::HOST_COHERENT;
-        // Memory properties in order of preference.
+        // Memory properties in order of preference. A device without device-local memory (a
+        // CPU renderer) takes any type for a device buffer (`empty()`: every type has it).
         let wanted: &[vk::MemoryPropertyFlags] = match kind {
-            Memory::Device => &[vk::MemoryPropertyFlags::DEVICE_LOCAL],
+            Memory::Device => &[
+                vk::MemoryPropertyFlags::DEVICE_LOCAL,
+                vk::MemoryPropertyFlags::empty(),
+            ],
             Memory::Host => &[coherent],
             Memory::Readback => &[coherent | vk::MemoryPropertyFlags::HOST_CACHED, coherent],
         };
-        let host = kind != Memory::Device;
         let props = &dev.memory_properties;
         let fits = |i: &u32| reqs.memory_type_bits & (1 << i) != 0;
         let with = |flags: vk::MemoryPropertyFlags| {
@@ -312,14 +315,6 @@ impl Buffer {
         let type_index = wanted
             .iter()
             .find_map(|&flags| with(flags))
-            // A device without device-local memory (a CPU renderer) takes any type.
-            .or_else(|| {
-                if host {
-                    None
-                } else {
-                    (0..props.memory_type_count).find(fits)
-                }
-            })
             .ok_or_else(|| {
                 Error::unsupported(
                     "buffer memory",
@@ -335,7 +330,7 @@ impl Buffer {
         // SAFETY: fresh objects of this device; the memory is large enough.
         unsafe { device.bind_buffer_memory(buffer, b.memory, 0) }
             .map_err(Error::vk("vkBindBufferMemory"))?;
-        if host {
+        if kind != Memory::Device {
             // SAFETY: host-visible memory, mapped once for the buffer's lifetime.
             b.mapped = unsafe { device.map_memory(b.memory, 0, size, vk::MemoryMapFlags::empty()) }
                 .map_err(Error::vk("vkMapMemory"))?
